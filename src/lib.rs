@@ -1,0 +1,26 @@
+//! # kolo
+//!
+//! A peer-to-peer, end-to-end encrypted group chat for small trusted
+//! circles. This crate is laid out as a pure protocol core with adapters
+//! around it (see `docs/ARCHITECTURE.md` for the full map):
+//!
+//! | module | owns | may depend on |
+//! |---|---|---|
+//! | [`wire`] | byte codec, frame prefix, padding | nothing |
+//! | [`entropy`] | randomness as an input | nothing |
+//! | [`identity`] | identity keys, Noise key binding, fingerprints, safety numbers | `wire` |
+//! | [`crypto`] | KDFs, sender-key ratchet, group envelope, pairwise Noise | `wire`, `identity` |
+//! | [`circle`] | membership log, roles, invites, epochs, topics | `wire`, `identity`, `crypto::kdf` |
+//! | [`engine`] | the sans-IO state machine: `handle(input) -> outputs` | all of the above |
+//!
+//! Where to add things: a new message kind goes in `engine::message` and
+//! `protocol/SPEC.md`; a new membership operation in `circle::op`; a new
+//! frame type in `wire::frame_type` plus its codec next to its owner.
+
+#![deny(unsafe_code)]
+
+pub mod crypto;
+
+pub mod entropy;
+pub mod identity;
+pub mod wire;

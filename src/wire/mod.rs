@@ -1,0 +1,83 @@
+//! Byte-exact encoding primitives shared by every frame kolo puts on a wire.
+//!
+//! This module owns the low-level codec (big-endian integers, length-prefixed
+//! byte strings, fixed arrays) and the frame-level constants: the protocol
+//! version byte and the frame type codes. It performs no I/O and never
+//! panics on input: every read is bounds-checked and returns a [`WireError`].
+//!
+//! Each higher layer (envelopes, pairwise frames, membership operations,
+//! invites) builds its own frame layout on top of [`Writer`] and [`Reader`];
+//! the layouts are specified byte by byte in `protocol/SPEC.md`.
+
+mod codec;
+mod padding;
+
+pub use codec::{Reader, Writer};
+pub use padding::{PADDING_BUCKETS, pad, unpad};
+
+/// The only wire version this build speaks. Every frame starts with it.
+pub const VERSION: u8 = 1;
+
+/// Upper bound on any frame kolo accepts from outside, checked before decoding.
+pub const MAX_FRAME_LEN: usize = 72 * 1024;
+
+/// Frame type codes: the second byte of every frame.
+pub mod frame_type {
+    /// A group message sealed under a sender's chain.
+    pub const GROUP: u8 = 0x01;
+    /// First Noise KK message of a one-way pairwise session (with payload).
+    pub const PAIR_HELLO: u8 = 0x02;
+    /// Second Noise KK message, completing the session.
+    pub const PAIR_REPLY: u8 = 0x03;
+    /// A transport message inside an established pairwise session.
+    pub const PAIR_DATA: u8 = 0x04;
+    /// Joiner's first Noise XX message.
+    pub const JOIN_HELLO: u8 = 0x10;
+    /// Member's Noise XX reply.
+    pub const JOIN_REPLY: u8 = 0x11;
+    /// Joiner's final XX message carrying the join request.
+    pub const JOIN_REQUEST: u8 = 0x12;
+    /// Member's answer to a join request (welcome or refusal), in transport.
+    pub const JOIN_ANSWER: u8 = 0x13;
+    /// Anti-entropy: what I hold.
+    pub const SYNC_REQUEST: u8 = 0x20;
+    /// Anti-entropy: frames you lack.
+    pub const SYNC_RESPONSE: u8 = 0x21;
+}
+
+/// Why bytes from outside could not be decoded. Carries no secret material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("frame is truncated")]
+    Truncated,
+    #[error("frame has {0} unexpected trailing bytes")]
+    TrailingBytes(usize),
+    #[error("frame is too long ({0} bytes)")]
+    TooLong(usize),
+    #[error("unsupported wire version {0}; this build speaks version 1")]
+    UnsupportedVersion(u8),
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownType(u8),
+    #[error("unknown {what} code {code}")]
+    UnknownCode { what: &'static str, code: u8 },
+    #[error("{0} is not valid UTF-8")]
+    BadUtf8(&'static str),
+    #[error("{what} exceeds its limit of {limit}")]
+    LimitExceeded { what: &'static str, limit: usize },
+    #[error("padding is malformed")]
+    BadPadding,
+    #[error("invalid field: {0}")]
+    Invalid(&'static str),
+}
+
+/// Read and check the two-byte frame prefix (version, type).
+pub fn read_prefix(bytes: &[u8]) -> Result<u8, WireError> {
+    if bytes.len() > MAX_FRAME_LEN {
+        return Err(WireError::TooLong(bytes.len()));
+    }
+    let (&version, rest) = bytes.split_first().ok_or(WireError::Truncated)?;
+    if version != VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    rest.first().copied().ok_or(WireError::Truncated)
+}
