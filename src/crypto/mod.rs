@@ -6,7 +6,11 @@
 //! Every label used in a derivation is a constant here and listed in
 //! `protocol/SPEC.md`.
 
+pub mod aead;
+pub mod envelope;
 pub mod kdf;
+pub mod pairwise;
+pub mod ratchet;
 
 /// Why a cryptographic operation failed. Deliberately coarse: callers
 /// report these to users and peers, so they never carry key material or
