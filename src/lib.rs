@@ -19,8 +19,13 @@
 
 #![deny(unsafe_code)]
 
+pub mod circle;
 pub mod crypto;
-
+pub mod demo;
+pub mod engine;
 pub mod entropy;
 pub mod identity;
+pub mod sim;
+pub mod store;
+pub mod vectors;
 pub mod wire;

@@ -15,7 +15,7 @@
 //! [`open`] performs the receiver's checks in the order of `protocol/SPEC.md`
 //! and commits the chain only after everything passed.
 
-use super::ratchet::{KeyId, ReceivingChain, SendingChain};
+use super::ratchet::{Advance, KeyId, ReceivingChain, SendingChain};
 use super::{CryptoError, aead};
 use crate::wire::{self, PADDING_BUCKETS, Reader, WireError, frame_type};
 
@@ -110,10 +110,21 @@ pub fn seal(
     Ok((header, frame))
 }
 
-/// Open a parsed frame with the sender's chain: epoch, signature, counter
-/// window, AEAD; the chain changes only if all of them pass. Returns the
-/// padded plaintext.
+/// Open a parsed frame with the sender's chain and commit the chain.
 pub fn open(chain: &mut ReceivingChain, frame: &GroupFrame<'_>) -> Result<Vec<u8>, CryptoError> {
+    let (padded, advance) = open_uncommitted(chain, frame)?;
+    chain.commit(advance);
+    Ok(padded)
+}
+
+/// The receiver's cryptographic checks, in order: epoch and key id match
+/// the chain, signature (before any ratchet work), counter window, AEAD
+/// with the header as associated data. Nothing changes; the caller commits
+/// the returned [`Advance`] once its own checks on the plaintext passed.
+pub fn open_uncommitted(
+    chain: &ReceivingChain,
+    frame: &GroupFrame<'_>,
+) -> Result<(Vec<u8>, Advance), CryptoError> {
     if frame.header.epoch != chain.epoch() || frame.header.key_id != chain.key_id() {
         return Err(WireError::Invalid("epoch or key id does not match the chain").into());
     }
@@ -121,8 +132,7 @@ pub fn open(chain: &mut ReceivingChain, frame: &GroupFrame<'_>) -> Result<Vec<u8
     chain.check_counter(frame.header.counter)?;
     let (mk, advance) = chain.look_up(frame.header.counter)?;
     let padded = aead::open(&mk.key, &mk.nonce, frame.header_bytes, frame.ciphertext)?;
-    chain.commit(advance);
-    Ok(padded)
+    Ok((padded, advance))
 }
 
 #[cfg(test)]

@@ -368,6 +368,12 @@ impl Session {
         self.id
     }
 
+    /// The nonce the next [`Session::seal`] will use (frames name it in
+    /// their authenticated header).
+    pub fn next_nonce(&self) -> u64 {
+        self.next_send
+    }
+
     /// Encrypt under the next nonce; `ad` is the frame header.
     pub fn seal(&mut self, ad: &[u8], payload: &[u8]) -> Result<(u64, Vec<u8>), CryptoError> {
         let nonce = self.next_send;

@@ -1,0 +1,273 @@
+//! One-time, expiring invites (`protocol/SPEC.md` §4.4).
+//!
+//! An organiser signs an Invite operation holding the public half of a
+//! fresh *invite key*; the invite code carries the secret half plus what a
+//! joiner needs to reach the circle. Any member can then admit the joiner,
+//! because the join is signed by the invite key and can be used once.
+
+use ed25519_dalek::{Signer, SigningKey};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::{CircleError, CircleId, OpId};
+use crate::crypto::kdf::hash;
+use crate::entropy::{Entropy, random_array};
+use crate::identity::MemberId;
+use crate::wire::{Reader, Writer};
+
+pub const INVITE_PREFIX: &str = "kolo1-";
+const INVITE_VERSION: u8 = 1;
+const LABEL_CHECKSUM: &[u8] = b"kolo/v1/invite-checksum";
+const MAX_ADDRESSES: usize = 8;
+const MAX_ADDRESS_LEN: usize = 200;
+
+/// The invite key's secret half. Zeroized on drop; no `Debug`.
+#[derive(ZeroizeOnDrop)]
+pub struct InviteSecret {
+    key: SigningKey,
+}
+
+impl InviteSecret {
+    pub fn generate(rng: &mut dyn Entropy) -> Self {
+        let mut seed: [u8; 32] = random_array(rng);
+        let s = Self::from_seed(&seed);
+        seed.zeroize();
+        s
+    }
+
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
+    pub fn expose_seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+}
+
+/// Everything a joiner needs. Holds a secret: no `Debug`.
+pub struct InviteCode {
+    pub circle_id: CircleId,
+    pub network_key: [u8; 32],
+    pub invite_op: OpId,
+    pub secret: InviteSecret,
+    pub expires_at_ms: u64,
+    pub inviter: MemberId,
+    pub addresses: Vec<String>,
+}
+
+impl InviteCode {
+    /// The text form: `kolo1-` and base32.
+    pub fn encode(&self) -> String {
+        let mut w = Writer::with_capacity(256);
+        let mut seed = self.secret.expose_seed();
+        w.u8(INVITE_VERSION)
+            .raw(&self.circle_id)
+            .raw(&self.network_key)
+            .raw(&self.invite_op)
+            .raw(&seed)
+            .u64(self.expires_at_ms)
+            .raw(self.inviter.as_bytes());
+        seed.zeroize();
+        let addrs: Vec<&String> = self
+            .addresses
+            .iter()
+            .filter(|a| a.len() <= MAX_ADDRESS_LEN)
+            .take(MAX_ADDRESSES)
+            .collect();
+        w.u8(addrs.len() as u8);
+        for a in addrs {
+            w.str16(a);
+        }
+        let mut bytes = w.finish();
+        let sum = hash(LABEL_CHECKSUM, &[&bytes]);
+        bytes.extend_from_slice(&sum[..4]);
+        let text = format!("{INVITE_PREFIX}{}", base32_encode(&bytes));
+        bytes.zeroize();
+        text
+    }
+
+    /// Parse a pasted code; whitespace and case are ignored.
+    pub fn parse(text: &str) -> Result<InviteCode, CircleError> {
+        let cleaned: String = text
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let body = cleaned
+            .strip_prefix(INVITE_PREFIX)
+            .ok_or(CircleError::NotAnInvite)?;
+        let mut bytes = base32_decode(body).ok_or(CircleError::InviteCorrupt)?;
+        let result = Self::parse_bytes(&bytes);
+        bytes.zeroize();
+        result
+    }
+
+    fn parse_bytes(bytes: &[u8]) -> Result<InviteCode, CircleError> {
+        if bytes.len() < 5 {
+            return Err(CircleError::InviteCorrupt);
+        }
+        let (content, sum) = bytes.split_at(bytes.len() - 4);
+        if hash(LABEL_CHECKSUM, &[content])[..4] != *sum {
+            return Err(CircleError::InviteCorrupt);
+        }
+        let mut r = Reader::new(content);
+        let version = r.u8().map_err(|_| CircleError::InviteCorrupt)?;
+        if version != INVITE_VERSION {
+            return Err(CircleError::InviteVersion(version));
+        }
+        let parse = |r: &mut Reader<'_>| -> Result<InviteCode, crate::wire::WireError> {
+            let circle_id = r.array()?;
+            let network_key = r.array()?;
+            let invite_op = r.array()?;
+            let mut seed: [u8; 32] = r.array()?;
+            let secret = InviteSecret::from_seed(&seed);
+            seed.zeroize();
+            let expires_at_ms = r.u64()?;
+            let inviter = MemberId(r.array()?);
+            let n = r.u8()? as usize;
+            if n > MAX_ADDRESSES {
+                return Err(crate::wire::WireError::LimitExceeded {
+                    what: "addresses",
+                    limit: MAX_ADDRESSES,
+                });
+            }
+            let addresses = (0..n)
+                .map(|_| r.str16("address", MAX_ADDRESS_LEN))
+                .collect::<Result<_, _>>()?;
+            Ok(InviteCode {
+                circle_id,
+                network_key,
+                invite_op,
+                secret,
+                expires_at_ms,
+                inviter,
+                addresses,
+            })
+        };
+        let code = parse(&mut r).map_err(|_| CircleError::InviteCorrupt)?;
+        r.finish().map_err(|_| CircleError::InviteCorrupt)?;
+        Ok(code)
+    }
+}
+
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// RFC 4648 base32, lowercase, no padding.
+pub fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+        buffer &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// Inverse of [`base32_encode`]; `None` on a character outside the
+/// alphabet or non-zero trailing bits.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+        buffer &= (1 << bits) - 1;
+    }
+    if buffer != 0 || bits >= 5 {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::entropy::SeededEntropy;
+    use proptest::prelude::*;
+
+    fn code() -> InviteCode {
+        let mut rng = SeededEntropy::from_u64(9);
+        InviteCode {
+            circle_id: [1; 32],
+            network_key: [2; 32],
+            invite_op: [3; 32],
+            secret: InviteSecret::generate(&mut rng),
+            expires_at_ms: 123,
+            inviter: MemberId([4; 32]),
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        }
+    }
+
+    #[test]
+    fn round_trip_whitespace_and_case() {
+        let c = code();
+        let text = c.encode();
+        let back = InviteCode::parse(&text).unwrap();
+        assert_eq!(back.circle_id, c.circle_id);
+        assert_eq!(back.secret.public(), c.secret.public());
+        assert_eq!(back.addresses, c.addresses);
+        let messy = format!("  {}\n{} ", text[..20].to_uppercase(), &text[20..]);
+        assert!(InviteCode::parse(&messy).is_ok());
+    }
+
+    #[test]
+    fn typos_and_junk_are_named() {
+        let text = code().encode();
+        let mut chars: Vec<char> = text.chars().collect();
+        let i = 30;
+        chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
+        let typo: String = chars.into_iter().collect();
+        assert!(matches!(
+            InviteCode::parse(&typo),
+            Err(CircleError::InviteCorrupt)
+        ));
+        assert!(matches!(
+            InviteCode::parse("hello"),
+            Err(CircleError::NotAnInvite)
+        ));
+        assert!(matches!(
+            InviteCode::parse(&text[..40]),
+            Err(CircleError::InviteCorrupt)
+        ));
+        assert!(matches!(
+            InviteCode::parse("kolo1-!!!"),
+            Err(CircleError::InviteCorrupt)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn base32_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            prop_assert_eq!(base32_decode(&base32_encode(&bytes)), Some(bytes));
+        }
+
+        #[test]
+        fn parse_never_panics(text in ".{0,300}") {
+            let _ = InviteCode::parse(&text);
+            let _ = InviteCode::parse(&format!("kolo1-{text}"));
+        }
+    }
+}

@@ -1,0 +1,1091 @@
+//! Everything the engine knows about one circle it belongs to, and the
+//! send and receive paths for the circle topic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use zeroize::Zeroizing;
+
+use super::frames::{self, PairFrame, PairPayload, Tag};
+use super::message::{Body, Inner};
+use super::store::{FrameId, FrameStore, frame_id};
+use super::types::{EnvelopeInfo, Event, MessageId, MessageKind, MessageView, Output, Record};
+use super::{Ctx, EngineConfig};
+use crate::circle::{self, Action, CircleId, CircleLog, Op};
+use crate::crypto::envelope;
+use crate::crypto::kdf::{LABEL_MESSAGE_ID, hash};
+use crate::crypto::pairwise::{KkContext, KkInitiator, Session, SessionId, kk_respond};
+use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
+use crate::crypto::{CryptoError, pairwise};
+use crate::identity::{MemberId, NoiseSecret};
+use crate::wire::{self, frame_type, pad, unpad};
+
+/// Inbound sessions kept per member (a newer handshake may race an older one).
+const INBOUND_SESSIONS: usize = 4;
+/// Handshake ids remembered to refuse replayed first messages.
+pub(super) const SEEN_HELLOS: usize = 8192;
+/// Frames waiting for a sender key, in total.
+const AWAITING_KEY_MAX: usize = 10_000;
+/// Retired chain ids remembered to refuse replayed distributions.
+pub(super) const RETIRED_KEYS: usize = 4096;
+/// How long before asking the same member for the log again.
+const LOG_REQUEST_INTERVAL_MS: u64 = 30_000;
+
+pub fn message_id(key_id: &KeyId, counter: u32) -> MessageId {
+    let h = hash(LABEL_MESSAGE_ID, &[key_id, &counter.to_be_bytes()]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[..16]);
+    id
+}
+
+pub(super) struct Receiver {
+    pub(super) sender: MemberId,
+    pub(super) chain: ReceivingChain,
+    /// Set once the sender announced its next chain: counters at or past
+    /// this are stale.
+    pub(super) final_counter: Option<u32>,
+    pub(super) retired_at_ms: Option<u64>,
+}
+
+#[derive(Default)]
+pub(super) struct Outbound {
+    pub(super) pending: Option<KkInitiator>,
+    pub(super) session: Option<Session>,
+}
+
+/// A bounded set that forgets its oldest entries.
+pub(super) struct BoundedSet<T: std::hash::Hash + Eq + Copy> {
+    set: HashSet<T>,
+    order: VecDeque<T>,
+    cap: usize,
+}
+
+impl<T: std::hash::Hash + Eq + Copy> BoundedSet<T> {
+    pub(super) fn new(cap: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+    fn contains(&self, v: &T) -> bool {
+        self.set.contains(v)
+    }
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.order.iter()
+    }
+    pub(super) fn insert(&mut self, v: T) {
+        if self.set.insert(v) {
+            self.order.push_back(v);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+pub struct CircleState {
+    pub(super) log: CircleLog,
+    pub(super) secret: Zeroizing<[u8; 32]>,
+    pub(super) noise: NoiseSecret,
+    pub(super) my_tag: Tag,
+    pub(super) tags: HashMap<Tag, MemberId>,
+    pub(super) chain: SendingChain,
+    pub(super) previous_chain: Option<(KeyId, u32)>,
+    pub(super) receiving: HashMap<KeyId, Receiver>,
+    pub(super) latest_epoch_of: HashMap<MemberId, u32>,
+    pub(super) retired_keys: BoundedSet<KeyId>,
+    pub(super) outbound: HashMap<MemberId, Outbound>,
+    pub(super) inbound: HashMap<MemberId, VecDeque<Session>>,
+    pub(super) seen_hellos: BoundedSet<SessionId>,
+    pub(super) frames: FrameStore,
+    pub(super) awaiting_key: HashMap<KeyId, Vec<FrameId>>,
+    pub(super) awaiting_count: usize,
+    /// Pairwise frames for us from a sender not (yet) in our roster.
+    pub(super) awaiting_sender: Vec<FrameId>,
+    pub(super) messages: BTreeMap<MessageId, MessageView>,
+    pub(super) pinned: Option<MessageId>,
+    pub(super) acks: HashMap<MessageId, BTreeSet<MemberId>>,
+    pub(super) verified: BTreeSet<MemberId>,
+    pub(super) unacked_key_changes: BTreeSet<MemberId>,
+    pub(super) log_requested_at: HashMap<MemberId, u64>,
+    /// We were removed: no more sending; history kept until the user wipes.
+    pub(super) removed: bool,
+    pub(super) system_counter: u64,
+}
+
+impl CircleState {
+    pub fn new(log: CircleLog, secret: [u8; 32], noise: NoiseSecret, ctx: &mut Ctx<'_>) -> Self {
+        let chain = SendingChain::generate(log.epoch(), ctx.now, ctx.rng);
+        let frames = FrameStore::new(ctx.config.max_stored_frames);
+        let mut state = Self::assemble(log, secret, noise, chain, frames);
+        state.my_tag = circle::pair_tag(&state.secret, &state.id(), &ctx.me);
+        state
+    }
+
+    /// A circle with the given keys and nothing else yet.
+    pub(super) fn assemble(
+        log: CircleLog,
+        secret: [u8; 32],
+        noise: NoiseSecret,
+        chain: SendingChain,
+        frames: FrameStore,
+    ) -> Self {
+        let mut state = Self {
+            log,
+            secret: Zeroizing::new(secret),
+            noise,
+            my_tag: [0; 16],
+            tags: HashMap::new(),
+            chain,
+            previous_chain: None,
+            receiving: HashMap::new(),
+            latest_epoch_of: HashMap::new(),
+            retired_keys: BoundedSet::new(RETIRED_KEYS),
+            outbound: HashMap::new(),
+            inbound: HashMap::new(),
+            seen_hellos: BoundedSet::new(SEEN_HELLOS),
+            frames,
+            awaiting_key: HashMap::new(),
+            awaiting_count: 0,
+            awaiting_sender: Vec::new(),
+            messages: BTreeMap::new(),
+            pinned: None,
+            acks: HashMap::new(),
+            verified: BTreeSet::new(),
+            unacked_key_changes: BTreeSet::new(),
+            log_requested_at: HashMap::new(),
+            removed: false,
+            system_counter: 0,
+        };
+        state.refresh_member_tags();
+        state
+    }
+
+    pub fn id(&self) -> CircleId {
+        self.log.circle_id()
+    }
+
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    pub fn noise(&self) -> &NoiseSecret {
+        &self.noise
+    }
+
+    pub fn network_key(&self) -> [u8; 32] {
+        circle::network_key(&self.secret, &self.id())
+    }
+
+    pub fn topic(&self) -> String {
+        circle::topic(&self.secret, &self.id(), self.log.epoch())
+    }
+
+    /// Topics to listen on: the current epoch's and its neighbours', so
+    /// members whose views of the log differ for a moment still hear each other.
+    pub fn topics(&self) -> Vec<String> {
+        let e = self.log.epoch();
+        let mut epochs = vec![e.saturating_sub(1), e, e.saturating_add(1)];
+        epochs.dedup();
+        epochs
+            .into_iter()
+            .map(|e| circle::topic(&self.secret, &self.id(), e))
+            .collect()
+    }
+
+    pub fn subscribe_output(&self) -> Output {
+        Output::Subscribe {
+            circle: self.id(),
+            network_key: super::types::NetworkKey(self.network_key()),
+            topics: self.topics(),
+        }
+    }
+
+    pub fn member_name(&self, m: &MemberId) -> String {
+        self.log
+            .member(m)
+            .map(|r| r.display_name.clone())
+            .or_else(|| {
+                self.log
+                    .former_members()
+                    .into_iter()
+                    .find(|(id, _)| id == m)
+                    .map(|(_, n)| n)
+            })
+            .unwrap_or_else(|| m.fingerprint().to_string())
+    }
+
+    pub(super) fn refresh_member_tags(&mut self) {
+        let id = self.id();
+        self.tags = self
+            .log
+            .members()
+            .into_iter()
+            .map(|r| (circle::pair_tag(&self.secret, &id, &r.id), r.id))
+            .collect();
+    }
+
+    // ---------------------------------------------------------------
+    // Sending
+    // ---------------------------------------------------------------
+
+    fn deadline(&self, start_ms: u64, timer_secs: Option<u32>) -> Option<u64> {
+        let cap = self.log.max_disappear_secs();
+        let secs = match (timer_secs.filter(|t| *t > 0), cap) {
+            (Some(t), Some(c)) => Some(t.min(c)),
+            (Some(t), None) => Some(t),
+            (None, c) => c,
+        }?;
+        Some(start_ms.saturating_add(u64::from(secs) * 1000))
+    }
+
+    fn publish(&mut self, ctx: &mut Ctx<'_>, frame: Vec<u8>, expires_at_ms: u64) {
+        let id = frame_id(&frame);
+        self.keep_frame(ctx, id, frame.clone(), expires_at_ms);
+        ctx.out.push(Output::Publish {
+            circle: self.id(),
+            topic: self.topic(),
+            frame,
+        });
+    }
+
+    fn keep_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
+        let circle = self.id();
+        ctx.out.push(Output::Persist(Record::Frame {
+            circle,
+            id,
+            bytes: bytes.clone(),
+            expires_at_ms,
+        }));
+        for gone in self.frames.insert(id, bytes, expires_at_ms) {
+            ctx.out
+                .push(Output::Persist(Record::DeleteFrame { circle, id: gone }));
+        }
+    }
+
+    pub(super) fn rotate_if_due(&mut self, ctx: &mut Ctx<'_>) {
+        let old_enough =
+            ctx.now.saturating_sub(self.chain.created_at_ms()) >= ctx.config.rotate_after_ms;
+        let used_enough = self.chain.next_counter() >= ctx.config.rotate_after_messages;
+        if old_enough || used_enough {
+            self.new_chain(ctx);
+        }
+    }
+
+    /// Replace our sending chain and give the new one to every member.
+    pub fn new_chain(&mut self, ctx: &mut Ctx<'_>) {
+        self.previous_chain = Some((self.chain.key_id(), self.chain.next_counter()));
+        self.chain = SendingChain::generate(self.log.epoch(), ctx.now, ctx.rng);
+        self.distribute_chain(ctx);
+        ctx.out
+            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+    }
+
+    pub(super) fn distribute_chain(&mut self, ctx: &mut Ctx<'_>) {
+        let others: Vec<MemberId> = self
+            .log
+            .members()
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|m| *m != ctx.me)
+            .collect();
+        for m in others {
+            self.send_chain_to(ctx, &m);
+        }
+    }
+
+    fn send_chain_to(&mut self, ctx: &mut Ctx<'_>, member: &MemberId) {
+        let payload = PairPayload::SenderKey {
+            distribution: self.chain.distribution(),
+            previous: self.previous_chain,
+            heads: self.log.heads(),
+        };
+        self.send_pairwise(ctx, member, &payload);
+    }
+
+    /// Seal a group message under our chain and publish it.
+    pub fn send_group(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        body: Body,
+        timer_secs: Option<u32>,
+    ) -> Option<MessageId> {
+        if self.removed {
+            ctx.event(Event::Error {
+                reason: "you are no longer a member of this circle".into(),
+            });
+            return None;
+        }
+        self.rotate_if_due(ctx);
+        let inner = Inner {
+            circle_id: self.id(),
+            sender: ctx.me,
+            epoch: self.chain.epoch(),
+            sent_at_ms: ctx.now,
+            timer_secs: timer_secs.unwrap_or(0),
+            body,
+        };
+        let padded = match pad(&inner.encode()) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.event(Event::Error {
+                    reason: format!("message not sent: {e}"),
+                });
+                return None;
+            }
+        };
+        let (header, frame) = match envelope::seal(&mut self.chain, &padded) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.event(Event::Error {
+                    reason: format!("message not sent: {e}"),
+                });
+                return None;
+            }
+        };
+        let id = message_id(&header.key_id, header.counter);
+        let deadline = self.deadline(ctx.now, timer_secs);
+        let frame_expiry =
+            deadline.unwrap_or(ctx.now.saturating_add(ctx.config.frame_retention_ms));
+        let info = EnvelopeInfo {
+            key_id: header.key_id,
+            epoch: header.epoch,
+            counter: header.counter,
+            frame: frame.clone(),
+        };
+        self.publish(ctx, frame, frame_expiry);
+        ctx.out
+            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        self.deliver(ctx, &inner, id, deadline, Some(info));
+        Some(id)
+    }
+
+    // ---------------------------------------------------------------
+    // Pairwise
+    // ---------------------------------------------------------------
+
+    fn kk_context(&self, epoch: u32, initiator: MemberId, responder: MemberId) -> KkContext {
+        KkContext {
+            circle_id: self.id(),
+            epoch,
+            initiator,
+            responder,
+        }
+    }
+
+    pub fn send_pairwise(&mut self, ctx: &mut Ctx<'_>, member: &MemberId, payload: &PairPayload) {
+        let Some(record) = self.log.member(member) else {
+            return;
+        };
+        let remote = record.binding.noise_public;
+        let their_tag = circle::pair_tag(&self.secret, &self.id(), member);
+        let padded = match pad(&payload.encode()) {
+            Ok(p) => Zeroizing::new(p),
+            Err(e) => {
+                ctx.event(Event::Error {
+                    reason: format!("pairwise payload too large: {e}"),
+                });
+                return;
+            }
+        };
+        let epoch = self.log.epoch();
+        let context = self.kk_context(epoch, ctx.me, *member);
+        let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, member));
+        let my_tag = self.my_tag;
+        let entry = self.outbound.entry(*member).or_default();
+        let frame = if let Some(session) = entry.session.as_mut() {
+            match seal_data(session, &their_tag, &my_tag, &padded) {
+                Ok(f) => f,
+                Err(e) => {
+                    ctx.event(Event::Error {
+                        reason: format!("pairwise send failed: {e}"),
+                    });
+                    return;
+                }
+            }
+        } else {
+            match KkInitiator::start(&self.noise, &remote, &psk, &context, &padded, ctx.rng) {
+                Ok((init, noise)) => {
+                    entry.pending = Some(init);
+                    frames::encode_hello(&their_tag, &my_tag, epoch, &noise)
+                }
+                Err(e) => {
+                    ctx.event(Event::Error {
+                        reason: format!("pairwise handshake failed: {e}"),
+                    });
+                    return;
+                }
+            }
+        };
+        let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+        self.publish(ctx, frame, expiry);
+    }
+
+    fn on_pair_frame(&mut self, ctx: &mut Ctx<'_>, frame: PairFrame<'_>) -> Result<(), String> {
+        if frame.to() != &self.my_tag {
+            return Ok(()); // For someone else: kept as their mailbox, nothing to do.
+        }
+        let Some(&from) = self.tags.get(frame.from()) else {
+            return Err("pairwise frame from a non-member".into());
+        };
+        let remote = self
+            .log
+            .member(&from)
+            .map(|r| r.binding.noise_public)
+            .ok_or("pairwise frame from a non-member")?;
+        let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, &from));
+        match frame {
+            PairFrame::Hello { epoch, noise, .. } => {
+                let sid = pairwise::session_id(noise);
+                if self.seen_hellos.contains(&sid) {
+                    return Err("replayed pairwise handshake".into());
+                }
+                let context = self.kk_context(epoch, from, ctx.me);
+                let (session, payload, reply) =
+                    kk_respond(&self.noise, &remote, &psk, &context, noise, &[], ctx.rng)
+                        .map_err(|e| format!("pairwise handshake refused: {e}"))?;
+                self.seen_hellos.insert(sid);
+                let sessions = self.inbound.entry(from).or_default();
+                sessions.push_back(session);
+                while sessions.len() > INBOUND_SESSIONS {
+                    sessions.pop_front();
+                }
+                let their_tag = circle::pair_tag(&self.secret, &self.id(), &from);
+                let reply_frame = frames::encode_reply(&their_tag, &self.my_tag, &sid, &reply);
+                let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                self.publish(ctx, reply_frame, expiry);
+                ctx.out
+                    .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                let payload = Zeroizing::new(payload);
+                self.on_pair_payload(ctx, from, &payload)
+            }
+            PairFrame::Reply { session, noise, .. } => {
+                let entry = self.outbound.entry(from).or_default();
+                let matches = entry
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.session_id() == session);
+                if !matches {
+                    return Ok(()); // An answer to a handshake we already replaced.
+                }
+                if let Some(init) = entry.pending.take() {
+                    let (s, _) = init
+                        .finish(noise)
+                        .map_err(|e| format!("pairwise reply refused: {e}"))?;
+                    entry.session = Some(s);
+                    ctx.out
+                        .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                }
+                Ok(())
+            }
+            PairFrame::Data {
+                session,
+                nonce,
+                header,
+                ciphertext,
+                ..
+            } => {
+                let sessions = self
+                    .inbound
+                    .get_mut(&from)
+                    .ok_or("no pairwise session with sender")?;
+                let s = sessions
+                    .iter_mut()
+                    .find(|s| s.id() == session)
+                    .ok_or("unknown pairwise session")?;
+                let payload = Zeroizing::new(
+                    s.open(header, nonce, ciphertext)
+                        .map_err(|e| format!("pairwise message refused: {e}"))?,
+                );
+                ctx.out
+                    .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                self.on_pair_payload(ctx, from, &payload)
+            }
+        }
+    }
+
+    fn on_pair_payload(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: MemberId,
+        padded: &[u8],
+    ) -> Result<(), String> {
+        let content = unpad(padded).map_err(|e| e.to_string())?;
+        let payload = PairPayload::decode(content).map_err(|e| e.to_string())?;
+        match payload {
+            PairPayload::SenderKey {
+                distribution,
+                previous,
+                heads,
+            } => {
+                let key_id = distribution.key_id();
+                if self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id) {
+                    return Ok(()); // Already known: a duplicate or a replay.
+                }
+                if self
+                    .latest_epoch_of
+                    .get(&from)
+                    .is_some_and(|e| *e > distribution.epoch)
+                {
+                    return Err("stale sender key (older epoch) refused".into());
+                }
+                let chain =
+                    ReceivingChain::from_distribution(&distribution).map_err(|e| e.to_string())?;
+                self.latest_epoch_of.insert(from, distribution.epoch);
+                if let Some((prev_id, final_counter)) = previous
+                    && let Some(r) = self.receiving.get_mut(&prev_id)
+                    && r.sender == from
+                {
+                    r.final_counter = Some(final_counter);
+                    r.retired_at_ms = Some(ctx.now);
+                }
+                self.receiving.insert(
+                    key_id,
+                    Receiver {
+                        sender: from,
+                        chain,
+                        final_counter: None,
+                        retired_at_ms: None,
+                    },
+                );
+                self.forget_spent_chains();
+                ctx.out
+                    .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                if heads.iter().any(|h| !self.log.contains(h)) {
+                    self.request_log(ctx, from);
+                }
+                self.retry_awaiting(ctx, &key_id);
+                Ok(())
+            }
+            PairPayload::LogRequest => {
+                let ops: Vec<Vec<u8>> = self
+                    .log
+                    .ops_in_order()
+                    .into_iter()
+                    .map(Op::encode)
+                    .collect();
+                // Several payloads if the log does not fit one padded message.
+                for chunk in split_ops(ops) {
+                    self.send_pairwise(ctx, &from, &PairPayload::LogOps(chunk));
+                }
+                Ok(())
+            }
+            PairPayload::LogOps(ops) => {
+                for bytes in ops {
+                    if let Ok(op) = Op::decode(&bytes) {
+                        self.insert_op(ctx, op);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn request_log(&mut self, ctx: &mut Ctx<'_>, from: MemberId) {
+        let last = self.log_requested_at.get(&from).copied();
+        if last.is_some_and(|t| ctx.now.saturating_sub(t) < LOG_REQUEST_INTERVAL_MS) {
+            return;
+        }
+        self.log_requested_at.insert(from, ctx.now);
+        self.send_pairwise(ctx, &from, &PairPayload::LogRequest);
+    }
+
+    /// A chain whose sender moved on and whose every message arrived holds
+    /// no key anyone needs: erase it now (forward secrecy).
+    fn forget_spent_chains(&mut self) {
+        let spent: Vec<KeyId> = self
+            .receiving
+            .iter()
+            .filter(|(_, r)| {
+                r.final_counter
+                    .is_some_and(|f| r.chain.next_counter() >= f && r.chain.skipped_len() == 0)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in spent {
+            self.receiving.remove(&k);
+            self.retired_keys.insert(k);
+        }
+    }
+
+    fn retry_awaiting(&mut self, ctx: &mut Ctx<'_>, key_id: &KeyId) {
+        let Some(ids) = self.awaiting_key.remove(key_id) else {
+            return;
+        };
+        self.awaiting_count = self.awaiting_count.saturating_sub(ids.len());
+        for id in ids {
+            let Some(bytes) = self.frames.get(&id).map(|f| f.bytes.clone()) else {
+                continue;
+            };
+            if let Err(reason) = self.open_group(ctx, id, &bytes) {
+                ctx.event(Event::Rejected {
+                    circle: self.id(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // Receiving on the topic
+    // ---------------------------------------------------------------
+
+    /// Handle any frame from the circle topic or a catch-up response.
+    pub fn on_topic_frame(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) {
+        let result = self.on_topic_frame_inner(ctx, bytes);
+        if let Err(reason) = result {
+            ctx.event(Event::Rejected {
+                circle: self.id(),
+                reason,
+            });
+        }
+    }
+
+    fn on_topic_frame_inner(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> Result<(), String> {
+        if bytes.len() > frames::MAX_GOSSIP_FRAME {
+            return Err(format!("frame too long ({} bytes)", bytes.len()));
+        }
+        let kind = wire::read_prefix(&bytes).map_err(|e| e.to_string())?;
+        let id = frame_id(&bytes);
+        if self.frames.contains(&id) {
+            return Ok(()); // Seen: duplicates are shown once.
+        }
+        match kind {
+            frame_type::GROUP => {
+                envelope::parse(&bytes).map_err(|e| e.to_string())?;
+                let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
+                self.keep_frame(ctx, id, bytes.clone(), expiry);
+                self.open_group(ctx, id, &bytes)
+            }
+            frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
+                let frame = frames::parse_pair(&bytes).map_err(|e| e.to_string())?;
+                let mine = frame.to() == &self.my_tag;
+                let from_member = self.tags.contains_key(frame.from());
+                if !from_member {
+                    // Perhaps a newcomer whose admission we have not seen yet:
+                    // keep it (bounded) and retry when the roster changes.
+                    let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                    self.keep_frame(ctx, id, bytes.clone(), expiry);
+                    if mine && self.awaiting_sender.len() < AWAITING_KEY_MAX {
+                        self.awaiting_sender.push(id);
+                    }
+                    return Ok(());
+                }
+                if !mine {
+                    let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                    self.keep_frame(ctx, id, bytes.clone(), expiry);
+                    return Ok(());
+                }
+                let result = self.on_pair_frame(ctx, frame);
+                // Keep our own pairwise frames only long enough to dedup.
+                let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                self.keep_frame(ctx, id, bytes.clone(), expiry);
+                result
+            }
+            other => Err(format!(
+                "frame type 0x{other:02x} does not belong on a circle topic"
+            )),
+        }
+    }
+
+    fn retention_ms(&self, config: &EngineConfig) -> u64 {
+        match self.log.max_disappear_secs() {
+            Some(s) => (u64::from(s) * 1000).min(config.frame_retention_ms),
+            None => config.frame_retention_ms,
+        }
+    }
+
+    /// The receiver's order of checks for a group frame (protocol/SPEC.md §6).
+    fn open_group(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: &[u8]) -> Result<(), String> {
+        let frame = envelope::parse(bytes).map_err(|e| e.to_string())?;
+        let header = frame.header;
+        let Some(receiver) = self.receiving.get(&header.key_id) else {
+            if self.retired_keys.contains(&header.key_id) {
+                return Err("message under a retired key refused".into());
+            }
+            self.await_key(ctx, header.key_id, id);
+            return Ok(());
+        };
+        let sender = receiver.sender;
+        if !self.log.is_member(&sender) {
+            return Err(format!(
+                "{} is no longer a member; message refused",
+                self.member_name(&sender)
+            ));
+        }
+        if receiver.final_counter.is_some_and(|f| header.counter >= f) {
+            return Err("message on a replaced chain refused (stale)".into());
+        }
+        let (padded, advance) = match envelope::open_uncommitted(&receiver.chain, &frame) {
+            Ok(x) => x,
+            Err(CryptoError::Replay { .. }) => return Ok(()), // Shown once already.
+            Err(e) => return Err(format!("message refused: {e}")),
+        };
+        let padded = Zeroizing::new(padded);
+        let content = unpad(&padded).map_err(|e| format!("message refused: {e}"))?;
+        let inner = Inner::decode(content).map_err(|e| format!("message refused: {e}"))?;
+        if inner.circle_id != self.id() || inner.sender != sender || inner.epoch != header.epoch {
+            return Err(
+                "message refused: inner sender, circle or epoch differ from the envelope".into(),
+            );
+        }
+        if inner.sent_at_ms > ctx.now.saturating_add(ctx.config.max_future_skew_ms) {
+            return Err("message refused: dated in the future".into());
+        }
+        if let Some(r) = self.receiving.get_mut(&header.key_id) {
+            r.chain.commit(advance);
+        }
+        self.forget_spent_chains();
+        ctx.out
+            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        let msg_id = message_id(&header.key_id, header.counter);
+        let timer = (inner.timer_secs > 0).then_some(inner.timer_secs);
+        let deadline = self.deadline(ctx.now, timer);
+        if let Some(d) = deadline
+            && self.frames.shorten(&id, d)
+            && let Some(f) = self.frames.get(&id)
+        {
+            ctx.out.push(Output::Persist(Record::Frame {
+                circle: self.id(),
+                id,
+                bytes: f.bytes.clone(),
+                expires_at_ms: d,
+            }));
+        }
+        let info = EnvelopeInfo {
+            key_id: header.key_id,
+            epoch: header.epoch,
+            counter: header.counter,
+            frame: bytes.to_vec(),
+        };
+        self.deliver(ctx, &inner, msg_id, deadline, Some(info));
+        Ok(())
+    }
+
+    /// The roster changed: retry pairwise frames from senders we did not know.
+    pub(super) fn retry_awaiting_senders(&mut self, ctx: &mut Ctx<'_>) {
+        let waiting = std::mem::take(&mut self.awaiting_sender);
+        for id in waiting {
+            let Some(bytes) = self.frames.get(&id).map(|f| f.bytes.clone()) else {
+                continue;
+            };
+            let Ok(frame) = frames::parse_pair(&bytes) else {
+                continue;
+            };
+            if !self.tags.contains_key(frame.from()) {
+                self.awaiting_sender.push(id);
+                continue;
+            }
+            if let Err(reason) = self.on_pair_frame(ctx, frame) {
+                ctx.event(Event::Rejected {
+                    circle: self.id(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn await_key(&mut self, ctx: &mut Ctx<'_>, key_id: KeyId, id: FrameId) {
+        if self.awaiting_count >= AWAITING_KEY_MAX {
+            return; // Still in the frame store; a later catch-up retries it.
+        }
+        let list = self.awaiting_key.entry(key_id).or_default();
+        let first = list.is_empty();
+        list.push(id);
+        self.awaiting_count += 1;
+        if first {
+            ctx.event(Event::Queued {
+                circle: self.id(),
+                reason: "a message is waiting for its sender's key".into(),
+            });
+        }
+    }
+
+    /// Act on an authenticated message (ours or a member's).
+    fn deliver(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        inner: &Inner,
+        id: MessageId,
+        deadline: Option<u64>,
+        envelope: Option<EnvelopeInfo>,
+    ) {
+        let (kind, text) = match &inner.body {
+            Body::Text(t) => (MessageKind::Text, t.clone()),
+            Body::Announcement(a) => {
+                if !self.log.can(&inner.sender, Action::Announce) {
+                    ctx.event(Event::Rejected {
+                        circle: self.id(),
+                        reason: format!(
+                            "{} may not post announcements",
+                            self.member_name(&inner.sender)
+                        ),
+                    });
+                    return;
+                }
+                if let Some(old) = a.supersedes
+                    && self.pinned == Some(old)
+                {
+                    self.pinned = None;
+                }
+                if self.pinned.is_none_or(|p| {
+                    self.messages
+                        .get(&p)
+                        .is_none_or(|m| m.sent_at_ms <= inner.sent_at_ms)
+                }) {
+                    self.pinned = Some(id);
+                }
+                (MessageKind::Announcement(a.clone()), a.title.clone())
+            }
+            Body::Ack(of) => {
+                if self
+                    .messages
+                    .get(of)
+                    .is_some_and(|m| matches!(m.kind, MessageKind::Announcement(_)))
+                {
+                    self.acks.entry(*of).or_default().insert(inner.sender);
+                    ctx.event(Event::AnnouncementAcked {
+                        circle: self.id(),
+                        announcement: *of,
+                        by: inner.sender,
+                    });
+                }
+                return;
+            }
+            Body::Op(bytes) => {
+                match Op::decode(bytes) {
+                    Ok(op) => self.insert_op(ctx, op),
+                    Err(e) => ctx.event(Event::Rejected {
+                        circle: self.id(),
+                        reason: format!("membership operation refused: {e}"),
+                    }),
+                }
+                return;
+            }
+        };
+        let view = MessageView {
+            circle: self.id(),
+            id,
+            sender: inner.sender,
+            sender_name: self.member_name(&inner.sender),
+            kind,
+            text,
+            sent_at_ms: inner.sent_at_ms,
+            received_at_ms: ctx.now,
+            expires_at_ms: deadline,
+            envelope,
+        };
+        let acknowledge = matches!(view.kind, MessageKind::Announcement(_))
+            && inner.sender != ctx.me
+            && ctx.config.send_acks
+            && !self.removed;
+        self.store_message(ctx, view);
+        if acknowledge {
+            let timer = (inner.timer_secs > 0).then_some(inner.timer_secs);
+            self.send_group(ctx, Body::Ack(id), timer);
+        }
+    }
+
+    fn store_message(&mut self, ctx: &mut Ctx<'_>, view: MessageView) {
+        self.messages.insert(view.id, view.clone());
+        ctx.out
+            .push(Output::Persist(Record::Message(Box::new(view.clone()))));
+        ctx.event(Event::Message(view));
+    }
+}
+
+fn seal_data(
+    session: &mut Session,
+    to: &Tag,
+    from: &Tag,
+    padded: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    // The header (associated data) names the nonce, which the session picks.
+    let nonce = session.next_nonce();
+    let header = frames::data_header(to, from, &session.id(), nonce);
+    let (used, ct) = session.seal(&header, padded)?;
+    if used != nonce {
+        return Err(CryptoError::SessionState);
+    }
+    let mut frame = header;
+    frame.extend_from_slice(&ct);
+    Ok(frame)
+}
+
+/// Split encoded ops into groups that fit one padded pairwise payload.
+pub(super) fn split_ops(ops: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+    let budget = wire::PADDING_BUCKETS[wire::PADDING_BUCKETS.len() - 1] - 1024;
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for op in ops {
+        if size + op.len() + 4 > budget && !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += op.len() + 4;
+        current.push(op);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+impl CircleState {
+    pub(super) fn system_message(&mut self, ctx: &mut Ctx<'_>, by: MemberId, text: String) {
+        self.system_counter += 1;
+        let h = hash(
+            b"kolo/v1/system-message",
+            &[
+                &self.id(),
+                &ctx.now.to_be_bytes(),
+                &self.system_counter.to_be_bytes(),
+                text.as_bytes(),
+            ],
+        );
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h[..16]);
+        let view = MessageView {
+            circle: self.id(),
+            id,
+            sender: by,
+            sender_name: self.member_name(&by),
+            kind: MessageKind::System,
+            text,
+            sent_at_ms: ctx.now,
+            received_at_ms: ctx.now,
+            expires_at_ms: self.deadline(ctx.now, None),
+            envelope: None,
+        };
+        self.store_message(ctx, view);
+    }
+}
+
+impl CircleState {
+    /// Drop everything that would let a removed member's keys or sessions
+    /// be used again.
+    pub(super) fn forget_member(&mut self, member: &MemberId) {
+        let keys: Vec<KeyId> = self
+            .receiving
+            .iter()
+            .filter(|(_, r)| r.sender == *member)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.receiving.remove(&k);
+            self.retired_keys.insert(k);
+        }
+        self.outbound.remove(member);
+        self.inbound.remove(member);
+        self.latest_epoch_of.remove(member);
+    }
+
+    /// Time passed: erase expired messages and frames, rotate our chain if
+    /// due, and erase replaced chains kept past the retention window.
+    pub(super) fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let circle = self.id();
+        let due: Vec<MessageId> = self
+            .messages
+            .values()
+            .filter(|m| m.expires_at_ms.is_some_and(|d| d <= ctx.now))
+            .map(|m| m.id)
+            .collect();
+        for id in due {
+            self.messages.remove(&id);
+            self.acks.remove(&id);
+            if self.pinned == Some(id) {
+                self.pinned = None;
+            }
+            ctx.out
+                .push(Output::Persist(Record::DeleteMessage { circle, id }));
+            ctx.event(Event::MessageExpired { circle, id });
+        }
+        for id in self.frames.expire(ctx.now) {
+            ctx.out
+                .push(Output::Persist(Record::DeleteFrame { circle, id }));
+        }
+        let retention = ctx.config.frame_retention_ms;
+        let stale: Vec<KeyId> = self
+            .receiving
+            .iter()
+            .filter(|(_, r)| {
+                r.retired_at_ms
+                    .is_some_and(|t| ctx.now.saturating_sub(t) > retention)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &stale {
+            self.receiving.remove(k);
+            self.retired_keys.insert(*k);
+        }
+        if !self.removed {
+            self.rotate_if_due(ctx);
+        }
+        if !stale.is_empty() {
+            ctx.out
+                .push(Output::Persist(Record::CircleState { circle }));
+        }
+    }
+
+    pub fn log(&self) -> &CircleLog {
+        &self.log
+    }
+
+    pub fn message(&self, id: &MessageId) -> Option<&MessageView> {
+        self.messages.get(id)
+    }
+
+    /// The announcement pinned on top of the circle, if any.
+    pub fn pinned(&self) -> Option<&MessageView> {
+        self.pinned.and_then(|id| self.messages.get(&id))
+    }
+
+    /// Members who acknowledged announcement `id`.
+    pub fn acks(&self, id: &MessageId) -> Vec<MemberId> {
+        self.acks
+            .get(id)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn is_verified(&self, member: &MemberId) -> bool {
+        self.verified.contains(member)
+    }
+
+    /// Whether we were removed from (or left) this circle.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// Encrypted frames held for catch-up and mailboxing.
+    pub fn stored_frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Messages in display order (sender's time, then id).
+    pub fn history(&self) -> Vec<&MessageView> {
+        let mut v: Vec<&MessageView> = self.messages.values().collect();
+        v.sort_by_key(|m| (m.sent_at_ms, m.id));
+        v
+    }
+
+    /// What a member can produce with its own keys: a group frame around
+    /// arbitrary plaintext, published on the topic. Exists so adversarial
+    /// tests can show that receivers refuse a member's forgery (inner
+    /// sender, circle or epoch that do not match the envelope).
+    pub fn seal_raw(&mut self, ctx: &mut Ctx<'_>, inner: &Inner) -> Option<Vec<u8>> {
+        let padded = pad(&inner.encode()).ok()?;
+        let (_, frame) = envelope::seal(&mut self.chain, &padded).ok()?;
+        let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+        self.publish(ctx, frame.clone(), expiry);
+        Some(frame)
+    }
+
+    /// Key ids we currently hold a receiving chain for (trainer view, tests).
+    pub fn receiving_key_count(&self) -> usize {
+        self.receiving.len()
+    }
+}

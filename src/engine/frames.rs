@@ -1,0 +1,537 @@
+//! Frame layouts other than the group envelope (which lives in
+//! `crypto::envelope`): pairwise, join and sync frames, and the payloads
+//! carried inside pairwise and join sessions. Byte layouts are in
+//! `protocol/SPEC.md`; every decoder here is total over arbitrary input.
+
+use crate::crypto::pairwise::SessionId;
+use crate::crypto::ratchet::{KeyId, SenderKeyDistribution};
+use crate::wire::{self, Reader, WireError, Writer, frame_type};
+
+/// Largest frame accepted on the circle topic (gossip and sync).
+pub const MAX_GOSSIP_FRAME: usize = 256 * 1024;
+/// Largest frame accepted on a direct (request-response) exchange.
+pub const MAX_DIRECT_FRAME: usize = 4 * 1024 * 1024;
+/// Most frames a sync request may list or a response may carry.
+pub const MAX_SYNC_ITEMS: usize = 100_000;
+pub const MAX_LOG_OPS: usize = 10_000;
+pub const MAX_HEADS: usize = 16;
+pub const TAG_LEN: usize = 16;
+pub const PAIR_DATA_HEADER: usize = 2 + 16 + 16 + 16 + 8;
+
+pub type Tag = [u8; TAG_LEN];
+
+/// A decoded circle-topic frame that is not a group envelope.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PairFrame<'a> {
+    Hello {
+        to: Tag,
+        from: Tag,
+        epoch: u32,
+        noise: &'a [u8],
+    },
+    Reply {
+        to: Tag,
+        from: Tag,
+        session: SessionId,
+        noise: &'a [u8],
+    },
+    Data {
+        to: Tag,
+        from: Tag,
+        session: SessionId,
+        nonce: u64,
+        header: &'a [u8],
+        ciphertext: &'a [u8],
+    },
+}
+
+impl PairFrame<'_> {
+    pub fn to(&self) -> &Tag {
+        match self {
+            PairFrame::Hello { to, .. }
+            | PairFrame::Reply { to, .. }
+            | PairFrame::Data { to, .. } => to,
+        }
+    }
+    pub fn from(&self) -> &Tag {
+        match self {
+            PairFrame::Hello { from, .. }
+            | PairFrame::Reply { from, .. }
+            | PairFrame::Data { from, .. } => from,
+        }
+    }
+}
+
+fn prefix(w: &mut Writer, kind: u8) {
+    w.u8(wire::VERSION).u8(kind);
+}
+
+pub fn encode_hello(to: &Tag, from: &Tag, epoch: u32, noise: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(40 + noise.len());
+    prefix(&mut w, frame_type::PAIR_HELLO);
+    w.raw(to).raw(from).u32(epoch).raw(noise);
+    w.finish()
+}
+
+pub fn encode_reply(to: &Tag, from: &Tag, session: &SessionId, noise: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(50 + noise.len());
+    prefix(&mut w, frame_type::PAIR_REPLY);
+    w.raw(to).raw(from).raw(session).raw(noise);
+    w.finish()
+}
+
+/// The associated data of a PAIR_DATA frame: everything before the ciphertext.
+pub fn data_header(to: &Tag, from: &Tag, session: &SessionId, nonce: u64) -> Vec<u8> {
+    let mut w = Writer::with_capacity(PAIR_DATA_HEADER);
+    prefix(&mut w, frame_type::PAIR_DATA);
+    w.raw(to).raw(from).raw(session).u64(nonce);
+    w.finish()
+}
+
+pub fn parse_pair(bytes: &[u8]) -> Result<PairFrame<'_>, WireError> {
+    if bytes.len() > MAX_GOSSIP_FRAME {
+        return Err(WireError::TooLong(bytes.len()));
+    }
+    let kind = wire::read_prefix(bytes)?;
+    let mut r = Reader::new(&bytes[2..]);
+    let to = r.array()?;
+    let from = r.array()?;
+    let frame = match kind {
+        frame_type::PAIR_HELLO => PairFrame::Hello {
+            to,
+            from,
+            epoch: r.u32()?,
+            noise: r.rest(),
+        },
+        frame_type::PAIR_REPLY => PairFrame::Reply {
+            to,
+            from,
+            session: r.array()?,
+            noise: r.rest(),
+        },
+        frame_type::PAIR_DATA => {
+            let session = r.array()?;
+            let nonce = r.u64()?;
+            PairFrame::Data {
+                to,
+                from,
+                session,
+                nonce,
+                header: &bytes[..PAIR_DATA_HEADER],
+                ciphertext: r.rest(),
+            }
+        }
+        other => return Err(WireError::UnknownType(other)),
+    };
+    Ok(frame)
+}
+
+/// What travels inside a pairwise session (padded to a bucket).
+pub enum PairPayload {
+    /// A sending chain for the recipient to read us with, the final
+    /// counter of the chain it replaces, and our log heads (so a member
+    /// missing operations can ask for them).
+    SenderKey {
+        distribution: SenderKeyDistribution,
+        previous: Option<(KeyId, u32)>,
+        heads: Vec<[u8; 32]>,
+    },
+    /// "Send me the membership log; I am missing operations."
+    LogRequest,
+    /// The membership log, genesis first.
+    LogOps(Vec<Vec<u8>>),
+}
+
+impl PairPayload {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(256);
+        match self {
+            PairPayload::SenderKey {
+                distribution: d,
+                previous,
+                heads,
+            } => {
+                w.u8(1)
+                    .u32(d.epoch)
+                    .raw(&d.signing_public)
+                    .raw(&d.chain_key)
+                    .u32(d.counter);
+                match previous {
+                    Some((id, last)) => w.u8(1).raw(id).u32(*last),
+                    None => w.u8(0),
+                };
+                let heads = &heads[..heads.len().min(MAX_HEADS)];
+                w.u8(heads.len() as u8);
+                for h in heads {
+                    w.raw(h);
+                }
+            }
+            PairPayload::LogRequest => {
+                w.u8(2);
+            }
+            PairPayload::LogOps(ops) => {
+                encode_ops(w.u8(3), ops);
+            }
+        }
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let payload = match r.u8()? {
+            1 => {
+                let distribution = SenderKeyDistribution {
+                    epoch: r.u32()?,
+                    signing_public: r.array()?,
+                    chain_key: r.array()?,
+                    counter: r.u32()?,
+                };
+                let previous = match r.u8()? {
+                    0 => None,
+                    1 => Some((r.array()?, r.u32()?)),
+                    code => {
+                        return Err(WireError::UnknownCode {
+                            what: "previous flag",
+                            code,
+                        });
+                    }
+                };
+                let n = r.u8()? as usize;
+                if n > MAX_HEADS {
+                    return Err(WireError::LimitExceeded {
+                        what: "heads",
+                        limit: MAX_HEADS,
+                    });
+                }
+                let heads = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
+                PairPayload::SenderKey {
+                    distribution,
+                    previous,
+                    heads,
+                }
+            }
+            2 => PairPayload::LogRequest,
+            3 => PairPayload::LogOps(decode_ops(&mut r)?),
+            code => {
+                return Err(WireError::UnknownCode {
+                    what: "pairwise payload",
+                    code,
+                });
+            }
+        };
+        r.finish()?;
+        Ok(payload)
+    }
+}
+
+fn encode_ops(w: &mut Writer, ops: &[Vec<u8>]) {
+    let ops = &ops[..ops.len().min(MAX_LOG_OPS)];
+    w.u16(ops.len() as u16);
+    for op in ops {
+        w.bytes32(op);
+    }
+}
+
+fn decode_ops(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, WireError> {
+    let n = r.u16()? as usize;
+    if n > MAX_LOG_OPS {
+        return Err(WireError::LimitExceeded {
+            what: "operations",
+            limit: MAX_LOG_OPS,
+        });
+    }
+    (0..n)
+        .map(|_| r.bytes32("op", super::message::MAX_OP).map(<[u8]>::to_vec))
+        .collect()
+}
+
+/// A decoded direct (request-response) frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DirectFrame<'a> {
+    JoinHello {
+        invite_op: [u8; 32],
+        noise: &'a [u8],
+    },
+    JoinReply {
+        noise: &'a [u8],
+    },
+    JoinRequest {
+        noise: &'a [u8],
+    },
+    JoinAnswer {
+        nonce: u64,
+        header: &'a [u8],
+        ciphertext: &'a [u8],
+    },
+    SyncRequest {
+        have: Vec<[u8; 8]>,
+    },
+    SyncResponse {
+        frames: Vec<&'a [u8]>,
+    },
+}
+
+pub fn encode_join_hello(invite_op: &[u8; 32], noise: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    prefix(&mut w, frame_type::JOIN_HELLO);
+    w.raw(invite_op).raw(noise);
+    w.finish()
+}
+
+pub fn encode_join_noise(kind: u8, noise: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    prefix(&mut w, kind);
+    w.raw(noise);
+    w.finish()
+}
+
+pub fn join_answer_header(nonce: u64) -> Vec<u8> {
+    let mut w = Writer::new();
+    prefix(&mut w, frame_type::JOIN_ANSWER);
+    w.u64(nonce);
+    w.finish()
+}
+
+pub fn encode_sync_request(have: &[[u8; 8]]) -> Vec<u8> {
+    let have = &have[..have.len().min(MAX_SYNC_ITEMS)];
+    let mut w = Writer::with_capacity(6 + have.len() * 8);
+    prefix(&mut w, frame_type::SYNC_REQUEST);
+    w.u32(have.len() as u32);
+    for h in have {
+        w.raw(h);
+    }
+    w.finish()
+}
+
+pub fn encode_sync_response(frames: &[&[u8]]) -> Vec<u8> {
+    let mut w = Writer::new();
+    prefix(&mut w, frame_type::SYNC_RESPONSE);
+    w.u32(frames.len() as u32);
+    for f in frames {
+        w.bytes32(f);
+    }
+    w.finish()
+}
+
+pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
+    if bytes.len() > MAX_DIRECT_FRAME {
+        return Err(WireError::TooLong(bytes.len()));
+    }
+    let kind = wire::read_prefix(bytes)?;
+    let mut r = Reader::new(&bytes[2..]);
+    let frame = match kind {
+        frame_type::JOIN_HELLO => DirectFrame::JoinHello {
+            invite_op: r.array()?,
+            noise: r.rest(),
+        },
+        frame_type::JOIN_REPLY => DirectFrame::JoinReply { noise: r.rest() },
+        frame_type::JOIN_REQUEST => DirectFrame::JoinRequest { noise: r.rest() },
+        frame_type::JOIN_ANSWER => DirectFrame::JoinAnswer {
+            nonce: r.u64()?,
+            header: &bytes[..10],
+            ciphertext: r.rest(),
+        },
+        frame_type::SYNC_REQUEST => {
+            let n = r.u32()? as usize;
+            if n > MAX_SYNC_ITEMS {
+                return Err(WireError::LimitExceeded {
+                    what: "sync list",
+                    limit: MAX_SYNC_ITEMS,
+                });
+            }
+            let have = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
+            r.finish()?;
+            DirectFrame::SyncRequest { have }
+        }
+        frame_type::SYNC_RESPONSE => {
+            let n = r.u32()? as usize;
+            if n > MAX_SYNC_ITEMS {
+                return Err(WireError::LimitExceeded {
+                    what: "sync frames",
+                    limit: MAX_SYNC_ITEMS,
+                });
+            }
+            let frames = (0..n)
+                .map(|_| r.bytes32("frame", MAX_GOSSIP_FRAME))
+                .collect::<Result<_, _>>()?;
+            r.finish()?;
+            DirectFrame::SyncResponse { frames }
+        }
+        other => return Err(WireError::UnknownType(other)),
+    };
+    Ok(frame)
+}
+
+/// Inside the join session, from member to joiner.
+pub enum JoinAnswer {
+    Welcome {
+        circle_secret: [u8; 32],
+        ops: Vec<Vec<u8>>,
+    },
+    /// `fatal`: no member will admit with this invite (used, expired);
+    /// otherwise another member may.
+    Refused { fatal: bool, reason: String },
+}
+
+impl JoinAnswer {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            JoinAnswer::Welcome { circle_secret, ops } => {
+                encode_ops(w.u8(1).raw(circle_secret), ops)
+            }
+            JoinAnswer::Refused { fatal, reason } => {
+                w.u8(2).u8(u8::from(*fatal)).str16(reason);
+            }
+        }
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let answer = match r.u8()? {
+            1 => JoinAnswer::Welcome {
+                circle_secret: r.array()?,
+                ops: decode_ops(&mut r)?,
+            },
+            2 => JoinAnswer::Refused {
+                fatal: r.u8()? != 0,
+                reason: r.str16("reason", 500)?,
+            },
+            code => {
+                return Err(WireError::UnknownCode {
+                    what: "join answer",
+                    code,
+                });
+            }
+        };
+        r.finish()?;
+        Ok(answer)
+    }
+}
+
+/// The member's proof in the XX reply: its identity and the signature
+/// binding the static key it just used to that identity.
+pub struct MemberProof {
+    pub member: [u8; 32],
+    pub binding_signature: [u8; 64],
+}
+
+impl MemberProof {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(96);
+        w.raw(&self.member).raw(&self.binding_signature);
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let proof = Self {
+            member: r.array()?,
+            binding_signature: r.array()?,
+        };
+        r.finish()?;
+        Ok(proof)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pair_frames_round_trip() {
+        let f = encode_hello(&[1; 16], &[2; 16], 7, b"noise");
+        assert_eq!(
+            parse_pair(&f).unwrap(),
+            PairFrame::Hello {
+                to: [1; 16],
+                from: [2; 16],
+                epoch: 7,
+                noise: b"noise"
+            }
+        );
+        let mut d = data_header(&[1; 16], &[2; 16], &[3; 16], 9);
+        d.extend_from_slice(b"ct");
+        match parse_pair(&d).unwrap() {
+            PairFrame::Data {
+                nonce,
+                ciphertext,
+                header,
+                ..
+            } => {
+                assert_eq!(nonce, 9);
+                assert_eq!(ciphertext, b"ct");
+                assert_eq!(header.len(), PAIR_DATA_HEADER);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn payloads_round_trip() {
+        let p = PairPayload::SenderKey {
+            distribution: SenderKeyDistribution {
+                epoch: 2,
+                signing_public: [3; 32],
+                chain_key: [4; 32],
+                counter: 5,
+            },
+            previous: Some(([6; 16], 7)),
+            heads: vec![[8; 32]],
+        };
+        let bytes = p.encode();
+        match PairPayload::decode(&bytes).unwrap() {
+            PairPayload::SenderKey {
+                distribution,
+                previous,
+                heads,
+            } => {
+                assert_eq!(distribution.counter, 5);
+                assert_eq!(previous, Some(([6; 16], 7)));
+                assert_eq!(heads, vec![[8; 32]]);
+            }
+            _ => panic!("wrong kind"),
+        }
+        let ops = PairPayload::LogOps(vec![vec![1, 2], vec![3]]).encode();
+        assert!(
+            matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2)
+        );
+        let w = JoinAnswer::Welcome {
+            circle_secret: [1; 32],
+            ops: vec![vec![9]],
+        }
+        .encode();
+        assert!(matches!(
+            JoinAnswer::decode(&w).unwrap(),
+            JoinAnswer::Welcome { .. }
+        ));
+        let s = encode_sync_request(&[[1; 8], [2; 8]]);
+        assert_eq!(
+            parse_direct(&s).unwrap(),
+            DirectFrame::SyncRequest {
+                have: vec![[1; 8], [2; 8]]
+            }
+        );
+        let s = encode_sync_response(&[b"a", b"bc"]);
+        assert_eq!(
+            parse_direct(&s).unwrap(),
+            DirectFrame::SyncResponse {
+                frames: vec![b"a", b"bc"]
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_pair(&bytes);
+            let _ = parse_direct(&bytes);
+            let _ = PairPayload::decode(&bytes);
+            let _ = JoinAnswer::decode(&bytes);
+            let _ = MemberProof::decode(&bytes);
+        }
+    }
+}

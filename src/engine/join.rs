@@ -1,0 +1,437 @@
+//! Joining a circle with an invite code, from both sides.
+//!
+//! The joiner holds only the invite: the circle id, the network key (to
+//! enter the closed network), the id of the organiser's signed Invite
+//! operation and the invite's secret key. It runs Noise XX with whichever
+//! member it reaches first; the member proves its identity in the reply
+//! (its static key is bound to its identity by signature), the joiner sends
+//! a Join operation signed by itself and by the invite key, and the member
+//! checks it against its log, publishes it, and answers with the circle
+//! secret and the whole log. Any online member can admit: the organiser
+//! pre-authorised the join by signing the Invite.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::Ctx;
+use super::circle_state::{CircleState, split_ops};
+use super::frames::{self, DirectFrame, JoinAnswer, MemberProof};
+use super::message::Body;
+use super::types::{Event, NetworkKey, Output, PeerRef, Record};
+use crate::circle::{CircleId, CircleLog, InviteCode, InviteStatus, Op, OpBody};
+use crate::crypto::pairwise::{Session, XxInitiator, XxResponder};
+use crate::identity::{MemberId, NoiseBinding, NoiseSecret};
+use crate::wire::frame_type;
+
+/// Join handshakes a member serves at once (per circle and peer).
+const MAX_RESPONDERS: usize = 32;
+
+enum Attempt {
+    AwaitingReply(Box<XxInitiator>),
+    AwaitingAnswer { session: Session, member: MemberId },
+}
+
+struct PendingJoin {
+    code: InviteCode,
+    noise: NoiseSecret,
+    /// One Join operation for every attempt: two different ones would be a
+    /// double use of the invite, which admits nobody.
+    op: Op,
+    attempts: HashMap<PeerRef, Attempt>,
+    started_at_ms: u64,
+}
+
+#[derive(Default)]
+pub struct Joins {
+    pending: HashMap<CircleId, PendingJoin>,
+    responders: BTreeMap<(CircleId, PeerRef), (XxResponder, [u8; 32])>,
+}
+
+impl Joins {
+    pub fn is_joining(&self, circle: &CircleId) -> bool {
+        self.pending.contains_key(circle)
+    }
+
+    pub fn start(
+        &mut self,
+        circles: &BTreeMap<CircleId, CircleState>,
+        ctx: &mut Ctx<'_>,
+        text: &str,
+    ) {
+        let code = match InviteCode::parse(text) {
+            Ok(c) => c,
+            Err(e) => {
+                return ctx.event(Event::Error {
+                    reason: format!("invite not accepted: {e}"),
+                });
+            }
+        };
+        let circle = code.circle_id;
+        if ctx.now > code.expires_at_ms {
+            return ctx.event(Event::JoinFailed {
+                circle,
+                reason: "this invite has expired".into(),
+            });
+        }
+        if circles.get(&circle).is_some_and(|c| !c.removed) {
+            return ctx.event(Event::Error {
+                reason: "you are already a member of this circle".into(),
+            });
+        }
+        ctx.out.push(Output::Dial {
+            circle,
+            network_key: NetworkKey(code.network_key),
+            addresses: code.addresses.clone(),
+        });
+        ctx.event(Event::Queued {
+            circle,
+            reason: "looking for a member of the circle to admit you".into(),
+        });
+        let noise = NoiseSecret::generate(ctx.rng);
+        let binding = NoiseBinding::create(ctx.identity, &circle, &noise);
+        let op = match Op::sign_join(
+            ctx.identity,
+            &circle,
+            &code.secret,
+            code.invite_op,
+            binding,
+            ctx.display_name,
+            ctx.now,
+        ) {
+            Ok(op) => op,
+            Err(e) => {
+                return ctx.event(Event::JoinFailed {
+                    circle,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        self.pending.insert(
+            circle,
+            PendingJoin {
+                code,
+                noise,
+                op,
+                attempts: HashMap::new(),
+                started_at_ms: ctx.now,
+            },
+        );
+    }
+
+    /// A peer in the circle's network is reachable: open a handshake with it.
+    pub fn on_peer(&mut self, ctx: &mut Ctx<'_>, circle: CircleId, peer: PeerRef) {
+        let Some(join) = self.pending.get_mut(&circle) else {
+            return;
+        };
+        if join.attempts.contains_key(&peer) {
+            return;
+        }
+        match XxInitiator::start(&join.noise, &circle, &join.code.invite_op, ctx.rng) {
+            Ok((init, msg)) => {
+                join.attempts
+                    .insert(peer, Attempt::AwaitingReply(Box::new(init)));
+                ctx.out.push(Output::SendDirect {
+                    circle,
+                    peer,
+                    frame: frames::encode_join_hello(&join.code.invite_op, &msg),
+                });
+            }
+            Err(e) => ctx.event(Event::JoinFailed {
+                circle,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let timeout = ctx.config.join_timeout_ms;
+        let expired: Vec<CircleId> = self
+            .pending
+            .iter()
+            .filter(|(_, j)| {
+                ctx.now.saturating_sub(j.started_at_ms) > timeout || ctx.now > j.code.expires_at_ms
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for circle in expired {
+            self.pending.remove(&circle);
+            ctx.event(Event::JoinFailed {
+                circle,
+                reason: "no member of the circle answered in time".into(),
+            });
+        }
+    }
+
+    /// Joiner side: a direct frame from a member.
+    pub fn on_direct(
+        &mut self,
+        circles: &mut BTreeMap<CircleId, CircleState>,
+        ctx: &mut Ctx<'_>,
+        circle: CircleId,
+        peer: PeerRef,
+        bytes: &[u8],
+    ) {
+        if !self.pending.contains_key(&circle) {
+            return ctx.event(Event::Rejected {
+                circle,
+                reason: "direct frame for a circle we are not in".into(),
+            });
+        }
+        let result = match frames::parse_direct(bytes) {
+            Ok(DirectFrame::JoinReply { noise }) => self.on_reply(ctx, circle, peer, noise),
+            Ok(DirectFrame::JoinAnswer {
+                nonce,
+                header,
+                ciphertext,
+            }) => self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext),
+            Ok(_) => Err("unexpected frame while joining".into()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(reason) = result {
+            if let Some(j) = self.pending.get_mut(&circle) {
+                j.attempts.remove(&peer);
+            }
+            ctx.event(Event::Rejected { circle, reason });
+        }
+    }
+
+    fn on_reply(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        circle: CircleId,
+        peer: PeerRef,
+        noise: &[u8],
+    ) -> Result<(), String> {
+        let join = self.pending.get_mut(&circle).ok_or("not joining")?;
+        let Some(Attempt::AwaitingReply(mut init)) = join.attempts.remove(&peer) else {
+            return Err("join reply without a handshake".into());
+        };
+        let (member_static, payload) = init.read_reply(noise).map_err(|e| e.to_string())?;
+        let proof = MemberProof::decode(&payload).map_err(|e| e.to_string())?;
+        let member = MemberId(proof.member);
+        let binding = NoiseBinding {
+            noise_public: member_static,
+            signature: proof.binding_signature,
+        };
+        binding
+            .verify(&member, &circle)
+            .map_err(|_| "the answering peer did not prove it is a member".to_string())?;
+        let (session, msg) = init.finish(&join.op.encode()).map_err(|e| e.to_string())?;
+        join.attempts
+            .insert(peer, Attempt::AwaitingAnswer { session, member });
+        ctx.out.push(Output::SendDirect {
+            circle,
+            peer,
+            frame: frames::encode_join_noise(frame_type::JOIN_REQUEST, &msg),
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_answer(
+        &mut self,
+        circles: &mut BTreeMap<CircleId, CircleState>,
+        ctx: &mut Ctx<'_>,
+        circle: CircleId,
+        peer: PeerRef,
+        nonce: u64,
+        header: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<(), String> {
+        let join = self.pending.get_mut(&circle).ok_or("not joining")?;
+        let Some(Attempt::AwaitingAnswer {
+            mut session,
+            member,
+        }) = join.attempts.remove(&peer)
+        else {
+            return Err("join answer without a request".into());
+        };
+        let plain = zeroize::Zeroizing::new(
+            session
+                .open(header, nonce, ciphertext)
+                .map_err(|e| e.to_string())?,
+        );
+        let (secret, ops) = match JoinAnswer::decode(&plain).map_err(|e| e.to_string())? {
+            JoinAnswer::Refused {
+                fatal: false,
+                reason,
+            } => {
+                // This member cannot admit us yet; others may.
+                ctx.event(Event::Queued {
+                    circle,
+                    reason: format!("{reason}; trying other members"),
+                });
+                return Ok(());
+            }
+            JoinAnswer::Refused {
+                fatal: true,
+                reason,
+            } => {
+                self.pending.remove(&circle);
+                ctx.event(Event::JoinFailed { circle, reason });
+                return Ok(());
+            }
+            JoinAnswer::Welcome { circle_secret, ops } => {
+                (zeroize::Zeroizing::new(circle_secret), ops)
+            }
+        };
+        let log = rebuild_log(&ops)?;
+        if log.circle_id() != circle {
+            return Err("welcome is for another circle".into());
+        }
+        if !log.is_member(&ctx.me) || !log.is_member(&member) {
+            return Err("welcome does not show us admitted".into());
+        }
+        let Some(join) = self.pending.remove(&circle) else {
+            return Ok(());
+        };
+        let name = log.circle_name().to_owned();
+        let mut state = CircleState::new(log, *secret, join.noise, ctx);
+        let me = ctx.me;
+        state.system_message(ctx, me, format!("you joined {name}"));
+        state.distribute_chain(ctx);
+        ctx.out.push(state.subscribe_output());
+        ctx.out
+            .push(Output::Persist(Record::CircleState { circle }));
+        ctx.event(Event::Joined { circle, name });
+        circles.insert(circle, state);
+        Ok(())
+    }
+
+    /// Member side: a joiner's handshake messages.
+    pub fn as_member(
+        &mut self,
+        state: &mut CircleState,
+        ctx: &mut Ctx<'_>,
+        peer: PeerRef,
+        frame: DirectFrame<'_>,
+    ) -> Result<(), String> {
+        let circle = state.id();
+        match frame {
+            DirectFrame::JoinHello { invite_op, noise } => {
+                if state.removed {
+                    return Err("join request to a removed member".into());
+                }
+                let proof = MemberProof {
+                    member: *ctx.me.as_bytes(),
+                    binding_signature: state
+                        .log
+                        .member(&ctx.me)
+                        .map(|r| r.binding.signature)
+                        .ok_or("not a member")?,
+                };
+                let (responder, reply) = XxResponder::respond(
+                    state.noise(),
+                    &circle,
+                    &invite_op,
+                    noise,
+                    &proof.encode(),
+                    ctx.rng,
+                )
+                .map_err(|e| e.to_string())?;
+                if self.responders.len() >= MAX_RESPONDERS {
+                    self.responders.pop_first();
+                }
+                self.responders
+                    .insert((circle, peer), (responder, invite_op));
+                ctx.out.push(Output::SendDirect {
+                    circle,
+                    peer,
+                    frame: frames::encode_join_noise(frame_type::JOIN_REPLY, &reply),
+                });
+                Ok(())
+            }
+            DirectFrame::JoinRequest { noise } => {
+                let (responder, invite_op) = self
+                    .responders
+                    .remove(&(circle, peer))
+                    .ok_or("join request without a handshake")?;
+                let (joiner_static, payload, mut session) =
+                    responder.finish(noise).map_err(|e| e.to_string())?;
+                let answer = admit(state, ctx, invite_op, joiner_static, &payload);
+                let plain = zeroize::Zeroizing::new(answer.encode());
+                let nonce = session.next_nonce();
+                let header = frames::join_answer_header(nonce);
+                let (_, ct) = session.seal(&header, &plain).map_err(|e| e.to_string())?;
+                let mut frame = header;
+                frame.extend_from_slice(&ct);
+                ctx.out.push(Output::SendDirect {
+                    circle,
+                    peer,
+                    frame,
+                });
+                Ok(())
+            }
+            // Late answers to our own join attempts after we got in.
+            DirectFrame::JoinReply { .. } | DirectFrame::JoinAnswer { .. } => Ok(()),
+            _ => Err("unexpected direct frame".into()),
+        }
+    }
+}
+
+/// Check a join operation against our log and, if it holds, publish and
+/// apply it; the answer is the welcome or the reason for refusal.
+fn admit(
+    state: &mut CircleState,
+    ctx: &mut Ctx<'_>,
+    invite_op: [u8; 32],
+    joiner_static: [u8; 32],
+    payload: &[u8],
+) -> JoinAnswer {
+    let refuse = |r: &str| JoinAnswer::Refused {
+        fatal: true,
+        reason: r.to_owned(),
+    };
+    let retry = |r: &str| JoinAnswer::Refused {
+        fatal: false,
+        reason: r.to_owned(),
+    };
+    let Ok(op) = Op::decode(payload) else {
+        return refuse("malformed join request");
+    };
+    let OpBody::Join { binding, .. } = &op.body else {
+        return refuse("not a join request");
+    };
+    if op.parents.first() != Some(&invite_op) || binding.noise_public != joiner_static {
+        return refuse("join request does not match the handshake");
+    }
+    let invite_public = match state.log.invite_status(&invite_op, ctx.now) {
+        InviteStatus::Open { invite_public, .. } => invite_public,
+        InviteStatus::Unknown => return retry("a member does not know that invite yet"),
+        InviteStatus::Expired => return refuse("this invite has expired"),
+        InviteStatus::Used => return refuse("this invite was already used"),
+    };
+    if op
+        .verify_signatures(&state.id(), Some(&invite_public))
+        .is_err()
+    {
+        return refuse("join request signatures do not verify");
+    }
+    let joiner = op.author;
+    state.send_group(ctx, Body::Op(op.encode()), None);
+    if !state.log.is_member(&joiner) {
+        return refuse("the circle did not accept this join (was the invite used twice?)");
+    }
+    let ops: Vec<Vec<u8>> = state
+        .log
+        .ops_in_order()
+        .into_iter()
+        .map(Op::encode)
+        .collect();
+    // The welcome travels directly, so one chunk holds the whole log.
+    let ops = split_ops(ops).into_iter().flatten().collect();
+    JoinAnswer::Welcome {
+        circle_secret: *state.secret(),
+        ops,
+    }
+}
+
+fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {
+    let (first, rest) = ops.split_first().ok_or("welcome carries no log")?;
+    let genesis = Op::decode(first).map_err(|e| e.to_string())?;
+    let mut log = CircleLog::from_genesis(genesis).map_err(|e| e.to_string())?;
+    for bytes in rest {
+        let op = Op::decode(bytes).map_err(|e| e.to_string())?;
+        log.insert(op).map_err(|e| e.to_string())?;
+    }
+    Ok(log)
+}

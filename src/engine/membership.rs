@@ -1,0 +1,165 @@
+//! Applying membership operations to a circle: the log decides, this
+//! module reacts (notices, key-change warnings, rekeying on a new epoch,
+//! forgetting removed members' keys and sessions).
+
+use super::Ctx;
+use super::circle_state::CircleState;
+use super::types::{Event, Output, Record};
+use crate::circle::{InsertOutcome, MembershipChange, Op};
+use crate::identity::MemberId;
+
+impl CircleState {
+    /// Insert an operation (ours or received) and act on what changed.
+    pub fn insert_op(&mut self, ctx: &mut Ctx<'_>, op: Op) {
+        let epoch_before = self.log.epoch();
+        match self.log.insert(op) {
+            Err(e) => ctx.event(Event::Rejected {
+                circle: self.id(),
+                reason: format!("membership operation refused: {e}"),
+            }),
+            Ok(InsertOutcome::Duplicate) | Ok(InsertOutcome::Pending) => {}
+            Ok(InsertOutcome::Applied { changes }) => {
+                self.apply_changes(ctx, changes, epoch_before)
+            }
+        }
+    }
+
+    fn apply_changes(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        changes: Vec<MembershipChange>,
+        epoch_before: u32,
+    ) {
+        self.refresh_member_tags();
+        for change in changes {
+            self.notice(ctx, &change);
+            ctx.event(Event::Membership {
+                circle: self.id(),
+                change,
+            });
+        }
+        ctx.out
+            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        if !self.log.is_member(&ctx.me) {
+            if !self.removed {
+                self.removed = true;
+                ctx.out.push(Output::Unsubscribe { circle: self.id() });
+            }
+            return;
+        }
+        if self.log.epoch() != epoch_before {
+            // New epoch: a fresh chain for the new membership, on a new topic.
+            self.new_chain(ctx);
+            ctx.out.push(self.subscribe_output());
+        }
+        self.retry_awaiting_senders(ctx);
+    }
+
+    fn notice(&mut self, ctx: &mut Ctx<'_>, change: &MembershipChange) {
+        let text = match change {
+            MembershipChange::Created { by } => {
+                format!("{} created the circle", self.member_name(by))
+            }
+            MembershipChange::Added {
+                member, name, by, ..
+            } => {
+                self.check_key_change(ctx, member, name);
+                format!("{} added {}", self.member_name(by), name)
+            }
+            MembershipChange::Joined {
+                member,
+                name,
+                invited_by,
+                ..
+            } => {
+                self.check_key_change(ctx, member, name);
+                format!(
+                    "{} joined (invited by {})",
+                    name,
+                    self.member_name(invited_by)
+                )
+            }
+            MembershipChange::Removed { member, name, by } => {
+                self.forget_member(member);
+                if by == member {
+                    format!("{name} left the circle")
+                } else {
+                    format!("{} removed {}", self.member_name(by), name)
+                }
+            }
+            MembershipChange::RoleChanged { member, role, by } => format!(
+                "{} made {} {:?}",
+                self.member_name(by),
+                self.member_name(member),
+                role
+            )
+            .to_lowercase(),
+            MembershipChange::Rotated { by } => {
+                format!("{} rotated the circle's keys", self.member_name(by))
+            }
+            MembershipChange::DisappearChanged { max_secs, by } => match max_secs {
+                Some(s) => format!(
+                    "{} set disappearing messages to {}",
+                    self.member_name(by),
+                    human_secs(*s)
+                ),
+                None => format!("{} turned disappearing messages off", self.member_name(by)),
+            },
+            MembershipChange::Ignored { reason, .. } => {
+                ctx.event(Event::Rejected {
+                    circle: self.id(),
+                    reason: format!("membership operation ignored: {reason}"),
+                });
+                return;
+            }
+        };
+        let by = match change {
+            MembershipChange::Created { by }
+            | MembershipChange::Added { by, .. }
+            | MembershipChange::Removed { by, .. }
+            | MembershipChange::RoleChanged { by, .. }
+            | MembershipChange::Rotated { by }
+            | MembershipChange::DisappearChanged { by, .. } => *by,
+            MembershipChange::Joined { member, .. } => *member,
+            MembershipChange::Ignored { .. } => ctx.me,
+        };
+        self.system_message(ctx, by, text);
+    }
+
+    /// A newcomer using the name of someone we knew under another key is
+    /// the classic impersonation: warn loudly and block sending until the
+    /// user acknowledges.
+    fn check_key_change(&mut self, ctx: &mut Ctx<'_>, member: &MemberId, name: &str) {
+        if *member == ctx.me {
+            return;
+        }
+        let lower = name.to_lowercase();
+        let current = self
+            .log
+            .members()
+            .into_iter()
+            .any(|r| r.id != *member && r.display_name.to_lowercase() == lower);
+        let former = self
+            .log
+            .former_members()
+            .into_iter()
+            .any(|(id, n)| id != *member && n.to_lowercase() == lower);
+        if current || former {
+            self.unacked_key_changes.insert(*member);
+            ctx.event(Event::KeyChangeWarning {
+                circle: self.id(),
+                member: *member,
+                name: name.to_owned(),
+            });
+        }
+    }
+}
+
+pub fn human_secs(s: u32) -> String {
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -1,0 +1,197 @@
+//! The plaintext inside a group envelope (before padding).
+//!
+//! ```text
+//! u8   kind            1 text, 2 announcement, 3 ack, 4 membership op
+//! [32] circle_id       must equal the circle the frame arrived in
+//! [32] sender          must equal the member the chain belongs to
+//! u32  epoch           must equal the header's epoch
+//! u64  sent_at_ms      sender's clock; rejected if too far in the future
+//! u32  timer_secs      disappearing timer, 0 = none
+//! ...  body            per kind, see protocol/SPEC.md
+//! ```
+
+use crate::identity::MemberId;
+use crate::wire::{Reader, WireError, Writer};
+
+pub const MAX_TEXT: usize = 60_000;
+pub const MAX_TITLE: usize = 200;
+pub const MAX_FIELD: usize = 500;
+pub const MAX_OP: usize = 4096;
+
+pub type MessageId = [u8; 16];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub title: String,
+    pub when: String,
+    pub place: String,
+    pub details: String,
+    pub supersedes: Option<MessageId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Text(String),
+    Announcement(Announcement),
+    /// Receipt of an announcement (opt-in metadata, see docs).
+    Ack(MessageId),
+    /// An encoded membership operation (`circle::Op`).
+    Op(Vec<u8>),
+}
+
+impl Body {
+    fn code(&self) -> u8 {
+        match self {
+            Body::Text(_) => 1,
+            Body::Announcement(_) => 2,
+            Body::Ack(_) => 3,
+            Body::Op(_) => 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inner {
+    pub circle_id: [u8; 32],
+    pub sender: MemberId,
+    pub epoch: u32,
+    pub sent_at_ms: u64,
+    pub timer_secs: u32,
+    pub body: Body,
+}
+
+impl Inner {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128);
+        w.u8(self.body.code())
+            .raw(&self.circle_id)
+            .raw(self.sender.as_bytes())
+            .u32(self.epoch)
+            .u64(self.sent_at_ms)
+            .u32(self.timer_secs);
+        match &self.body {
+            Body::Text(t) => {
+                w.bytes32(t.as_bytes());
+            }
+            Body::Announcement(a) => {
+                w.str16(&a.title).str16(&a.when).str16(&a.place);
+                w.bytes32(a.details.as_bytes());
+                match a.supersedes {
+                    Some(id) => w.u8(1).raw(&id),
+                    None => w.u8(0),
+                };
+            }
+            Body::Ack(id) => {
+                w.raw(id);
+            }
+            Body::Op(op) => {
+                w.bytes32(op);
+            }
+        }
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let code = r.u8()?;
+        let circle_id = r.array()?;
+        let sender = MemberId(r.array()?);
+        let epoch = r.u32()?;
+        let sent_at_ms = r.u64()?;
+        let timer_secs = r.u32()?;
+        let body = match code {
+            1 => Body::Text(utf8(r.bytes32("text", MAX_TEXT)?, "text")?),
+            2 => {
+                let title = r.str16("title", MAX_TITLE)?;
+                let when = r.str16("when", MAX_FIELD)?;
+                let place = r.str16("where", MAX_FIELD)?;
+                let details = utf8(r.bytes32("details", MAX_TEXT)?, "details")?;
+                let supersedes = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.array()?),
+                    c => {
+                        return Err(WireError::UnknownCode {
+                            what: "supersedes flag",
+                            code: c,
+                        });
+                    }
+                };
+                Body::Announcement(Announcement {
+                    title,
+                    when,
+                    place,
+                    details,
+                    supersedes,
+                })
+            }
+            3 => Body::Ack(r.array()?),
+            4 => Body::Op(r.bytes32("op", MAX_OP)?.to_vec()),
+            c => {
+                return Err(WireError::UnknownCode {
+                    what: "message kind",
+                    code: c,
+                });
+            }
+        };
+        r.finish()?;
+        Ok(Self {
+            circle_id,
+            sender,
+            epoch,
+            sent_at_ms,
+            timer_secs,
+            body,
+        })
+    }
+}
+
+fn utf8(bytes: &[u8], what: &'static str) -> Result<String, WireError> {
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| WireError::BadUtf8(what))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample(body: Body) -> Inner {
+        Inner {
+            circle_id: [1; 32],
+            sender: MemberId([2; 32]),
+            epoch: 3,
+            sent_at_ms: 4,
+            timer_secs: 5,
+            body,
+        }
+    }
+
+    #[test]
+    fn round_trip_every_kind() {
+        let bodies = [
+            Body::Text("hi ✊".into()),
+            Body::Announcement(Announcement {
+                title: "Meeting moved".into(),
+                when: "19:00".into(),
+                place: "north entrance".into(),
+                details: "bring water".into(),
+                supersedes: Some([9; 16]),
+            }),
+            Body::Ack([7; 16]),
+            Body::Op(vec![1, 2, 3]),
+        ];
+        for b in bodies {
+            let m = sample(b);
+            assert_eq!(Inner::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Inner::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! The protocol engine: a deterministic, sans-IO state machine.
+//!
+//! [`Engine::handle`] takes one [`Input`] (a user command, a frame from the
+//! circle topic, a direct frame from a peer, a peer becoming reachable, or
+//! a clock tick), the current time and a source of randomness, and returns
+//! the [`Output`]s it asks the adapters to carry out: frames to publish or
+//! send, records to persist, events to show. It never does I/O itself and
+//! never puts plaintext in a frame; if a key is missing it keeps the frame
+//! and reports [`Event::Queued`] instead of falling back to anything weaker.
+//!
+//! Owns: the set of circles this identity belongs to ([`circle_state`]),
+//! joins in progress ([`join`]), catch-up between members ([`sync`]),
+//! reactions to membership changes ([`membership`]).
+
+mod circle_state;
+mod frames;
+mod join;
+mod membership;
+pub mod message;
+mod persist;
+mod store;
+mod sync;
+mod types;
+
+use std::collections::BTreeMap;
+
+pub use circle_state::{CircleState, message_id};
+pub use frames::{MAX_DIRECT_FRAME, MAX_GOSSIP_FRAME};
+pub use membership::human_secs;
+pub use persist::RestoreError;
+pub use store::frame_id;
+pub use types::*;
+
+use crate::circle::{Action, CircleId, CircleLog, InviteCode, InviteSecret, Op, OpBody, Role};
+use crate::entropy::{Entropy, random_array};
+use crate::identity::{IdentitySecret, MemberId, NoiseSecret};
+use message::Body;
+
+/// Tunables; the defaults are what users get.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Messages dated further ahead than this are refused.
+    pub max_future_skew_ms: u64,
+    /// Rotate our sending chain after this many messages...
+    pub rotate_after_messages: u32,
+    /// ...or after this long (healing: a stolen chain key stops working).
+    pub rotate_after_ms: u64,
+    /// How long frames are kept for members who are offline.
+    pub frame_retention_ms: u64,
+    /// At most this many frames kept per circle.
+    pub max_stored_frames: usize,
+    /// Acknowledge announcements (opt-in metadata: tells the circle you saw it).
+    pub send_acks: bool,
+    /// Give up on a join that found no member in this time.
+    pub join_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_future_skew_ms: 5 * 60 * 1000,
+            rotate_after_messages: 1000,
+            rotate_after_ms: 24 * 3600 * 1000,
+            frame_retention_ms: 14 * 24 * 3600 * 1000,
+            max_stored_frames: 50_000,
+            send_acks: true,
+            join_timeout_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// What every handler gets: the time, randomness, who we are, and where
+/// to put outputs.
+pub struct Ctx<'a> {
+    pub now: u64,
+    pub rng: &'a mut dyn Entropy,
+    pub out: &'a mut Vec<Output>,
+    pub identity: &'a IdentitySecret,
+    pub me: MemberId,
+    pub display_name: &'a str,
+    pub config: &'a EngineConfig,
+}
+
+impl Ctx<'_> {
+    pub fn event(&mut self, e: Event) {
+        self.out.push(Output::Event(e));
+    }
+}
+
+/// A member as the UI shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    pub id: MemberId,
+    pub name: String,
+    pub role: Role,
+    pub verified: bool,
+}
+
+/// One circle as the store hands it back at start-up.
+pub struct StoredCircle {
+    pub snapshot: zeroize::Zeroizing<Vec<u8>>,
+    pub messages: Vec<MessageView>,
+    /// Encrypted frames with their expiry.
+    pub frames: Vec<(Vec<u8>, u64)>,
+}
+
+pub struct Engine {
+    identity: IdentitySecret,
+    display_name: String,
+    config: EngineConfig,
+    circles: BTreeMap<CircleId, CircleState>,
+    joins: join::Joins,
+}
+
+impl Engine {
+    pub fn new(identity: IdentitySecret, display_name: String, config: EngineConfig) -> Self {
+        Self {
+            identity,
+            display_name,
+            config,
+            circles: BTreeMap::new(),
+            joins: join::Joins::default(),
+        }
+    }
+
+    /// Rebuild an engine from what the store kept.
+    pub fn restore(
+        identity: IdentitySecret,
+        display_name: String,
+        config: EngineConfig,
+        stored: Vec<StoredCircle>,
+    ) -> Result<Self, RestoreError> {
+        let me = identity.member_id();
+        let mut engine = Self::new(identity, display_name, config);
+        for c in stored {
+            let state =
+                CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &engine.config)?;
+            engine.circles.insert(state.id(), state);
+        }
+        Ok(engine)
+    }
+
+    /// The circle's key and membership state, for the encrypted store.
+    pub fn export_circle(&self, id: &CircleId) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.circles.get(id).map(CircleState::export)
+    }
+
+    /// What adapters must set up for every circle after a restart
+    /// (subscriptions to the circle networks).
+    pub fn startup_outputs(&self) -> Vec<Output> {
+        self.circles
+            .values()
+            .filter(|c| !c.is_removed())
+            .map(CircleState::subscribe_output)
+            .collect()
+    }
+
+    pub fn member_id(&self) -> MemberId {
+        self.identity.member_id()
+    }
+
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    pub fn circle(&self, id: &CircleId) -> Option<&CircleState> {
+        self.circles.get(id)
+    }
+
+    pub fn circle_ids(&self) -> Vec<CircleId> {
+        self.circles.keys().copied().collect()
+    }
+
+    pub fn members(&self, id: &CircleId) -> Vec<MemberView> {
+        let Some(c) = self.circles.get(id) else {
+            return Vec::new();
+        };
+        c.log
+            .members()
+            .into_iter()
+            .map(|r| MemberView {
+                id: r.id,
+                name: r.display_name.clone(),
+                role: r.role,
+                verified: c.verified.contains(&r.id),
+            })
+            .collect()
+    }
+
+    /// Adversarial-test hook: seal `inner` under our own chain for
+    /// `circle` and publish it, whatever it claims (see
+    /// [`CircleState::seal_raw`]). Grants nothing a member lacks.
+    pub fn seal_raw(
+        &mut self,
+        now_ms: u64,
+        circle: &CircleId,
+        inner: &message::Inner,
+        rng: &mut dyn Entropy,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let me = self.identity.member_id();
+        let mut ctx = Ctx {
+            now: now_ms,
+            rng,
+            out: &mut out,
+            identity: &self.identity,
+            me,
+            display_name: &self.display_name,
+            config: &self.config,
+        };
+        if let Some(state) = self.circles.get_mut(circle) {
+            state.seal_raw(&mut ctx, inner);
+        }
+        out
+    }
+
+    /// The single entry point: apply `input` at time `now_ms`.
+    pub fn handle(&mut self, now_ms: u64, input: Input, rng: &mut dyn Entropy) -> Vec<Output> {
+        let mut out = Vec::new();
+        let me = self.identity.member_id();
+        let mut ctx = Ctx {
+            now: now_ms,
+            rng,
+            out: &mut out,
+            identity: &self.identity,
+            me,
+            display_name: &self.display_name,
+            config: &self.config,
+        };
+        match input {
+            Input::Command(c) => command(&mut self.circles, &mut self.joins, &mut ctx, c),
+            Input::Frame { circle, bytes } => match self.circles.get_mut(&circle) {
+                Some(state) => state.on_topic_frame(&mut ctx, bytes),
+                None => ctx.event(Event::Rejected {
+                    circle,
+                    reason: "frame for a circle we are not in".into(),
+                }),
+            },
+            Input::Direct {
+                circle,
+                peer,
+                bytes,
+            } => {
+                if let Some(state) = self.circles.get_mut(&circle) {
+                    direct_to_member(state, &mut self.joins, &mut ctx, peer, &bytes);
+                } else {
+                    self.joins
+                        .on_direct(&mut self.circles, &mut ctx, circle, peer, &bytes);
+                }
+            }
+            Input::PeerAvailable { circle, peer } => {
+                if let Some(state) = self.circles.get_mut(&circle) {
+                    sync::request(state, &mut ctx, peer);
+                } else {
+                    self.joins.on_peer(&mut ctx, circle, peer);
+                }
+            }
+            Input::Tick => {
+                for state in self.circles.values_mut() {
+                    state.on_tick(&mut ctx);
+                }
+                self.joins.on_tick(&mut ctx);
+            }
+        }
+        out
+    }
+}
+
+fn direct_to_member(
+    state: &mut CircleState,
+    joins: &mut join::Joins,
+    ctx: &mut Ctx<'_>,
+    peer: PeerRef,
+    bytes: &[u8],
+) {
+    let result = match frames::parse_direct(bytes) {
+        Err(e) => Err(e.to_string()),
+        Ok(frames::DirectFrame::SyncRequest { have }) => {
+            sync::answer(state, ctx, peer, &have);
+            Ok(())
+        }
+        Ok(frames::DirectFrame::SyncResponse { frames }) => {
+            for f in frames {
+                state.on_topic_frame(ctx, f.to_vec());
+            }
+            Ok(())
+        }
+        Ok(frame) => joins.as_member(state, ctx, peer, frame),
+    };
+    if let Err(reason) = result {
+        ctx.event(Event::Rejected {
+            circle: state.id(),
+            reason,
+        });
+    }
+}
+
+fn command(
+    circles: &mut BTreeMap<CircleId, CircleState>,
+    joins: &mut join::Joins,
+    ctx: &mut Ctx<'_>,
+    cmd: Command,
+) {
+    if let Command::CreateCircle {
+        name,
+        max_disappear_secs,
+    } = cmd
+    {
+        create_circle(circles, ctx, name, max_disappear_secs);
+        return;
+    }
+    if let Command::Join { code } = cmd {
+        joins.start(circles, ctx, &code);
+        return;
+    }
+    let circle = match &cmd {
+        Command::SendText { circle, .. }
+        | Command::SendAnnouncement { circle, .. }
+        | Command::CreateInvite { circle, .. }
+        | Command::Remove { circle, .. }
+        | Command::SetRole { circle, .. }
+        | Command::Rotate { circle }
+        | Command::SetDisappear { circle, .. }
+        | Command::Verify { circle, .. }
+        | Command::AcknowledgeKeyChange { circle, .. }
+        | Command::Leave { circle } => *circle,
+        Command::CreateCircle { .. } | Command::Join { .. } => return,
+    };
+    let Some(state) = circles.get_mut(&circle) else {
+        if joins.is_joining(&circle) {
+            ctx.event(Event::Queued {
+                circle,
+                reason: "not admitted to this circle yet; try again once joined".into(),
+            });
+        } else {
+            ctx.event(Event::Error {
+                reason: "no such circle".into(),
+            });
+        }
+        return;
+    };
+    if let Err(reason) = circle_command(state, ctx, cmd) {
+        ctx.event(Event::Error { reason });
+    }
+}
+
+fn create_circle(
+    circles: &mut BTreeMap<CircleId, CircleState>,
+    ctx: &mut Ctx<'_>,
+    name: String,
+    max_disappear_secs: Option<u32>,
+) {
+    let noise = NoiseSecret::generate(ctx.rng);
+    let created = Op::create(
+        ctx.identity,
+        &noise,
+        &name,
+        ctx.display_name,
+        max_disappear_secs.unwrap_or(0),
+        ctx.now,
+        ctx.rng,
+    );
+    let (genesis, circle_id) = match created {
+        Ok(x) => x,
+        Err(e) => {
+            return ctx.event(Event::Error {
+                reason: e.to_string(),
+            });
+        }
+    };
+    let log = match CircleLog::from_genesis(genesis) {
+        Ok(l) => l,
+        Err(e) => {
+            return ctx.event(Event::Error {
+                reason: e.to_string(),
+            });
+        }
+    };
+    let secret: [u8; 32] = random_array(ctx.rng);
+    let mut state = CircleState::new(log, secret, noise, ctx);
+    let me = ctx.me;
+    state.system_message(ctx, me, format!("{} created the circle", ctx.display_name));
+    ctx.out.push(state.subscribe_output());
+    ctx.out
+        .push(Output::Persist(Record::CircleState { circle: circle_id }));
+    ctx.event(Event::CircleCreated {
+        circle: circle_id,
+        name,
+    });
+    circles.insert(circle_id, state);
+}
+
+fn require(state: &CircleState, me: &MemberId, action: Action, what: &str) -> Result<(), String> {
+    if state.removed {
+        return Err("you are no longer a member of this circle".into());
+    }
+    if state.log.can(me, action) {
+        Ok(())
+    } else {
+        Err(format!("only organisers can {what}"))
+    }
+}
+
+/// Sign an operation, publish it under our current chain (so every member
+/// of the epoch it ends, including someone being removed, sees it), then
+/// apply it.
+fn author_op(state: &mut CircleState, ctx: &mut Ctx<'_>, body: OpBody) -> Result<Op, String> {
+    let op = Op::sign(ctx.identity, &state.id(), state.log.heads(), body, ctx.now)
+        .map_err(|e| e.to_string())?;
+    state.send_group(ctx, Body::Op(op.encode()), None);
+    Ok(op)
+}
+
+fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), String> {
+    let me = ctx.me;
+    match cmd {
+        Command::SendText {
+            text, timer_secs, ..
+        } => {
+            blocked_by_key_change(state)?;
+            if text.trim().is_empty() {
+                return Err("empty message not sent".into());
+            }
+            state.send_group(ctx, Body::Text(text), timer_secs);
+        }
+        Command::SendAnnouncement {
+            announcement,
+            timer_secs,
+            ..
+        } => {
+            blocked_by_key_change(state)?;
+            require(state, &me, Action::Announce, "post announcements")?;
+            state.send_group(ctx, Body::Announcement(announcement), timer_secs);
+        }
+        Command::CreateInvite {
+            expires_in_ms,
+            role,
+            addresses,
+            ..
+        } => {
+            require(state, &me, Action::Invite, "invite")?;
+            let secret = InviteSecret::generate(ctx.rng);
+            let expires_at_ms = ctx.now.saturating_add(expires_in_ms);
+            let op = author_op(
+                state,
+                ctx,
+                OpBody::Invite {
+                    invite_public: secret.public(),
+                    expires_at_ms,
+                    role,
+                },
+            )?;
+            let code = InviteCode {
+                circle_id: state.id(),
+                network_key: state.network_key(),
+                invite_op: op.id(),
+                secret,
+                expires_at_ms,
+                inviter: me,
+                addresses,
+            };
+            ctx.event(Event::InviteCreated {
+                circle: state.id(),
+                code: code.encode(),
+                expires_at_ms,
+            });
+        }
+        Command::Remove { member, .. } => {
+            if !state.log.is_member(&member) {
+                return Err("not a member of this circle".into());
+            }
+            if member != me {
+                require(state, &me, Action::Remove, "remove members")?;
+            }
+            author_op(state, ctx, OpBody::Remove { member })?;
+        }
+        Command::Leave { .. } => {
+            if state.removed {
+                return Err("you are no longer a member of this circle".into());
+            }
+            author_op(state, ctx, OpBody::Remove { member: me })?;
+        }
+        Command::SetRole { member, role, .. } => {
+            require(state, &me, Action::SetRole, "change roles")?;
+            if !state.log.is_member(&member) {
+                return Err("not a member of this circle".into());
+            }
+            author_op(state, ctx, OpBody::SetRole { member, role })?;
+        }
+        Command::Rotate { .. } => {
+            require(state, &me, Action::Rotate, "rotate the circle's keys")?;
+            author_op(state, ctx, OpBody::Rotate)?;
+        }
+        Command::SetDisappear { max_secs, .. } => {
+            require(
+                state,
+                &me,
+                Action::SetDisappear,
+                "change the disappearing timer",
+            )?;
+            author_op(
+                state,
+                ctx,
+                OpBody::SetDisappear {
+                    max_secs: max_secs.unwrap_or(0),
+                },
+            )?;
+        }
+        Command::Verify { member, .. } => {
+            if !state.log.is_member(&member) {
+                return Err("not a member of this circle".into());
+            }
+            state.verified.insert(member);
+            state.unacked_key_changes.remove(&member);
+            ctx.out
+                .push(Output::Persist(Record::CircleState { circle: state.id() }));
+            ctx.event(Event::Verified {
+                circle: state.id(),
+                member,
+            });
+        }
+        Command::AcknowledgeKeyChange { member, .. } => {
+            state.unacked_key_changes.remove(&member);
+            ctx.out
+                .push(Output::Persist(Record::CircleState { circle: state.id() }));
+        }
+        Command::CreateCircle { .. } | Command::Join { .. } => {}
+    }
+    Ok(())
+}
+
+fn blocked_by_key_change(state: &CircleState) -> Result<(), String> {
+    match state.unacked_key_changes.iter().next() {
+        None => Ok(()),
+        Some(m) => Err(format!(
+            "sending is paused: {}'s key is new to you; compare safety numbers or acknowledge the change first",
+            state.member_name(m)
+        )),
+    }
+}

@@ -1,0 +1,258 @@
+//! Snapshot of one circle's key and membership state, for the encrypted
+//! store, and the way back. Messages and frames are persisted as separate
+//! records (so the store can give each its own expiry) and handed back in
+//! [`CircleState::restore`].
+//!
+//! The snapshot holds secrets (circle secret, Noise key, chain keys,
+//! session keys); it is returned in a zeroizing buffer and must only ever
+//! be written inside the encrypted profile. A pending (half-finished)
+//! handshake is not saved: after a restart the next send opens a new one.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use zeroize::Zeroizing;
+
+use super::EngineConfig;
+use super::circle_state::{BoundedSet, CircleState, Outbound, RETIRED_KEYS, Receiver, SEEN_HELLOS};
+use super::store::FrameStore;
+use super::types::MessageView;
+use crate::circle::{self, CircleLog, Op};
+use crate::crypto::pairwise::Session;
+use crate::crypto::ratchet::{ReceivingChain, SendingChain};
+use crate::identity::{MemberId, NoiseSecret};
+use crate::wire::{Reader, WireError, Writer};
+
+const SNAPSHOT_VERSION: u8 = 1;
+const MAX_ITEMS: usize = 1 << 20;
+
+/// Why a stored snapshot could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("stored circle state is corrupt: {0}")]
+    Corrupt(#[from] WireError),
+    #[error("stored circle state is from a newer version ({0})")]
+    NewerVersion(u8),
+    #[error("stored membership log is invalid: {0}")]
+    Log(String),
+    #[error("stored key material is invalid: {0}")]
+    Keys(String),
+}
+
+fn count(r: &mut Reader<'_>) -> Result<usize, WireError> {
+    let n = r.u32()? as usize;
+    if n > MAX_ITEMS {
+        return Err(WireError::LimitExceeded {
+            what: "snapshot items",
+            limit: MAX_ITEMS,
+        });
+    }
+    Ok(n)
+}
+
+impl CircleState {
+    pub fn export(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(4096);
+        w.u8(SNAPSHOT_VERSION);
+        let ops = self.log.ops_in_order();
+        w.u32(ops.len() as u32);
+        for op in ops {
+            w.bytes32(&op.encode());
+        }
+        w.raw(&self.secret[..]).raw(self.noise.expose_bytes());
+        w.bytes32(&self.chain.export());
+        match &self.previous_chain {
+            Some((id, last)) => w.u8(1).raw(id).u32(*last),
+            None => w.u8(0),
+        };
+        w.u32(self.receiving.len() as u32);
+        for (key_id, r) in &self.receiving {
+            w.raw(key_id)
+                .raw(r.sender.as_bytes())
+                .bytes32(&r.chain.export());
+            w.u32(r.final_counter.map_or(u32::MAX, |c| c))
+                .u8(u8::from(r.final_counter.is_some()));
+            w.u64(r.retired_at_ms.unwrap_or(0))
+                .u8(u8::from(r.retired_at_ms.is_some()));
+        }
+        w.u32(self.latest_epoch_of.len() as u32);
+        for (m, e) in &self.latest_epoch_of {
+            w.raw(m.as_bytes()).u32(*e);
+        }
+        let retired: Vec<_> = self.retired_keys.iter().collect();
+        w.u32(retired.len() as u32);
+        for k in retired {
+            w.raw(k);
+        }
+        let outbound: Vec<_> = self
+            .outbound
+            .iter()
+            .filter_map(|(m, o)| Some((m, o.session.as_ref()?)))
+            .collect();
+        w.u32(outbound.len() as u32);
+        for (m, s) in outbound {
+            w.raw(m.as_bytes()).bytes32(&s.export());
+        }
+        let inbound: Vec<_> = self
+            .inbound
+            .iter()
+            .flat_map(|(m, v)| v.iter().map(move |s| (m, s)))
+            .collect();
+        w.u32(inbound.len() as u32);
+        for (m, s) in inbound {
+            w.raw(m.as_bytes()).bytes32(&s.export());
+        }
+        let hellos: Vec<_> = self.seen_hellos.iter().collect();
+        w.u32(hellos.len() as u32);
+        for h in hellos {
+            w.raw(h);
+        }
+        for set in [&self.verified, &self.unacked_key_changes] {
+            w.u32(set.len() as u32);
+            for m in set {
+                w.raw(m.as_bytes());
+            }
+        }
+        match self.pinned {
+            Some(id) => w.u8(1).raw(&id),
+            None => w.u8(0),
+        };
+        w.u32(self.acks.len() as u32);
+        for (id, who) in &self.acks {
+            w.raw(id).u32(who.len() as u32);
+            for m in who {
+                w.raw(m.as_bytes());
+            }
+        }
+        w.u8(u8::from(self.removed)).u64(self.system_counter);
+        Zeroizing::new(w.finish())
+    }
+
+    /// Rebuild a circle from its snapshot plus its stored messages and frames.
+    pub fn restore(
+        snapshot: &[u8],
+        messages: Vec<MessageView>,
+        frames: Vec<(Vec<u8>, u64)>,
+        me: &MemberId,
+        config: &EngineConfig,
+    ) -> Result<Self, RestoreError> {
+        let mut r = Reader::new(snapshot);
+        let version = r.u8()?;
+        if version > SNAPSHOT_VERSION {
+            return Err(RestoreError::NewerVersion(version));
+        }
+        let n = count(&mut r)?;
+        let mut ops = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            ops.push(
+                Op::decode(r.bytes32("op", 4096)?).map_err(|e| RestoreError::Log(e.to_string()))?,
+            );
+        }
+        let mut ops = ops.into_iter();
+        let genesis = ops
+            .next()
+            .ok_or_else(|| RestoreError::Log("empty log".into()))?;
+        let mut log =
+            CircleLog::from_genesis(genesis).map_err(|e| RestoreError::Log(e.to_string()))?;
+        for op in ops {
+            log.insert(op)
+                .map_err(|e| RestoreError::Log(e.to_string()))?;
+        }
+        let secret: [u8; 32] = r.array()?;
+        let noise = NoiseSecret::from_bytes(r.array()?);
+        let keys = |e: crate::crypto::CryptoError| RestoreError::Keys(e.to_string());
+        let chain = SendingChain::import(r.bytes32("chain", 256)?).map_err(keys)?;
+        let previous_chain = match r.u8()? {
+            0 => None,
+            _ => Some((r.array()?, r.u32()?)),
+        };
+        let mut receiving = HashMap::new();
+        for _ in 0..count(&mut r)? {
+            let key_id = r.array()?;
+            let sender = MemberId(r.array()?);
+            let chain =
+                ReceivingChain::import(r.bytes32("receiving chain", 1 << 20)?).map_err(keys)?;
+            let (fc, has_fc) = (r.u32()?, r.u8()? == 1);
+            let (ra, has_ra) = (r.u64()?, r.u8()? == 1);
+            receiving.insert(
+                key_id,
+                Receiver {
+                    sender,
+                    chain,
+                    final_counter: has_fc.then_some(fc),
+                    retired_at_ms: has_ra.then_some(ra),
+                },
+            );
+        }
+        let mut latest_epoch_of = HashMap::new();
+        for _ in 0..count(&mut r)? {
+            latest_epoch_of.insert(MemberId(r.array()?), r.u32()?);
+        }
+        let mut retired_keys = BoundedSet::new(RETIRED_KEYS);
+        for _ in 0..count(&mut r)? {
+            retired_keys.insert(r.array()?);
+        }
+        let mut outbound: HashMap<MemberId, Outbound> = HashMap::new();
+        for _ in 0..count(&mut r)? {
+            let m = MemberId(r.array()?);
+            let s = Session::import(r.bytes32("session", 256)?).map_err(keys)?;
+            outbound.entry(m).or_default().session = Some(s);
+        }
+        let mut inbound: HashMap<MemberId, VecDeque<Session>> = HashMap::new();
+        for _ in 0..count(&mut r)? {
+            let m = MemberId(r.array()?);
+            let s = Session::import(r.bytes32("session", 256)?).map_err(keys)?;
+            inbound.entry(m).or_default().push_back(s);
+        }
+        let mut seen_hellos = BoundedSet::new(SEEN_HELLOS);
+        for _ in 0..count(&mut r)? {
+            seen_hellos.insert(r.array()?);
+        }
+        let mut sets = [BTreeSet::new(), BTreeSet::new()];
+        for set in &mut sets {
+            for _ in 0..count(&mut r)? {
+                set.insert(MemberId(r.array()?));
+            }
+        }
+        let [verified, unacked_key_changes] = sets;
+        let pinned = match r.u8()? {
+            0 => None,
+            _ => Some(r.array()?),
+        };
+        let mut acks = HashMap::new();
+        for _ in 0..count(&mut r)? {
+            let id = r.array()?;
+            let mut who = BTreeSet::new();
+            for _ in 0..count(&mut r)? {
+                who.insert(MemberId(r.array()?));
+            }
+            acks.insert(id, who);
+        }
+        let removed = r.u8()? == 1;
+        let system_counter = r.u64()?;
+        r.finish()?;
+
+        let circle_id = log.circle_id();
+        let mut store = FrameStore::new(config.max_stored_frames);
+        for (bytes, expires) in frames {
+            store.insert(super::store::frame_id(&bytes), bytes, expires);
+        }
+        let mut state = CircleState::assemble(log, secret, noise, chain, store);
+        state.my_tag = circle::pair_tag(&secret, &circle_id, me);
+        state.previous_chain = previous_chain;
+        state.receiving = receiving;
+        state.latest_epoch_of = latest_epoch_of;
+        state.retired_keys = retired_keys;
+        state.outbound = outbound;
+        state.inbound = inbound;
+        state.seen_hellos = seen_hellos;
+        state.verified = verified;
+        state.unacked_key_changes = unacked_key_changes;
+        state.pinned = pinned;
+        state.acks = acks;
+        state.removed = removed;
+        state.system_counter = system_counter;
+        state.messages = messages.into_iter().map(|m| (m.id, m)).collect();
+        state.refresh_member_tags();
+        Ok(state)
+    }
+}

@@ -1,0 +1,249 @@
+//! The engine's vocabulary: what goes in, what comes out.
+
+use crate::circle::{CircleId, MembershipChange, Role};
+use crate::crypto::ratchet::KeyId;
+use crate::identity::MemberId;
+
+pub use super::message::{Announcement, MessageId};
+
+/// Opaque handle the network adapter gives a connected peer.
+pub type PeerRef = u64;
+
+/// Everything that can happen to the engine.
+pub enum Input {
+    /// Something the user asked for.
+    Command(Command),
+    /// A frame received on a circle's topic (gossip or catch-up).
+    Frame { circle: CircleId, bytes: Vec<u8> },
+    /// A frame received directly from a peer (join handshake, sync).
+    Direct {
+        circle: CircleId,
+        peer: PeerRef,
+        bytes: Vec<u8>,
+    },
+    /// A peer of the circle's network is reachable now (on connect, and
+    /// periodically): the engine starts catch-up or a join attempt with it.
+    PeerAvailable { circle: CircleId, peer: PeerRef },
+    /// Time passed: expire messages, rotate keys.
+    Tick,
+}
+
+/// User commands. Circles and members are named by id here; name lookup
+/// is the adapters' job.
+pub enum Command {
+    CreateCircle {
+        name: String,
+        max_disappear_secs: Option<u32>,
+    },
+    SendText {
+        circle: CircleId,
+        text: String,
+        timer_secs: Option<u32>,
+    },
+    SendAnnouncement {
+        circle: CircleId,
+        announcement: Announcement,
+        timer_secs: Option<u32>,
+    },
+    CreateInvite {
+        circle: CircleId,
+        expires_in_ms: u64,
+        role: Role,
+        addresses: Vec<String>,
+    },
+    Join {
+        code: String,
+    },
+    Remove {
+        circle: CircleId,
+        member: MemberId,
+    },
+    SetRole {
+        circle: CircleId,
+        member: MemberId,
+        role: Role,
+    },
+    Rotate {
+        circle: CircleId,
+    },
+    SetDisappear {
+        circle: CircleId,
+        max_secs: Option<u32>,
+    },
+    Verify {
+        circle: CircleId,
+        member: MemberId,
+    },
+    AcknowledgeKeyChange {
+        circle: CircleId,
+        member: MemberId,
+    },
+    Leave {
+        circle: CircleId,
+    },
+}
+
+/// Everything the engine asks its adapters to do.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Outputs are moved once, never stored in bulk.
+pub enum Output {
+    /// Publish on the circle's current topic.
+    Publish {
+        circle: CircleId,
+        topic: String,
+        frame: Vec<u8>,
+    },
+    /// Send to one peer directly (join handshake, sync).
+    SendDirect {
+        circle: CircleId,
+        peer: PeerRef,
+        frame: Vec<u8>,
+    },
+    /// Be in this circle's closed network and listen on these topics.
+    Subscribe {
+        circle: CircleId,
+        network_key: NetworkKey,
+        topics: Vec<String>,
+    },
+    /// Leave a circle's network.
+    Unsubscribe { circle: CircleId },
+    /// Dial these addresses in the circle's network to find a member to
+    /// join through (from an invite).
+    Dial {
+        circle: CircleId,
+        network_key: NetworkKey,
+        addresses: Vec<String>,
+    },
+    /// Write (or erase) something in the profile.
+    Persist(Record),
+    /// Show something to the user.
+    Event(Event),
+}
+
+/// The closed network's pre-shared key (held by every member; not enough
+/// to read anything). Redacted in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NetworkKey(pub [u8; 32]);
+
+impl std::fmt::Debug for NetworkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetworkKey(..)")
+    }
+}
+
+/// What the store must persist or erase.
+#[derive(Debug)]
+pub enum Record {
+    /// A message for the history (plaintext: the store encrypts it under
+    /// the key of its expiry bucket).
+    Message(Box<MessageView>),
+    /// Erase a message everywhere (expiry).
+    DeleteMessage { circle: CircleId, id: MessageId },
+    /// Keep an encrypted frame for catch-up and mailboxing until `expires_at_ms`.
+    Frame {
+        circle: CircleId,
+        id: [u8; 32],
+        bytes: Vec<u8>,
+        expires_at_ms: u64,
+    },
+    /// Erase a stored frame.
+    DeleteFrame { circle: CircleId, id: [u8; 32] },
+    /// The circle's key and membership state changed; the store saves
+    /// `Engine::export_circle` for it.
+    CircleState { circle: CircleId },
+    /// The circle is gone from this profile (left or removed and wiped).
+    DeleteCircle { circle: CircleId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    Announcement(Announcement),
+    /// A membership notice generated locally from the log.
+    System,
+}
+
+/// What the trainer view shows about the envelope a message came in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeInfo {
+    pub key_id: KeyId,
+    pub epoch: u32,
+    pub counter: u32,
+    pub frame: Vec<u8>,
+}
+
+/// A message as the user sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    pub circle: CircleId,
+    pub id: MessageId,
+    pub sender: MemberId,
+    pub sender_name: String,
+    pub kind: MessageKind,
+    pub text: String,
+    pub sent_at_ms: u64,
+    pub received_at_ms: u64,
+    pub expires_at_ms: Option<u64>,
+    pub envelope: Option<EnvelopeInfo>,
+}
+
+/// Something to show.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    CircleCreated {
+        circle: CircleId,
+        name: String,
+    },
+    Joined {
+        circle: CircleId,
+        name: String,
+    },
+    JoinFailed {
+        circle: CircleId,
+        reason: String,
+    },
+    InviteCreated {
+        circle: CircleId,
+        code: String,
+        expires_at_ms: u64,
+    },
+    Message(MessageView),
+    MessageExpired {
+        circle: CircleId,
+        id: MessageId,
+    },
+    Membership {
+        circle: CircleId,
+        change: MembershipChange,
+    },
+    AnnouncementAcked {
+        circle: CircleId,
+        announcement: MessageId,
+        by: MemberId,
+    },
+    /// A member whose name we knew now shows a different key; sending in
+    /// the circle is blocked until acknowledged.
+    KeyChangeWarning {
+        circle: CircleId,
+        member: MemberId,
+        name: String,
+    },
+    Verified {
+        circle: CircleId,
+        member: MemberId,
+    },
+    /// Something could not be done yet and waits (e.g. keys not arrived).
+    Queued {
+        circle: CircleId,
+        reason: String,
+    },
+    /// A frame from the network was refused (forged, replayed, stale...).
+    Rejected {
+        circle: CircleId,
+        reason: String,
+    },
+    /// A command failed.
+    Error {
+        reason: String,
+    },
+}

@@ -1,0 +1,884 @@
+//! The encrypted profile: an adapter that persists exactly what the engine
+//! asks (`engine::Record`) in a SQLCipher database, and gives it back at
+//! start-up.
+//!
+//! Owns: the profile directory (`profile.header` + `profile.db`), the
+//! passphrase-derived keys (argon2id, see [`header`]), schema migrations,
+//! crypto-shredding of disappearing messages, the duress passphrase, the
+//! panic wipe, and the in-memory ephemeral mode.
+//!
+//! **Crypto-shredding.** Every message body is sealed under the key of its
+//! *expiry bucket* (one bucket per minute of deadline; bucket 0 for
+//! messages that never expire). Bucket keys are wrapped under a wrapping
+//! key. When a bucket's time passes, its messages are deleted, its key is
+//! deleted, and every surviving bucket key is re-wrapped under a *fresh*
+//! wrapping key, all in one transaction: a stale copy of a page that still
+//! held the destroyed key is wrapped under a wrapping key that no longer
+//! exists. Deletion uses `secure_delete`, the rollback journal is deleted
+//! at each commit, and temporary tables live in memory.
+//!
+//! What this cannot promise (see `docs/threat-model.md`): erasure on flash
+//! storage with wear-levelling, or of memory swapped to disk.
+
+pub mod codec;
+pub mod header;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+pub use header::KdfParams;
+use header::{Header, Unlocked};
+
+use crate::circle::CircleId;
+use crate::crypto::{aead, kdf};
+use crate::engine::{Engine, MessageView, Record, StoredCircle};
+use crate::entropy::{Entropy, random_array};
+use crate::identity::{IdentitySecret, hex};
+
+pub const DB_FILE: &str = "profile.db";
+pub const HEADER_FILE: &str = "profile.header";
+/// Schema version this build writes; older ones are migrated, newer refused.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Width of an expiry bucket.
+pub const BUCKET_MS: u64 = 60_000;
+
+const LABEL_DB_KEY: &[u8] = b"kolo/v1/profile-db-key";
+const AD_BUCKET_KEY: &[u8] = b"kolo/v1/bucket-key";
+const AD_MESSAGE: &[u8] = b"kolo/v1/stored-message";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("wrong passphrase for the profile in {0}")]
+    WrongPassphrase(PathBuf),
+    #[error("no kolo profile in {0}; create one with `kolo init --name NAME`")]
+    NoProfile(PathBuf),
+    #[error("a kolo profile already exists in {0}")]
+    AlreadyExists(PathBuf),
+    #[error("{path} is damaged or not part of a kolo profile: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{path} was written by a newer kolo (format {found}; this build reads up to {supported}); upgrade kolo"
+    )]
+    Newer {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("profile database error in {path}: {reason}")]
+    Db { path: PathBuf, reason: String },
+}
+
+/// An open profile.
+pub struct Profile {
+    conn: Connection,
+    /// `None` in ephemeral mode.
+    dir: Option<PathBuf>,
+    header: Option<Header>,
+    master: Zeroizing<[u8; 32]>,
+}
+
+/// What opening a profile yields.
+pub struct Opened {
+    pub profile: Profile,
+    pub identity: IdentitySecret,
+    pub display_name: String,
+    pub circles: Vec<StoredCircle>,
+}
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}
+
+fn header_path(dir: &Path) -> PathBuf {
+    dir.join(HEADER_FILE)
+}
+
+impl Profile {
+    fn db_err(&self, e: rusqlite::Error) -> StoreError {
+        let path = self
+            .dir
+            .as_deref()
+            .map(db_path)
+            .unwrap_or_else(|| PathBuf::from(":memory:"));
+        StoreError::Db {
+            path,
+            reason: e.to_string(),
+        }
+    }
+
+    /// Create a new profile in `dir` with a fresh identity.
+    pub fn create(
+        dir: &Path,
+        passphrase: &str,
+        display_name: &str,
+        params: KdfParams,
+        rng: &mut dyn Entropy,
+    ) -> Result<Opened, StoreError> {
+        let io = |e: std::io::Error| StoreError::Io {
+            path: dir.to_owned(),
+            source: e,
+        };
+        if header_path(dir).exists() {
+            return Err(StoreError::AlreadyExists(dir.to_owned()));
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        restrict_permissions(dir);
+        // A database without a header is an interrupted creation: start over.
+        remove_db_files(dir);
+        let master = Zeroizing::new(random_array::<32>(rng));
+        let conn = open_db(&db_path(dir), &master)?;
+        let mut profile = Profile {
+            conn,
+            dir: Some(dir.to_owned()),
+            header: None,
+            master,
+        };
+        profile.migrate()?;
+        let identity = IdentitySecret::generate(rng);
+        profile.init_contents(&identity, display_name, rng)?;
+        let header = Header::new(params, passphrase.as_bytes(), &profile.master, rng)?;
+        header.write(&header_path(dir))?;
+        profile.header = Some(header);
+        Ok(Opened {
+            profile,
+            identity,
+            display_name: display_name.to_owned(),
+            circles: Vec::new(),
+        })
+    }
+
+    /// An in-memory profile that writes nothing anywhere (`--ephemeral`).
+    pub fn ephemeral(display_name: &str, rng: &mut dyn Entropy) -> Result<Opened, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|e| StoreError::Db {
+            path: ":memory:".into(),
+            reason: e.to_string(),
+        })?;
+        conn.execute_batch("PRAGMA temp_store = MEMORY;")
+            .map_err(|e| StoreError::Db {
+                path: ":memory:".into(),
+                reason: e.to_string(),
+            })?;
+        let mut profile = Profile {
+            conn,
+            dir: None,
+            header: None,
+            master: Zeroizing::new(random_array(rng)),
+        };
+        profile.migrate()?;
+        let identity = IdentitySecret::generate(rng);
+        profile.init_contents(&identity, display_name, rng)?;
+        Ok(Opened {
+            profile,
+            identity,
+            display_name: display_name.to_owned(),
+            circles: Vec::new(),
+        })
+    }
+
+    /// Open the profile in `dir`. Expired messages are purged before
+    /// anything is returned. The duress passphrase silently destroys the
+    /// real profile and opens a fresh one.
+    pub fn open(
+        dir: &Path,
+        passphrase: &str,
+        now_ms: u64,
+        rng: &mut dyn Entropy,
+    ) -> Result<Opened, StoreError> {
+        let hpath = header_path(dir);
+        let bytes = match std::fs::read(&hpath) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoProfile(dir.to_owned()));
+            }
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: hpath,
+                    source: e,
+                });
+            }
+        };
+        let header = Header::decode(&bytes, &hpath)?;
+        match header.unlock(passphrase.as_bytes())? {
+            None => Err(StoreError::WrongPassphrase(dir.to_owned())),
+            Some(Unlocked::Duress(decoy_name)) => {
+                let params = header.params;
+                destroy(dir)?;
+                Profile::create(dir, passphrase, &decoy_name, params, rng)
+            }
+            Some(Unlocked::Master(master)) => {
+                let dbp = db_path(dir);
+                if !dbp.exists() {
+                    return Err(StoreError::Corrupt {
+                        path: dbp,
+                        reason: "the database file is missing".into(),
+                    });
+                }
+                let conn = open_db(&dbp, &master)?;
+                let mut profile = Profile {
+                    conn,
+                    dir: Some(dir.to_owned()),
+                    header: Some(header),
+                    master,
+                };
+                profile.check_version()?;
+                profile.migrate()?;
+                profile.purge_expired(now_ms, rng)?;
+                let (identity, display_name) = profile.load_identity()?;
+                let circles = profile.load_circles()?;
+                Ok(Opened {
+                    profile,
+                    identity,
+                    display_name,
+                    circles,
+                })
+            }
+        }
+    }
+
+    pub fn is_ephemeral(&self) -> bool {
+        self.dir.is_none()
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Replace the passphrase (the data key stays; only slot A is re-wrapped).
+    pub fn change_passphrase(
+        &mut self,
+        new: &str,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), StoreError> {
+        let (Some(dir), Some(header)) = (self.dir.clone(), self.header.as_mut()) else {
+            return Ok(()); // Ephemeral profiles have no passphrase.
+        };
+        header.rewrap(new.as_bytes(), &self.master, rng)?;
+        header.write(&header_path(&dir))
+    }
+
+    /// Set the duress passphrase; entering it instead of the real one
+    /// destroys this profile and opens an empty one named `decoy_name`.
+    pub fn set_duress(
+        &mut self,
+        duress: &str,
+        decoy_name: &str,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), StoreError> {
+        let (Some(dir), Some(header)) = (self.dir.clone(), self.header.as_mut()) else {
+            return Ok(());
+        };
+        header.set_duress(duress.as_bytes(), decoy_name, rng)?;
+        header.write(&header_path(&dir))
+    }
+
+    fn check_version(&self) -> Result<(), StoreError> {
+        let v: u32 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        if v > SCHEMA_VERSION {
+            let path = self.dir.as_deref().map(db_path).unwrap_or_default();
+            return Err(StoreError::Newer {
+                path,
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, e: rusqlite::Error) -> StoreError {
+        let path = self.dir.as_deref().map(db_path).unwrap_or_default();
+        StoreError::Corrupt {
+            path,
+            reason: e.to_string(),
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let v: u32 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        if v > SCHEMA_VERSION {
+            return self.check_version();
+        }
+        for (version, sql) in MIGRATIONS.iter().skip(v as usize) {
+            let tx = self.conn.transaction().map_err(|e| StoreError::Db {
+                path: PathBuf::new(),
+                reason: e.to_string(),
+            })?;
+            tx.execute_batch(sql).map_err(|e| StoreError::Db {
+                path: PathBuf::new(),
+                reason: e.to_string(),
+            })?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(|e| StoreError::Db {
+                    path: PathBuf::new(),
+                    reason: e.to_string(),
+                })?;
+            tx.commit().map_err(|e| StoreError::Db {
+                path: PathBuf::new(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn init_contents(
+        &mut self,
+        identity: &IdentitySecret,
+        name: &str,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), StoreError> {
+        let seed = Zeroizing::new(identity.expose_seed());
+        let wrapping = Zeroizing::new(random_array::<32>(rng));
+        let tx = self.conn.transaction().map_err(|e| StoreError::Db {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        let r: Result<(), rusqlite::Error> = (|| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('identity_seed', ?1)",
+                params![&seed[..]],
+            )?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('display_name', ?1)",
+                params![name.as_bytes()],
+            )?;
+            tx.execute(
+                "INSERT INTO keyring (id, wrapping_key) VALUES (1, ?1)",
+                params![&wrapping[..]],
+            )?;
+            Ok(())
+        })();
+        r.map_err(|e| StoreError::Db {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        tx.commit().map_err(|e| self.db_err(e))
+    }
+
+    fn load_identity(&self) -> Result<(IdentitySecret, String), StoreError> {
+        let get = |key: &str| -> Result<Option<Vec<u8>>, rusqlite::Error> {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()
+        };
+        let seed = get("identity_seed")
+            .map_err(|e| self.corrupt(e))?
+            .map(Zeroizing::new);
+        let name = get("display_name").map_err(|e| self.corrupt(e))?;
+        let (Some(seed), Some(name)) = (seed, name) else {
+            let path = self.dir.as_deref().map(db_path).unwrap_or_default();
+            return Err(StoreError::Corrupt {
+                path,
+                reason: "the identity is missing".into(),
+            });
+        };
+        let seed: [u8; 32] = seed[..].try_into().map_err(|_| StoreError::Corrupt {
+            path: self.dir.as_deref().map(db_path).unwrap_or_default(),
+            reason: "the identity has the wrong length".into(),
+        })?;
+        let identity = IdentitySecret::from_seed(&seed);
+        let mut seed = seed;
+        zeroize::Zeroize::zeroize(&mut seed);
+        Ok((identity, String::from_utf8_lossy(&name).into_owned()))
+    }
+
+    fn load_circles(&self) -> Result<Vec<StoredCircle>, StoreError> {
+        let mut out = Vec::new();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, state FROM circles")
+                .map_err(|e| self.corrupt(e))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|it| it.collect())
+                .map_err(|e| self.corrupt(e))?
+        };
+        for (id, state) in rows {
+            let messages = self.load_messages(&id)?;
+            let frames: Vec<(Vec<u8>, u64)> = {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT bytes, expires_at FROM frames WHERE circle = ?1")
+                    .map_err(|e| self.corrupt(e))?;
+                st.query_map(params![id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+                    .and_then(|it| it.collect())
+                    .map_err(|e| self.corrupt(e))?
+            };
+            out.push(StoredCircle {
+                snapshot: Zeroizing::new(state),
+                messages,
+                frames,
+            });
+        }
+        Ok(out)
+    }
+
+    fn load_messages(&self, circle: &[u8]) -> Result<Vec<MessageView>, StoreError> {
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, bucket, body FROM messages WHERE circle = ?1")
+                .map_err(|e| self.corrupt(e))?;
+            st.query_map(params![circle], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|it| it.collect())
+                .map_err(|e| self.corrupt(e))?
+        };
+        let wrapping = self.wrapping_key(&self.conn)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, bucket, body) in rows {
+            let Some(key) = self.unwrap_bucket(&self.conn, &wrapping, bucket)? else {
+                continue;
+            };
+            let ad = [AD_MESSAGE, circle, &id].concat();
+            let Some(plain) = open_sealed(&key, &ad, &body) else {
+                return Err(StoreError::Corrupt {
+                    path: self.dir.as_deref().map(db_path).unwrap_or_default(),
+                    reason: "a stored message does not decrypt".into(),
+                });
+            };
+            let plain = Zeroizing::new(plain);
+            match codec::decode_message(&plain) {
+                Ok(m) => out.push(m),
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        path: self.dir.as_deref().map(db_path).unwrap_or_default(),
+                        reason: format!("a stored message is malformed: {e}"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn wrapping_key(&self, conn: &Connection) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let raw: Vec<u8> = conn
+            .query_row("SELECT wrapping_key FROM keyring WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.corrupt(e))?;
+        let raw = Zeroizing::new(raw);
+        let mut key = Zeroizing::new([0u8; 32]);
+        if raw.len() != 32 {
+            return Err(self.corrupt(rusqlite::Error::InvalidQuery));
+        }
+        key.copy_from_slice(&raw);
+        Ok(key)
+    }
+
+    fn unwrap_bucket(
+        &self,
+        conn: &Connection,
+        wrapping: &[u8; 32],
+        bucket: i64,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+        let wrapped: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT wrapped FROM bucket_keys WHERE bucket = ?1",
+                params![bucket],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.corrupt(e))?;
+        let Some(wrapped) = wrapped else {
+            return Ok(None);
+        };
+        let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
+        let plain = open_sealed(wrapping, &ad, &wrapped).map(Zeroizing::new);
+        let Some(plain) = plain.filter(|p| p.len() == 32) else {
+            return Err(StoreError::Corrupt {
+                path: self.dir.as_deref().map(db_path).unwrap_or_default(),
+                reason: "a message key does not unwrap".into(),
+            });
+        };
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&plain);
+        Ok(Some(key))
+    }
+
+    /// Persist one batch of engine records in a single transaction. When
+    /// this returns, the batch survives a crash (`synchronous = FULL`).
+    pub fn apply(
+        &mut self,
+        records: &[Record],
+        engine: &Engine,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let wrapping = self.wrapping_key(&self.conn)?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Db {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        for record in records {
+            let r = apply_record(&tx, record, engine, &wrapping, rng);
+            if let Err(e) = r {
+                let path = self.dir.as_deref().map(db_path).unwrap_or_default();
+                return Err(StoreError::Db {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))
+    }
+
+    /// Delete everything whose deadline passed and shred the keys of
+    /// expired buckets (re-wrapping the survivors under a fresh key).
+    /// Returns how many messages were erased.
+    pub fn purge_expired(
+        &mut self,
+        now_ms: u64,
+        rng: &mut dyn Entropy,
+    ) -> Result<usize, StoreError> {
+        let now = now_ms as i64;
+        let old_wrapping = self.wrapping_key(&self.conn)?;
+        let expired_bucket_limit = (now_ms / BUCKET_MS) as i64;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Db {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        let result: Result<usize, rusqlite::Error> = (|| {
+            let erased = tx.execute(
+                "DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                params![now],
+            )?;
+            tx.execute("DELETE FROM frames WHERE expires_at <= ?1", params![now])?;
+            let dead = tx.execute(
+                "DELETE FROM bucket_keys WHERE bucket >= 1 AND bucket <= ?1",
+                params![expired_bucket_limit],
+            )?;
+            if dead > 0 {
+                // Messages of a dead bucket cannot be read any more: drop them too.
+                tx.execute(
+                    "DELETE FROM messages WHERE bucket >= 1 AND bucket <= ?1",
+                    params![expired_bucket_limit],
+                )?;
+                let fresh = Zeroizing::new(random_array::<32>(rng));
+                let survivors: Vec<(i64, Vec<u8>)> = {
+                    let mut st = tx.prepare("SELECT bucket, wrapped FROM bucket_keys")?;
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()?
+                };
+                for (bucket, wrapped) in survivors {
+                    let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
+                    let Some(key) = open_sealed(&old_wrapping, &ad, &wrapped).map(Zeroizing::new)
+                    else {
+                        return Err(rusqlite::Error::InvalidQuery);
+                    };
+                    let rewrapped = seal_with(&fresh, &ad, &key, rng);
+                    tx.execute(
+                        "UPDATE bucket_keys SET wrapped = ?1 WHERE bucket = ?2",
+                        params![rewrapped, bucket],
+                    )?;
+                }
+                tx.execute(
+                    "UPDATE keyring SET wrapping_key = ?1 WHERE id = 1",
+                    params![&fresh[..]],
+                )?;
+            }
+            Ok(erased)
+        })();
+        let erased = result.map_err(|e| StoreError::Db {
+            path: self.dir.as_deref().map(db_path).unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(erased)
+    }
+
+    /// For tests only: the raw database connection (e.g. to simulate a
+    /// profile written by a newer version).
+    #[doc(hidden)]
+    pub fn raw_connection_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// For the forensic test only: the current plaintext key of a bucket
+    /// and the wrapping key, so the test can search the files for them.
+    #[doc(hidden)]
+    pub fn expose_keys_for_tests(&self, bucket: i64) -> Option<([u8; 32], [u8; 32])> {
+        let w = self.wrapping_key(&self.conn).ok()?;
+        let k = self.unwrap_bucket(&self.conn, &w, bucket).ok()??;
+        Some((*k, *w))
+    }
+
+    /// For the forensic test: the raw wrapped key row of a bucket.
+    pub fn wrapped_bucket_key(&self, bucket: i64) -> Option<Vec<u8>> {
+        self.conn
+            .query_row(
+                "SELECT wrapped FROM bucket_keys WHERE bucket = ?1",
+                params![bucket],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// For the forensic test: whether `wrapped` (a bucket key row captured
+    /// earlier) still unwraps under the current wrapping key.
+    pub fn can_unwrap(&self, bucket: i64, wrapped: &[u8]) -> bool {
+        let Ok(w) = self.wrapping_key(&self.conn) else {
+            return false;
+        };
+        let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
+        open_sealed(&w, &ad, wrapped).is_some()
+    }
+}
+
+/// The bucket a deadline falls in (0 = never expires).
+pub fn bucket_for(expires_at_ms: Option<u64>) -> i64 {
+    match expires_at_ms {
+        None => 0,
+        Some(t) => (t.div_ceil(BUCKET_MS)).max(1) as i64,
+    }
+}
+
+fn apply_record(
+    tx: &rusqlite::Transaction<'_>,
+    record: &Record,
+    engine: &Engine,
+    wrapping: &[u8; 32],
+    rng: &mut dyn Entropy,
+) -> Result<(), rusqlite::Error> {
+    match record {
+        Record::Message(m) => {
+            let bucket = bucket_for(m.expires_at_ms);
+            let key = bucket_key(tx, wrapping, bucket, rng)?;
+            let plain = Zeroizing::new(codec::encode_message(m));
+            let ad = [AD_MESSAGE, &m.circle[..], &m.id[..]].concat();
+            let body = seal_with(&key, &ad, &plain, rng);
+            tx.execute(
+                "INSERT OR REPLACE INTO messages (circle, id, bucket, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&m.circle[..], &m.id[..], bucket, m.expires_at_ms.map(|t| t as i64), body],
+            )?;
+        }
+        Record::DeleteMessage { circle, id } => {
+            tx.execute(
+                "DELETE FROM messages WHERE circle = ?1 AND id = ?2",
+                params![&circle[..], &id[..]],
+            )?;
+        }
+        Record::Frame {
+            circle,
+            id,
+            bytes,
+            expires_at_ms,
+        } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO frames (circle, id, expires_at, bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![&circle[..], &id[..], *expires_at_ms as i64, bytes],
+            )?;
+        }
+        Record::DeleteFrame { circle, id } => {
+            tx.execute(
+                "DELETE FROM frames WHERE circle = ?1 AND id = ?2",
+                params![&circle[..], &id[..]],
+            )?;
+        }
+        Record::CircleState { circle } => {
+            if let Some(snapshot) = engine.export_circle(circle) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO circles (id, state) VALUES (?1, ?2)",
+                    params![&circle[..], &snapshot[..]],
+                )?;
+            }
+        }
+        Record::DeleteCircle { circle } => delete_circle(tx, circle)?,
+    }
+    Ok(())
+}
+
+fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<(), rusqlite::Error> {
+    for table in ["circles", "messages", "frames"] {
+        let col = if table == "circles" { "id" } else { "circle" };
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE {col} = ?1"),
+            params![&circle[..]],
+        )?;
+    }
+    Ok(())
+}
+
+fn bucket_key(
+    tx: &rusqlite::Transaction<'_>,
+    wrapping: &[u8; 32],
+    bucket: i64,
+    rng: &mut dyn Entropy,
+) -> Result<Zeroizing<[u8; 32]>, rusqlite::Error> {
+    let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
+    let wrapped: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT wrapped FROM bucket_keys WHERE bucket = ?1",
+            params![bucket],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(w) = wrapped {
+        let plain = open_sealed(wrapping, &ad, &w).map(Zeroizing::new);
+        let plain = plain
+            .filter(|p| p.len() == 32)
+            .ok_or(rusqlite::Error::InvalidQuery)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&plain);
+        return Ok(key);
+    }
+    let key = Zeroizing::new(random_array::<32>(rng));
+    let sealed = seal_with(wrapping, &ad, &key[..], rng);
+    tx.execute(
+        "INSERT INTO bucket_keys (bucket, wrapped) VALUES (?1, ?2)",
+        params![bucket, sealed],
+    )?;
+    Ok(key)
+}
+
+/// `nonce || ChaCha20-Poly1305(key, nonce, plaintext, ad)`.
+fn seal_with(key: &[u8; 32], ad: &[u8], plaintext: &[u8], rng: &mut dyn Entropy) -> Vec<u8> {
+    let nonce: [u8; 12] = random_array(rng);
+    let mut out = nonce.to_vec();
+    // Sealing with a 32-byte key and 12-byte nonce cannot fail.
+    out.extend(aead::seal(key, &nonce, ad, plaintext).unwrap_or_default());
+    out
+}
+
+fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 12 + 16 {
+        return None;
+    }
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&sealed[..12]);
+    aead::open(key, &nonce, ad, &sealed[12..]).ok()
+}
+
+fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| StoreError::Db {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let db_key = Zeroizing::new(kdf::derive::<32>(b"", master, LABEL_DB_KEY, &[]));
+    let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex(&db_key[..])));
+    conn.execute_batch(&pragma).map_err(|e| StoreError::Db {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    // The header proved the passphrase, so a failure here is damage.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| StoreError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    conn.execute_batch(
+        "PRAGMA secure_delete = ON;
+         PRAGMA journal_mode = DELETE;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(|e| StoreError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(conn)
+}
+
+fn restrict_permissions(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+fn remove_db_files(dir: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let p = dir.join(format!("{DB_FILE}{suffix}"));
+        if p.exists() {
+            overwrite_and_remove(&p);
+        }
+    }
+}
+
+fn overwrite_and_remove(path: &Path) {
+    use std::io::Write;
+    if let Ok(meta) = std::fs::metadata(path)
+        && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path)
+    {
+        let zeros = vec![0u8; 64 * 1024];
+        let mut left = meta.len();
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            if f.write_all(&zeros[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = f.sync_all();
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Destroy the profile in `dir`: the key slots first (after that nothing
+/// in the directory can be decrypted), then the database, then the
+/// directory. Needs no passphrase (`kolo panic`).
+pub fn destroy(dir: &Path) -> Result<(), StoreError> {
+    use std::io::Write;
+    let hpath = header_path(dir);
+    if hpath.exists() {
+        let len = std::fs::metadata(&hpath)
+            .map(|m| m.len())
+            .unwrap_or(header::HEADER_LEN as u64);
+        let mut noise = vec![0u8; len as usize];
+        crate::entropy::OsEntropy.fill(&mut noise);
+        let io = |e: std::io::Error| StoreError::Io {
+            path: hpath.clone(),
+            source: e,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&hpath)
+            .map_err(io)?;
+        f.write_all(&noise).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::remove_file(&hpath).map_err(io)?;
+    }
+    remove_db_files(dir);
+    let _ = std::fs::remove_file(hpath.with_extension("header.tmp"));
+    // Remove the directory only if nothing else of the user's is in it.
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// Schema migrations, in order; the index + 1 is the version each yields.
+const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE keyring (id INTEGER PRIMARY KEY CHECK (id = 1), wrapping_key BLOB NOT NULL);
+     CREATE TABLE bucket_keys (bucket INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);
+     CREATE TABLE circles (id BLOB PRIMARY KEY, state BLOB NOT NULL);
+     CREATE TABLE messages (
+         circle BLOB NOT NULL, id BLOB NOT NULL, bucket INTEGER NOT NULL,
+         expires_at INTEGER, body BLOB NOT NULL, PRIMARY KEY (circle, id));
+     CREATE INDEX messages_bucket ON messages (bucket);
+     CREATE INDEX messages_expiry ON messages (expires_at);
+     CREATE TABLE frames (
+         circle BLOB NOT NULL, id BLOB NOT NULL, expires_at INTEGER NOT NULL,
+         bytes BLOB NOT NULL, PRIMARY KEY (circle, id));
+     CREATE INDEX frames_expiry ON frames (expires_at);",
+)];

@@ -1,0 +1,438 @@
+//! Deterministic simulation of six engines behind an in-memory network
+//! that drops, duplicates, delays and reorders frames (design §2, issue:
+//! "The protocol core"). Each test would fail if the property it names
+//! were broken.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
+
+use std::collections::BTreeSet;
+
+use kolo::circle::CircleId;
+use kolo::engine::message::{Body, Inner};
+use kolo::engine::{Announcement, Command, EngineConfig, Event, MessageKind};
+use kolo::sim::{Faults, Sim};
+
+const NAMES: [&str; 6] = ["ana", "bongani", "chen", "dara", "elif", "femi"];
+
+/// Six members, all admitted through invites on a calm network, then the
+/// network turns hostile.
+fn circle_of_six(seed: u64, faults: Faults, config: EngineConfig) -> (Sim, CircleId) {
+    let mut sim = Sim::new(seed, &NAMES, Faults::NONE, config);
+    sim.command(
+        0,
+        Command::CreateCircle {
+            name: "riverside".into(),
+            max_disappear_secs: None,
+        },
+    );
+    let circle = sim.created_circle(0).expect("circle created");
+    for j in 1..NAMES.len() {
+        assert!(
+            sim.invite_and_join(circle, 0, j),
+            "{} could not join",
+            NAMES[j]
+        );
+    }
+    sim.run_for(10_000);
+    sim.faults = faults;
+    (sim, circle)
+}
+
+fn send(sim: &mut Sim, i: usize, circle: CircleId, text: &str) {
+    sim.command(
+        i,
+        Command::SendText {
+            circle,
+            text: text.into(),
+            timer_secs: None,
+        },
+    );
+}
+
+/// The user-visible messages (text and announcements) node `i` holds.
+fn visible(sim: &Sim, i: usize, circle: &CircleId) -> BTreeSet<String> {
+    sim.nodes[i]
+        .engine
+        .circle(circle)
+        .map(|c| {
+            c.history()
+                .into_iter()
+                .filter(|m| !matches!(m.kind, MessageKind::System))
+                .map(|m| format!("{}: {}", m.sender_name, m.text))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn count_text(sim: &Sim, i: usize, circle: &CircleId, text: &str) -> usize {
+    sim.nodes[i]
+        .engine
+        .circle(circle)
+        .map(|c| c.history().into_iter().filter(|m| m.text == text).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn all_members_converge_despite_loss_duplication_and_reordering() {
+    let (mut sim, circle) = circle_of_six(1, Faults::HOSTILE, EngineConfig::default());
+    for round in 0..5 {
+        for i in 0..NAMES.len() {
+            send(
+                &mut sim,
+                i,
+                circle,
+                &format!("round {round} from {}", NAMES[i]),
+            );
+            sim.run_for(50);
+        }
+    }
+    sim.run_for(60_000);
+    let expected = visible(&sim, 0, &circle);
+    assert_eq!(expected.len(), 30, "ana sees every message: {expected:?}");
+    for i in 1..NAMES.len() {
+        assert_eq!(visible(&sim, i, &circle), expected, "{} diverged", NAMES[i]);
+    }
+}
+
+#[test]
+fn removed_member_reads_nothing_after_removal_and_the_rest_continue() {
+    let (mut sim, circle) = circle_of_six(2, Faults::HOSTILE, EngineConfig::default());
+    send(&mut sim, 1, circle, "before removal");
+    sim.run_for(20_000);
+    assert_eq!(count_text(&sim, 5, &circle, "before removal"), 1);
+
+    let femi = sim.nodes[5].engine.member_id();
+    sim.command(
+        0,
+        Command::Remove {
+            circle,
+            member: femi,
+        },
+    );
+    sim.run_for(30_000);
+    // The removed member keeps listening: it still holds the network key.
+    sim.networks.get_mut(&circle).unwrap().insert(5);
+    for i in 0..5 {
+        send(&mut sim, i, circle, &format!("after removal {i}"));
+    }
+    sim.run_for(60_000);
+    for i in 0..5 {
+        for j in 0..5 {
+            assert_eq!(
+                count_text(&sim, i, &circle, &format!("after removal {j}")),
+                1,
+                "{} misses {j}",
+                NAMES[i]
+            );
+        }
+        assert!(
+            !sim.nodes[i]
+                .engine
+                .members(&circle)
+                .iter()
+                .any(|m| m.id == femi)
+        );
+    }
+    let femi_sees: Vec<String> = visible(&sim, 5, &circle)
+        .into_iter()
+        .filter(|t| t.contains("after removal"))
+        .collect();
+    assert!(femi_sees.is_empty(), "removed member read {femi_sees:?}");
+    assert!(
+        sim.nodes[5]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Membership { .. }))
+    );
+
+    // It keeps sending under its old chain: everyone refuses.
+    let inner = Inner {
+        circle_id: circle,
+        sender: femi,
+        epoch: sim.nodes[5].engine.circle(&circle).unwrap().log().epoch(),
+        sent_at_ms: sim.now,
+        timer_secs: 0,
+        body: Body::Text("still here".into()),
+    };
+    sim.seal_raw(5, circle, &inner);
+    sim.run_for(20_000);
+    for i in 0..5 {
+        assert_eq!(count_text(&sim, i, &circle, "still here"), 0);
+    }
+}
+
+#[test]
+fn a_member_cannot_forge_another_members_message() {
+    let (mut sim, circle) = circle_of_six(3, Faults::NONE, EngineConfig::default());
+    let bongani = sim.nodes[1].engine.member_id();
+    let epoch = sim.nodes[2].engine.circle(&circle).unwrap().log().epoch();
+    // Chen seals with its own chain but claims to be Bongani.
+    let forged = Inner {
+        circle_id: circle,
+        sender: bongani,
+        epoch,
+        sent_at_ms: sim.now,
+        timer_secs: 0,
+        body: Body::Text("meet at the police station".into()),
+    };
+    sim.seal_raw(2, circle, &forged);
+    sim.run_for(10_000);
+    for i in 0..NAMES.len() {
+        assert_eq!(
+            count_text(&sim, i, &circle, "meet at the police station"),
+            0,
+            "{} accepted a forgery",
+            NAMES[i]
+        );
+    }
+    assert!(
+        sim.nodes[0].events.iter().any(
+            |e| matches!(e, Event::Rejected { reason, .. } if reason.contains("inner sender"))
+        )
+    );
+    // A plain member cannot post announcements either.
+    sim.command(
+        3,
+        Command::SendAnnouncement {
+            circle,
+            announcement: Announcement {
+                title: "fake".into(),
+                when: String::new(),
+                place: String::new(),
+                details: String::new(),
+                supersedes: None,
+            },
+            timer_secs: None,
+        },
+    );
+    sim.run_for(5_000);
+    assert_eq!(count_text(&sim, 0, &circle, "fake"), 0);
+}
+
+#[test]
+fn a_non_member_holding_every_frame_learns_no_plaintext() {
+    let (mut sim, circle) = circle_of_six(4, Faults::HOSTILE, EngineConfig::default());
+    let canary = "CANARY-b7e1-the-meeting-is-at-the-old-mill";
+    for i in 0..NAMES.len() {
+        send(&mut sim, i, circle, canary);
+    }
+    sim.command(
+        0,
+        Command::SendAnnouncement {
+            circle,
+            announcement: Announcement {
+                title: canary.into(),
+                when: "19:00".into(),
+                place: canary.into(),
+                details: canary.into(),
+                supersedes: None,
+            },
+            timer_secs: None,
+        },
+    );
+    sim.run_for(30_000);
+    assert_eq!(count_text(&sim, 3, &circle, canary), 7);
+    let mut needles: Vec<Vec<u8>> = vec![canary.as_bytes().to_vec(), b"riverside".to_vec()];
+    for (i, name) in NAMES.iter().enumerate() {
+        if name.len() >= 4 {
+            needles.push(name.as_bytes().to_vec());
+        }
+        needles.push(sim.nodes[i].engine.member_id().as_bytes().to_vec());
+    }
+    assert!(sim.captured.len() > 100);
+    for frame in &sim.captured {
+        for needle in &needles {
+            assert!(
+                !frame
+                    .bytes
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "a frame on the wire contains {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_replayed_frame_shows_once_even_after_it_was_forgotten() {
+    let config = EngineConfig {
+        frame_retention_ms: 30_000,
+        ..EngineConfig::default()
+    };
+    let (mut sim, circle) = circle_of_six(5, Faults::NONE, config);
+    send(&mut sim, 1, circle, "replay me");
+    sim.run_for(5_000);
+    let frame = sim
+        .captured
+        .iter()
+        .rev()
+        .find(|c| c.from == 1 && !c.direct && c.bytes[1] == 0x01)
+        .map(|c| c.bytes.clone())
+        .unwrap();
+    sim.inject(circle, 4, frame.clone());
+    sim.run_for(5_000);
+    // Long after every store forgot the frame id.
+    sim.run_for(120_000);
+    sim.inject(circle, 4, frame);
+    sim.run_for(5_000);
+    for i in 0..NAMES.len() {
+        assert_eq!(count_text(&sim, i, &circle, "replay me"), 1, "{}", NAMES[i]);
+    }
+}
+
+#[test]
+fn disappearing_messages_are_deleted_at_the_deadline_on_every_engine() {
+    let (mut sim, circle) = circle_of_six(6, Faults::HOSTILE, EngineConfig::default());
+    sim.command(
+        2,
+        Command::SendText {
+            circle,
+            text: "burn after reading".into(),
+            timer_secs: Some(60),
+        },
+    );
+    sim.run_for(20_000);
+    for i in 0..NAMES.len() {
+        assert_eq!(
+            count_text(&sim, i, &circle, "burn after reading"),
+            1,
+            "{} did not receive it",
+            NAMES[i]
+        );
+    }
+    sim.run_for(45_000);
+    for i in 0..NAMES.len() {
+        assert_eq!(
+            count_text(&sim, i, &circle, "burn after reading"),
+            0,
+            "{} kept it",
+            NAMES[i]
+        );
+        assert!(
+            sim.nodes[i]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::MessageExpired { .. }))
+        );
+    }
+}
+
+#[test]
+fn a_hostile_sender_cannot_extend_retention_or_date_ahead() {
+    let config = EngineConfig::default();
+    let mut sim = Sim::new(7, &NAMES[..3], Faults::NONE, config);
+    sim.command(
+        0,
+        Command::CreateCircle {
+            name: "short".into(),
+            max_disappear_secs: Some(30),
+        },
+    );
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    assert!(sim.invite_and_join(circle, 0, 2));
+    sim.run_for(5_000);
+    // A timer of a year is capped by the circle maximum of 30 s.
+    sim.command(
+        1,
+        Command::SendText {
+            circle,
+            text: "long timer".into(),
+            timer_secs: Some(365 * 86_400),
+        },
+    );
+    sim.run_for(2_000);
+    assert_eq!(count_text(&sim, 2, &circle, "long timer"), 1);
+    sim.run_for(30_000);
+    assert_eq!(count_text(&sim, 2, &circle, "long timer"), 0);
+    // A message dated a day ahead is refused.
+    let me = sim.nodes[1].engine.member_id();
+    let epoch = sim.nodes[1].engine.circle(&circle).unwrap().log().epoch();
+    let inner = Inner {
+        circle_id: circle,
+        sender: me,
+        epoch,
+        sent_at_ms: sim.now + 86_400_000,
+        timer_secs: 0,
+        body: Body::Text("from tomorrow".into()),
+    };
+    sim.seal_raw(1, circle, &inner);
+    sim.run_for(2_000);
+    assert_eq!(count_text(&sim, 2, &circle, "from tomorrow"), 0);
+    assert!(
+        sim.nodes[2]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { reason, .. } if reason.contains("future")))
+    );
+}
+
+#[test]
+fn an_offline_member_catches_up_from_whoever_is_online() {
+    let (mut sim, circle) = circle_of_six(8, Faults::NONE, EngineConfig::default());
+    sim.set_online(4, false);
+    send(&mut sim, 1, circle, "while you were away");
+    sim.run_for(5_000);
+    // The sender leaves too; another member holds the frames.
+    sim.set_online(1, false);
+    sim.set_online(4, true);
+    sim.run_for(20_000);
+    assert_eq!(count_text(&sim, 4, &circle, "while you were away"), 1);
+}
+
+#[test]
+fn announcements_pin_supersede_and_collect_acknowledgements() {
+    let (mut sim, circle) = circle_of_six(9, Faults::NONE, EngineConfig::default());
+    let first = Announcement {
+        title: "Assembly".into(),
+        when: "Sat 10:00".into(),
+        place: "square".into(),
+        details: String::new(),
+        supersedes: None,
+    };
+    sim.command(
+        0,
+        Command::SendAnnouncement {
+            circle,
+            announcement: first,
+            timer_secs: None,
+        },
+    );
+    sim.run_for(5_000);
+    let first_id = sim.nodes[3]
+        .engine
+        .circle(&circle)
+        .unwrap()
+        .pinned()
+        .unwrap()
+        .id;
+    let moved = Announcement {
+        title: "Assembly moved".into(),
+        when: "Sat 11:00".into(),
+        place: "north entrance".into(),
+        details: String::new(),
+        supersedes: Some(first_id),
+    };
+    sim.command(
+        0,
+        Command::SendAnnouncement {
+            circle,
+            announcement: moved,
+            timer_secs: None,
+        },
+    );
+    sim.run_for(10_000);
+    for i in 0..NAMES.len() {
+        let c = sim.nodes[i].engine.circle(&circle).unwrap();
+        assert_eq!(c.pinned().unwrap().text, "Assembly moved");
+    }
+    let organiser = sim.nodes[0].engine.circle(&circle).unwrap();
+    let pinned = organiser.pinned().unwrap().id;
+    assert_eq!(organiser.acks(&pinned).len(), 5);
+}
