@@ -436,3 +436,138 @@ fn announcements_pin_supersede_and_collect_acknowledgements() {
     let pinned = organiser.pinned().unwrap().id;
     assert_eq!(organiser.acks(&pinned).len(), 5);
 }
+
+#[test]
+fn a_later_compromise_does_not_reveal_earlier_messages() {
+    let (mut sim, circle) = circle_of_six(10, Faults::NONE, EngineConfig::default());
+    send(&mut sim, 1, circle, "before the raid");
+    sim.run_for(5_000);
+    let frame = sim
+        .captured
+        .iter()
+        .rev()
+        .find(|c| c.from == 1 && !c.direct && c.bytes[1] == 0x01)
+        .map(|c| c.bytes.clone())
+        .unwrap();
+    assert_eq!(count_text(&sim, 2, &circle, "before the raid"), 1);
+    // The police take Chen's device afterwards: every key it holds now.
+    let snapshot = sim.nodes[2].engine.export_circle(&circle).unwrap();
+    let seized = kolo::engine::CircleState::restore(
+        &snapshot,
+        Vec::new(),
+        Vec::new(),
+        &sim.nodes[2].engine.member_id(),
+        &EngineConfig::default(),
+    )
+    .unwrap();
+    let identity =
+        kolo::identity::IdentitySecret::generate(&mut kolo::entropy::SeededEntropy::from_u64(99));
+    let mut police = kolo::engine::Engine::restore(
+        identity,
+        "police".into(),
+        EngineConfig::default(),
+        vec![kolo::engine::StoredCircle {
+            snapshot: seized.export(),
+            messages: Vec::new(),
+            frames: Vec::new(),
+        }],
+    )
+    .unwrap();
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(5);
+    let _ = police.handle(
+        sim.now,
+        kolo::engine::Input::Frame {
+            circle,
+            bytes: frame,
+        },
+        &mut rng,
+    );
+    let read: Vec<String> = police
+        .circle(&circle)
+        .unwrap()
+        .history()
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(
+        !read.contains(&"before the raid".to_string()),
+        "the seized state decrypted an old message"
+    );
+}
+
+#[test]
+fn sending_keys_rotate_on_schedule() {
+    let config = EngineConfig {
+        rotate_after_messages: 3,
+        rotate_after_ms: 10 * 60 * 1000,
+        ..EngineConfig::default()
+    };
+    let (mut sim, circle) = circle_of_six(11, Faults::HOSTILE, config);
+    let start = sim.captured.len();
+    for k in 0..10 {
+        send(&mut sim, 1, circle, &format!("rotating {k}"));
+        sim.run_for(200);
+    }
+    sim.run_for(60_000);
+    let key_ids: std::collections::BTreeSet<Vec<u8>> = sim.captured[start..]
+        .iter()
+        .filter(|c| c.from == 1 && !c.direct && c.bytes[1] == 0x01)
+        .map(|c| c.bytes[2..18].to_vec())
+        .collect();
+    assert!(
+        key_ids.len() >= 4,
+        "ten messages with rotation every three use several chains: {}",
+        key_ids.len()
+    );
+    for i in 0..NAMES.len() {
+        for k in 0..10 {
+            assert_eq!(
+                count_text(&sim, i, &circle, &format!("rotating {k}")),
+                1,
+                "{} misses {k}",
+                NAMES[i]
+            );
+        }
+    }
+    // Time-based rotation too: later, the next message uses a new chain.
+    let before: Vec<u8> = sim
+        .captured
+        .iter()
+        .rev()
+        .find(|c| c.from == 1 && c.bytes[1] == 0x01)
+        .unwrap()
+        .bytes[2..18]
+        .to_vec();
+    sim.run_for(11 * 60 * 1000);
+    send(&mut sim, 1, circle, "next day");
+    let after: Vec<u8> = sim
+        .captured
+        .iter()
+        .rev()
+        .find(|c| c.from == 1 && c.bytes[1] == 0x01)
+        .unwrap()
+        .bytes[2..18]
+        .to_vec();
+    assert_ne!(before, after);
+}
+
+#[test]
+fn every_group_frame_is_padded_to_a_bucket() {
+    let (mut sim, circle) = circle_of_six(12, Faults::NONE, EngineConfig::default());
+    send(&mut sim, 0, circle, "x");
+    send(&mut sim, 1, circle, &"y".repeat(3000));
+    sim.run_for(5_000);
+    let sizes: std::collections::BTreeSet<usize> = sim
+        .captured
+        .iter()
+        .filter(|c| c.bytes[1] == 0x01)
+        .map(|c| c.bytes.len() - 26 - 16 - 64)
+        .collect();
+    assert!(
+        sizes
+            .iter()
+            .all(|s| kolo::wire::PADDING_BUCKETS.contains(s)),
+        "{sizes:?}"
+    );
+    assert!(sizes.contains(&4096));
+}
