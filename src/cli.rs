@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use kolo::api::{self, Request};
 use kolo::entropy::OsEntropy;
 use kolo::store::{self, KdfParams, Profile};
 
@@ -54,6 +55,131 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Run the node headless: join circles' networks and serve the control socket.
+    Daemon {
+        /// Where circle networks listen (repeatable), e.g. /ip4/0.0.0.0/tcp/0.
+        #[arg(long = "listen", default_value = "/ip4/0.0.0.0/tcp/0")]
+        listen: Vec<String>,
+        /// Find members on the local network with mDNS (off by default).
+        #[arg(long)]
+        mdns: bool,
+    },
+    /// Circles: create.
+    Circle {
+        #[command(subcommand)]
+        action: CircleCmd,
+    },
+    /// List your circles.
+    Circles {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a one-time invite code for a circle.
+    Invite {
+        circle: String,
+        /// How long the code stays valid (e.g. 30m, 24h, 7d).
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// Invite as an organiser.
+        #[arg(long)]
+        organiser: bool,
+        /// Also draw the code as a QR code in the terminal.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Join a circle with an invite code.
+    Join { code: String },
+    /// Send a message.
+    Send {
+        circle: String,
+        text: String,
+        /// Disappear after this long (e.g. 10m, 1h).
+        #[arg(long)]
+        disappear: Option<String>,
+    },
+    /// Post an announcement (organisers).
+    Announce {
+        circle: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        when: Option<String>,
+        #[arg(long = "where")]
+        place: Option<String>,
+        #[arg(long)]
+        details: Option<String>,
+        /// Id (or prefix) of the announcement this one replaces.
+        #[arg(long)]
+        supersedes: Option<String>,
+        #[arg(long)]
+        disappear: Option<String>,
+    },
+    /// Show a circle's messages.
+    Messages {
+        circle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a circle's members.
+    Members {
+        circle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a member (organisers); every remaining member rekeys.
+    Remove { circle: String, member: String },
+    /// Compare safety numbers with a member; --confirm marks them verified.
+    Verify {
+        circle: String,
+        member: String,
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Show the running node's state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running node.
+    Stop,
+}
+
+#[derive(Subcommand)]
+enum CircleCmd {
+    /// Create a circle; you are its first organiser.
+    Create {
+        name: String,
+        /// Maximum lifetime of every message in the circle (e.g. 7d).
+        #[arg(long)]
+        disappear: Option<String>,
+    },
+}
+
+/// `30s`, `10m`, `2h`, `7d`, or plain seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("not a duration: {text} (try 30m, 2h, 7d)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => bail!("not a duration: {text} (try 30m, 2h, 7d)"),
+    };
+    n.checked_mul(mult).context("duration too long")
+}
+
+fn secs32(text: &Option<String>) -> anyhow::Result<Option<u32>> {
+    match text {
+        None => Ok(None),
+        Some(t) => Ok(Some(
+            u32::try_from(parse_duration(t)?).context("duration too long")?,
+        )),
+    }
 }
 
 fn now_ms() -> u64 {
@@ -182,6 +308,236 @@ pub fn run() -> anyhow::Result<()> {
             store::destroy(&dir)?;
             println!("profile destroyed");
         }
+        Cmd::Daemon { listen, mdns } => {
+            let dir = home(&cli)?;
+            let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
+            crate::daemon::run(&dir, &pass, listen, *mdns)?;
+        }
+        other => client(&cli, other)?,
     }
     Ok(())
+}
+
+/// Subcommands that talk to the running node over the control socket.
+fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
+    let dir = home(cli)?;
+    let call = |r: Request| api::call(&dir, &r).map_err(anyhow::Error::from);
+    match command {
+        Cmd::Circle {
+            action: CircleCmd::Create { name, disappear },
+        } => {
+            let v = call(Request::CircleCreate {
+                name: name.clone(),
+                disappear_secs: secs32(disappear)?,
+            })?;
+            println!(
+                "created circle {} ({})",
+                v["name"].as_str().unwrap_or(""),
+                short(&v["id"])
+            );
+        }
+        Cmd::Circles { json } => {
+            let v = call(Request::Circles)?;
+            for c in v.as_array().into_iter().flatten() {
+                if *json {
+                    println!("{c}");
+                } else {
+                    println!(
+                        "{}  {}  {} members  {}",
+                        short(&c["id"]),
+                        c["name"].as_str().unwrap_or(""),
+                        c["members"],
+                        c["role"].as_str().unwrap_or("removed")
+                    );
+                }
+            }
+        }
+        Cmd::Invite {
+            circle,
+            expires,
+            organiser,
+            qr,
+        } => {
+            let v = call(Request::Invite {
+                circle: circle.clone(),
+                expires_secs: Some(parse_duration(expires)?),
+                organiser: Some(*organiser),
+            })?;
+            let code = v["code"].as_str().unwrap_or_default();
+            println!("{code}");
+            if *qr {
+                let qr =
+                    qrcode::QrCode::new(code.as_bytes()).context("code too long for a QR code")?;
+                println!(
+                    "{}",
+                    qr.render::<qrcode::render::unicode::Dense1x2>()
+                        .quiet_zone(true)
+                        .build()
+                );
+            }
+        }
+        Cmd::Join { code } => {
+            let v = call(Request::Join { code: code.clone() })?;
+            println!("joined {}", v["name"].as_str().unwrap_or(""));
+        }
+        Cmd::Send {
+            circle,
+            text,
+            disappear,
+        } => {
+            let v = call(Request::Send {
+                circle: circle.clone(),
+                text: text.clone(),
+                disappear_secs: secs32(disappear)?,
+            })?;
+            report_sent(&v);
+        }
+        Cmd::Announce {
+            circle,
+            title,
+            when,
+            place,
+            details,
+            supersedes,
+            disappear,
+        } => {
+            let v = call(Request::Announce {
+                circle: circle.clone(),
+                title: title.clone(),
+                when: when.clone(),
+                place: place.clone(),
+                details: details.clone(),
+                supersedes: supersedes.clone(),
+                disappear_secs: secs32(disappear)?,
+            })?;
+            report_sent(&v);
+        }
+        Cmd::Messages { circle, json } => {
+            let v = call(Request::Messages {
+                circle: circle.clone(),
+            })?;
+            for m in v.as_array().into_iter().flatten() {
+                if *json {
+                    println!("{m}");
+                } else {
+                    let mark = if m["verified"].as_bool() == Some(true) {
+                        "✓"
+                    } else {
+                        " "
+                    };
+                    let text = match m["kind"].as_str() {
+                        Some("announcement") => format!(
+                            "📌 {} | {} | {} | {}",
+                            m["title"].as_str().unwrap_or(""),
+                            m["when"].as_str().unwrap_or(""),
+                            m["where"].as_str().unwrap_or(""),
+                            m["details"].as_str().unwrap_or("")
+                        ),
+                        Some("system") => format!("— {}", m["text"].as_str().unwrap_or("")),
+                        _ => m["text"].as_str().unwrap_or("").to_owned(),
+                    };
+                    println!(
+                        "{} {}{}: {}",
+                        short(&m["id"]),
+                        m["sender"].as_str().unwrap_or(""),
+                        mark,
+                        text
+                    );
+                }
+            }
+        }
+        Cmd::Members { circle, json } => {
+            let v = call(Request::Members {
+                circle: circle.clone(),
+            })?;
+            for m in v.as_array().into_iter().flatten() {
+                if *json {
+                    println!("{m}");
+                } else {
+                    println!(
+                        "{}  {}  {}  {}{}",
+                        m["fingerprint"].as_str().unwrap_or(""),
+                        m["name"].as_str().unwrap_or(""),
+                        m["role"].as_str().unwrap_or(""),
+                        m["link"].as_str().unwrap_or(""),
+                        if m["verified"].as_bool() == Some(true) {
+                            "  verified"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        Cmd::Remove { circle, member } => {
+            let v = call(Request::Remove {
+                circle: circle.clone(),
+                member: member.clone(),
+            })?;
+            println!(
+                "removed {}; every remaining member is replacing its keys",
+                v["removed"].as_str().unwrap_or("")
+            );
+        }
+        Cmd::Verify {
+            circle,
+            member,
+            confirm,
+        } => {
+            let v = call(Request::Verify {
+                circle: circle.clone(),
+                member: member.clone(),
+                confirm: Some(*confirm),
+            })?;
+            println!("your safety number:  {}", v["you"].as_str().unwrap_or(""));
+            println!("their safety number: {}", v["them"].as_str().unwrap_or(""));
+            if *confirm {
+                println!("marked verified");
+            } else {
+                println!("compare both in person; if they match, run again with --confirm");
+            }
+        }
+        Cmd::Status { json } => {
+            let v = call(Request::Status)?;
+            if *json {
+                println!("{v}");
+            } else {
+                println!(
+                    "{} ({})",
+                    v["name"].as_str().unwrap_or(""),
+                    v["fingerprint"].as_str().unwrap_or("")
+                );
+                for c in v["circles"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {}  {}  {} peers",
+                        short(&c["id"]),
+                        c["name"].as_str().unwrap_or(""),
+                        c["peers"]
+                    );
+                }
+            }
+        }
+        Cmd::Stop => {
+            call(Request::Shutdown)?;
+            println!("stopping");
+        }
+        Cmd::Demo { .. }
+        | Cmd::Init { .. }
+        | Cmd::Passphrase
+        | Cmd::Duress
+        | Cmd::Panic { .. }
+        | Cmd::Daemon { .. } => {}
+    }
+    Ok(())
+}
+
+fn short(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or("").chars().take(8).collect()
+}
+
+fn report_sent(v: &serde_json::Value) {
+    match v["queued"].as_str() {
+        Some(reason) => println!("queued: {reason}"),
+        None => println!("sent {}", short(&v["id"])),
+    }
 }

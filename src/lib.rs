@@ -19,12 +19,15 @@
 
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod circle;
 pub mod crypto;
 pub mod demo;
 pub mod engine;
 pub mod entropy;
 pub mod identity;
+pub mod net;
+pub mod node;
 pub mod sim;
 pub mod store;
 pub mod vectors;

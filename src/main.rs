@@ -2,6 +2,7 @@
 //! over to the library. Everything of substance lives in the library.
 
 mod cli;
+mod daemon;
 
 fn main() {
     if let Err(e) = cli::run() {

@@ -102,6 +102,8 @@ pub struct CircleState {
     pub(super) frames: FrameStore,
     pub(super) awaiting_key: HashMap<KeyId, Vec<FrameId>>,
     pub(super) awaiting_count: usize,
+    /// Each member's latest presence (sent_at, transport and addresses).
+    pub(super) presence: HashMap<MemberId, (u64, super::message::Presence)>,
     /// Pairwise frames for us from a sender not (yet) in our roster.
     pub(super) awaiting_sender: Vec<FrameId>,
     pub(super) messages: BTreeMap<MessageId, MessageView>,
@@ -150,6 +152,7 @@ impl CircleState {
             awaiting_key: HashMap::new(),
             awaiting_count: 0,
             awaiting_sender: Vec::new(),
+            presence: HashMap::new(),
             messages: BTreeMap::new(),
             pinned: None,
             acks: HashMap::new(),
@@ -854,6 +857,23 @@ impl CircleState {
                 }
                 return;
             }
+            Body::Presence(p) => {
+                let newer = self
+                    .presence
+                    .get(&inner.sender)
+                    .is_none_or(|(at, _)| *at < inner.sent_at_ms);
+                if newer && inner.sender != ctx.me {
+                    self.presence
+                        .insert(inner.sender, (inner.sent_at_ms, p.clone()));
+                    ctx.event(Event::Presence {
+                        circle: self.id(),
+                        member: inner.sender,
+                        transport: p.transport.clone(),
+                        addresses: p.addresses.clone(),
+                    });
+                }
+                return;
+            }
             Body::Op(bytes) => {
                 match Op::decode(bytes) {
                     Ok(op) => self.insert_op(ctx, op),
@@ -1053,6 +1073,11 @@ impl CircleState {
 
     pub fn is_verified(&self, member: &MemberId) -> bool {
         self.verified.contains(member)
+    }
+
+    /// The transport id a member announced for this circle, if any.
+    pub fn presence_of(&self, member: &MemberId) -> Option<&super::message::Presence> {
+        self.presence.get(member).map(|(_, p)| p)
     }
 
     /// Whether we were removed from (or left) this circle.

@@ -37,7 +37,19 @@ pub enum Body {
     Ack(MessageId),
     /// An encoded membership operation (`circle::Op`).
     Op(Vec<u8>),
+    /// Where the sender's node can be reached in this circle's network:
+    /// its transport id and addresses, told only to members.
+    Presence(Presence),
 }
+
+/// A member's transport identity and addresses for one circle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presence {
+    pub transport: Vec<u8>,
+    pub addresses: Vec<String>,
+}
+
+pub const MAX_PRESENCE_ADDRESSES: usize = 16;
 
 impl Body {
     fn code(&self) -> u8 {
@@ -46,6 +58,7 @@ impl Body {
             Body::Announcement(_) => 2,
             Body::Ack(_) => 3,
             Body::Op(_) => 4,
+            Body::Presence(_) => 5,
         }
     }
 }
@@ -87,6 +100,14 @@ impl Inner {
             Body::Op(op) => {
                 w.bytes32(op);
             }
+            Body::Presence(p) => {
+                w.bytes16(&p.transport);
+                let addrs = &p.addresses[..p.addresses.len().min(MAX_PRESENCE_ADDRESSES)];
+                w.u8(addrs.len() as u8);
+                for a in addrs {
+                    w.str16(a);
+                }
+            }
         }
         w.finish()
     }
@@ -126,6 +147,23 @@ impl Inner {
             }
             3 => Body::Ack(r.array()?),
             4 => Body::Op(r.bytes32("op", MAX_OP)?.to_vec()),
+            5 => {
+                let transport = r.bytes16("transport id", 128)?.to_vec();
+                let n = r.u8()? as usize;
+                if n > MAX_PRESENCE_ADDRESSES {
+                    return Err(WireError::LimitExceeded {
+                        what: "addresses",
+                        limit: MAX_PRESENCE_ADDRESSES,
+                    });
+                }
+                let addresses = (0..n)
+                    .map(|_| r.str16("address", 256))
+                    .collect::<Result<_, _>>()?;
+                Body::Presence(Presence {
+                    transport,
+                    addresses,
+                })
+            }
             c => {
                 return Err(WireError::UnknownCode {
                     what: "message kind",
@@ -181,6 +219,10 @@ mod tests {
             }),
             Body::Ack([7; 16]),
             Body::Op(vec![1, 2, 3]),
+            Body::Presence(Presence {
+                transport: vec![0, 36, 8],
+                addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            }),
         ];
         for b in bodies {
             let m = sample(b);

@@ -323,6 +323,7 @@ fn command(
         | Command::SetDisappear { circle, .. }
         | Command::Verify { circle, .. }
         | Command::AcknowledgeKeyChange { circle, .. }
+        | Command::AnnouncePresence { circle, .. }
         | Command::Leave { circle } => *circle,
         Command::CreateCircle { .. } | Command::Join { .. } => return,
     };
@@ -518,6 +519,19 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
                 circle: state.id(),
                 member,
             });
+        }
+        Command::AnnouncePresence {
+            transport,
+            addresses,
+            ..
+        } => {
+            if !state.removed {
+                let presence = message::Presence {
+                    transport,
+                    addresses,
+                };
+                state.send_group(ctx, Body::Presence(presence), None);
+            }
         }
         Command::AcknowledgeKeyChange { member, .. } => {
             state.unacked_key_changes.remove(&member);

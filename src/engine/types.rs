@@ -81,6 +81,12 @@ pub enum Command {
     Leave {
         circle: CircleId,
     },
+    /// Tell the circle's members where our node is (sent inside the encryption).
+    AnnouncePresence {
+        circle: CircleId,
+        transport: Vec<u8>,
+        addresses: Vec<String>,
+    },
 }
 
 /// Everything the engine asks its adapters to do.
@@ -227,6 +233,13 @@ pub enum Event {
         circle: CircleId,
         member: MemberId,
         name: String,
+    },
+    /// A member told us where its node is (transport id and addresses).
+    Presence {
+        circle: CircleId,
+        member: MemberId,
+        transport: Vec<u8>,
+        addresses: Vec<String>,
     },
     Verified {
         circle: CircleId,

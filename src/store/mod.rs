@@ -40,7 +40,7 @@ use crate::identity::{IdentitySecret, hex};
 pub const DB_FILE: &str = "profile.db";
 pub const HEADER_FILE: &str = "profile.header";
 /// Schema version this build writes; older ones are migrated, newer refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Width of an expiry bucket.
 pub const BUCKET_MS: u64 = 60_000;
 
@@ -601,6 +601,30 @@ impl Profile {
         Ok(erased)
     }
 
+    /// What the node remembers of a circle's network (listen port, peer
+    /// addresses); kept encrypted like everything else.
+    pub fn net_info(&self, circle: &CircleId) -> Option<Vec<u8>> {
+        self.conn
+            .query_row(
+                "SELECT info FROM circle_net WHERE circle = ?1",
+                params![&circle[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    pub fn set_net_info(&mut self, circle: &CircleId, info: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO circle_net (circle, info) VALUES (?1, ?2)",
+                params![&circle[..], info],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db_err(e))
+    }
+
     /// For tests only: the raw database connection (e.g. to simulate a
     /// profile written by a newer version).
     #[doc(hidden)]
@@ -705,6 +729,10 @@ fn apply_record(
 }
 
 fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "DELETE FROM circle_net WHERE circle = ?1",
+        params![&circle[..]],
+    )?;
     for table in ["circles", "messages", "frames"] {
         let col = if table == "circles" { "id" } else { "circle" };
         tx.execute(
@@ -866,9 +894,10 @@ pub fn destroy(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Schema migrations, in order; the index + 1 is the version each yields.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
      CREATE TABLE keyring (id INTEGER PRIMARY KEY CHECK (id = 1), wrapping_key BLOB NOT NULL);
      CREATE TABLE bucket_keys (bucket INTEGER PRIMARY KEY, wrapped BLOB NOT NULL);
      CREATE TABLE circles (id BLOB PRIMARY KEY, state BLOB NOT NULL);
@@ -881,4 +910,9 @@ const MIGRATIONS: &[(u32, &str)] = &[(
          circle BLOB NOT NULL, id BLOB NOT NULL, expires_at INTEGER NOT NULL,
          bytes BLOB NOT NULL, PRIMARY KEY (circle, id));
      CREATE INDEX frames_expiry ON frames (expires_at);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE circle_net (circle BLOB PRIMARY KEY, info BLOB NOT NULL);",
+    ),
+];

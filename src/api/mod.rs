@@ -1,0 +1,222 @@
+//! The local control socket: JSON lines over a Unix socket in the profile
+//! directory (mode 0600). Scripts, bots, the CLI subcommands and tests use
+//! it; `docs/api.md` is its specification.
+//!
+//! Owns: the request and response types, the socket server (one task per
+//! connection, requests forwarded to the node over a bounded channel), and
+//! a small blocking client for the CLI.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+pub const SOCKET_FILE: &str = "control.sock";
+/// The longest request line the server reads.
+const MAX_LINE: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("kolo is not running for the profile in {0} (start it with `kolo daemon`)")]
+    NotRunning(PathBuf),
+    #[error("control socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed reply from kolo: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One request. `circle` and `member` accept a name or an id prefix.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    CircleCreate {
+        name: String,
+        disappear_secs: Option<u32>,
+    },
+    Circles,
+    Invite {
+        circle: String,
+        expires_secs: Option<u64>,
+        organiser: Option<bool>,
+    },
+    Join {
+        code: String,
+    },
+    Send {
+        circle: String,
+        text: String,
+        disappear_secs: Option<u32>,
+    },
+    Announce {
+        circle: String,
+        title: String,
+        when: Option<String>,
+        #[serde(rename = "where")]
+        place: Option<String>,
+        details: Option<String>,
+        supersedes: Option<String>,
+        disappear_secs: Option<u32>,
+    },
+    Messages {
+        circle: String,
+    },
+    Members {
+        circle: String,
+    },
+    Remove {
+        circle: String,
+        member: String,
+    },
+    Verify {
+        circle: String,
+        member: String,
+        confirm: Option<bool>,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestLine {
+    #[serde(default)]
+    pub id: u64,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseLine {
+    pub id: u64,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A request on its way to the node, with where to send the answer.
+pub type Pending = (Request, oneshot::Sender<Result<Value, String>>);
+
+pub fn socket_path(profile_dir: &Path) -> PathBuf {
+    profile_dir.join(SOCKET_FILE)
+}
+
+/// Bind the control socket (replacing a stale one) with mode 0600.
+pub fn bind(profile_dir: &Path) -> std::io::Result<UnixListener> {
+    let path = socket_path(profile_dir);
+    if path.exists() {
+        // Only reached after taking the profile lock, so no live daemon owns it.
+        std::fs::remove_file(&path)?;
+    }
+    let listener = UnixListener::bind(&path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Accept connections and forward their requests to the node.
+pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = tokio::io::BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply = answer(&line, &node).await;
+                let mut text = serde_json::to_string(&reply).unwrap_or_default();
+                text.push('\n');
+                if write.write_all(text.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+async fn answer(line: &str, node: &mpsc::Sender<Pending>) -> ResponseLine {
+    if line.len() > MAX_LINE {
+        return ResponseLine {
+            id: 0,
+            ok: false,
+            result: None,
+            error: Some("request too long".into()),
+        };
+    }
+    let parsed: RequestLine = match serde_json::from_str(line) {
+        Ok(r) => r,
+        Err(e) => {
+            return ResponseLine {
+                id: 0,
+                ok: false,
+                result: None,
+                error: Some(format!("bad request: {e}")),
+            };
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if node.send((parsed.request, tx)).await.is_err() {
+        return ResponseLine {
+            id: parsed.id,
+            ok: false,
+            result: None,
+            error: Some("kolo is shutting down".into()),
+        };
+    }
+    match rx.await {
+        Ok(Ok(result)) => ResponseLine {
+            id: parsed.id,
+            ok: true,
+            result: Some(result),
+            error: None,
+        },
+        Ok(Err(error)) => ResponseLine {
+            id: parsed.id,
+            ok: false,
+            result: None,
+            error: Some(error),
+        },
+        Err(_) => ResponseLine {
+            id: parsed.id,
+            ok: false,
+            result: None,
+            error: Some("no answer".into()),
+        },
+    }
+}
+
+/// Send one request over the socket and wait for its answer (blocking).
+pub fn call(profile_dir: &Path, request: &Request) -> Result<Value, ApiError> {
+    let path = socket_path(profile_dir);
+    let stream = UnixStream::connect(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            ApiError::NotRunning(profile_dir.to_owned())
+        }
+        _ => ApiError::Io(e),
+    })?;
+    let mut writer = stream.try_clone()?;
+    let line = RequestLine {
+        id: 1,
+        request: request.clone(),
+    };
+    let mut text = serde_json::to_string(&line).map_err(|e| ApiError::Protocol(e.to_string()))?;
+    text.push('\n');
+    writer.write_all(text.as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply)?;
+    let reply: ResponseLine =
+        serde_json::from_str(&reply).map_err(|e| ApiError::Protocol(e.to_string()))?;
+    if reply.ok {
+        Ok(reply.result.unwrap_or(Value::Null))
+    } else {
+        Err(ApiError::Refused(
+            reply.error.unwrap_or_else(|| "refused".into()),
+        ))
+    }
+}

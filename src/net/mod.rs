@@ -1,0 +1,31 @@
+//! The network adapter: one closed libp2p swarm per circle.
+//!
+//! Owns: building a circle's swarm (TCP, then the libp2p private-network
+//! layer keyed from the circle secret, then Noise and yamux; QUIC is not
+//! used because `pnet` cannot wrap it and it would bypass the closed
+//! network), its behaviours (gossipsub in anonymous mode with our own
+//! validation, identify with a neutral agent string, request-response for
+//! direct frames, ping, optional mDNS), and the task that runs it.
+//!
+//! Each swarm has a fresh transport key (PeerId) unrelated to the member
+//! identity and to other circles. The task talks to the node over bounded
+//! channels: [`NetCommand`] in, [`NetEvent`] out. It knows nothing of the
+//! protocol beyond "frames are bytes"; the engine judges them, and the
+//! node reports the verdict back so gossipsub can score peers.
+
+pub mod codec;
+mod swarm;
+
+pub use swarm::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("invalid network address {0}")]
+    BadAddress(String),
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: String, reason: String },
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    #[error("the circle's network task has stopped")]
+    Stopped,
+}

@@ -1,0 +1,389 @@
+//! Building and running one circle's swarm.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
+};
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, mdns, noise, ping, tcp, yamux};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::NetError;
+use super::codec::{DIRECT_PROTOCOL, DirectCodec};
+use crate::circle::CircleId;
+use crate::engine::MAX_GOSSIP_FRAME;
+
+/// What identify tells peers: nothing that says "kolo" or "activist".
+const AGENT: &str = "node/1.0";
+const PROTOCOL_VERSION: &str = "/p2p/1.0.0";
+/// Direct requests a peer may make per second (burst of `DIRECT_BURST`).
+const DIRECT_RATE_PER_SEC: f64 = 50.0;
+const DIRECT_BURST: f64 = 200.0;
+
+pub struct CircleNetConfig {
+    pub circle: CircleId,
+    pub network_key: [u8; 32],
+    pub listen: Vec<Multiaddr>,
+    pub dial: Vec<Multiaddr>,
+    pub mdns: bool,
+}
+
+/// Commands from the node to a circle's swarm task.
+#[derive(Debug)]
+pub enum NetCommand {
+    Subscribe(Vec<String>),
+    Publish {
+        topic: String,
+        frame: Vec<u8>,
+    },
+    SendDirect {
+        peer: PeerId,
+        frame: Vec<u8>,
+    },
+    Dial(Vec<Multiaddr>),
+    Validate {
+        message_id: MessageId,
+        source: PeerId,
+        accept: bool,
+    },
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub struct NetEvent {
+    pub circle: CircleId,
+    pub kind: NetEventKind,
+}
+
+#[derive(Debug)]
+pub enum NetEventKind {
+    Gossip {
+        frame: Vec<u8>,
+        message_id: MessageId,
+        source: PeerId,
+    },
+    Direct {
+        peer: PeerId,
+        frame: Vec<u8>,
+    },
+    PeerConnected {
+        peer: PeerId,
+        relayed: bool,
+        address: Multiaddr,
+    },
+    PeerDisconnected {
+        peer: PeerId,
+    },
+    Listening {
+        address: Multiaddr,
+    },
+    /// The addresses a peer says it listens on (from identify).
+    PeerAddresses {
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+    },
+    DialFailed {
+        reason: String,
+    },
+}
+
+/// The node's handle on a running circle swarm.
+pub struct CircleNetwork {
+    pub peer_id: PeerId,
+    pub commands: mpsc::Sender<NetCommand>,
+}
+
+#[derive(NetworkBehaviour)]
+struct CircleBehaviour {
+    gossipsub: gossipsub::Behaviour,
+    identify: identify::Behaviour,
+    direct: request_response::Behaviour<DirectCodec>,
+    ping: ping::Behaviour,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+fn content_id(message: &gossipsub::Message) -> MessageId {
+    let digest = Sha256::digest(&message.data);
+    MessageId::from(digest[..20].to_vec())
+}
+
+fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetError> {
+    let psk = PreSharedKey::new(config.network_key);
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(20))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
+        })
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key| {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(ValidationMode::Anonymous)
+                .validate_messages()
+                .message_id_fn(content_id)
+                .max_transmit_size(MAX_GOSSIP_FRAME + 1024)
+                .heartbeat_interval(Duration::from_millis(700))
+                .build()?;
+            let mut gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)?;
+            gossipsub.with_peer_score(
+                gossipsub::PeerScoreParams::default(),
+                gossipsub::PeerScoreThresholds::default(),
+            )?;
+            let identify = identify::Behaviour::new(
+                identify::Config::new(PROTOCOL_VERSION.into(), key.public())
+                    .with_agent_version(AGENT.into()),
+            );
+            let direct = request_response::Behaviour::with_codec(
+                DirectCodec,
+                [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
+            let mdns = if config.mdns {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    key.public().to_peer_id(),
+                )?)
+            } else {
+                None
+            };
+            Ok(CircleBehaviour {
+                gossipsub,
+                identify,
+                direct,
+                ping: ping::Behaviour::default(),
+                mdns: mdns.into(),
+            })
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Start a circle's swarm: listen, dial, and run its task. Events go to `events`.
+pub fn spawn_circle(
+    config: CircleNetConfig,
+    events: mpsc::Sender<NetEvent>,
+) -> Result<CircleNetwork, NetError> {
+    let mut swarm = build_swarm(&config)?;
+    for address in &config.listen {
+        swarm
+            .listen_on(address.clone())
+            .map_err(|e| NetError::Listen {
+                address: address.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    for address in &config.dial {
+        let _ = swarm.dial(address.clone());
+    }
+    let peer_id = *swarm.local_peer_id();
+    let (tx, rx) = mpsc::channel(256);
+    let task = SwarmTask {
+        circle: config.circle,
+        swarm,
+        events,
+        buckets: HashMap::new(),
+    };
+    tokio::spawn(task.run(rx));
+    Ok(CircleNetwork {
+        peer_id,
+        commands: tx,
+    })
+}
+
+/// A token bucket per peer for direct requests.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+struct SwarmTask {
+    circle: CircleId,
+    swarm: Swarm<CircleBehaviour>,
+    events: mpsc::Sender<NetEvent>,
+    buckets: HashMap<PeerId, Bucket>,
+}
+
+impl SwarmTask {
+    async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None | Some(NetCommand::Shutdown) => break,
+                    Some(c) => self.command(c),
+                },
+                event = self.swarm.select_next_some() => {
+                    if let Some(kind) = self.event(event) {
+                        let event = NetEvent { circle: self.circle, kind };
+                        if self.events.send(event).await.is_err() {
+                            break; // The node is gone.
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, command: NetCommand) {
+        let b = self.swarm.behaviour_mut();
+        match command {
+            NetCommand::Subscribe(topics) => {
+                for t in topics {
+                    let _ = b.gossipsub.subscribe(&IdentTopic::new(t));
+                }
+            }
+            NetCommand::Publish { topic, frame } => {
+                if let Err(e) = b.gossipsub.publish(IdentTopic::new(topic), frame) {
+                    // No peers yet is normal; members catch up later.
+                    tracing::debug!("publish: {e}");
+                }
+            }
+            NetCommand::SendDirect { peer, frame } => {
+                b.direct.send_request(&peer, frame);
+            }
+            NetCommand::Dial(addresses) => {
+                for a in addresses {
+                    let _ = self.swarm.dial(a);
+                }
+            }
+            NetCommand::Validate {
+                message_id,
+                source,
+                accept,
+            } => {
+                let verdict = if accept {
+                    MessageAcceptance::Accept
+                } else {
+                    MessageAcceptance::Reject
+                };
+                b.gossipsub
+                    .report_message_validation_result(&message_id, &source, verdict);
+            }
+            NetCommand::Shutdown => {}
+        }
+    }
+
+    fn allow_direct(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        let bucket = self.buckets.entry(peer).or_insert(Bucket {
+            tokens: DIRECT_BURST,
+            at: now,
+        });
+        let refill = now.duration_since(bucket.at).as_secs_f64() * DIRECT_RATE_PER_SEC;
+        bucket.tokens = (bucket.tokens + refill).min(DIRECT_BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Handle a swarm event; returns what the node should hear of it.
+    fn event(&mut self, event: SwarmEvent<CircleBehaviourEvent>) -> Option<NetEventKind> {
+        match event {
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                return Some(NetEventKind::Gossip {
+                    frame: message.data,
+                    message_id,
+                    source: propagation_source,
+                });
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Direct(
+                request_response::Event::Message {
+                    peer,
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                },
+            )) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .direct
+                    .send_response(channel, Vec::new());
+                if self.allow_direct(peer) {
+                    return Some(NetEventKind::Direct {
+                        peer,
+                        frame: request,
+                    });
+                }
+                tracing::warn!("direct requests from a peer over the rate limit were dropped");
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (_, address) in found {
+                    let _ = self.swarm.dial(address);
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                let address = endpoint.get_remote_address().clone();
+                let relayed = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+                return Some(NetEventKind::PeerConnected {
+                    peer: peer_id,
+                    relayed,
+                    address,
+                });
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.buckets.remove(&peer_id);
+                return Some(NetEventKind::PeerDisconnected { peer: peer_id });
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                return Some(NetEventKind::Listening { address });
+            }
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                return Some(NetEventKind::DialFailed {
+                    reason: error.to_string(),
+                });
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                return Some(NetEventKind::PeerAddresses {
+                    peer: peer_id,
+                    addresses: info.listen_addrs,
+                });
+            }
+            _ => {}
+        }
+        None
+    }
+}

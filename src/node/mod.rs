@@ -1,0 +1,459 @@
+//! The node: the one running instance of a profile. It owns the engine,
+//! the encrypted profile and one network per circle, and drives them:
+//! network events and API requests become engine inputs; engine outputs
+//! are persisted first (one transaction per input) and only then sent or
+//! answered, so nothing is acknowledged before it is durable.
+//!
+//! Owns: the mapping between the engine's opaque peer handles and libp2p
+//! peer ids, which member is reachable at which transport id (learned from
+//! encrypted presence messages), per-circle listen ports and address books
+//! (kept in the profile so a restarted node comes back where members
+//! expect it), catch-up scheduling, and the answers to control requests.
+
+mod peers;
+mod requests;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::Pending;
+use crate::circle::CircleId;
+use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record};
+use crate::entropy::OsEntropy;
+use crate::net::{
+    CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle,
+};
+use crate::store::Profile;
+use peers::PeerBook;
+
+/// How often members who are connected compare notes (catch-up).
+const SYNC_EVERY: Duration = Duration::from_secs(5);
+/// How often presence is re-announced and lost members redialled.
+const PRESENCE_EVERY: Duration = Duration::from_secs(300);
+const REDIAL_EVERY: Duration = Duration::from_secs(30);
+const PURGE_EVERY: Duration = Duration::from_secs(10);
+/// How long `join` waits for a member to admit us.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Where circle networks listen; the port is per circle and remembered.
+    pub listen: Vec<Multiaddr>,
+    pub mdns: bool,
+    pub engine: EngineConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let any: Multiaddr = "/ip4/0.0.0.0/tcp/0"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty());
+        Self {
+            listen: vec![any],
+            mdns: false,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+struct JoinWaiter {
+    reply: oneshot::Sender<Result<Value, String>>,
+    deadline: Instant,
+}
+
+pub struct Node {
+    engine: Engine,
+    profile: Profile,
+    rng: OsEntropy,
+    config: NodeConfig,
+    networks: HashMap<CircleId, CircleNetwork>,
+    books: HashMap<CircleId, PeerBook>,
+    net_tx: mpsc::Sender<NetEvent>,
+    net_rx: Option<mpsc::Receiver<NetEvent>>,
+    join_waiters: HashMap<CircleId, Vec<JoinWaiter>>,
+    presence_due: HashSet<CircleId>,
+    /// Events for anyone watching (the terminal UI); bounded, lossy.
+    watchers: Vec<mpsc::Sender<Event>>,
+    stop: bool,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    pub fn new(engine: Engine, profile: Profile, config: NodeConfig) -> Self {
+        let (net_tx, net_rx) = mpsc::channel(1024);
+        Self {
+            engine,
+            profile,
+            rng: OsEntropy,
+            config,
+            networks: HashMap::new(),
+            books: HashMap::new(),
+            net_tx,
+            net_rx: Some(net_rx),
+            join_waiters: HashMap::new(),
+            presence_due: HashSet::new(),
+            watchers: Vec::new(),
+            stop: false,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Receive every engine event from now on (bounded; a slow watcher misses events).
+    pub fn watch(&mut self) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.watchers.push(tx);
+        rx
+    }
+
+    /// Run until a `Shutdown` request or until `api` closes.
+    pub async fn run(mut self, mut api: mpsc::Receiver<Pending>) {
+        let Some(mut net_rx) = self.net_rx.take() else {
+            return;
+        };
+        let startup = self.engine.startup_outputs();
+        self.route(startup);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let (mut last_sync, mut last_presence, mut last_redial, mut last_purge) = (
+            Instant::now(),
+            Instant::now(),
+            Instant::now(),
+            Instant::now(),
+        );
+        while !self.stop {
+            tokio::select! {
+                Some(event) = net_rx.recv() => self.on_net(event),
+                request = api.recv() => match request {
+                    Some((request, reply)) => self.on_request(request, reply),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.handle(Input::Tick);
+                    self.announce_due_presence();
+                    self.expire_join_waiters();
+                    if last_sync.elapsed() >= SYNC_EVERY {
+                        last_sync = Instant::now();
+                        self.sync_round();
+                    }
+                    if last_presence.elapsed() >= PRESENCE_EVERY {
+                        last_presence = Instant::now();
+                        self.presence_due.extend(self.networks.keys().copied());
+                    }
+                    if last_redial.elapsed() >= REDIAL_EVERY {
+                        last_redial = Instant::now();
+                        self.redial();
+                    }
+                    if last_purge.elapsed() >= PURGE_EVERY {
+                        last_purge = Instant::now();
+                        if let Err(e) = self.profile.purge_expired(now_ms(), &mut self.rng) {
+                            tracing::error!("purging expired messages failed: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        for net in self.networks.values() {
+            let _ = net.commands.try_send(NetCommand::Shutdown);
+        }
+    }
+
+    /// Feed the engine, persist what it asks (one transaction), then act.
+    fn handle(&mut self, input: Input) -> Vec<Event> {
+        let outputs = self.engine.handle(now_ms(), input, &mut self.rng);
+        let mut records: Vec<Record> = Vec::new();
+        let mut rest = Vec::new();
+        for o in outputs {
+            match o {
+                Output::Persist(r) => records.push(r),
+                other => rest.push(other),
+            }
+        }
+        let mut events = Vec::new();
+        if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
+            // Nothing is sent or acknowledged when the profile could not record it.
+            tracing::error!("profile write failed: {e}");
+            events.push(Event::Error {
+                reason: format!("could not save to the profile: {e}"),
+            });
+            return events;
+        }
+        events.extend(self.route(rest));
+        events
+    }
+
+    /// Carry out network outputs; returns the events among them.
+    fn route(&mut self, outputs: Vec<Output>) -> Vec<Event> {
+        let mut events = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Publish {
+                    circle,
+                    topic,
+                    frame,
+                } => {
+                    self.send_net(&circle, NetCommand::Publish { topic, frame });
+                }
+                Output::SendDirect {
+                    circle,
+                    peer,
+                    frame,
+                } => {
+                    if let Some(peer) = self.books.get(&circle).and_then(|b| b.peer_of(peer)) {
+                        self.send_net(&circle, NetCommand::SendDirect { peer, frame });
+                    }
+                }
+                Output::Subscribe {
+                    circle,
+                    network_key,
+                    topics,
+                } => {
+                    self.ensure_network(circle, network_key.0, Vec::new());
+                    self.send_net(&circle, NetCommand::Subscribe(topics));
+                }
+                Output::Unsubscribe { circle } => {
+                    if let Some(net) = self.networks.remove(&circle) {
+                        let _ = net.commands.try_send(NetCommand::Shutdown);
+                    }
+                    self.books.remove(&circle);
+                }
+                Output::Dial {
+                    circle,
+                    network_key,
+                    addresses,
+                } => {
+                    let addrs: Vec<Multiaddr> =
+                        addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                    self.ensure_network(circle, network_key.0, addrs.clone());
+                    self.send_net(&circle, NetCommand::Dial(addrs));
+                }
+                Output::Persist(_) => {}
+                Output::Event(e) => {
+                    self.on_engine_event(&e);
+                    events.push(e);
+                }
+            }
+        }
+        events
+    }
+
+    fn send_net(&self, circle: &CircleId, command: NetCommand) {
+        if let Some(net) = self.networks.get(circle)
+            && let Err(e) = net.commands.try_send(command)
+        {
+            // A full queue is survivable: catch-up repairs what was not sent.
+            tracing::warn!("network queue for a circle is full or closed: {e}");
+        }
+    }
+
+    fn ensure_network(&mut self, circle: CircleId, network_key: [u8; 32], dial: Vec<Multiaddr>) {
+        if self.networks.contains_key(&circle) {
+            return;
+        }
+        let saved = peers::NetInfo::load(&self.profile, &circle);
+        let listen = self
+            .config
+            .listen
+            .iter()
+            .map(|a| peers::with_port(a, saved.port))
+            .collect();
+        let mut dial = dial;
+        dial.extend(saved.peers.iter().filter_map(|a| a.parse().ok()));
+        let config = CircleNetConfig {
+            circle,
+            network_key,
+            listen,
+            dial,
+            mdns: self.config.mdns,
+        };
+        match spawn_circle(config, self.net_tx.clone()) {
+            Ok(net) => {
+                let mut book = PeerBook::new(net.peer_id);
+                book.saved = saved;
+                self.books.insert(circle, book);
+                self.networks.insert(circle, net);
+            }
+            Err(e) => tracing::error!("could not start a circle network: {e}"),
+        }
+    }
+
+    fn on_net(&mut self, event: NetEvent) {
+        let circle = event.circle;
+        let Some(book) = self.books.get_mut(&circle) else {
+            return;
+        };
+        match event.kind {
+            NetEventKind::Gossip {
+                frame,
+                message_id,
+                source,
+            } => {
+                let events = self.handle(Input::Frame {
+                    circle,
+                    bytes: frame,
+                });
+                let accept = !events.iter().any(|e| matches!(e, Event::Rejected { .. }));
+                self.send_net(
+                    &circle,
+                    NetCommand::Validate {
+                        message_id,
+                        source,
+                        accept,
+                    },
+                );
+            }
+            NetEventKind::Direct { peer, frame } => {
+                let peer = book.handle_of(peer);
+                self.handle(Input::Direct {
+                    circle,
+                    peer,
+                    bytes: frame,
+                });
+            }
+            NetEventKind::PeerConnected { peer, relayed, .. } => {
+                book.connected.insert(peer, relayed);
+                let handle = book.handle_of(peer);
+                self.handle(Input::PeerAvailable {
+                    circle,
+                    peer: handle,
+                });
+            }
+            NetEventKind::PeerDisconnected { peer } => {
+                book.connected.remove(&peer);
+            }
+            NetEventKind::Listening { address } => {
+                if !book.listen.contains(&address) {
+                    book.listen.push(address.clone());
+                }
+                if let Some(port) = peers::port_of(&address)
+                    && book.saved.port != port
+                {
+                    book.saved.port = port;
+                    book.saved.save(&mut self.profile, &circle);
+                }
+                self.presence_due.insert(circle);
+            }
+            NetEventKind::PeerAddresses { peer, addresses } => {
+                if book.learn_addresses(peer, &addresses) {
+                    book.saved.save(&mut self.profile, &circle);
+                }
+            }
+            NetEventKind::DialFailed { reason } => tracing::debug!("dial failed: {reason}"),
+        }
+    }
+
+    fn on_engine_event(&mut self, event: &Event) {
+        match event {
+            Event::Joined { circle, name } => {
+                self.presence_due.insert(*circle);
+                for w in self.join_waiters.remove(circle).unwrap_or_default() {
+                    let _ = w.reply.send(Ok(serde_json::json!({
+                        "circle": crate::identity::hex(circle), "name": name })));
+                }
+            }
+            Event::JoinFailed { circle, reason } => {
+                for w in self.join_waiters.remove(circle).unwrap_or_default() {
+                    let _ = w.reply.send(Err(reason.clone()));
+                }
+            }
+            Event::Presence {
+                circle,
+                member,
+                transport,
+                addresses,
+            } => {
+                if let Some(book) = self.books.get_mut(circle)
+                    && let Ok(peer) = PeerId::from_bytes(transport)
+                {
+                    book.members.insert(*member, peer);
+                    let addrs: Vec<Multiaddr> =
+                        addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                    let known = book.connected.contains_key(&peer);
+                    if book.learn_addresses(peer, &addrs) {
+                        book.saved.save(&mut self.profile, circle);
+                    }
+                    if !known {
+                        self.send_net(circle, NetCommand::Dial(addrs));
+                    }
+                }
+            }
+            Event::Rejected { reason, .. } => tracing::info!("refused a frame: {reason}"),
+            Event::Error { reason } => tracing::warn!("{reason}"),
+            _ => {}
+        }
+        self.watchers.retain(|w| !w.is_closed());
+        for w in &self.watchers {
+            let _ = w.try_send(event.clone());
+        }
+    }
+
+    fn announce_due_presence(&mut self) {
+        let due: Vec<CircleId> = self.presence_due.drain().collect();
+        for circle in due {
+            let Some(book) = self.books.get(&circle) else {
+                continue;
+            };
+            if book.listen.is_empty() || self.engine.circle(&circle).is_none() {
+                self.presence_due.insert(circle);
+                continue;
+            }
+            let transport = book.local.to_bytes();
+            let addresses = book.listen.iter().map(ToString::to_string).collect();
+            self.handle(Input::Command(Command::AnnouncePresence {
+                circle,
+                transport,
+                addresses,
+            }));
+        }
+    }
+
+    fn sync_round(&mut self) {
+        let picks: Vec<(CircleId, u64)> = self
+            .books
+            .iter_mut()
+            .filter_map(|(c, b)| b.random_connected().map(|h| (*c, h)))
+            .collect();
+        for (circle, peer) in picks {
+            self.handle(Input::PeerAvailable { circle, peer });
+        }
+    }
+
+    fn redial(&mut self) {
+        let plans: Vec<(CircleId, Vec<Multiaddr>)> = self
+            .books
+            .iter()
+            .map(|(c, b)| (*c, b.addresses_to_redial()))
+            .collect();
+        for (circle, addrs) in plans {
+            if !addrs.is_empty() {
+                self.send_net(&circle, NetCommand::Dial(addrs));
+            }
+        }
+    }
+
+    fn expire_join_waiters(&mut self) {
+        let now = Instant::now();
+        for waiters in self.join_waiters.values_mut() {
+            let (late, keep): (Vec<JoinWaiter>, Vec<JoinWaiter>) =
+                waiters.drain(..).partition(|w| w.deadline <= now);
+            *waiters = keep;
+            for w in late {
+                let _ = w.reply.send(Err(
+                    "no member of the circle admitted us in time; is the inviter (or another member) online?".into(),
+                ));
+            }
+        }
+        self.join_waiters.retain(|_, v| !v.is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! Who is who in a circle's network: engine peer handles, libp2p peer ids,
+//! members' transport ids, and the remembered listen port and addresses.
+
+use std::collections::{BTreeSet, HashMap};
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+
+use crate::circle::CircleId;
+use crate::engine::PeerRef;
+use crate::identity::MemberId;
+use crate::store::Profile;
+
+/// Most addresses remembered per circle.
+const MAX_SAVED_ADDRESSES: usize = 32;
+
+/// What the profile remembers of a circle's network.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct NetInfo {
+    pub port: u16,
+    pub peers: Vec<String>,
+}
+
+impl NetInfo {
+    pub fn load(profile: &Profile, circle: &CircleId) -> Self {
+        profile
+            .net_info(circle)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, profile: &mut Profile, circle: &CircleId) {
+        if let Ok(bytes) = serde_json::to_vec(self)
+            && let Err(e) = profile.set_net_info(circle, &bytes)
+        {
+            tracing::warn!("could not remember network addresses: {e}");
+        }
+    }
+}
+
+pub fn port_of(address: &Multiaddr) -> Option<u16> {
+    address.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+/// `address` with its TCP port replaced by `port` (when non-zero).
+pub fn with_port(address: &Multiaddr, port: u16) -> Multiaddr {
+    if port == 0 {
+        return address.clone();
+    }
+    address
+        .iter()
+        .map(|p| match p {
+            Protocol::Tcp(_) => Protocol::Tcp(port),
+            other => other,
+        })
+        .collect()
+}
+
+pub struct PeerBook {
+    pub local: PeerId,
+    next: PeerRef,
+    by_handle: HashMap<PeerRef, PeerId>,
+    by_peer: HashMap<PeerId, PeerRef>,
+    /// Connected peers and whether the link is relayed.
+    pub connected: HashMap<PeerId, bool>,
+    /// Transport ids members announced.
+    pub members: HashMap<MemberId, PeerId>,
+    addresses: HashMap<PeerId, BTreeSet<Multiaddr>>,
+    pub listen: Vec<Multiaddr>,
+    pub saved: NetInfo,
+    round: usize,
+}
+
+impl PeerBook {
+    pub fn new(local: PeerId) -> Self {
+        Self {
+            local,
+            next: 1,
+            by_handle: HashMap::new(),
+            by_peer: HashMap::new(),
+            connected: HashMap::new(),
+            members: HashMap::new(),
+            addresses: HashMap::new(),
+            listen: Vec::new(),
+            saved: NetInfo::default(),
+            round: 0,
+        }
+    }
+
+    pub fn handle_of(&mut self, peer: PeerId) -> PeerRef {
+        if let Some(h) = self.by_peer.get(&peer) {
+            return *h;
+        }
+        let h = self.next;
+        self.next += 1;
+        self.by_peer.insert(peer, h);
+        self.by_handle.insert(h, peer);
+        h
+    }
+
+    pub fn peer_of(&self, handle: PeerRef) -> Option<PeerId> {
+        self.by_handle.get(&handle).copied()
+    }
+
+    /// Remember a peer's addresses; true if something new was saved.
+    pub fn learn_addresses(&mut self, peer: PeerId, addresses: &[Multiaddr]) -> bool {
+        if peer == self.local {
+            return false;
+        }
+        let set = self.addresses.entry(peer).or_default();
+        let mut changed = false;
+        for a in addresses
+            .iter()
+            .filter(|a| port_of(a).is_some_and(|p| p != 0))
+        {
+            // Only dialable addresses; unspecified ones are useless to others.
+            if a.iter()
+                .any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified()))
+            {
+                continue;
+            }
+            if set.insert(a.clone()) {
+                let text = a.to_string();
+                if !self.saved.peers.contains(&text) {
+                    self.saved.peers.push(text);
+                    changed = true;
+                }
+            }
+        }
+        while self.saved.peers.len() > MAX_SAVED_ADDRESSES {
+            self.saved.peers.remove(0);
+        }
+        changed
+    }
+
+    /// A connected peer, in turn, for a catch-up round.
+    pub fn random_connected(&mut self) -> Option<PeerRef> {
+        if self.connected.is_empty() {
+            return None;
+        }
+        self.round = self.round.wrapping_add(1);
+        let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
+        peers.sort();
+        let peer = peers[self.round % peers.len()];
+        Some(self.handle_of(peer))
+    }
+
+    /// Addresses of known peers we are not connected to.
+    pub fn addresses_to_redial(&self) -> Vec<Multiaddr> {
+        let mut out: Vec<Multiaddr> = self
+            .addresses
+            .iter()
+            .filter(|(p, _)| !self.connected.contains_key(p))
+            .flat_map(|(_, a)| a.iter().cloned())
+            .collect();
+        if self.connected.is_empty() {
+            out.extend(self.saved.peers.iter().filter_map(|a| a.parse().ok()));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Is `member` connected to us, and is the link relayed?
+    pub fn link_of(&self, member: &MemberId) -> Option<bool> {
+        self.members
+            .get(member)
+            .and_then(|p| self.connected.get(p).copied())
+    }
+}
