@@ -1,0 +1,276 @@
+//! What the network sees: every byte between two real daemons passes
+//! through a recording TCP proxy on 127.0.0.1 (no root needed). No
+//! plaintext, no display name, no member identity key may appear; and a
+//! node without the circle's network key cannot even connect.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kolo::api::{self, Request};
+
+const PASS: &str = "capture test passphrase";
+const CANARY: &str = "CANARY-wire-91f2-we-meet-at-the-old-mill";
+
+fn kolo(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kolo"));
+    c.env("KOLO_HOME", home)
+        .env("KOLO_PASSPHRASE", PASS)
+        .stdin(Stdio::null());
+    c
+}
+
+struct Node {
+    home: PathBuf,
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = api::call(&self.home, &Request::Shutdown);
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(name: &str, port: u16) -> Node {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("capture")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&home);
+    let out = kolo(&home).args(["init", "--name", name]).output().unwrap();
+    assert!(out.status.success());
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let child = kolo(&home)
+        .args(["daemon", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api::call(&home, &Request::Status).is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Node { home, child }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Forward 127.0.0.1:`listen` to 127.0.0.1:`target`, recording both directions.
+fn proxy(listen: u16, target: u16, log: Arc<Mutex<Vec<u8>>>) {
+    let server = TcpListener::bind(("127.0.0.1", listen)).unwrap();
+    std::thread::spawn(move || {
+        for inbound in server.incoming().flatten() {
+            let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                (outbound, inbound),
+            ] {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        log.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn the_wire_carries_no_plaintext_names_or_identity_keys() {
+    let (ana_port, proxy_port) = (free_port(), free_port());
+    let ana = start("anastasia", ana_port);
+    let bo = start("bonaventure", 0);
+    let wire = Arc::new(Mutex::new(Vec::new()));
+    ana.call_create();
+    // Bo reaches Ana only through the recording proxy: the invite names the proxy.
+    let code = {
+        let v = api::call(
+            &ana.home,
+            &Request::Invite {
+                circle: "mill".into(),
+                expires_secs: Some(600),
+                organiser: None,
+            },
+        )
+        .unwrap();
+        let real = v["code"].as_str().unwrap().to_owned();
+        let parsed = kolo::circle::InviteCode::parse(&real).unwrap();
+        let rerouted = kolo::circle::InviteCode {
+            addresses: vec![format!("/ip4/127.0.0.1/tcp/{proxy_port}")],
+            ..parsed
+        };
+        rerouted.encode()
+    };
+    let _ = ana_port;
+    // The invite's real port is Ana's circle port, which differs from the
+    // daemon's --listen port only if it was remembered; point the proxy at it.
+    let status = api::call(&ana.home, &Request::Status).unwrap();
+    let listen = status["circles"][0]["listen"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let real_port: u16 = listen.rsplit('/').next().unwrap().parse().unwrap();
+    proxy(proxy_port, real_port, wire.clone());
+
+    api::call(&bo.home, &Request::Join { code }).unwrap();
+    api::call(
+        &ana.home,
+        &Request::Send {
+            circle: "mill".into(),
+            text: CANARY.into(),
+            disappear_secs: None,
+        },
+    )
+    .unwrap();
+    api::call(
+        &bo.home,
+        &Request::Send {
+            circle: "mill".into(),
+            text: format!("{CANARY} reply"),
+            disappear_secs: None,
+        },
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = api::call(
+            &bo.home,
+            &Request::Messages {
+                circle: "mill".into(),
+            },
+        )
+        .unwrap();
+        if v.as_array().unwrap().iter().any(|m| m["text"] == CANARY) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bo never received the canary");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+
+    let members = api::call(
+        &ana.home,
+        &Request::Members {
+            circle: "mill".into(),
+        },
+    )
+    .unwrap();
+    let ids: Vec<Vec<u8>> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let h = m["id"].as_str().unwrap();
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+    let wire = wire.lock().unwrap().clone();
+    assert!(
+        wire.len() > 2000,
+        "the proxy saw the conversation ({} bytes)",
+        wire.len()
+    );
+    for needle in [CANARY.as_bytes(), b"anastasia", b"bonaventure", b"mill"] {
+        assert!(
+            !contains(&wire, needle),
+            "{:?} crossed the wire in clear",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    for id in &ids {
+        assert!(
+            !contains(&wire, id),
+            "a member identity key crossed the wire"
+        );
+    }
+    // "kolo" does not identify the software either.
+    assert!(
+        !contains(&wire, b"kolo"),
+        "the protocol names itself on the wire"
+    );
+}
+
+trait Create {
+    fn call_create(&self);
+}
+
+impl Create for Node {
+    fn call_create(&self) {
+        api::call(
+            &self.home,
+            &Request::CircleCreate {
+                name: "mill".into(),
+                disappear_secs: None,
+            },
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_node_without_the_network_key_cannot_connect() {
+    let ana = start("gatekeeper", 0);
+    ana.call_create();
+    let real = api::call(
+        &ana.home,
+        &Request::Invite {
+            circle: "mill".into(),
+            expires_secs: Some(600),
+            organiser: None,
+        },
+    )
+    .unwrap();
+    let parsed = kolo::circle::InviteCode::parse(real["code"].as_str().unwrap()).unwrap();
+    // Same circle and address, wrong network key: an outsider's guess.
+    let forged = kolo::circle::InviteCode {
+        network_key: [7u8; 32],
+        ..parsed
+    }
+    .encode();
+    let outsider = start("outsider", 0);
+    let home = outsider.home.clone();
+    // The join waits for an admission that never comes; watch meanwhile.
+    std::thread::spawn(move || api::call(&home, &Request::Join { code: forged }));
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        let status = api::call(&ana.home, &Request::Status).unwrap();
+        assert_eq!(
+            status["circles"][0]["peers"], 0,
+            "the outsider got a connection"
+        );
+    }
+    let circles = api::call(&outsider.home, &Request::Circles).unwrap();
+    assert!(
+        circles.as_array().unwrap().is_empty(),
+        "the outsider joined without the network key"
+    );
+}
