@@ -75,6 +75,14 @@ pub struct Node {
     net_tx: mpsc::Sender<NetEvent>,
     net_rx: Option<mpsc::Receiver<NetEvent>>,
     join_waiters: HashMap<CircleId, Vec<JoinWaiter>>,
+    /// Invite requests waiting for their circle's network to listen, so the
+    /// code can carry a reachable address.
+    invite_waiters: Vec<(
+        CircleId,
+        crate::api::Request,
+        oneshot::Sender<Result<Value, String>>,
+        Instant,
+    )>,
     presence_due: HashSet<CircleId>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
     watchers: Vec<mpsc::Sender<Event>>,
@@ -101,6 +109,7 @@ impl Node {
             net_tx,
             net_rx: Some(net_rx),
             join_waiters: HashMap::new(),
+            invite_waiters: Vec::new(),
             presence_due: HashSet::new(),
             watchers: Vec::new(),
             stop: false,
@@ -343,6 +352,7 @@ impl Node {
                     book.saved.save(&mut self.profile, &circle);
                 }
                 self.presence_due.insert(circle);
+                self.release_invites(circle);
             }
             NetEventKind::PeerAddresses { peer, addresses } => {
                 if book.learn_addresses(peer, &addresses) {
@@ -442,8 +452,27 @@ impl Node {
         }
     }
 
+    fn release_invites(&mut self, circle: CircleId) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.invite_waiters)
+            .into_iter()
+            .partition(|(c, ..)| *c == circle);
+        self.invite_waiters = waiting;
+        for (_, request, reply, _) in ready {
+            self.on_request(request, reply);
+        }
+    }
+
     fn expire_join_waiters(&mut self) {
         let now = Instant::now();
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.invite_waiters)
+            .into_iter()
+            .partition(|(.., at)| *at <= now);
+        self.invite_waiters = waiting;
+        for (_, _, reply, _) in late {
+            let _ = reply.send(Err(
+                "the circle's network is not listening on any address yet".into(),
+            ));
+        }
         for waiters in self.join_waiters.values_mut() {
             let (late, keep): (Vec<JoinWaiter>, Vec<JoinWaiter>) =
                 waiters.drain(..).partition(|w| w.deadline <= now);

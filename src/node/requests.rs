@@ -65,6 +65,14 @@ impl Node {
         if let Request::Join { code } = request {
             return self.join(code, reply);
         }
+        if let Request::Invite { circle, .. } = &request
+            && let Ok(id) = self.resolve_circle(circle)
+            && self.books.get(&id).is_some_and(|b| b.listen.is_empty())
+        {
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            self.invite_waiters.push((id, request, reply, deadline));
+            return;
+        }
         let result = self.answer(request);
         let _ = reply.send(result);
     }
