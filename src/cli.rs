@@ -26,6 +26,11 @@ pub struct Cli {
     /// Read the passphrase from this file (first line) instead of prompting.
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
+    /// Keep everything in memory and write no file anywhere (for shared
+    /// computers). `kolo --ephemeral daemon --name NAME` runs such a node;
+    /// other commands with `--ephemeral` talk to it.
+    #[arg(long, global = true)]
+    ephemeral: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -63,6 +68,9 @@ enum Cmd {
         /// Find members on the local network with mDNS (off by default).
         #[arg(long)]
         mdns: bool,
+        /// Your display name (only with --ephemeral, which has no profile).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Circles: create.
     Circle {
@@ -308,10 +316,27 @@ pub fn run() -> anyhow::Result<()> {
             store::destroy(&dir)?;
             println!("profile destroyed");
         }
-        Cmd::Daemon { listen, mdns } => {
+        Cmd::Daemon { listen, mdns, name } => {
             let dir = home(&cli)?;
-            let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
-            crate::daemon::run(&dir, &pass, listen, *mdns)?;
+            if cli.ephemeral {
+                let name = name
+                    .as_deref()
+                    .context("--ephemeral needs --name NAME (there is no profile)")?;
+                crate::daemon::run(
+                    &dir,
+                    crate::daemon::Source::Ephemeral { name },
+                    listen,
+                    *mdns,
+                )?;
+            } else {
+                let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
+                crate::daemon::run(
+                    &dir,
+                    crate::daemon::Source::Disk { passphrase: &pass },
+                    listen,
+                    *mdns,
+                )?;
+            }
         }
         other => client(&cli, other)?,
     }
@@ -321,7 +346,8 @@ pub fn run() -> anyhow::Result<()> {
 /// Subcommands that talk to the running node over the control socket.
 fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
     let dir = home(cli)?;
-    let call = |r: Request| api::call(&dir, &r).map_err(anyhow::Error::from);
+    let endpoint = api::Endpoint::for_profile(&dir, cli.ephemeral);
+    let call = |r: Request| api::call_endpoint(&endpoint, &dir, &r).map_err(anyhow::Error::from);
     match command {
         Cmd::Circle {
             action: CircleCmd::Create { name, disappear },

@@ -62,17 +62,33 @@ pub fn init_logging(dir: &Path) {
         .try_init();
 }
 
-pub fn run(dir: &Path, passphrase: &str, listen: &[String], mdns: bool) -> anyhow::Result<()> {
-    if !dir.join(kolo::store::HEADER_FILE).exists() {
-        bail!(
-            "no kolo profile in {}; create one with `kolo init --name NAME`",
-            dir.display()
-        );
-    }
-    let _lock = lock(dir)?;
+/// How the daemon gets its profile.
+pub enum Source<'a> {
+    /// The encrypted profile in the home directory.
+    Disk { passphrase: &'a str },
+    /// Everything in memory; nothing is written anywhere (`--ephemeral`).
+    Ephemeral { name: &'a str },
+}
+
+pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> anyhow::Result<()> {
     let mut rng = OsEntropy;
-    let opened = Profile::open(dir, passphrase, now_ms(), &mut rng)?;
-    init_logging(dir);
+    let ephemeral = matches!(source, Source::Ephemeral { .. });
+    let endpoint = kolo::api::Endpoint::for_profile(dir, ephemeral);
+    let (_lock, opened) = match source {
+        Source::Disk { passphrase } => {
+            if !dir.join(kolo::store::HEADER_FILE).exists() {
+                bail!(
+                    "no kolo profile in {}; create one with `kolo init --name NAME`",
+                    dir.display()
+                );
+            }
+            let lock = lock(dir)?;
+            let opened = Profile::open(dir, passphrase, now_ms(), &mut rng)?;
+            init_logging(dir);
+            (Some(lock), opened)
+        }
+        Source::Ephemeral { name } => (None, Profile::ephemeral(name, &mut rng)?),
+    };
     let listen = listen
         .iter()
         .map(|a| {
@@ -96,7 +112,10 @@ pub fn run(dir: &Path, passphrase: &str, listen: &[String], mdns: bool) -> anyho
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = kolo::api::bind(dir).context("cannot create the control socket")?;
+        let listener = kolo::api::bind(&endpoint).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!("kolo is already running for {}", dir.display()),
+            _ => anyhow::anyhow!("cannot create the control socket: {e}"),
+        })?;
         let (api_tx, api_rx) = mpsc::channel(64);
         tokio::spawn(kolo::api::serve(listener, api_tx.clone()));
         let node = Node::new(engine, opened.profile, config);
@@ -112,7 +131,9 @@ pub fn run(dir: &Path, passphrase: &str, listen: &[String], mdns: bool) -> anyho
             _ = node.run(api_rx) => {}
             _ = signals => {}
         }
-        let _ = std::fs::remove_file(kolo::api::socket_path(dir));
+        if let kolo::api::Endpoint::File(path) = &endpoint {
+            let _ = std::fs::remove_file(path);
+        }
         Ok::<(), anyhow::Error>(())
     })
 }

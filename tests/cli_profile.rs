@@ -105,3 +105,109 @@ fn passphrase_file_and_missing_profile() {
         .unwrap();
     assert!(stderr(&out).contains("no passphrase"), "{}", stderr(&out));
 }
+
+/// Every file (path and size) under `dir`, recursively.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(listing(&p));
+            } else {
+                out.push((p.clone(), e.metadata().map(|m| m.len()).unwrap_or(0)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn an_ephemeral_node_writes_no_file_anywhere() {
+    let h = home("ephemeral");
+    std::fs::create_dir_all(&h).unwrap();
+    let tmp = home("ephemeral-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let system_tmp = std::env::temp_dir();
+    let (home_before, tmp_before, sys_before) = (listing(&h), listing(&tmp), listing(&system_tmp));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kolo"))
+            .arg("--ephemeral")
+            .args(args)
+            .env("KOLO_HOME", &h)
+            .env("TMPDIR", &tmp)
+            .env_remove("KOLO_PASSPHRASE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_kolo"))
+        .args([
+            "--ephemeral",
+            "daemon",
+            "--name",
+            "Guest",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .env("KOLO_HOME", &h)
+        .env("TMPDIR", &tmp)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !run(&["status"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ephemeral daemon did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A second ephemeral node for the same home is refused.
+    let second = run(&[
+        "daemon",
+        "--name",
+        "Other",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]);
+    assert!(
+        stderr(&second).contains("already running"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(run(&["circle", "create", "cafe"]).status.success());
+    for i in 0..20 {
+        assert!(
+            run(&["send", "cafe", &format!("message {i}"), "--disappear", "1m"])
+                .status
+                .success()
+        );
+    }
+    let out = run(&["messages", "cafe"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("message 19"));
+    assert!(run(&["stop"]).status.success());
+    let _ = daemon.wait();
+    assert_eq!(
+        listing(&h),
+        home_before,
+        "files appeared in the home directory"
+    );
+    assert_eq!(listing(&tmp), tmp_before, "files appeared in TMPDIR");
+    let sys_after = listing(&system_tmp);
+    let new: Vec<_> = sys_after
+        .iter()
+        .filter(|f| !sys_before.contains(f))
+        .filter(|(p, _)| {
+            let n = p.to_string_lossy();
+            n.contains("kolo") || n.contains("sqlite") || n.contains("etilqs")
+        })
+        .collect();
+    assert!(
+        new.is_empty(),
+        "files appeared in the system temp directory: {new:?}"
+    );
+}

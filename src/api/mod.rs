@@ -108,22 +108,73 @@ pub fn socket_path(profile_dir: &Path) -> PathBuf {
     profile_dir.join(SOCKET_FILE)
 }
 
-/// Bind the control socket (replacing a stale one) with mode 0600.
-pub fn bind(profile_dir: &Path) -> std::io::Result<UnixListener> {
-    let path = socket_path(profile_dir);
-    if path.exists() {
-        // Only reached after taking the profile lock, so no live daemon owns it.
-        std::fs::remove_file(&path)?;
-    }
-    let listener = UnixListener::bind(&path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+/// Where a node listens for control requests.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// `control.sock` in the profile directory (mode 0600).
+    File(PathBuf),
+    /// An abstract Unix socket (Linux): no file anywhere, for `--ephemeral`.
+    /// Its name is derived from the home path; connections from other
+    /// users are refused.
+    Abstract(String),
 }
 
-/// Accept connections and forward their requests to the node.
+impl Endpoint {
+    pub fn for_profile(home: &Path, ephemeral: bool) -> Endpoint {
+        if ephemeral {
+            let h = crate::crypto::kdf::hash(
+                b"kolo/v1/ephemeral-socket",
+                &[home.as_os_str().as_encoded_bytes()],
+            );
+            Endpoint::Abstract(format!("kolo-ephemeral-{}", crate::identity::hex(&h[..12])))
+        } else {
+            Endpoint::File(socket_path(home))
+        }
+    }
+
+    fn std_addr(name: &str) -> std::io::Result<std::os::unix::net::SocketAddr> {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+    }
+}
+
+/// Bind the control socket. A file socket replaces a stale one (callers
+/// hold the profile lock) and gets mode 0600; an abstract one fails if a
+/// node already holds the name.
+pub fn bind(endpoint: &Endpoint) -> std::io::Result<UnixListener> {
+    match endpoint {
+        Endpoint::File(path) => {
+            if path.exists() {
+                std::fs::remove_file(path)?;
+            }
+            let listener = UnixListener::bind(path)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            Ok(listener)
+        }
+        Endpoint::Abstract(name) => {
+            let listener = std::os::unix::net::UnixListener::bind_addr(&Endpoint::std_addr(name)?)?;
+            listener.set_nonblocking(true)?;
+            UnixListener::from_std(listener)
+        }
+    }
+}
+
+/// Our own user id (the owner of `/proc/self`).
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Accept connections and forward their requests to the node. Only the
+/// user running the node may talk to it.
 pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>) {
+    let me = own_uid();
     while let Ok((stream, _)) = listener.accept().await {
+        let peer = stream.peer_cred().ok().map(|c| c.uid());
+        if me.is_none() || peer != me {
+            continue; // Dropping the stream closes it.
+        }
         let node = node.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
@@ -191,10 +242,28 @@ async fn answer(line: &str, node: &mpsc::Sender<Pending>) -> ResponseLine {
     }
 }
 
-/// Send one request over the socket and wait for its answer (blocking).
+/// Send one request to the node of the profile in `profile_dir` (blocking).
 pub fn call(profile_dir: &Path, request: &Request) -> Result<Value, ApiError> {
-    let path = socket_path(profile_dir);
-    let stream = UnixStream::connect(&path).map_err(|e| match e.kind() {
+    call_endpoint(
+        &Endpoint::for_profile(profile_dir, false),
+        profile_dir,
+        request,
+    )
+}
+
+/// Send one request to a node at `endpoint` and wait for its answer.
+pub fn call_endpoint(
+    endpoint: &Endpoint,
+    profile_dir: &Path,
+    request: &Request,
+) -> Result<Value, ApiError> {
+    let connected = match endpoint {
+        Endpoint::File(path) => UnixStream::connect(path),
+        Endpoint::Abstract(name) => {
+            Endpoint::std_addr(name).and_then(|a| UnixStream::connect_addr(&a))
+        }
+    };
+    let stream = connected.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
             ApiError::NotRunning(profile_dir.to_owned())
         }

@@ -60,6 +60,14 @@ impl Default for NodeConfig {
     }
 }
 
+/// An invite request held until its circle's network listens.
+type InviteWaiter = (
+    CircleId,
+    crate::api::Request,
+    oneshot::Sender<Result<Value, String>>,
+    Instant,
+);
+
 struct JoinWaiter {
     reply: oneshot::Sender<Result<Value, String>>,
     deadline: Instant,
@@ -77,12 +85,7 @@ pub struct Node {
     join_waiters: HashMap<CircleId, Vec<JoinWaiter>>,
     /// Invite requests waiting for their circle's network to listen, so the
     /// code can carry a reachable address.
-    invite_waiters: Vec<(
-        CircleId,
-        crate::api::Request,
-        oneshot::Sender<Result<Value, String>>,
-        Instant,
-    )>,
+    invite_waiters: Vec<InviteWaiter>,
     presence_due: HashSet<CircleId>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
     watchers: Vec<mpsc::Sender<Event>>,
