@@ -14,11 +14,7 @@ use kolo::entropy::OsEntropy;
 use kolo::store::{self, KdfParams, Profile};
 
 #[derive(Parser)]
-#[command(
-    name = "kolo",
-    version,
-    about = "Peer-to-peer, end-to-end encrypted group chat for activist circles"
-)]
+#[command(name = "kolo", version, about = "Peer-to-peer, end-to-end encrypted group chat for activist circles")]
 pub struct Cli {
     /// Profile directory (default: the XDG data directory, e.g. ~/.local/share/kolo).
     #[arg(long, global = true, env = "KOLO_HOME")]
@@ -167,9 +163,7 @@ enum CircleCmd {
 pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("not a duration: {text} (try 30m, 2h, 7d)"))?;
+    let n: u64 = num.parse().with_context(|| format!("not a duration: {text} (try 30m, 2h, 7d)"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -184,45 +178,30 @@ pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
 fn secs32(text: &Option<String>) -> anyhow::Result<Option<u32>> {
     match text {
         None => Ok(None),
-        Some(t) => Ok(Some(
-            u32::try_from(parse_duration(t)?).context("duration too long")?,
-        )),
+        Some(t) => Ok(Some(u32::try_from(parse_duration(t)?).context("duration too long")?)),
     }
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn home(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(h) = &cli.home {
         return Ok(h.clone());
     }
-    dirs::data_dir()
-        .map(|d| d.join("kolo"))
-        .context("no data directory on this system; pass --home DIR")
+    dirs::data_dir().map(|d| d.join("kolo")).context("no data directory on this system; pass --home DIR")
 }
 
 /// The passphrase: file, then environment, then a prompt on the terminal.
-fn passphrase(
-    cli: &Cli,
-    prompt: &str,
-    env: &str,
-    confirm: bool,
-) -> anyhow::Result<Zeroizing<String>> {
+fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     if let Some(f) = &cli.passphrase_file
         && env == "KOLO_PASSPHRASE"
     {
         let text = Zeroizing::new(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read passphrase file {}", f.display()))?,
+            std::fs::read_to_string(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?,
         );
-        return Ok(Zeroizing::new(
-            text.lines().next().unwrap_or_default().to_owned(),
-        ));
+        return Ok(Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()));
     }
     if let Ok(p) = std::env::var(env) {
         return Ok(Zeroizing::new(p));
@@ -287,9 +266,7 @@ pub fn run() -> anyhow::Result<()> {
             }
             let name = opened.display_name.clone();
             opened.profile.set_duress(&duress, &name, &mut rng)?;
-            println!(
-                "duress passphrase set; entering it will destroy this profile and open an empty one"
-            );
+            println!("duress passphrase set; entering it will destroy this profile and open an empty one");
         }
         Cmd::Panic { yes } => {
             let dir = home(&cli)?;
@@ -298,14 +275,9 @@ pub fn run() -> anyhow::Result<()> {
             }
             if !yes {
                 if !std::io::stdin().is_terminal() {
-                    bail!(
-                        "refusing to destroy the profile without --yes (stdin is not a terminal)"
-                    );
+                    bail!("refusing to destroy the profile without --yes (stdin is not a terminal)");
                 }
-                print!(
-                    "Destroy the profile in {} for good? Type yes: ",
-                    dir.display()
-                );
+                print!("Destroy the profile in {} for good? Type yes: ", dir.display());
                 std::io::stdout().flush()?;
                 let mut answer = String::new();
                 std::io::stdin().read_line(&mut answer)?;
@@ -319,23 +291,11 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Daemon { listen, mdns, name } => {
             let dir = home(&cli)?;
             if cli.ephemeral {
-                let name = name
-                    .as_deref()
-                    .context("--ephemeral needs --name NAME (there is no profile)")?;
-                crate::daemon::run(
-                    &dir,
-                    crate::daemon::Source::Ephemeral { name },
-                    listen,
-                    *mdns,
-                )?;
+                let name = name.as_deref().context("--ephemeral needs --name NAME (there is no profile)")?;
+                crate::daemon::run(&dir, crate::daemon::Source::Ephemeral { name }, listen, *mdns)?;
             } else {
                 let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
-                crate::daemon::run(
-                    &dir,
-                    crate::daemon::Source::Disk { passphrase: &pass },
-                    listen,
-                    *mdns,
-                )?;
+                crate::daemon::run(&dir, crate::daemon::Source::Disk { passphrase: &pass }, listen, *mdns)?;
             }
         }
         other => client(&cli, other)?,
@@ -349,18 +309,9 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
     let endpoint = api::Endpoint::for_profile(&dir, cli.ephemeral);
     let call = |r: Request| api::call_endpoint(&endpoint, &dir, &r).map_err(anyhow::Error::from);
     match command {
-        Cmd::Circle {
-            action: CircleCmd::Create { name, disappear },
-        } => {
-            let v = call(Request::CircleCreate {
-                name: name.clone(),
-                disappear_secs: secs32(disappear)?,
-            })?;
-            println!(
-                "created circle {} ({})",
-                v["name"].as_str().unwrap_or(""),
-                short(&v["id"])
-            );
+        Cmd::Circle { action: CircleCmd::Create { name, disappear } } => {
+            let v = call(Request::CircleCreate { name: name.clone(), disappear_secs: secs32(disappear)? })?;
+            println!("created circle {} ({})", v["name"].as_str().unwrap_or(""), short(&v["id"]));
         }
         Cmd::Circles { json } => {
             let v = call(Request::Circles)?;
@@ -378,12 +329,7 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                 }
             }
         }
-        Cmd::Invite {
-            circle,
-            expires,
-            organiser,
-            qr,
-        } => {
+        Cmd::Invite { circle, expires, organiser, qr } => {
             let v = call(Request::Invite {
                 circle: circle.clone(),
                 expires_secs: Some(parse_duration(expires)?),
@@ -392,41 +338,20 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             let code = v["code"].as_str().unwrap_or_default();
             println!("{code}");
             if *qr {
-                let qr =
-                    qrcode::QrCode::new(code.as_bytes()).context("code too long for a QR code")?;
-                println!(
-                    "{}",
-                    qr.render::<qrcode::render::unicode::Dense1x2>()
-                        .quiet_zone(true)
-                        .build()
-                );
+                let qr = qrcode::QrCode::new(code.as_bytes()).context("code too long for a QR code")?;
+                println!("{}", qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
             }
         }
         Cmd::Join { code } => {
             let v = call(Request::Join { code: code.clone() })?;
             println!("joined {}", v["name"].as_str().unwrap_or(""));
         }
-        Cmd::Send {
-            circle,
-            text,
-            disappear,
-        } => {
-            let v = call(Request::Send {
-                circle: circle.clone(),
-                text: text.clone(),
-                disappear_secs: secs32(disappear)?,
-            })?;
+        Cmd::Send { circle, text, disappear } => {
+            let v =
+                call(Request::Send { circle: circle.clone(), text: text.clone(), disappear_secs: secs32(disappear)? })?;
             report_sent(&v);
         }
-        Cmd::Announce {
-            circle,
-            title,
-            when,
-            place,
-            details,
-            supersedes,
-            disappear,
-        } => {
+        Cmd::Announce { circle, title, when, place, details, supersedes, disappear } => {
             let v = call(Request::Announce {
                 circle: circle.clone(),
                 title: title.clone(),
@@ -439,18 +364,12 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             report_sent(&v);
         }
         Cmd::Messages { circle, json } => {
-            let v = call(Request::Messages {
-                circle: circle.clone(),
-            })?;
+            let v = call(Request::Messages { circle: circle.clone() })?;
             for m in v.as_array().into_iter().flatten() {
                 if *json {
                     println!("{m}");
                 } else {
-                    let mark = if m["verified"].as_bool() == Some(true) {
-                        "✓"
-                    } else {
-                        " "
-                    };
+                    let mark = if m["verified"].as_bool() == Some(true) { "✓" } else { " " };
                     let text = match m["kind"].as_str() {
                         Some("announcement") => format!(
                             "📌 {} | {} | {} | {}",
@@ -462,20 +381,12 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                         Some("system") => format!("— {}", m["text"].as_str().unwrap_or("")),
                         _ => m["text"].as_str().unwrap_or("").to_owned(),
                     };
-                    println!(
-                        "{} {}{}: {}",
-                        short(&m["id"]),
-                        m["sender"].as_str().unwrap_or(""),
-                        mark,
-                        text
-                    );
+                    println!("{} {}{}: {}", short(&m["id"]), m["sender"].as_str().unwrap_or(""), mark, text);
                 }
             }
         }
         Cmd::Members { circle, json } => {
-            let v = call(Request::Members {
-                circle: circle.clone(),
-            })?;
+            let v = call(Request::Members { circle: circle.clone() })?;
             for m in v.as_array().into_iter().flatten() {
                 if *json {
                     println!("{m}");
@@ -486,35 +397,17 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                         m["name"].as_str().unwrap_or(""),
                         m["role"].as_str().unwrap_or(""),
                         m["link"].as_str().unwrap_or(""),
-                        if m["verified"].as_bool() == Some(true) {
-                            "  verified"
-                        } else {
-                            ""
-                        }
+                        if m["verified"].as_bool() == Some(true) { "  verified" } else { "" }
                     );
                 }
             }
         }
         Cmd::Remove { circle, member } => {
-            let v = call(Request::Remove {
-                circle: circle.clone(),
-                member: member.clone(),
-            })?;
-            println!(
-                "removed {}; every remaining member is replacing its keys",
-                v["removed"].as_str().unwrap_or("")
-            );
+            let v = call(Request::Remove { circle: circle.clone(), member: member.clone() })?;
+            println!("removed {}; every remaining member is replacing its keys", v["removed"].as_str().unwrap_or(""));
         }
-        Cmd::Verify {
-            circle,
-            member,
-            confirm,
-        } => {
-            let v = call(Request::Verify {
-                circle: circle.clone(),
-                member: member.clone(),
-                confirm: Some(*confirm),
-            })?;
+        Cmd::Verify { circle, member, confirm } => {
+            let v = call(Request::Verify { circle: circle.clone(), member: member.clone(), confirm: Some(*confirm) })?;
             println!("your safety number:  {}", v["you"].as_str().unwrap_or(""));
             println!("their safety number: {}", v["them"].as_str().unwrap_or(""));
             if *confirm {
@@ -528,18 +421,9 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             if *json {
                 println!("{v}");
             } else {
-                println!(
-                    "{} ({})",
-                    v["name"].as_str().unwrap_or(""),
-                    v["fingerprint"].as_str().unwrap_or("")
-                );
+                println!("{} ({})", v["name"].as_str().unwrap_or(""), v["fingerprint"].as_str().unwrap_or(""));
                 for c in v["circles"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {}  {}  {} peers",
-                        short(&c["id"]),
-                        c["name"].as_str().unwrap_or(""),
-                        c["peers"]
-                    );
+                    println!("  {}  {}  {} peers", short(&c["id"]), c["name"].as_str().unwrap_or(""), c["peers"]);
                 }
             }
         }

@@ -16,10 +16,7 @@ pub const LOCK_FILE: &str = "daemon.lock";
 pub const LOG_FILE: &str = "kolo.log";
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// One node per profile: an exclusive lock held for the daemon's life.
@@ -34,10 +31,7 @@ pub fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => {
-            bail!(
-                "kolo is already running for the profile in {}",
-                dir.display()
-            )
+            bail!("kolo is already running for the profile in {}", dir.display())
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e).context("cannot lock the profile"),
     }
@@ -46,15 +40,10 @@ pub fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
 /// Logs go to a file in the profile, never to the terminal. They hold
 /// warnings and errors only: no message content, names or addresses.
 pub fn init_logging(dir: &Path) {
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(LOG_FILE))
-    else {
+    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(LOG_FILE)) else {
         return;
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("KOLO_LOG").unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOLO_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
@@ -77,10 +66,7 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> any
     let (_lock, opened) = match source {
         Source::Disk { passphrase } => {
             if !dir.join(kolo::store::HEADER_FILE).exists() {
-                bail!(
-                    "no kolo profile in {}; create one with `kolo init --name NAME`",
-                    dir.display()
-                );
+                bail!("no kolo profile in {}; create one with `kolo init --name NAME`", dir.display());
             }
             let lock = lock(dir)?;
             let opened = Profile::open(dir, passphrase, now_ms(), &mut rng)?;
@@ -91,26 +77,11 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> any
     };
     let listen = listen
         .iter()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("not a network address: {a}"))
-        })
+        .map(|a| a.parse().with_context(|| format!("not a network address: {a}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let config = NodeConfig {
-        listen,
-        mdns,
-        engine: EngineConfig::default(),
-    };
-    let engine = Engine::restore(
-        opened.identity,
-        opened.display_name,
-        config.engine.clone(),
-        opened.circles,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let config = NodeConfig { listen, mdns, engine: EngineConfig::default() };
+    let engine = Engine::restore(opened.identity, opened.display_name, config.engine.clone(), opened.circles)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let listener = kolo::api::bind(&endpoint).map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!("kolo is already running for {}", dir.display()),

@@ -28,16 +28,8 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub const NONE: Faults = Faults {
-        drop_per_mille: 0,
-        duplicate_per_mille: 0,
-        max_delay_ms: 5,
-    };
-    pub const HOSTILE: Faults = Faults {
-        drop_per_mille: 200,
-        duplicate_per_mille: 150,
-        max_delay_ms: 400,
-    };
+    pub const NONE: Faults = Faults { drop_per_mille: 0, duplicate_per_mille: 0, max_delay_ms: 5 };
+    pub const HOSTILE: Faults = Faults { drop_per_mille: 200, duplicate_per_mille: 150, max_delay_ms: 400 };
 }
 
 /// One frame as the network saw it.
@@ -151,12 +143,7 @@ impl Sim {
 
     fn schedule(&mut self, to: usize, delay: u64, input: Input) {
         self.seq += 1;
-        self.queue.push(Scheduled {
-            at: self.now + delay,
-            seq: self.seq,
-            to,
-            input,
-        });
+        self.queue.push(Scheduled { at: self.now + delay, seq: self.seq, to, input });
     }
 
     /// Give node `i` an input now and route what comes out.
@@ -164,33 +151,21 @@ impl Sim {
         if !self.nodes[i].online {
             return;
         }
-        let outputs = self.nodes[i]
-            .engine
-            .handle(self.now, input, &mut self.node_rngs[i]);
+        let outputs = self.nodes[i].engine.handle(self.now, input, &mut self.node_rngs[i]);
         self.route(i, outputs);
     }
 
     /// Have node `i` seal and publish arbitrary plaintext with its own
     /// chain (what a malicious member can do).
     pub fn seal_raw(&mut self, i: usize, circle: CircleId, inner: &crate::engine::message::Inner) {
-        let outputs =
-            self.nodes[i]
-                .engine
-                .seal_raw(self.now, &circle, inner, &mut self.node_rngs[i]);
+        let outputs = self.nodes[i].engine.seal_raw(self.now, &circle, inner, &mut self.node_rngs[i]);
         self.route(i, outputs);
     }
 
     /// Deliver raw bytes to every node in the circle's network, as if
     /// `from` had published them (replays, garbage, captured frames).
     pub fn inject(&mut self, circle: CircleId, from: usize, bytes: Vec<u8>) {
-        self.route(
-            from,
-            vec![Output::Publish {
-                circle,
-                topic: String::new(),
-                frame: bytes,
-            }],
-        );
+        self.route(from, vec![Output::Publish { circle, topic: String::new(), frame: bytes }]);
     }
 
     pub fn command(&mut self, i: usize, command: Command) {
@@ -201,12 +176,7 @@ impl Sim {
         for out in outputs {
             match out {
                 Output::Publish { circle, frame, .. } => {
-                    self.captured.push(Captured {
-                        at_ms: self.now,
-                        from,
-                        direct: false,
-                        bytes: frame.clone(),
-                    });
+                    self.captured.push(Captured { at_ms: self.now, from, direct: false, bytes: frame.clone() });
                     let peers: Vec<usize> = self
                         .networks
                         .get(&circle)
@@ -216,46 +186,18 @@ impl Sim {
                         if self.roll(self.faults.drop_per_mille) {
                             continue;
                         }
-                        let copies = if self.roll(self.faults.duplicate_per_mille) {
-                            2
-                        } else {
-                            1
-                        };
+                        let copies = if self.roll(self.faults.duplicate_per_mille) { 2 } else { 1 };
                         for _ in 0..copies {
                             let d = self.delay();
-                            self.schedule(
-                                p,
-                                d,
-                                Input::Frame {
-                                    circle,
-                                    bytes: frame.clone(),
-                                },
-                            );
+                            self.schedule(p, d, Input::Frame { circle, bytes: frame.clone() });
                         }
                     }
                 }
-                Output::SendDirect {
-                    circle,
-                    peer,
-                    frame,
-                } => {
-                    self.captured.push(Captured {
-                        at_ms: self.now,
-                        from,
-                        direct: true,
-                        bytes: frame.clone(),
-                    });
+                Output::SendDirect { circle, peer, frame } => {
+                    self.captured.push(Captured { at_ms: self.now, from, direct: true, bytes: frame.clone() });
                     // Direct exchanges ride a reliable stream: delayed, never lost.
                     let d = self.delay();
-                    self.schedule(
-                        peer as usize,
-                        d,
-                        Input::Direct {
-                            circle,
-                            peer: from as PeerRef,
-                            bytes: frame,
-                        },
-                    );
+                    self.schedule(peer as usize, d, Input::Direct { circle, peer: from as PeerRef, bytes: frame });
                 }
                 Output::Subscribe { circle, .. } => {
                     self.networks.entry(circle).or_default().insert(from);
@@ -271,21 +213,11 @@ impl Sim {
                 Output::Dial { circle, .. } => {
                     self.dialing.entry(circle).or_default().insert(from);
                     // The joiner reaches every member of the network.
-                    let peers: Vec<usize> = self
-                        .networks
-                        .get(&circle)
-                        .map(|s| s.iter().copied().collect())
-                        .unwrap_or_default();
+                    let peers: Vec<usize> =
+                        self.networks.get(&circle).map(|s| s.iter().copied().collect()).unwrap_or_default();
                     for p in peers {
                         let d = self.delay();
-                        self.schedule(
-                            from,
-                            d,
-                            Input::PeerAvailable {
-                                circle,
-                                peer: p as PeerRef,
-                            },
-                        );
+                        self.schedule(from, d, Input::PeerAvailable { circle, peer: p as PeerRef });
                     }
                 }
                 Output::Persist(r) => {
@@ -300,17 +232,11 @@ impl Sim {
 
     fn sync_round(&mut self) {
         // Joiners keep reaching members, as a real node redials.
-        let dialing: Vec<(CircleId, Vec<usize>)> = self
-            .dialing
-            .iter()
-            .map(|(c, s)| (*c, s.iter().copied().collect()))
-            .collect();
+        let dialing: Vec<(CircleId, Vec<usize>)> =
+            self.dialing.iter().map(|(c, s)| (*c, s.iter().copied().collect())).collect();
         for (circle, joiners) in dialing {
-            let members: Vec<usize> = self
-                .networks
-                .get(&circle)
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
+            let members: Vec<usize> =
+                self.networks.get(&circle).map(|s| s.iter().copied().collect()).unwrap_or_default();
             for &j in &joiners {
                 if members.is_empty() {
                     break;
@@ -318,21 +244,12 @@ impl Sim {
                 let x: [u8; 8] = self.rng.array();
                 let m = members[(u64::from_be_bytes(x) % members.len() as u64) as usize];
                 if self.nodes[m].online {
-                    self.input(
-                        j,
-                        Input::PeerAvailable {
-                            circle,
-                            peer: m as PeerRef,
-                        },
-                    );
+                    self.input(j, Input::PeerAvailable { circle, peer: m as PeerRef });
                 }
             }
         }
-        let circles: Vec<(CircleId, Vec<usize>)> = self
-            .networks
-            .iter()
-            .map(|(c, s)| (*c, s.iter().copied().collect()))
-            .collect();
+        let circles: Vec<(CircleId, Vec<usize>)> =
+            self.networks.iter().map(|(c, s)| (*c, s.iter().copied().collect())).collect();
         for (circle, members) in circles {
             for &i in &members {
                 if members.len() < 2 {
@@ -341,13 +258,7 @@ impl Sim {
                 let x: [u8; 8] = self.rng.array();
                 let j = members[(u64::from_be_bytes(x) % members.len() as u64) as usize];
                 if j != i && self.nodes[j].online {
-                    self.input(
-                        i,
-                        Input::PeerAvailable {
-                            circle,
-                            peer: j as PeerRef,
-                        },
-                    );
+                    self.input(i, Input::PeerAvailable { circle, peer: j as PeerRef });
                 }
             }
         }
@@ -394,14 +305,10 @@ impl Sim {
                 addresses: vec![],
             },
         );
-        let code = self.nodes[organiser]
-            .events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                Event::InviteCreated { code, .. } => Some(code.clone()),
-                _ => None,
-            });
+        let code = self.nodes[organiser].events.iter().rev().find_map(|e| match e {
+            Event::InviteCreated { code, .. } => Some(code.clone()),
+            _ => None,
+        });
         let Some(code) = code else { return false };
         self.run_for(2000);
         self.command(joiner, Command::Join { code });

@@ -78,11 +78,7 @@ fn padding_vectors() -> Value {
 
 fn chain_from(signing_seed: [u8; 32], chain_key: [u8; 32], epoch: u32) -> Option<SendingChain> {
     let mut w = Writer::new();
-    w.raw(&signing_seed)
-        .raw(&chain_key)
-        .u32(epoch)
-        .u32(0)
-        .u64(0);
+    w.raw(&signing_seed).raw(&chain_key).u32(epoch).u32(0).u64(0);
     SendingChain::import(&w.finish()).ok()
 }
 
@@ -95,10 +91,8 @@ fn ratchet_vectors() -> Value {
         .filter_map(|_| {
             let (counter, mk) = chain.next_message_key().ok()?;
             let next_chain_key = chain.export()[32..64].to_vec();
-            Some(
-                json!({ "counter": counter, "message_key": hex(&mk.key), "nonce": hex(&mk.nonce),
-                         "next_chain_key": hex(&next_chain_key) }),
-            )
+            Some(json!({ "counter": counter, "message_key": hex(&mk.key), "nonce": hex(&mk.nonce),
+                         "next_chain_key": hex(&next_chain_key) }))
         })
         .collect();
     json!({
@@ -154,15 +148,9 @@ fn operation_vectors() -> Value {
     let creator = IdentitySecret::from_seed(&seed(1));
     let noise = NoiseSecret::from_bytes(seed(2));
     let mut rng = SeededEntropy::new(seed(6));
-    let Ok((genesis, circle_id)) = Op::create(
-        &creator,
-        &noise,
-        "riverside",
-        "Ana",
-        86_400,
-        1_700_000_000_000,
-        &mut rng,
-    ) else {
+    let Ok((genesis, circle_id)) =
+        Op::create(&creator, &noise, "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
+    else {
         return Value::Null;
     };
     let invite = InviteSecret::from_seed(&seed(7));
@@ -170,11 +158,7 @@ fn operation_vectors() -> Value {
         &creator,
         &circle_id,
         vec![genesis.id()],
-        OpBody::Invite {
-            invite_public: invite.public(),
-            expires_at_ms: 1_700_000_600_000,
-            role: Role::Member,
-        },
+        OpBody::Invite { invite_public: invite.public(), expires_at_ms: 1_700_000_600_000, role: Role::Member },
         1_700_000_001_000,
     ) else {
         return Value::Null;
@@ -182,15 +166,8 @@ fn operation_vectors() -> Value {
     let joiner = IdentitySecret::from_seed(&seed(8));
     let joiner_noise = NoiseSecret::from_bytes(seed(9));
     let binding = NoiseBinding::create(&joiner, &circle_id, &joiner_noise);
-    let Ok(join) = Op::sign_join(
-        &joiner,
-        &circle_id,
-        &invite,
-        invite_op.id(),
-        binding,
-        "Bongani",
-        1_700_000_002_000,
-    ) else {
+    let Ok(join) = Op::sign_join(&joiner, &circle_id, &invite, invite_op.id(), binding, "Bongani", 1_700_000_002_000)
+    else {
         return Value::Null;
     };
     let op = |o: &Op| json!({ "encoded": hex(&o.encode()), "op_id": hex(&o.id()) });
@@ -245,34 +222,16 @@ fn pairwise_vectors() -> Value {
     let a_noise = NoiseSecret::from_bytes(seed(2));
     let b_noise = NoiseSecret::from_bytes(seed(9));
     let psk = seed(13);
-    let context = KkContext {
-        circle_id: seed(3),
-        epoch: 2,
-        initiator: a,
-        responder: b,
-    };
+    let context = KkContext { circle_id: seed(3), epoch: 2, initiator: a, responder: b };
     let payload = b"sender key distribution goes here";
     let mut rng_a = SeededEntropy::new(seed(14));
     let mut rng_b = SeededEntropy::new(seed(15));
-    let Ok((init, hello)) = KkInitiator::start(
-        &a_noise,
-        &b_noise.public(),
-        &psk,
-        &context,
-        payload,
-        &mut rng_a,
-    ) else {
+    let Ok((init, hello)) = KkInitiator::start(&a_noise, &b_noise.public(), &psk, &context, payload, &mut rng_a) else {
         return Value::Null;
     };
-    let Ok((mut b_session, _, reply)) = kk_respond(
-        &b_noise,
-        &a_noise.public(),
-        &psk,
-        &context,
-        &hello,
-        b"",
-        &mut rng_b,
-    ) else {
+    let Ok((mut b_session, _, reply)) =
+        kk_respond(&b_noise, &a_noise.public(), &psk, &context, &hello, b"", &mut rng_b)
+    else {
         return Value::Null;
     };
     let Ok((mut a_session, _)) = init.finish(&reply) else {

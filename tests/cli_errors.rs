@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 const PASS: &str = "errors test passphrase";
 
 fn home(name: &str) -> PathBuf {
-    let h = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli-errors")
-        .join(name);
+    let h = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-errors").join(name);
     let _ = std::fs::remove_dir_all(&h);
     h
 }
@@ -70,78 +68,41 @@ fn every_mistake_gets_a_clear_one_line_answer() {
     }
     fails_with(&kolo(&a, &["status"]), "not running");
     let mut guard = Kill(vec![daemon(&a)]);
-    fails_with(
-        &kolo(&a, &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0"]),
-        "already running",
-    );
+    fails_with(&kolo(&a, &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0"]), "already running");
     guard.0.push(daemon(&b));
     guard.0.push(daemon(&c));
 
-    assert!(
-        kolo(&a, &["circle", "create", "riverside"])
-            .status
-            .success()
-    );
+    assert!(kolo(&a, &["circle", "create", "riverside"]).status.success());
     fails_with(&kolo(&a, &["send", "nosuch", "hi"]), "no circle");
     fails_with(&kolo(&a, &["remove", "riverside", "zed"]), "no member");
-    fails_with(
-        &kolo(&a, &["send", "riverside", "x", "--disappear", "soon"]),
-        "not a duration",
-    );
+    fails_with(&kolo(&a, &["send", "riverside", "x", "--disappear", "soon"]), "not a duration");
     fails_with(&kolo(&b, &["join", "hello"]), "not a kolo invite");
 
-    let code = String::from_utf8(kolo(&a, &["invite", "riverside"]).stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let code = String::from_utf8(kolo(&a, &["invite", "riverside"]).stdout).unwrap().trim().to_owned();
     let mut typo: Vec<char> = code.chars().collect();
     typo[20] = if typo[20] == 'a' { 'b' } else { 'a' };
-    fails_with(
-        &kolo(&b, &["join", &typo.into_iter().collect::<String>()]),
-        "damaged",
-    );
+    fails_with(&kolo(&b, &["join", &typo.into_iter().collect::<String>()]), "damaged");
     assert!(kolo(&b, &["join", &code]).status.success());
     // The same code again, by someone else: refused, with the reason.
     fails_with(&kolo(&c, &["join", &code]), "already used");
 
-    let short = String::from_utf8(kolo(&a, &["invite", "riverside", "--expires", "1s"]).stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let short =
+        String::from_utf8(kolo(&a, &["invite", "riverside", "--expires", "1s"]).stdout).unwrap().trim().to_owned();
     std::thread::sleep(Duration::from_millis(1500));
     fails_with(&kolo(&c, &["join", &short]), "expired");
 
     // A plain member cannot remove or announce.
-    fails_with(
-        &kolo(&b, &["remove", "riverside", "ana"]),
-        "only organisers",
-    );
-    fails_with(
-        &kolo(&b, &["announce", "riverside", "--title", "x"]),
-        "only organisers",
-    );
+    fails_with(&kolo(&b, &["remove", "riverside", "ana"]), "only organisers");
+    fails_with(&kolo(&b, &["announce", "riverside", "--title", "x"]), "only organisers");
     // Nothing was lost on the way.
-    assert!(
-        kolo(&a, &["send", "riverside", "still fine"])
-            .status
-            .success()
-    );
+    assert!(kolo(&a, &["send", "riverside", "still fine"]).status.success());
     let out = kolo(&a, &["messages", "riverside", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("still fine"));
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        for key in [
-            "id",
-            "circle",
-            "kind",
-            "sender",
-            "sender_fingerprint",
-            "text",
-            "sent_at",
-            "expires_at",
-            "verified",
-        ] {
+        for key in ["id", "circle", "kind", "sender", "sender_fingerprint", "text", "sent_at", "expires_at", "verified"]
+        {
             assert!(v.get(key).is_some(), "messages --json lacks {key}");
         }
     }

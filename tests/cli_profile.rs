@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn home(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
-        .join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -39,19 +37,15 @@ fn init_wrong_passphrase_change_and_panic() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already exists"));
 
-    let before: Vec<Vec<u8>> = ["profile.header", "profile.db"]
-        .iter()
-        .map(|f| std::fs::read(h.join(f)).unwrap())
-        .collect();
+    let before: Vec<Vec<u8>> =
+        ["profile.header", "profile.db"].iter().map(|f| std::fs::read(h.join(f)).unwrap()).collect();
     let out = kolo(&h, "wrong", &["passphrase"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("wrong passphrase"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    let after: Vec<Vec<u8>> = ["profile.header", "profile.db"]
-        .iter()
-        .map(|f| std::fs::read(h.join(f)).unwrap())
-        .collect();
+    let after: Vec<Vec<u8>> =
+        ["profile.header", "profile.db"].iter().map(|f| std::fs::read(h.join(f)).unwrap()).collect();
     assert_eq!(before, after, "a wrong passphrase changes nothing");
 
     let out = Command::new(env!("CARGO_BIN_EXE_kolo"))
@@ -81,13 +75,7 @@ fn passphrase_file_and_missing_profile() {
     std::fs::create_dir_all(h.parent().unwrap()).unwrap();
     std::fs::write(&file, "from a file\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kolo"))
-        .args([
-            "--passphrase-file",
-            file.to_str().unwrap(),
-            "init",
-            "--name",
-            "Bo",
-        ])
+        .args(["--passphrase-file", file.to_str().unwrap(), "init", "--name", "Bo"])
         .env("KOLO_HOME", &h)
         .env_remove("KOLO_PASSPHRASE")
         .stdin(std::process::Stdio::null())
@@ -143,14 +131,7 @@ fn an_ephemeral_node_writes_no_file_anywhere() {
             .unwrap()
     };
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_kolo"))
-        .args([
-            "--ephemeral",
-            "daemon",
-            "--name",
-            "Guest",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ])
+        .args(["--ephemeral", "daemon", "--name", "Guest", "--listen", "/ip4/127.0.0.1/tcp/0"])
         .env("KOLO_HOME", &h)
         .env("TMPDIR", &tmp)
         .stdin(std::process::Stdio::null())
@@ -160,42 +141,21 @@ fn an_ephemeral_node_writes_no_file_anywhere() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !run(&["status"]).status.success() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ephemeral daemon did not start"
-        );
+        assert!(std::time::Instant::now() < deadline, "ephemeral daemon did not start");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // A second ephemeral node for the same home is refused.
-    let second = run(&[
-        "daemon",
-        "--name",
-        "Other",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ]);
-    assert!(
-        stderr(&second).contains("already running"),
-        "{}",
-        stderr(&second)
-    );
+    let second = run(&["daemon", "--name", "Other", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    assert!(stderr(&second).contains("already running"), "{}", stderr(&second));
     assert!(run(&["circle", "create", "cafe"]).status.success());
     for i in 0..20 {
-        assert!(
-            run(&["send", "cafe", &format!("message {i}"), "--disappear", "1m"])
-                .status
-                .success()
-        );
+        assert!(run(&["send", "cafe", &format!("message {i}"), "--disappear", "1m"]).status.success());
     }
     let out = run(&["messages", "cafe"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("message 19"));
     assert!(run(&["stop"]).status.success());
     let _ = daemon.wait();
-    assert_eq!(
-        listing(&h),
-        home_before,
-        "files appeared in the home directory"
-    );
+    assert_eq!(listing(&h), home_before, "files appeared in the home directory");
     assert_eq!(listing(&tmp), tmp_before, "files appeared in TMPDIR");
     let sys_after = listing(&system_tmp);
     let new: Vec<_> = sys_after
@@ -206,8 +166,5 @@ fn an_ephemeral_node_writes_no_file_anywhere() {
             n.contains("kolo") || n.contains("sqlite") || n.contains("etilqs")
         })
         .collect();
-    assert!(
-        new.is_empty(),
-        "files appeared in the system temp directory: {new:?}"
-    );
+    assert!(new.is_empty(), "files appeared in the system temp directory: {new:?}");
 }

@@ -20,25 +20,16 @@ struct Daemon {
 
 fn kolo(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kolo"));
-    c.env("KOLO_HOME", home)
-        .env("KOLO_PASSPHRASE", PASS)
-        .stdin(Stdio::null());
+    c.env("KOLO_HOME", home).env("KOLO_PASSPHRASE", PASS).stdin(Stdio::null());
     c
 }
 
 impl Daemon {
     fn init(name: &str, test: &str) -> Daemon {
-        let home = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("daemons")
-            .join(test)
-            .join(name);
+        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("daemons").join(test).join(name);
         let _ = std::fs::remove_dir_all(&home);
         let out = kolo(&home).args(["init", "--name", name]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
         let mut d = Daemon { home, child: None };
         d.start();
         d
@@ -76,18 +67,8 @@ impl Daemon {
     }
 
     fn texts(&self, circle: &str) -> Vec<String> {
-        match api::call(
-            &self.home,
-            &Request::Messages {
-                circle: circle.into(),
-            },
-        ) {
-            Ok(v) => v
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["text"].as_str().unwrap_or("").to_owned())
-                .collect(),
+        match api::call(&self.home, &Request::Messages { circle: circle.into() }) {
+            Ok(v) => v.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap_or("").to_owned()).collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -104,11 +85,7 @@ impl Daemon {
     }
 
     fn invite(&self, circle: &str) -> String {
-        let v = self.call(Request::Invite {
-            circle: circle.into(),
-            expires_secs: Some(600),
-            organiser: None,
-        });
+        let v = self.call(Request::Invite { circle: circle.into(), expires_secs: Some(600), organiser: None });
         v["code"].as_str().unwrap().to_owned()
     }
 }
@@ -120,11 +97,7 @@ impl Drop for Daemon {
 }
 
 fn send(d: &Daemon, circle: &str, text: &str) {
-    d.call(Request::Send {
-        circle: circle.into(),
-        text: text.into(),
-        disappear_secs: None,
-    });
+    d.call(Request::Send { circle: circle.into(), text: text.into(), disappear_secs: None });
 }
 
 #[test]
@@ -134,10 +107,7 @@ fn circles_work_between_real_processes() {
     let mut bo = Daemon::init("bo", test);
     let mut cy = Daemon::init("cy", test);
     let mut di = Daemon::init("di", test);
-    ana.call(Request::CircleCreate {
-        name: "riverside".into(),
-        disappear_secs: None,
-    });
+    ana.call(Request::CircleCreate { name: "riverside".into(), disappear_secs: None });
     for d in [&bo, &cy, &di] {
         let code = ana.invite("riverside");
         let v = d.call(Request::Join { code });
@@ -145,20 +115,12 @@ fn circles_work_between_real_processes() {
     }
     // A reused invite is refused with a reason.
     let code = ana.invite("riverside");
-    bo.call(Request::Send {
-        circle: "riverside".into(),
-        text: "warm-up".into(),
-        disappear_secs: None,
-    });
+    bo.call(Request::Send { circle: "riverside".into(), text: "warm-up".into(), disappear_secs: None });
     let _ = code;
 
     send(&ana, "riverside", "hello from ana");
     for d in [&bo, &cy, &di] {
-        assert!(
-            d.wait_for_text("riverside", "hello from ana", 60),
-            "{} missed ana's message",
-            d.home.display()
-        );
+        assert!(d.wait_for_text("riverside", "hello from ana", 60), "{} missed ana's message", d.home.display());
     }
     send(&bo, "riverside", "hello back from bo");
     assert!(ana.wait_for_text("riverside", "hello back from bo", 60));
@@ -184,15 +146,8 @@ fn circles_work_between_real_processes() {
         disappear_secs: None,
     });
     assert!(cy.wait_for_text("riverside", "Assembly moved", 60));
-    let msgs = cy.call(Request::Messages {
-        circle: "riverside".into(),
-    });
-    let moved = msgs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["text"] == "Assembly moved")
-        .unwrap();
+    let msgs = cy.call(Request::Messages { circle: "riverside".into() });
+    let moved = msgs.as_array().unwrap().iter().find(|m| m["text"] == "Assembly moved").unwrap();
     assert_eq!(moved["kind"], "announcement");
     assert_eq!(moved["where"], "north entrance");
     assert_eq!(moved["supersedes"].as_str().unwrap(), first_id);
@@ -203,36 +158,19 @@ fn circles_work_between_real_processes() {
     assert!(ana.wait_for_text("riverside", "relay me to cy", 60));
     bo.stop();
     cy.start();
-    assert!(
-        cy.wait_for_text("riverside", "relay me to cy", 90),
-        "cy did not catch up from the others"
-    );
+    assert!(cy.wait_for_text("riverside", "relay me to cy", 90), "cy did not catch up from the others");
     bo.start();
 
     // Removal with rekey, while di is down; di catches up after restart.
     di.stop();
-    let members = ana.call(Request::Members {
-        circle: "riverside".into(),
-    });
+    let members = ana.call(Request::Members { circle: "riverside".into() });
     assert_eq!(members.as_array().unwrap().len(), 4);
-    ana.call(Request::Remove {
-        circle: "riverside".into(),
-        member: "cy".into(),
-    });
+    ana.call(Request::Remove { circle: "riverside".into(), member: "cy".into() });
     send(&ana, "riverside", "after cy left");
     assert!(bo.wait_for_text("riverside", "after cy left", 90));
     di.start();
-    assert!(
-        di.wait_for_text("riverside", "after cy left", 90),
-        "di did not catch up after restart"
-    );
-    assert!(
-        di.texts("riverside").iter().any(|t| t == "hello from ana"),
-        "di kept its history"
-    );
+    assert!(di.wait_for_text("riverside", "after cy left", 90), "di did not catch up after restart");
+    assert!(di.texts("riverside").iter().any(|t| t == "hello from ana"), "di kept its history");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        !cy.texts("riverside").iter().any(|t| t == "after cy left"),
-        "the removed member read a new message"
-    );
+    assert!(!cy.texts("riverside").iter().any(|t| t == "after cy left"), "the removed member read a new message");
 }

@@ -2,12 +2,7 @@
 //! nothing is shown, and state is unchanged so the genuine frame still
 //! opens afterwards.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::needless_range_loop
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
 
 use kolo::circle::CircleId;
 use kolo::engine::{Command, EngineConfig, Input};
@@ -15,19 +10,8 @@ use kolo::sim::{Faults, Sim};
 use proptest::prelude::*;
 
 fn two_members(seed: u64) -> (Sim, CircleId) {
-    let mut sim = Sim::new(
-        seed,
-        &["ana", "bongani", "chen"],
-        Faults::NONE,
-        EngineConfig::default(),
-    );
-    sim.command(
-        0,
-        Command::CreateCircle {
-            name: "c".into(),
-            max_disappear_secs: None,
-        },
-    );
+    let mut sim = Sim::new(seed, &["ana", "bongani", "chen"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "c".into(), max_disappear_secs: None });
     let circle = sim.created_circle(0).unwrap();
     assert!(sim.invite_and_join(circle, 0, 1));
     sim.run_for(5_000);
@@ -35,14 +19,7 @@ fn two_members(seed: u64) -> (Sim, CircleId) {
 }
 
 fn shown(sim: &Sim, i: usize, circle: &CircleId, text: &str) -> usize {
-    sim.nodes[i]
-        .engine
-        .circle(circle)
-        .unwrap()
-        .history()
-        .iter()
-        .filter(|m| m.text == text)
-        .count()
+    sim.nodes[i].engine.circle(circle).unwrap().history().iter().filter(|m| m.text == text).count()
 }
 
 #[test]
@@ -50,22 +27,8 @@ fn flipping_any_byte_of_a_group_frame_is_refused_and_changes_nothing() {
     let (mut sim, circle) = two_members(31);
     // Bongani goes offline so the genuine frame reaches him only at the end.
     sim.set_online(1, false);
-    sim.command(
-        0,
-        Command::SendText {
-            circle,
-            text: "genuine".into(),
-            timer_secs: None,
-        },
-    );
-    let frame = sim
-        .captured
-        .iter()
-        .rev()
-        .find(|c| c.bytes[1] == 0x01)
-        .unwrap()
-        .bytes
-        .clone();
+    sim.command(0, Command::SendText { circle, text: "genuine".into(), timer_secs: None });
+    let frame = sim.captured.iter().rev().find(|c| c.bytes[1] == 0x01).unwrap().bytes.clone();
     sim.set_online(1, true);
     let before = sim.nodes[1].engine.circle(&circle).unwrap().history().len();
     for pos in 0..frame.len() {
@@ -75,37 +38,16 @@ fn flipping_any_byte_of_a_group_frame_is_refused_and_changes_nothing() {
             sim.input(1, Input::Frame { circle, bytes: bad });
         }
     }
-    assert_eq!(
-        sim.nodes[1].engine.circle(&circle).unwrap().history().len(),
-        before
-    );
-    sim.input(
-        1,
-        Input::Frame {
-            circle,
-            bytes: frame,
-        },
-    );
+    assert_eq!(sim.nodes[1].engine.circle(&circle).unwrap().history().len(), before);
+    sim.input(1, Input::Frame { circle, bytes: frame });
     assert_eq!(shown(&sim, 1, &circle, "genuine"), 1);
 }
 
 #[test]
 fn unknown_versions_and_types_get_a_clear_reason() {
     let (mut sim, circle) = two_members(32);
-    sim.input(
-        1,
-        Input::Frame {
-            circle,
-            bytes: vec![2, 1, 0, 0],
-        },
-    );
-    sim.input(
-        1,
-        Input::Frame {
-            circle,
-            bytes: vec![1, 0x7f],
-        },
-    );
+    sim.input(1, Input::Frame { circle, bytes: vec![2, 1, 0, 0] });
+    sim.input(1, Input::Frame { circle, bytes: vec![1, 0x7f] });
     let reasons: Vec<String> = sim.nodes[1]
         .events
         .iter()
@@ -114,12 +56,7 @@ fn unknown_versions_and_types_get_a_clear_reason() {
             _ => None,
         })
         .collect();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("unsupported wire version 2")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.contains("unsupported wire version 2")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("0x7f")), "{reasons:?}");
 }
 

@@ -3,12 +3,7 @@
 //! "The protocol core"). Each test would fail if the property it names
 //! were broken.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::needless_range_loop
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
 
 use std::collections::BTreeSet;
 
@@ -23,20 +18,10 @@ const NAMES: [&str; 6] = ["ana", "bongani", "chen", "dara", "elif", "femi"];
 /// network turns hostile.
 fn circle_of_six(seed: u64, faults: Faults, config: EngineConfig) -> (Sim, CircleId) {
     let mut sim = Sim::new(seed, &NAMES, Faults::NONE, config);
-    sim.command(
-        0,
-        Command::CreateCircle {
-            name: "riverside".into(),
-            max_disappear_secs: None,
-        },
-    );
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
     let circle = sim.created_circle(0).expect("circle created");
     for j in 1..NAMES.len() {
-        assert!(
-            sim.invite_and_join(circle, 0, j),
-            "{} could not join",
-            NAMES[j]
-        );
+        assert!(sim.invite_and_join(circle, 0, j), "{} could not join", NAMES[j]);
     }
     sim.run_for(10_000);
     sim.faults = faults;
@@ -44,14 +29,7 @@ fn circle_of_six(seed: u64, faults: Faults, config: EngineConfig) -> (Sim, Circl
 }
 
 fn send(sim: &mut Sim, i: usize, circle: CircleId, text: &str) {
-    sim.command(
-        i,
-        Command::SendText {
-            circle,
-            text: text.into(),
-            timer_secs: None,
-        },
-    );
+    sim.command(i, Command::SendText { circle, text: text.into(), timer_secs: None });
 }
 
 /// The user-visible messages (text and announcements) node `i` holds.
@@ -70,11 +48,7 @@ fn visible(sim: &Sim, i: usize, circle: &CircleId) -> BTreeSet<String> {
 }
 
 fn count_text(sim: &Sim, i: usize, circle: &CircleId, text: &str) -> usize {
-    sim.nodes[i]
-        .engine
-        .circle(circle)
-        .map(|c| c.history().into_iter().filter(|m| m.text == text).count())
-        .unwrap_or(0)
+    sim.nodes[i].engine.circle(circle).map(|c| c.history().into_iter().filter(|m| m.text == text).count()).unwrap_or(0)
 }
 
 #[test]
@@ -82,12 +56,7 @@ fn all_members_converge_despite_loss_duplication_and_reordering() {
     let (mut sim, circle) = circle_of_six(1, Faults::HOSTILE, EngineConfig::default());
     for round in 0..5 {
         for i in 0..NAMES.len() {
-            send(
-                &mut sim,
-                i,
-                circle,
-                &format!("round {round} from {}", NAMES[i]),
-            );
+            send(&mut sim, i, circle, &format!("round {round} from {}", NAMES[i]));
             sim.run_for(50);
         }
     }
@@ -107,13 +76,7 @@ fn removed_member_reads_nothing_after_removal_and_the_rest_continue() {
     assert_eq!(count_text(&sim, 5, &circle, "before removal"), 1);
 
     let femi = sim.nodes[5].engine.member_id();
-    sim.command(
-        0,
-        Command::Remove {
-            circle,
-            member: femi,
-        },
-    );
+    sim.command(0, Command::Remove { circle, member: femi });
     sim.run_for(30_000);
     // The removed member keeps listening: it still holds the network key.
     sim.networks.get_mut(&circle).unwrap().insert(5);
@@ -123,32 +86,14 @@ fn removed_member_reads_nothing_after_removal_and_the_rest_continue() {
     sim.run_for(60_000);
     for i in 0..5 {
         for j in 0..5 {
-            assert_eq!(
-                count_text(&sim, i, &circle, &format!("after removal {j}")),
-                1,
-                "{} misses {j}",
-                NAMES[i]
-            );
+            assert_eq!(count_text(&sim, i, &circle, &format!("after removal {j}")), 1, "{} misses {j}", NAMES[i]);
         }
-        assert!(
-            !sim.nodes[i]
-                .engine
-                .members(&circle)
-                .iter()
-                .any(|m| m.id == femi)
-        );
+        assert!(!sim.nodes[i].engine.members(&circle).iter().any(|m| m.id == femi));
     }
-    let femi_sees: Vec<String> = visible(&sim, 5, &circle)
-        .into_iter()
-        .filter(|t| t.contains("after removal"))
-        .collect();
+    let femi_sees: Vec<String> =
+        visible(&sim, 5, &circle).into_iter().filter(|t| t.contains("after removal")).collect();
     assert!(femi_sees.is_empty(), "removed member read {femi_sees:?}");
-    assert!(
-        sim.nodes[5]
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::Membership { .. }))
-    );
+    assert!(sim.nodes[5].events.iter().any(|e| matches!(e, Event::Membership { .. })));
 
     // It keeps sending under its old chain: everyone refuses.
     let inner = Inner {
@@ -183,17 +128,13 @@ fn a_member_cannot_forge_another_members_message() {
     sim.seal_raw(2, circle, &forged);
     sim.run_for(10_000);
     for i in 0..NAMES.len() {
-        assert_eq!(
-            count_text(&sim, i, &circle, "meet at the police station"),
-            0,
-            "{} accepted a forgery",
-            NAMES[i]
-        );
+        assert_eq!(count_text(&sim, i, &circle, "meet at the police station"), 0, "{} accepted a forgery", NAMES[i]);
     }
     assert!(
-        sim.nodes[0].events.iter().any(
-            |e| matches!(e, Event::Rejected { reason, .. } if reason.contains("inner sender"))
-        )
+        sim.nodes[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { reason, .. } if reason.contains("inner sender")))
     );
     // A plain member cannot post announcements either.
     sim.command(
@@ -248,10 +189,7 @@ fn a_non_member_holding_every_frame_learns_no_plaintext() {
     for frame in &sim.captured {
         for needle in &needles {
             assert!(
-                !frame
-                    .bytes
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_slice()),
+                !frame.bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
                 "a frame on the wire contains {:?}",
                 String::from_utf8_lossy(needle)
             );
@@ -261,10 +199,7 @@ fn a_non_member_holding_every_frame_learns_no_plaintext() {
 
 #[test]
 fn a_replayed_frame_shows_once_even_after_it_was_forgotten() {
-    let config = EngineConfig {
-        frame_retention_ms: 30_000,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { frame_retention_ms: 30_000, ..EngineConfig::default() };
     let (mut sim, circle) = circle_of_six(5, Faults::NONE, config);
     send(&mut sim, 1, circle, "replay me");
     sim.run_for(5_000);
@@ -289,37 +224,15 @@ fn a_replayed_frame_shows_once_even_after_it_was_forgotten() {
 #[test]
 fn disappearing_messages_are_deleted_at_the_deadline_on_every_engine() {
     let (mut sim, circle) = circle_of_six(6, Faults::HOSTILE, EngineConfig::default());
-    sim.command(
-        2,
-        Command::SendText {
-            circle,
-            text: "burn after reading".into(),
-            timer_secs: Some(60),
-        },
-    );
+    sim.command(2, Command::SendText { circle, text: "burn after reading".into(), timer_secs: Some(60) });
     sim.run_for(20_000);
     for i in 0..NAMES.len() {
-        assert_eq!(
-            count_text(&sim, i, &circle, "burn after reading"),
-            1,
-            "{} did not receive it",
-            NAMES[i]
-        );
+        assert_eq!(count_text(&sim, i, &circle, "burn after reading"), 1, "{} did not receive it", NAMES[i]);
     }
     sim.run_for(45_000);
     for i in 0..NAMES.len() {
-        assert_eq!(
-            count_text(&sim, i, &circle, "burn after reading"),
-            0,
-            "{} kept it",
-            NAMES[i]
-        );
-        assert!(
-            sim.nodes[i]
-                .events
-                .iter()
-                .any(|e| matches!(e, Event::MessageExpired { .. }))
-        );
+        assert_eq!(count_text(&sim, i, &circle, "burn after reading"), 0, "{} kept it", NAMES[i]);
+        assert!(sim.nodes[i].events.iter().any(|e| matches!(e, Event::MessageExpired { .. })));
     }
 }
 
@@ -327,26 +240,13 @@ fn disappearing_messages_are_deleted_at_the_deadline_on_every_engine() {
 fn a_hostile_sender_cannot_extend_retention_or_date_ahead() {
     let config = EngineConfig::default();
     let mut sim = Sim::new(7, &NAMES[..3], Faults::NONE, config);
-    sim.command(
-        0,
-        Command::CreateCircle {
-            name: "short".into(),
-            max_disappear_secs: Some(30),
-        },
-    );
+    sim.command(0, Command::CreateCircle { name: "short".into(), max_disappear_secs: Some(30) });
     let circle = sim.created_circle(0).unwrap();
     assert!(sim.invite_and_join(circle, 0, 1));
     assert!(sim.invite_and_join(circle, 0, 2));
     sim.run_for(5_000);
     // A timer of a year is capped by the circle maximum of 30 s.
-    sim.command(
-        1,
-        Command::SendText {
-            circle,
-            text: "long timer".into(),
-            timer_secs: Some(365 * 86_400),
-        },
-    );
+    sim.command(1, Command::SendText { circle, text: "long timer".into(), timer_secs: Some(365 * 86_400) });
     sim.run_for(2_000);
     assert_eq!(count_text(&sim, 2, &circle, "long timer"), 1);
     sim.run_for(30_000);
@@ -366,10 +266,7 @@ fn a_hostile_sender_cannot_extend_retention_or_date_ahead() {
     sim.run_for(2_000);
     assert_eq!(count_text(&sim, 2, &circle, "from tomorrow"), 0);
     assert!(
-        sim.nodes[2]
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::Rejected { reason, .. } if reason.contains("future")))
+        sim.nodes[2].events.iter().any(|e| matches!(e, Event::Rejected { reason, .. } if reason.contains("future")))
     );
 }
 
@@ -396,22 +293,9 @@ fn announcements_pin_supersede_and_collect_acknowledgements() {
         details: String::new(),
         supersedes: None,
     };
-    sim.command(
-        0,
-        Command::SendAnnouncement {
-            circle,
-            announcement: first,
-            timer_secs: None,
-        },
-    );
+    sim.command(0, Command::SendAnnouncement { circle, announcement: first, timer_secs: None });
     sim.run_for(5_000);
-    let first_id = sim.nodes[3]
-        .engine
-        .circle(&circle)
-        .unwrap()
-        .pinned()
-        .unwrap()
-        .id;
+    let first_id = sim.nodes[3].engine.circle(&circle).unwrap().pinned().unwrap().id;
     let moved = Announcement {
         title: "Assembly moved".into(),
         when: "Sat 11:00".into(),
@@ -419,14 +303,7 @@ fn announcements_pin_supersede_and_collect_acknowledgements() {
         details: String::new(),
         supersedes: Some(first_id),
     };
-    sim.command(
-        0,
-        Command::SendAnnouncement {
-            circle,
-            announcement: moved,
-            timer_secs: None,
-        },
-    );
+    sim.command(0, Command::SendAnnouncement { circle, announcement: moved, timer_secs: None });
     sim.run_for(10_000);
     for i in 0..NAMES.len() {
         let c = sim.nodes[i].engine.circle(&circle).unwrap();
@@ -460,48 +337,23 @@ fn a_later_compromise_does_not_reveal_earlier_messages() {
         &EngineConfig::default(),
     )
     .unwrap();
-    let identity =
-        kolo::identity::IdentitySecret::generate(&mut kolo::entropy::SeededEntropy::from_u64(99));
+    let identity = kolo::identity::IdentitySecret::generate(&mut kolo::entropy::SeededEntropy::from_u64(99));
     let mut police = kolo::engine::Engine::restore(
         identity,
         "police".into(),
         EngineConfig::default(),
-        vec![kolo::engine::StoredCircle {
-            snapshot: seized.export(),
-            messages: Vec::new(),
-            frames: Vec::new(),
-        }],
+        vec![kolo::engine::StoredCircle { snapshot: seized.export(), messages: Vec::new(), frames: Vec::new() }],
     )
     .unwrap();
     let mut rng = kolo::entropy::SeededEntropy::from_u64(5);
-    let _ = police.handle(
-        sim.now,
-        kolo::engine::Input::Frame {
-            circle,
-            bytes: frame,
-        },
-        &mut rng,
-    );
-    let read: Vec<String> = police
-        .circle(&circle)
-        .unwrap()
-        .history()
-        .iter()
-        .map(|m| m.text.clone())
-        .collect();
-    assert!(
-        !read.contains(&"before the raid".to_string()),
-        "the seized state decrypted an old message"
-    );
+    let _ = police.handle(sim.now, kolo::engine::Input::Frame { circle, bytes: frame }, &mut rng);
+    let read: Vec<String> = police.circle(&circle).unwrap().history().iter().map(|m| m.text.clone()).collect();
+    assert!(!read.contains(&"before the raid".to_string()), "the seized state decrypted an old message");
 }
 
 #[test]
 fn sending_keys_rotate_on_schedule() {
-    let config = EngineConfig {
-        rotate_after_messages: 3,
-        rotate_after_ms: 10 * 60 * 1000,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { rotate_after_messages: 3, rotate_after_ms: 10 * 60 * 1000, ..EngineConfig::default() };
     let (mut sim, circle) = circle_of_six(11, Faults::HOSTILE, config);
     let start = sim.captured.len();
     for k in 0..10 {
@@ -514,40 +366,19 @@ fn sending_keys_rotate_on_schedule() {
         .filter(|c| c.from == 1 && !c.direct && c.bytes[1] == 0x01)
         .map(|c| c.bytes[2..18].to_vec())
         .collect();
-    assert!(
-        key_ids.len() >= 4,
-        "ten messages with rotation every three use several chains: {}",
-        key_ids.len()
-    );
+    assert!(key_ids.len() >= 4, "ten messages with rotation every three use several chains: {}", key_ids.len());
     for i in 0..NAMES.len() {
         for k in 0..10 {
-            assert_eq!(
-                count_text(&sim, i, &circle, &format!("rotating {k}")),
-                1,
-                "{} misses {k}",
-                NAMES[i]
-            );
+            assert_eq!(count_text(&sim, i, &circle, &format!("rotating {k}")), 1, "{} misses {k}", NAMES[i]);
         }
     }
     // Time-based rotation too: later, the next message uses a new chain.
-    let before: Vec<u8> = sim
-        .captured
-        .iter()
-        .rev()
-        .find(|c| c.from == 1 && c.bytes[1] == 0x01)
-        .unwrap()
-        .bytes[2..18]
-        .to_vec();
+    let before: Vec<u8> =
+        sim.captured.iter().rev().find(|c| c.from == 1 && c.bytes[1] == 0x01).unwrap().bytes[2..18].to_vec();
     sim.run_for(11 * 60 * 1000);
     send(&mut sim, 1, circle, "next day");
-    let after: Vec<u8> = sim
-        .captured
-        .iter()
-        .rev()
-        .find(|c| c.from == 1 && c.bytes[1] == 0x01)
-        .unwrap()
-        .bytes[2..18]
-        .to_vec();
+    let after: Vec<u8> =
+        sim.captured.iter().rev().find(|c| c.from == 1 && c.bytes[1] == 0x01).unwrap().bytes[2..18].to_vec();
     assert_ne!(before, after);
 }
 
@@ -557,17 +388,8 @@ fn every_group_frame_is_padded_to_a_bucket() {
     send(&mut sim, 0, circle, "x");
     send(&mut sim, 1, circle, &"y".repeat(3000));
     sim.run_for(5_000);
-    let sizes: std::collections::BTreeSet<usize> = sim
-        .captured
-        .iter()
-        .filter(|c| c.bytes[1] == 0x01)
-        .map(|c| c.bytes.len() - 26 - 16 - 64)
-        .collect();
-    assert!(
-        sizes
-            .iter()
-            .all(|s| kolo::wire::PADDING_BUCKETS.contains(s)),
-        "{sizes:?}"
-    );
+    let sizes: std::collections::BTreeSet<usize> =
+        sim.captured.iter().filter(|c| c.bytes[1] == 0x01).map(|c| c.bytes.len() - 26 - 16 - 64).collect();
+    assert!(sizes.iter().all(|s| kolo::wire::PADDING_BUCKETS.contains(s)), "{sizes:?}");
     assert!(sizes.contains(&4096));
 }

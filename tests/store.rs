@@ -1,12 +1,7 @@
 //! The encrypted profile (issue "The encrypted profile"): forensic erasure,
 //! expiry while closed, duress, ephemeral mode, crashes, bad input.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::needless_range_loop
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,9 +16,7 @@ const PASS: &str = "correct horse battery staple";
 const CANARY: &str = "CANARY-forensic-5d1c-meet-at-the-bakery";
 
 fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("profiles")
-        .join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("profiles").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     dir
@@ -51,20 +44,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// A two-member circle where node 0's records are kept for a store.
 fn circle_with_store() -> (Sim, CircleId) {
-    let mut sim = Sim::new(
-        77,
-        &["ana", "bongani"],
-        Faults::NONE,
-        EngineConfig::default(),
-    );
+    let mut sim = Sim::new(77, &["ana", "bongani"], Faults::NONE, EngineConfig::default());
     sim.nodes[0].keep_records = true;
-    sim.command(
-        0,
-        Command::CreateCircle {
-            name: "bakery".into(),
-            max_disappear_secs: None,
-        },
-    );
+    sim.command(0, Command::CreateCircle { name: "bakery".into(), max_disappear_secs: None });
     let circle = sim.created_circle(0).unwrap();
     assert!(sim.invite_and_join(circle, 0, 1));
     sim.run_for(3_000);
@@ -81,79 +63,32 @@ fn expired_messages_leave_no_trace_in_any_file() {
     let dir = fresh_dir("forensic");
     let mut rng = SeededEntropy::from_u64(1);
     let (mut sim, circle) = circle_with_store();
-    let mut profile = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng)
-        .unwrap()
-        .profile;
-    sim.command(
-        1,
-        Command::SendText {
-            circle,
-            text: CANARY.into(),
-            timer_secs: Some(60),
-        },
-    );
-    sim.command(
-        0,
-        Command::SendText {
-            circle,
-            text: format!("{CANARY}-own"),
-            timer_secs: Some(60),
-        },
-    );
+    let mut profile = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng).unwrap().profile;
+    sim.command(1, Command::SendText { circle, text: CANARY.into(), timer_secs: Some(60) });
+    sim.command(0, Command::SendText { circle, text: format!("{CANARY}-own"), timer_secs: Some(60) });
     sim.run_for(2_000);
     flush(&mut sim, &mut profile, &mut rng);
-    let msg = sim.nodes[0]
-        .engine
-        .circle(&circle)
-        .unwrap()
-        .history()
-        .into_iter()
-        .find(|m| m.text == CANARY)
-        .cloned()
-        .unwrap();
+    let msg =
+        sim.nodes[0].engine.circle(&circle).unwrap().history().into_iter().find(|m| m.text == CANARY).cloned().unwrap();
     let bucket = store::bucket_for(msg.expires_at_ms);
-    let wrapped_before = profile
-        .wrapped_bucket_key(bucket)
-        .expect("bucket key stored");
+    let wrapped_before = profile.wrapped_bucket_key(bucket).expect("bucket key stored");
     let (bucket_key, wrapping_key) = profile.expose_keys_for_tests(bucket).unwrap();
 
     // Past the deadline: the engine deletes, the store shreds.
     sim.run_for(130_000);
     flush(&mut sim, &mut profile, &mut rng);
     profile.purge_expired(sim.now, &mut rng).unwrap();
-    assert!(
-        profile.wrapped_bucket_key(bucket).is_none(),
-        "bucket key destroyed"
-    );
-    assert!(
-        !profile.can_unwrap(bucket, &wrapped_before),
-        "an old copy of the bucket key no longer unwraps"
-    );
+    assert!(profile.wrapped_bucket_key(bucket).is_none(), "bucket key destroyed");
+    assert!(!profile.can_unwrap(bucket, &wrapped_before), "an old copy of the bucket key no longer unwraps");
     drop(profile);
 
     let files = snapshot(&dir);
     assert!(files.keys().any(|p| p.ends_with(store::DB_FILE)));
     for (path, bytes) in &files {
-        assert!(
-            !contains(bytes, CANARY.as_bytes()),
-            "{} holds the canary",
-            path.display()
-        );
-        assert!(
-            !contains(bytes, &bucket_key),
-            "{} holds the message bucket key",
-            path.display()
-        );
-        assert!(
-            !contains(bytes, &wrapping_key),
-            "{} holds the old wrapping key",
-            path.display()
-        );
-        assert!(
-            !contains(bytes, b"SQLite format 3"),
-            "{} has a plaintext SQLite header",
-            path.display()
-        );
+        assert!(!contains(bytes, CANARY.as_bytes()), "{} holds the canary", path.display());
+        assert!(!contains(bytes, &bucket_key), "{} holds the message bucket key", path.display());
+        assert!(!contains(bytes, &wrapping_key), "{} holds the old wrapping key", path.display());
+        assert!(!contains(bytes, b"SQLite format 3"), "{} has a plaintext SQLite header", path.display());
     }
     // With the passphrase, the message is gone too.
     let opened = Profile::open(&dir, PASS, sim.now, &mut rng).unwrap();
@@ -167,52 +102,21 @@ fn a_deadline_that_passed_while_closed_is_enforced_on_open() {
     let dir = fresh_dir("expiry-closed");
     let mut rng = SeededEntropy::from_u64(2);
     let (mut sim, circle) = circle_with_store();
-    let mut profile = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng)
-        .unwrap()
-        .profile;
-    sim.command(
-        1,
-        Command::SendText {
-            circle,
-            text: "short-lived".into(),
-            timer_secs: Some(60),
-        },
-    );
-    sim.command(
-        1,
-        Command::SendText {
-            circle,
-            text: "kept".into(),
-            timer_secs: None,
-        },
-    );
+    let mut profile = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng).unwrap().profile;
+    sim.command(1, Command::SendText { circle, text: "short-lived".into(), timer_secs: Some(60) });
+    sim.command(1, Command::SendText { circle, text: "kept".into(), timer_secs: None });
     sim.run_for(2_000);
     flush(&mut sim, &mut profile, &mut rng);
     drop(profile);
     // Reopen ten minutes later: purged before anything is returned.
     let later = sim.now + 600_000;
     let opened = Profile::open(&dir, PASS, later, &mut rng).unwrap();
-    let texts: Vec<String> = opened
-        .circles
-        .iter()
-        .flat_map(|c| c.messages.iter().map(|m| m.text.clone()))
-        .collect();
+    let texts: Vec<String> = opened.circles.iter().flat_map(|c| c.messages.iter().map(|m| m.text.clone())).collect();
     assert!(texts.contains(&"kept".to_string()));
     assert!(!texts.contains(&"short-lived".to_string()));
-    let engine = Engine::restore(
-        opened.identity,
-        opened.display_name,
-        EngineConfig::default(),
-        opened.circles,
-    )
-    .unwrap();
-    let shown: Vec<String> = engine
-        .circle(&circle)
-        .unwrap()
-        .history()
-        .iter()
-        .map(|m| m.text.clone())
-        .collect();
+    let engine =
+        Engine::restore(opened.identity, opened.display_name, EngineConfig::default(), opened.circles).unwrap();
+    let shown: Vec<String> = engine.circle(&circle).unwrap().history().iter().map(|m| m.text.clone()).collect();
     assert!(!shown.contains(&"short-lived".to_string()));
 }
 
@@ -225,20 +129,11 @@ fn the_duress_passphrase_destroys_everything_and_opens_a_new_looking_profile() {
     let created = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng).unwrap();
     let old_id = created.identity.member_id();
     let mut profile = created.profile;
-    sim.command(
-        1,
-        Command::SendText {
-            circle,
-            text: CANARY.into(),
-            timer_secs: None,
-        },
-    );
+    sim.command(1, Command::SendText { circle, text: CANARY.into(), timer_secs: None });
     sim.run_for(2_000);
     flush(&mut sim, &mut profile, &mut rng);
     let (bucket_key, wrapping_key) = profile.expose_keys_for_tests(0).unwrap();
-    profile
-        .set_duress("they are watching", "ana", &mut rng)
-        .unwrap();
+    profile.set_duress("they are watching", "ana", &mut rng).unwrap();
     drop(profile);
 
     let opened = Profile::open(&dir, "they are watching", sim.now, &mut rng).unwrap();
@@ -247,43 +142,15 @@ fn the_duress_passphrase_destroys_everything_and_opens_a_new_looking_profile() {
     assert_eq!(opened.display_name, "ana");
     drop(opened);
     // The real passphrase opens nothing any more.
-    assert!(matches!(
-        Profile::open(&dir, PASS, sim.now, &mut rng),
-        Err(StoreError::WrongPassphrase(_))
-    ));
+    assert!(matches!(Profile::open(&dir, PASS, sim.now, &mut rng), Err(StoreError::WrongPassphrase(_))));
     for (path, bytes) in snapshot(&dir) {
-        assert!(
-            !contains(&bytes, &bucket_key),
-            "{} holds an old key",
-            path.display()
-        );
-        assert!(
-            !contains(&bytes, &wrapping_key),
-            "{} holds an old key",
-            path.display()
-        );
+        assert!(!contains(&bytes, &bucket_key), "{} holds an old key", path.display());
+        assert!(!contains(&bytes, &wrapping_key), "{} holds an old key", path.display());
     }
     // Same shape as a profile created from scratch: same files, same sizes.
-    drop(
-        Profile::create(
-            &fresh,
-            "they are watching",
-            "ana",
-            KdfParams::TESTING,
-            &mut rng,
-        )
-        .unwrap(),
-    );
+    drop(Profile::create(&fresh, "they are watching", "ana", KdfParams::TESTING, &mut rng).unwrap());
     let shape = |d: &Path| -> Vec<(String, usize)> {
-        snapshot(d)
-            .into_iter()
-            .map(|(p, b)| {
-                (
-                    p.file_name().unwrap().to_string_lossy().into_owned(),
-                    b.len(),
-                )
-            })
-            .collect()
+        snapshot(d).into_iter().map(|(p, b)| (p.file_name().unwrap().to_string_lossy().into_owned(), b.len())).collect()
     };
     assert_eq!(shape(&dir), shape(&fresh));
 }
@@ -294,9 +161,8 @@ fn ephemeral_mode_writes_no_file() {
     std::fs::create_dir_all(&home).unwrap();
     let tmp = std::env::temp_dir();
     let names = |d: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
-            .map(|r| r.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         v.sort();
         v
     };
@@ -306,14 +172,7 @@ fn ephemeral_mode_writes_no_file() {
     let mut profile = Profile::ephemeral("ana", &mut rng).unwrap().profile;
     assert!(profile.is_ephemeral());
     for i in 0..50 {
-        sim.command(
-            1,
-            Command::SendText {
-                circle,
-                text: format!("{CANARY} {i}"),
-                timer_secs: Some(60),
-            },
-        );
+        sim.command(1, Command::SendText { circle, text: format!("{CANARY} {i}"), timer_secs: Some(60) });
     }
     sim.run_for(120_000);
     flush(&mut sim, &mut profile, &mut rng);
@@ -321,14 +180,9 @@ fn ephemeral_mode_writes_no_file() {
     drop(profile);
     assert_eq!(snapshot(&home), home_before);
     let tmp_after = names(&tmp);
-    let new: Vec<&PathBuf> = tmp_after
-        .iter()
-        .filter(|p| !tmp_before.contains(p))
-        .collect();
+    let new: Vec<&PathBuf> = tmp_after.iter().filter(|p| !tmp_before.contains(p)).collect();
     assert!(
-        new.iter()
-            .all(|p| !p.to_string_lossy().contains("etilqs")
-                && !p.to_string_lossy().contains("sqlite")),
+        new.iter().all(|p| !p.to_string_lossy().contains("etilqs") && !p.to_string_lossy().contains("sqlite")),
         "temp files: {new:?}"
     );
 }
@@ -374,11 +228,7 @@ fn wrong_passphrase_corrupt_files_and_newer_versions_fail_clearly_and_change_not
     // A database from a newer schema.
     {
         let opened = Profile::open(&dir, PASS, 0, &mut rng).unwrap();
-        opened
-            .profile
-            .raw_connection_for_tests()
-            .pragma_update(None, "user_version", 99)
-            .unwrap();
+        opened.profile.raw_connection_for_tests().pragma_update(None, "user_version", 99).unwrap();
     }
     let newer = snapshot(&dir);
     let err = Profile::open(&dir, PASS, 0, &mut rng).err().unwrap();
@@ -392,22 +242,13 @@ fn passphrase_change_and_panic_wipe() {
     let dir = fresh_dir("change-panic");
     let mut rng = SeededEntropy::from_u64(6);
     let mut opened = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng).unwrap();
-    opened
-        .profile
-        .change_passphrase("new secret", &mut rng)
-        .unwrap();
+    opened.profile.change_passphrase("new secret", &mut rng).unwrap();
     drop(opened);
-    assert!(matches!(
-        Profile::open(&dir, PASS, 0, &mut rng),
-        Err(StoreError::WrongPassphrase(_))
-    ));
+    assert!(matches!(Profile::open(&dir, PASS, 0, &mut rng), Err(StoreError::WrongPassphrase(_))));
     assert!(Profile::open(&dir, "new secret", 0, &mut rng).is_ok());
     store::destroy(&dir).unwrap();
     assert!(!dir.exists());
-    assert!(matches!(
-        Profile::open(&dir, "new secret", 0, &mut rng),
-        Err(StoreError::NoProfile(_))
-    ));
+    assert!(matches!(Profile::open(&dir, "new secret", 0, &mut rng), Err(StoreError::NoProfile(_))));
 }
 
 const CHILD_ENV: &str = "KOLO_CRASH_CHILD_DIR";
@@ -423,45 +264,22 @@ fn crash_child_entry() {
     let dir = PathBuf::from(dir);
     let mut rng = kolo::entropy::OsEntropy;
     let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     };
     let (mut profile, mut engine) = match Profile::open(&dir, PASS, now(), &mut rng) {
         Ok(o) => {
-            let e = Engine::restore(
-                o.identity,
-                o.display_name,
-                EngineConfig::default(),
-                o.circles,
-            )
-            .unwrap();
+            let e = Engine::restore(o.identity, o.display_name, EngineConfig::default(), o.circles).unwrap();
             (o.profile, e)
         }
         Err(StoreError::NoProfile(_)) => {
             let o = Profile::create(&dir, PASS, "ana", KdfParams::TESTING, &mut rng).unwrap();
-            (
-                o.profile,
-                Engine::new(o.identity, o.display_name, EngineConfig::default()),
-            )
+            (o.profile, Engine::new(o.identity, o.display_name, EngineConfig::default()))
         }
         Err(e) => panic!("reopen failed: {e}"),
     };
-    let persist = |profile: &mut Profile,
-                   engine: &Engine,
-                   outs: Vec<Output>,
-                   rng: &mut kolo::entropy::OsEntropy| {
-        let records: Vec<Record> = outs
-            .into_iter()
-            .filter_map(|o| {
-                if let Output::Persist(r) = o {
-                    Some(r)
-                } else {
-                    None
-                }
-            })
-            .collect();
+    let persist = |profile: &mut Profile, engine: &Engine, outs: Vec<Output>, rng: &mut kolo::entropy::OsEntropy| {
+        let records: Vec<Record> =
+            outs.into_iter().filter_map(|o| if let Output::Persist(r) = o { Some(r) } else { None }).collect();
         profile.apply(&records, engine, rng).unwrap();
     };
     let circle = match engine.circle_ids().first() {
@@ -469,31 +287,17 @@ fn crash_child_entry() {
         None => {
             let outs = engine.handle(
                 now(),
-                Input::Command(Command::CreateCircle {
-                    name: "c".into(),
-                    max_disappear_secs: None,
-                }),
+                Input::Command(Command::CreateCircle { name: "c".into(), max_disappear_secs: None }),
                 &mut rng,
             );
             persist(&mut profile, &engine, outs, &mut rng);
             engine.circle_ids()[0]
         }
     };
-    let start: usize = std::env::var("KOLO_CRASH_START")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let start: usize = std::env::var("KOLO_CRASH_START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     for i in start..start + 400 {
         let text = format!("message {i}");
-        let outs = engine.handle(
-            now(),
-            Input::Command(Command::SendText {
-                circle,
-                text,
-                timer_secs: None,
-            }),
-            &mut rng,
-        );
+        let outs = engine.handle(now(), Input::Command(Command::SendText { circle, text, timer_secs: None }), &mut rng);
         persist(&mut profile, &engine, outs, &mut rng);
         println!("ack {i}");
     }
@@ -510,12 +314,7 @@ fn acknowledged_messages_survive_sigkill() {
     // A bounded number of runs, each killed after a pseudo-random number of acks.
     for round in 0..6 {
         let mut child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_child_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "crash_child_entry", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &dir)
             .env("KOLO_CRASH_START", next.to_string())
             .stdout(std::process::Stdio::piped())
@@ -523,15 +322,11 @@ fn acknowledged_messages_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let kill_after =
-            5 + (kolo::entropy::Entropy::array::<1>(&mut rng)[0] as usize % 40) + round;
+        let kill_after = 5 + (kolo::entropy::Entropy::array::<1>(&mut rng)[0] as usize % 40) + round;
         let mut seen = 0;
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(n) = line
-                .strip_prefix("ack ")
-                .and_then(|n| n.parse::<usize>().ok())
-            {
+            if let Some(n) = line.strip_prefix("ack ").and_then(|n| n.parse::<usize>().ok()) {
                 acked.push(n);
                 seen += 1;
                 if seen >= kill_after {
@@ -544,16 +339,10 @@ fn acknowledged_messages_survive_sigkill() {
         next = acked.iter().max().map_or(0, |m| m + 1);
     }
     let opened = Profile::open(&dir, PASS, 0, &mut rng).unwrap();
-    let texts: std::collections::HashSet<String> = opened
-        .circles
-        .iter()
-        .flat_map(|c| c.messages.iter().map(|m| m.text.clone()))
-        .collect();
+    let texts: std::collections::HashSet<String> =
+        opened.circles.iter().flat_map(|c| c.messages.iter().map(|m| m.text.clone())).collect();
     assert!(acked.len() >= 30);
     for n in acked {
-        assert!(
-            texts.contains(&format!("message {n}")),
-            "acknowledged message {n} was lost"
-        );
+        assert!(texts.contains(&format!("message {n}")), "acknowledged message {n} was lost");
     }
 }

@@ -1,12 +1,7 @@
 //! The committed vectors in `protocol/vectors/` equal what the code
 //! produces from the same inputs.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::needless_range_loop
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
 
 #[test]
 fn committed_vectors_match_the_code() {
@@ -14,12 +9,8 @@ fn committed_vectors_match_the_code() {
     for (name, expected) in kolo::vectors::all() {
         assert!(!expected.is_null(), "{name}: the generator failed");
         let path = dir.join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run `cargo run --example gen_vectors`",
-                path.display()
-            )
-        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run `cargo run --example gen_vectors`", path.display()));
         let committed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(committed, expected, "{name} differs from the code");
     }
@@ -35,27 +26,17 @@ fn envelope_vector_opens_with_the_published_chain_key() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ratchet.json")).unwrap()).unwrap();
     let unhex = |s: &str| -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     };
     let frame = unhex(v["frame"].as_str().unwrap());
     let distribution = SenderKeyDistribution {
         epoch: v["epoch"].as_u64().unwrap() as u32,
-        signing_public: unhex(r["signing_public"].as_str().unwrap())
-            .try_into()
-            .unwrap(),
-        chain_key: unhex(v["chain_key_0"].as_str().unwrap())
-            .try_into()
-            .unwrap(),
+        signing_public: unhex(r["signing_public"].as_str().unwrap()).try_into().unwrap(),
+        chain_key: unhex(v["chain_key_0"].as_str().unwrap()).try_into().unwrap(),
         counter: 0,
     };
     let mut chain = ReceivingChain::from_distribution(&distribution).unwrap();
     let padded = envelope::open(&mut chain, &envelope::parse(&frame).unwrap()).unwrap();
     let plaintext = kolo::wire::unpad(&padded).unwrap();
-    assert_eq!(
-        kolo::identity::hex(plaintext),
-        v["plaintext"].as_str().unwrap()
-    );
+    assert_eq!(kolo::identity::hex(plaintext), v["plaintext"].as_str().unwrap());
 }

@@ -19,9 +19,7 @@ const CANARY: &str = "CANARY-wire-91f2-we-meet-at-the-old-mill";
 
 fn kolo(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kolo"));
-    c.env("KOLO_HOME", home)
-        .env("KOLO_PASSPHRASE", PASS)
-        .stdin(Stdio::null());
+    c.env("KOLO_HOME", home).env("KOLO_PASSPHRASE", PASS).stdin(Stdio::null());
     c
 }
 
@@ -40,19 +38,13 @@ impl Drop for Node {
 }
 
 fn start(name: &str, port: u16) -> Node {
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("capture")
-        .join(name);
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capture").join(name);
     let _ = std::fs::remove_dir_all(&home);
     let out = kolo(&home).args(["init", "--name", name]).output().unwrap();
     assert!(out.status.success());
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-    let child = kolo(&home)
-        .args(["daemon", "--listen", &listen])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child =
+        kolo(&home).args(["daemon", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while api::call(&home, &Request::Status).is_err() {
         assert!(Instant::now() < deadline, "daemon did not start");
@@ -62,11 +54,7 @@ fn start(name: &str, port: u16) -> Node {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Forward 127.0.0.1:`listen` to 127.0.0.1:`target`, recording both directions.
@@ -77,10 +65,9 @@ fn proxy(listen: u16, target: u16, log: Arc<Mutex<Vec<u8>>>) {
             let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
                 continue;
             };
-            for (mut from, mut to) in [
-                (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
-                (outbound, inbound),
-            ] {
+            for (mut from, mut to) in
+                [(inbound.try_clone().unwrap(), outbound.try_clone().unwrap()), (outbound, inbound)]
+            {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16384];
@@ -110,62 +97,33 @@ fn the_wire_carries_no_plaintext_names_or_identity_keys() {
     ana.call_create();
     // Bo reaches Ana only through the recording proxy: the invite names the proxy.
     let code = {
-        let v = api::call(
-            &ana.home,
-            &Request::Invite {
-                circle: "mill".into(),
-                expires_secs: Some(600),
-                organiser: None,
-            },
-        )
-        .unwrap();
+        let v =
+            api::call(&ana.home, &Request::Invite { circle: "mill".into(), expires_secs: Some(600), organiser: None })
+                .unwrap();
         let real = v["code"].as_str().unwrap().to_owned();
         let parsed = kolo::circle::InviteCode::parse(&real).unwrap();
-        let rerouted = kolo::circle::InviteCode {
-            addresses: vec![format!("/ip4/127.0.0.1/tcp/{proxy_port}")],
-            ..parsed
-        };
+        let rerouted =
+            kolo::circle::InviteCode { addresses: vec![format!("/ip4/127.0.0.1/tcp/{proxy_port}")], ..parsed };
         rerouted.encode()
     };
     let _ = ana_port;
     // The invite's real port is Ana's circle port, which differs from the
     // daemon's --listen port only if it was remembered; point the proxy at it.
     let status = api::call(&ana.home, &Request::Status).unwrap();
-    let listen = status["circles"][0]["listen"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let listen = status["circles"][0]["listen"][0].as_str().unwrap().to_owned();
     let real_port: u16 = listen.rsplit('/').next().unwrap().parse().unwrap();
     proxy(proxy_port, real_port, wire.clone());
 
     api::call(&bo.home, &Request::Join { code }).unwrap();
-    api::call(
-        &ana.home,
-        &Request::Send {
-            circle: "mill".into(),
-            text: CANARY.into(),
-            disappear_secs: None,
-        },
-    )
-    .unwrap();
+    api::call(&ana.home, &Request::Send { circle: "mill".into(), text: CANARY.into(), disappear_secs: None }).unwrap();
     api::call(
         &bo.home,
-        &Request::Send {
-            circle: "mill".into(),
-            text: format!("{CANARY} reply"),
-            disappear_secs: None,
-        },
+        &Request::Send { circle: "mill".into(), text: format!("{CANARY} reply"), disappear_secs: None },
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v = api::call(
-            &bo.home,
-            &Request::Messages {
-                circle: "mill".into(),
-            },
-        )
-        .unwrap();
+        let v = api::call(&bo.home, &Request::Messages { circle: "mill".into() }).unwrap();
         if v.as_array().unwrap().iter().any(|m| m["text"] == CANARY) {
             break;
         }
@@ -174,49 +132,26 @@ fn the_wire_carries_no_plaintext_names_or_identity_keys() {
     }
     std::thread::sleep(Duration::from_secs(2));
 
-    let members = api::call(
-        &ana.home,
-        &Request::Members {
-            circle: "mill".into(),
-        },
-    )
-    .unwrap();
+    let members = api::call(&ana.home, &Request::Members { circle: "mill".into() }).unwrap();
     let ids: Vec<Vec<u8>> = members
         .as_array()
         .unwrap()
         .iter()
         .map(|m| {
             let h = m["id"].as_str().unwrap();
-            (0..h.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                .collect()
+            (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
         })
         .collect();
     let wire = wire.lock().unwrap().clone();
-    assert!(
-        wire.len() > 2000,
-        "the proxy saw the conversation ({} bytes)",
-        wire.len()
-    );
+    assert!(wire.len() > 2000, "the proxy saw the conversation ({} bytes)", wire.len());
     for needle in [CANARY.as_bytes(), b"anastasia", b"bonaventure", b"mill"] {
-        assert!(
-            !contains(&wire, needle),
-            "{:?} crossed the wire in clear",
-            String::from_utf8_lossy(needle)
-        );
+        assert!(!contains(&wire, needle), "{:?} crossed the wire in clear", String::from_utf8_lossy(needle));
     }
     for id in &ids {
-        assert!(
-            !contains(&wire, id),
-            "a member identity key crossed the wire"
-        );
+        assert!(!contains(&wire, id), "a member identity key crossed the wire");
     }
     // "kolo" does not identify the software either.
-    assert!(
-        !contains(&wire, b"kolo"),
-        "the protocol names itself on the wire"
-    );
+    assert!(!contains(&wire, b"kolo"), "the protocol names itself on the wire");
 }
 
 trait Create {
@@ -225,14 +160,7 @@ trait Create {
 
 impl Create for Node {
     fn call_create(&self) {
-        api::call(
-            &self.home,
-            &Request::CircleCreate {
-                name: "mill".into(),
-                disappear_secs: None,
-            },
-        )
-        .unwrap();
+        api::call(&self.home, &Request::CircleCreate { name: "mill".into(), disappear_secs: None }).unwrap();
     }
 }
 
@@ -240,22 +168,12 @@ impl Create for Node {
 fn a_node_without_the_network_key_cannot_connect() {
     let ana = start("gatekeeper", 0);
     ana.call_create();
-    let real = api::call(
-        &ana.home,
-        &Request::Invite {
-            circle: "mill".into(),
-            expires_secs: Some(600),
-            organiser: None,
-        },
-    )
-    .unwrap();
+    let real =
+        api::call(&ana.home, &Request::Invite { circle: "mill".into(), expires_secs: Some(600), organiser: None })
+            .unwrap();
     let parsed = kolo::circle::InviteCode::parse(real["code"].as_str().unwrap()).unwrap();
     // Same circle and address, wrong network key: an outsider's guess.
-    let forged = kolo::circle::InviteCode {
-        network_key: [7u8; 32],
-        ..parsed
-    }
-    .encode();
+    let forged = kolo::circle::InviteCode { network_key: [7u8; 32], ..parsed }.encode();
     let outsider = start("outsider", 0);
     let home = outsider.home.clone();
     // The join waits for an admission that never comes; watch meanwhile.
@@ -263,14 +181,8 @@ fn a_node_without_the_network_key_cannot_connect() {
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(500));
         let status = api::call(&ana.home, &Request::Status).unwrap();
-        assert_eq!(
-            status["circles"][0]["peers"], 0,
-            "the outsider got a connection"
-        );
+        assert_eq!(status["circles"][0]["peers"], 0, "the outsider got a connection");
     }
     let circles = api::call(&outsider.home, &Request::Circles).unwrap();
-    assert!(
-        circles.as_array().unwrap().is_empty(),
-        "the outsider joined without the network key"
-    );
+    assert!(circles.as_array().unwrap().is_empty(), "the outsider joined without the network key");
 }

@@ -122,10 +122,7 @@ pub enum Endpoint {
 impl Endpoint {
     pub fn for_profile(home: &Path, ephemeral: bool) -> Endpoint {
         if ephemeral {
-            let h = crate::crypto::kdf::hash(
-                b"kolo/v1/ephemeral-socket",
-                &[home.as_os_str().as_encoded_bytes()],
-            );
+            let h = crate::crypto::kdf::hash(b"kolo/v1/ephemeral-socket", &[home.as_os_str().as_encoded_bytes()]);
             Endpoint::Abstract(format!("kolo-ephemeral-{}", crate::identity::hex(&h[..12])))
         } else {
             Endpoint::File(socket_path(home))
@@ -193,75 +190,35 @@ pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>) {
 
 async fn answer(line: &str, node: &mpsc::Sender<Pending>) -> ResponseLine {
     if line.len() > MAX_LINE {
-        return ResponseLine {
-            id: 0,
-            ok: false,
-            result: None,
-            error: Some("request too long".into()),
-        };
+        return ResponseLine { id: 0, ok: false, result: None, error: Some("request too long".into()) };
     }
     let parsed: RequestLine = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => {
-            return ResponseLine {
-                id: 0,
-                ok: false,
-                result: None,
-                error: Some(format!("bad request: {e}")),
-            };
+            return ResponseLine { id: 0, ok: false, result: None, error: Some(format!("bad request: {e}")) };
         }
     };
     let (tx, rx) = oneshot::channel();
     if node.send((parsed.request, tx)).await.is_err() {
-        return ResponseLine {
-            id: parsed.id,
-            ok: false,
-            result: None,
-            error: Some("kolo is shutting down".into()),
-        };
+        return ResponseLine { id: parsed.id, ok: false, result: None, error: Some("kolo is shutting down".into()) };
     }
     match rx.await {
-        Ok(Ok(result)) => ResponseLine {
-            id: parsed.id,
-            ok: true,
-            result: Some(result),
-            error: None,
-        },
-        Ok(Err(error)) => ResponseLine {
-            id: parsed.id,
-            ok: false,
-            result: None,
-            error: Some(error),
-        },
-        Err(_) => ResponseLine {
-            id: parsed.id,
-            ok: false,
-            result: None,
-            error: Some("no answer".into()),
-        },
+        Ok(Ok(result)) => ResponseLine { id: parsed.id, ok: true, result: Some(result), error: None },
+        Ok(Err(error)) => ResponseLine { id: parsed.id, ok: false, result: None, error: Some(error) },
+        Err(_) => ResponseLine { id: parsed.id, ok: false, result: None, error: Some("no answer".into()) },
     }
 }
 
 /// Send one request to the node of the profile in `profile_dir` (blocking).
 pub fn call(profile_dir: &Path, request: &Request) -> Result<Value, ApiError> {
-    call_endpoint(
-        &Endpoint::for_profile(profile_dir, false),
-        profile_dir,
-        request,
-    )
+    call_endpoint(&Endpoint::for_profile(profile_dir, false), profile_dir, request)
 }
 
 /// Send one request to a node at `endpoint` and wait for its answer.
-pub fn call_endpoint(
-    endpoint: &Endpoint,
-    profile_dir: &Path,
-    request: &Request,
-) -> Result<Value, ApiError> {
+pub fn call_endpoint(endpoint: &Endpoint, profile_dir: &Path, request: &Request) -> Result<Value, ApiError> {
     let connected = match endpoint {
         Endpoint::File(path) => UnixStream::connect(path),
-        Endpoint::Abstract(name) => {
-            Endpoint::std_addr(name).and_then(|a| UnixStream::connect_addr(&a))
-        }
+        Endpoint::Abstract(name) => Endpoint::std_addr(name).and_then(|a| UnixStream::connect_addr(&a)),
     };
     let stream = connected.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
@@ -270,22 +227,16 @@ pub fn call_endpoint(
         _ => ApiError::Io(e),
     })?;
     let mut writer = stream.try_clone()?;
-    let line = RequestLine {
-        id: 1,
-        request: request.clone(),
-    };
+    let line = RequestLine { id: 1, request: request.clone() };
     let mut text = serde_json::to_string(&line).map_err(|e| ApiError::Protocol(e.to_string()))?;
     text.push('\n');
     writer.write_all(text.as_bytes())?;
     let mut reply = String::new();
     BufReader::new(stream).read_line(&mut reply)?;
-    let reply: ResponseLine =
-        serde_json::from_str(&reply).map_err(|e| ApiError::Protocol(e.to_string()))?;
+    let reply: ResponseLine = serde_json::from_str(&reply).map_err(|e| ApiError::Protocol(e.to_string()))?;
     if reply.ok {
         Ok(reply.result.unwrap_or(Value::Null))
     } else {
-        Err(ApiError::Refused(
-            reply.error.unwrap_or_else(|| "refused".into()),
-        ))
+        Err(ApiError::Refused(reply.error.unwrap_or_else(|| "refused".into())))
     }
 }

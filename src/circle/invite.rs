@@ -35,9 +35,7 @@ impl InviteSecret {
     }
 
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_bytes(seed),
-        }
+        Self { key: SigningKey::from_bytes(seed) }
     }
 
     pub fn expose_seed(&self) -> [u8; 32] {
@@ -77,12 +75,8 @@ impl InviteCode {
             .u64(self.expires_at_ms)
             .raw(self.inviter.as_bytes());
         seed.zeroize();
-        let addrs: Vec<&String> = self
-            .addresses
-            .iter()
-            .filter(|a| a.len() <= MAX_ADDRESS_LEN)
-            .take(MAX_ADDRESSES)
-            .collect();
+        let addrs: Vec<&String> =
+            self.addresses.iter().filter(|a| a.len() <= MAX_ADDRESS_LEN).take(MAX_ADDRESSES).collect();
         w.u8(addrs.len() as u8);
         for a in addrs {
             w.str16(a);
@@ -97,14 +91,9 @@ impl InviteCode {
 
     /// Parse a pasted code; whitespace and case are ignored.
     pub fn parse(text: &str) -> Result<InviteCode, CircleError> {
-        let cleaned: String = text
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let body = cleaned
-            .strip_prefix(INVITE_PREFIX)
-            .ok_or(CircleError::NotAnInvite)?;
+        let cleaned: String =
+            text.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().to_ascii_lowercase();
+        let body = cleaned.strip_prefix(INVITE_PREFIX).ok_or(CircleError::NotAnInvite)?;
         let mut bytes = base32_decode(body).ok_or(CircleError::InviteCorrupt)?;
         let result = Self::parse_bytes(&bytes);
         bytes.zeroize();
@@ -135,23 +124,10 @@ impl InviteCode {
             let inviter = MemberId(r.array()?);
             let n = r.u8()? as usize;
             if n > MAX_ADDRESSES {
-                return Err(crate::wire::WireError::LimitExceeded {
-                    what: "addresses",
-                    limit: MAX_ADDRESSES,
-                });
+                return Err(crate::wire::WireError::LimitExceeded { what: "addresses", limit: MAX_ADDRESSES });
             }
-            let addresses = (0..n)
-                .map(|_| r.str16("address", MAX_ADDRESS_LEN))
-                .collect::<Result<_, _>>()?;
-            Ok(InviteCode {
-                circle_id,
-                network_key,
-                invite_op,
-                secret,
-                expires_at_ms,
-                inviter,
-                addresses,
-            })
+            let addresses = (0..n).map(|_| r.str16("address", MAX_ADDRESS_LEN)).collect::<Result<_, _>>()?;
+            Ok(InviteCode { circle_id, network_key, invite_op, secret, expires_at_ms, inviter, addresses })
         };
         let code = parse(&mut r).map_err(|_| CircleError::InviteCorrupt)?;
         r.finish().map_err(|_| CircleError::InviteCorrupt)?;
@@ -240,22 +216,10 @@ mod tests {
         let i = 30;
         chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
         let typo: String = chars.into_iter().collect();
-        assert!(matches!(
-            InviteCode::parse(&typo),
-            Err(CircleError::InviteCorrupt)
-        ));
-        assert!(matches!(
-            InviteCode::parse("hello"),
-            Err(CircleError::NotAnInvite)
-        ));
-        assert!(matches!(
-            InviteCode::parse(&text[..40]),
-            Err(CircleError::InviteCorrupt)
-        ));
-        assert!(matches!(
-            InviteCode::parse("kolo1-!!!"),
-            Err(CircleError::InviteCorrupt)
-        ));
+        assert!(matches!(InviteCode::parse(&typo), Err(CircleError::InviteCorrupt)));
+        assert!(matches!(InviteCode::parse("hello"), Err(CircleError::NotAnInvite)));
+        assert!(matches!(InviteCode::parse(&text[..40]), Err(CircleError::InviteCorrupt)));
+        assert!(matches!(InviteCode::parse("kolo1-!!!"), Err(CircleError::InviteCorrupt)));
     }
 
     proptest! {

@@ -177,9 +177,7 @@ struct Ancestry {
 
 impl Ancestry {
     fn is_ancestor(&self, a: usize, b: usize) -> bool {
-        self.bits[b]
-            .get(a / 64)
-            .is_some_and(|w| w & (1 << (a % 64)) != 0)
+        self.bits[b].get(a / 64).is_some_and(|w| w & (1 << (a % 64)) != 0)
     }
 
     fn concurrent(&self, a: usize, b: usize) -> bool {
@@ -198,15 +196,9 @@ impl CircleLog {
         }
         let circle_id = circle_id_of(&genesis.author, nonce);
         genesis.verify_signatures(&circle_id, None)?;
-        binding
-            .verify(&genesis.author, &circle_id)
-            .map_err(|_| CircleError::BadBinding)?;
-        let mut log = CircleLog {
-            circle_id,
-            ops: HashMap::new(),
-            pending: VecDeque::new(),
-            state: Resolved::default(),
-        };
+        binding.verify(&genesis.author, &circle_id).map_err(|_| CircleError::BadBinding)?;
+        let mut log =
+            CircleLog { circle_id, ops: HashMap::new(), pending: VecDeque::new(), state: Resolved::default() };
         log.ops.insert(genesis.id(), genesis);
         log.state = log.resolve();
         Ok(log)
@@ -277,20 +269,12 @@ impl CircleLog {
 
     /// Members who were removed or left, with their last name.
     pub fn former_members(&self) -> Vec<(MemberId, String)> {
-        self.state
-            .former
-            .iter()
-            .map(|(id, n)| (*id, n.clone()))
-            .collect()
+        self.state.former.iter().map(|(id, n)| (*id, n.clone())).collect()
     }
 
     /// The operations in resolution order, genesis first.
     pub fn ops_in_order(&self) -> Vec<&Op> {
-        self.state
-            .order
-            .iter()
-            .filter_map(|id| self.ops.get(id))
-            .collect()
+        self.state.order.iter().filter_map(|id| self.ops.get(id)).collect()
     }
 
     pub fn invite_status(&self, invite_op: &OpId, now_ms: u64) -> InviteStatus {
@@ -302,10 +286,7 @@ impl CircleLog {
         } else if now_ms > info.expires_at_ms {
             InviteStatus::Expired
         } else {
-            InviteStatus::Open {
-                role: info.role,
-                invite_public: info.public,
-            }
+            InviteStatus::Open { role: info.role, invite_public: info.public }
         }
     }
 
@@ -370,9 +351,7 @@ impl CircleLog {
         }
         let before = std::mem::take(&mut self.state);
         self.state = self.resolve();
-        Ok(InsertOutcome::Applied {
-            changes: self.diff(&before, &added),
-        })
+        Ok(InsertOutcome::Applied { changes: self.diff(&before, &added) })
     }
 
     fn check_author_signature(&self, op: &Op) -> Result<(), CircleError> {
@@ -384,11 +363,7 @@ impl CircleLog {
     fn validate(&self, op: &Op) -> Result<(), CircleError> {
         let invite_public = match &op.body {
             OpBody::Join { .. } => {
-                let invite = op
-                    .parents
-                    .first()
-                    .and_then(|p| self.ops.get(p))
-                    .ok_or(CircleError::WrongCircle)?;
+                let invite = op.parents.first().and_then(|p| self.ops.get(p)).ok_or(CircleError::WrongCircle)?;
                 let OpBody::Invite { invite_public, .. } = invite.body else {
                     return Err(CircleError::WrongCircle);
                 };
@@ -398,9 +373,7 @@ impl CircleLog {
         };
         op.verify_signatures(&self.circle_id, invite_public.as_ref())?;
         match &op.body {
-            OpBody::Add {
-                member, binding, ..
-            } => binding.verify(member, &self.circle_id),
+            OpBody::Add { member, binding, .. } => binding.verify(member, &self.circle_id),
             OpBody::Join { binding, .. } => binding.verify(&op.author, &self.circle_id),
             _ => Ok(()),
         }
@@ -411,10 +384,7 @@ impl CircleLog {
     fn release_pending(&mut self) -> Vec<OpId> {
         let mut released = Vec::new();
         loop {
-            let ready = self
-                .pending
-                .iter()
-                .position(|op| op.parents.iter().all(|p| self.ops.contains_key(p)));
+            let ready = self.pending.iter().position(|op| op.parents.iter().all(|p| self.ops.contains_key(p)));
             let Some(i) = ready else { break };
             let Some(op) = self.pending.remove(i) else {
                 break;
@@ -438,11 +408,7 @@ impl CircleLog {
                 children.entry(*p).or_default().push(*id);
             }
         }
-        let mut ready: BTreeSet<OpId> = indegree
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut ready: BTreeSet<OpId> = indegree.iter().filter(|(_, d)| **d == 0).map(|(id, _)| *id).collect();
         let mut order = Vec::with_capacity(self.ops.len());
         while let Some(id) = ready.pop_first() {
             order.push(id);
@@ -463,12 +429,7 @@ impl CircleLog {
         let mut bits: Vec<Vec<u64>> = Vec::with_capacity(order.len());
         for id in order {
             let mut mine = vec![0u64; words];
-            for p in self
-                .ops
-                .get(id)
-                .map(|o| o.parents.as_slice())
-                .unwrap_or(&[])
-            {
+            for p in self.ops.get(id).map(|o| o.parents.as_slice()).unwrap_or(&[]) {
                 if let Some(&pi) = index.get(p) {
                     for (w, pw) in mine.iter_mut().zip(&bits[pi]) {
                         *w |= pw;
@@ -483,17 +444,12 @@ impl CircleLog {
 
     fn resolve(&self) -> Resolved {
         let order = self.order();
-        let index: HashMap<OpId, usize> =
-            order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let index: HashMap<OpId, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let ancestry = self.ancestry(&order, &index);
         let (_, removes) = self.apply_all(&order, &ancestry, None);
         let (mut state, _) = self.apply_all(&order, &ancestry, Some(&removes));
         let has_child: HashSet<&OpId> = self.ops.values().flat_map(|o| o.parents.iter()).collect();
-        let mut heads: Vec<OpId> = order
-            .iter()
-            .filter(|id| !has_child.contains(id))
-            .copied()
-            .collect();
+        let mut heads: Vec<OpId> = order.iter().filter(|id| !has_child.contains(id)).copied().collect();
         heads.sort();
         state.heads = heads;
         state.order = order;
@@ -527,27 +483,16 @@ impl CircleLog {
         for (i, id) in order.iter().enumerate() {
             let Some(op) = self.ops.get(id) else { continue };
             let author = op.author;
-            let organiser = s
-                .members
-                .get(&author)
-                .is_some_and(|m| m.role == Role::Organiser);
+            let organiser = s.members.get(&author).is_some_and(|m| m.role == Role::Organiser);
             let ignore = |s: &mut Resolved, reason: &'static str| {
                 s.ignored.insert(*id, reason);
             };
-            if !matches!(op.body, OpBody::Remove { .. } | OpBody::Create { .. })
-                && removed_concurrently(&author, i)
-            {
+            if !matches!(op.body, OpBody::Remove { .. } | OpBody::Create { .. }) && removed_concurrently(&author, i) {
                 ignore(&mut s, "its author was removed at the same time");
                 continue;
             }
             match &op.body {
-                OpBody::Create {
-                    circle_name,
-                    max_disappear_secs,
-                    binding,
-                    display_name,
-                    ..
-                } => {
+                OpBody::Create { circle_name, max_disappear_secs, binding, display_name, .. } => {
                     if i != 0 {
                         ignore(&mut s, "a circle has only one creation");
                         continue;
@@ -568,12 +513,7 @@ impl CircleLog {
                     );
                     s.epoch = 1;
                 }
-                OpBody::Add {
-                    member,
-                    binding,
-                    display_name,
-                    role,
-                } => {
+                OpBody::Add { member, binding, display_name, role } => {
                     if !organiser {
                         ignore(&mut s, "only organisers can add members");
                     } else if s.members.contains_key(member) {
@@ -597,45 +537,26 @@ impl CircleLog {
                         s.epoch += 1;
                     }
                 }
-                OpBody::Invite {
-                    invite_public,
-                    expires_at_ms,
-                    role,
-                } => {
+                OpBody::Invite { invite_public, expires_at_ms, role } => {
                     if organiser {
                         s.invites.insert(
                             *id,
-                            InviteInfo {
-                                public: *invite_public,
-                                expires_at_ms: *expires_at_ms,
-                                role: *role,
-                                author,
-                            },
+                            InviteInfo { public: *invite_public, expires_at_ms: *expires_at_ms, role: *role, author },
                         );
                     } else {
                         ignore(&mut s, "only organisers can invite");
                     }
                 }
-                OpBody::Join {
-                    binding,
-                    display_name,
-                } => {
+                OpBody::Join { binding, display_name } => {
                     let invite_id = op.parents.first().copied().unwrap_or_default();
                     let Some(invite) = s.invites.get(&invite_id).cloned() else {
                         ignore(&mut s, "the invite is not valid");
                         continue;
                     };
-                    let others = joins_by_invite
-                        .get(&invite_id)
-                        .map(Vec::as_slice)
-                        .unwrap_or(&[]);
+                    let others = joins_by_invite.get(&invite_id).map(Vec::as_slice).unwrap_or(&[]);
                     if others.iter().any(|j| ancestry.concurrent(*j, i)) {
-                        ignore(
-                            &mut s,
-                            "the invite was used twice at the same time; neither join counts",
-                        );
-                    } else if s.used_invites.contains(&invite_id)
-                        || others.iter().any(|j| ancestry.is_ancestor(*j, i))
+                        ignore(&mut s, "the invite was used twice at the same time; neither join counts");
+                    } else if s.used_invites.contains(&invite_id) || others.iter().any(|j| ancestry.is_ancestor(*j, i))
                     {
                         ignore(&mut s, "the invite was already used");
                     } else if op.timestamp_ms > invite.expires_at_ms {
@@ -663,9 +584,9 @@ impl CircleLog {
                 OpBody::Remove { member } => {
                     let leaving = *member == author && s.members.contains_key(&author);
                     let entitled = organiser
-                        || removal.get(&author).is_some_and(|(j, role)| {
-                            *role == Role::Organiser && ancestry.concurrent(*j, i)
-                        });
+                        || removal
+                            .get(&author)
+                            .is_some_and(|(j, role)| *role == Role::Organiser && ancestry.concurrent(*j, i));
                     if !(leaving || entitled) {
                         ignore(&mut s, "only organisers can remove members");
                         continue;
@@ -801,12 +722,7 @@ mod tests {
         let ana = person(&mut rng);
         let noise = NoiseSecret::generate(&mut rng);
         let (g, circle) = Op::create(&ana, &noise, "river", "Ana", 0, 1000, &mut rng).unwrap();
-        World {
-            log: CircleLog::from_genesis(g).unwrap(),
-            circle,
-            ana,
-            rng,
-        }
+        World { log: CircleLog::from_genesis(g).unwrap(), circle, ana, rng }
     }
 
     fn binding(w: &mut World, who: &IdentitySecret) -> NoiseBinding {
@@ -814,25 +730,13 @@ mod tests {
         NoiseBinding::create(who, &w.circle, &n)
     }
 
-    fn add(
-        w: &mut World,
-        by: &IdentitySecret,
-        who: &IdentitySecret,
-        name: &str,
-        role: Role,
-        parents: Vec<OpId>,
-    ) -> Op {
+    fn add(w: &mut World, by: &IdentitySecret, who: &IdentitySecret, name: &str, role: Role, parents: Vec<OpId>) -> Op {
         let b = binding(w, who);
         Op::sign(
             by,
             &w.circle,
             parents,
-            OpBody::Add {
-                member: who.member_id(),
-                binding: b,
-                display_name: name.into(),
-                role,
-            },
+            OpBody::Add { member: who.member_id(), binding: b, display_name: name.into(), role },
             2000,
         )
         .unwrap()
@@ -853,52 +757,28 @@ mod tests {
             &w.ana,
             &w.circle,
             w.log.heads(),
-            OpBody::Invite {
-                invite_public: invite.public(),
-                expires_at_ms: 5000,
-                role: Role::Member,
-            },
+            OpBody::Invite { invite_public: invite.public(), expires_at_ms: 5000, role: Role::Member },
             1500,
         )
         .unwrap();
         let inv_id = inv.id();
         w.log.insert(inv).unwrap();
-        assert!(matches!(
-            w.log.invite_status(&inv_id, 2000),
-            InviteStatus::Open { .. }
-        ));
+        assert!(matches!(w.log.invite_status(&inv_id, 2000), InviteStatus::Open { .. }));
         assert_eq!(w.log.invite_status(&inv_id, 6000), InviteStatus::Expired);
         let bo = person(&mut w.rng);
         let b = binding(&mut w, &bo);
         let join = Op::sign_join(&bo, &w.circle, &invite, inv_id, b, "Bo", 2000).unwrap();
         let changes = applied(w.log.insert(join).unwrap());
-        assert!(
-            matches!(&changes[0], MembershipChange::Joined { name, role: Role::Member, .. } if name == "Bo")
-        );
+        assert!(matches!(&changes[0], MembershipChange::Joined { name, role: Role::Member, .. } if name == "Bo"));
         assert_eq!(w.log.invite_status(&inv_id, 2000), InviteStatus::Used);
         // Reusing the invite after the join is ignored.
         let cy = person(&mut w.rng);
         let b = binding(&mut w, &cy);
         let mut again = Op::sign_join(&cy, &w.circle, &invite, inv_id, b, "Cy", 2100).unwrap();
         again.parents.push(w.log.heads()[0]);
-        let again = Op::sign_join_with_parents(
-            &cy,
-            &w.circle,
-            &invite,
-            again.parents.clone(),
-            b,
-            "Cy",
-            2100,
-        )
-        .unwrap();
+        let again = Op::sign_join_with_parents(&cy, &w.circle, &invite, again.parents.clone(), b, "Cy", 2100).unwrap();
         let changes = applied(w.log.insert(again).unwrap());
-        assert!(matches!(
-            changes[0],
-            MembershipChange::Ignored {
-                reason: "the invite was already used",
-                ..
-            }
-        ));
+        assert!(matches!(changes[0], MembershipChange::Ignored { reason: "the invite was already used", .. }));
         assert!(!w.log.is_member(&cy.member_id()));
         assert!(w.log.is_member(&bo.member_id()));
         // Two uses that do not see each other: neither counts, so a leaked
@@ -909,21 +789,13 @@ mod tests {
         let changes = applied(w.log.insert(concurrent).unwrap());
         assert!(!w.log.is_member(&dee.member_id()));
         assert!(!w.log.is_member(&bo.member_id()));
-        assert!(
-            changes
-                .iter()
-                .any(|c| matches!(c, MembershipChange::Removed { .. }))
-        );
+        assert!(changes.iter().any(|c| matches!(c, MembershipChange::Removed { .. })));
         // A join dated after the expiry is ignored.
         let inv2 = Op::sign(
             &w.ana,
             &w.circle,
             w.log.heads(),
-            OpBody::Invite {
-                invite_public: invite.public(),
-                expires_at_ms: 3000,
-                role: Role::Member,
-            },
+            OpBody::Invite { invite_public: invite.public(), expires_at_ms: 3000, role: Role::Member },
             1500,
         )
         .unwrap();
@@ -932,13 +804,7 @@ mod tests {
         let b = binding(&mut w, &cy);
         let late = Op::sign_join(&cy, &w.circle, &invite, inv2_id, b, "Cy", 4000).unwrap();
         let changes = applied(w.log.insert(late).unwrap());
-        assert!(matches!(
-            changes[0],
-            MembershipChange::Ignored {
-                reason: "the invite had expired",
-                ..
-            }
-        ));
+        assert!(matches!(changes[0], MembershipChange::Ignored { reason: "the invite had expired", .. }));
         // A join signed with the wrong invite key is refused outright.
         let wrong = InviteSecret::generate(&mut w.rng);
         let b = binding(&mut w, &cy);
@@ -964,16 +830,7 @@ mod tests {
         };
         let changes = applied(w.log.insert(by_member).unwrap());
         assert!(matches!(changes[0], MembershipChange::Ignored { .. }));
-        let rm = Op::sign(
-            &bo,
-            &w.circle,
-            w.log.heads(),
-            OpBody::Remove {
-                member: ana.member_id(),
-            },
-            3000,
-        )
-        .unwrap();
+        let rm = Op::sign(&bo, &w.circle, w.log.heads(), OpBody::Remove { member: ana.member_id() }, 3000).unwrap();
         applied(w.log.insert(rm).unwrap());
         let rot = Op::sign(&bo, &w.circle, w.log.heads(), OpBody::Rotate, 3000).unwrap();
         applied(w.log.insert(rot).unwrap());
@@ -987,16 +844,7 @@ mod tests {
         assert!(w.log.is_member(&ana.member_id()));
         assert!(!w.log.is_member(&cy.member_id()));
         // Leaving is always allowed.
-        let leave = Op::sign(
-            &bo,
-            &w.circle,
-            w.log.heads(),
-            OpBody::Remove {
-                member: bo.member_id(),
-            },
-            4000,
-        )
-        .unwrap();
+        let leave = Op::sign(&bo, &w.circle, w.log.heads(), OpBody::Remove { member: bo.member_id() }, 4000).unwrap();
         let changes = applied(w.log.insert(leave).unwrap());
         assert!(matches!(changes[0], MembershipChange::Removed { .. }));
     }
@@ -1033,16 +881,7 @@ mod tests {
         let heads = w.log.heads();
         // Bo adds X while Ana removes Bo, neither seeing the other.
         let bo_adds_x = add(&mut w, &bo, &x, "X", Role::Member, heads.clone());
-        let ana_removes_bo = Op::sign(
-            &ana,
-            &w.circle,
-            heads,
-            OpBody::Remove {
-                member: bo.member_id(),
-            },
-            3000,
-        )
-        .unwrap();
+        let ana_removes_bo = Op::sign(&ana, &w.circle, heads, OpBody::Remove { member: bo.member_id() }, 3000).unwrap();
         w.log.insert(bo_adds_x).unwrap();
         w.log.insert(ana_removes_bo).unwrap();
         assert!(!w.log.is_member(&bo.member_id()));
@@ -1063,26 +902,8 @@ mod tests {
             w.log.insert(op).unwrap();
         }
         let heads = w.log.heads();
-        let a = Op::sign(
-            &bo,
-            &w.circle,
-            heads.clone(),
-            OpBody::Remove {
-                member: cy.member_id(),
-            },
-            3000,
-        )
-        .unwrap();
-        let b = Op::sign(
-            &cy,
-            &w.circle,
-            heads,
-            OpBody::Remove {
-                member: bo.member_id(),
-            },
-            3000,
-        )
-        .unwrap();
+        let a = Op::sign(&bo, &w.circle, heads.clone(), OpBody::Remove { member: cy.member_id() }, 3000).unwrap();
+        let b = Op::sign(&cy, &w.circle, heads, OpBody::Remove { member: bo.member_id() }, 3000).unwrap();
         w.log.insert(a).unwrap();
         w.log.insert(b).unwrap();
         assert!(!w.log.is_member(&bo.member_id()));
@@ -1110,23 +931,11 @@ mod tests {
             &ana,
             &w.circle,
             heads.clone(),
-            OpBody::SetRole {
-                member: x.member_id(),
-                role: Role::Organiser,
-            },
+            OpBody::SetRole { member: x.member_id(), role: Role::Organiser },
             3000,
         )
         .unwrap();
-        let remove = Op::sign(
-            &bo,
-            &w.circle,
-            heads,
-            OpBody::Remove {
-                member: x.member_id(),
-            },
-            3000,
-        )
-        .unwrap();
+        let remove = Op::sign(&bo, &w.circle, heads, OpBody::Remove { member: x.member_id() }, 3000).unwrap();
         w.log.insert(remove).unwrap();
         w.log.insert(promote).unwrap();
         assert!(!w.log.is_member(&x.member_id()));
@@ -1138,8 +947,7 @@ mod tests {
         let ana = IdentitySecret::generate(&mut rng);
         let noise = NoiseSecret::generate(&mut rng);
         let (g, circle) = Op::create(&ana, &noise, "c", "Ana", 0, 0, &mut rng).unwrap();
-        let people: Vec<IdentitySecret> =
-            (0..5).map(|_| IdentitySecret::generate(&mut rng)).collect();
+        let people: Vec<IdentitySecret> = (0..5).map(|_| IdentitySecret::generate(&mut rng)).collect();
         let mut all: Vec<Op> = vec![];
         let mut ids: Vec<OpId> = vec![g.id()];
         for k in 0..n {
@@ -1151,34 +959,17 @@ mod tests {
             if p2 != p1 {
                 parents.push(p2);
             }
-            let author = if r[2].is_multiple_of(3) {
-                &ana
-            } else {
-                &people[r[2] as usize % people.len()]
-            };
+            let author = if r[2].is_multiple_of(3) { &ana } else { &people[r[2] as usize % people.len()] };
             let target = &people[r[3] as usize % people.len()];
             let body = match k % 4 {
                 0 | 1 => OpBody::Add {
                     member: target.member_id(),
-                    binding: NoiseBinding::create(
-                        target,
-                        &circle,
-                        &NoiseSecret::generate(&mut rng),
-                    ),
+                    binding: NoiseBinding::create(target, &circle, &NoiseSecret::generate(&mut rng)),
                     display_name: "p".into(),
-                    role: if r[3].is_multiple_of(2) {
-                        Role::Organiser
-                    } else {
-                        Role::Member
-                    },
+                    role: if r[3].is_multiple_of(2) { Role::Organiser } else { Role::Member },
                 },
-                2 => OpBody::Remove {
-                    member: target.member_id(),
-                },
-                _ => OpBody::SetRole {
-                    member: target.member_id(),
-                    role: Role::Member,
-                },
+                2 => OpBody::Remove { member: target.member_id() },
+                _ => OpBody::SetRole { member: target.member_id(), role: Role::Member },
             };
             let op = Op::sign(author, &circle, parents, body, k as u64).unwrap();
             ids.push(op.id());

@@ -24,9 +24,7 @@ pub type CircleId = [u8; 32];
 pub type OpId = [u8; 32];
 
 /// A member's authority in a circle.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     Member,
     Organiser,
@@ -87,39 +85,19 @@ pub fn network_key(circle_secret: &[u8; 32], circle_id: &CircleId) -> [u8; 32] {
 
 /// The gossip topic of an epoch: opaque to anyone without the circle secret.
 pub fn topic(circle_secret: &[u8; 32], circle_id: &CircleId, epoch: u32) -> String {
-    let t: [u8; 32] = derive(
-        circle_id,
-        circle_secret,
-        LABEL_TOPIC,
-        &[&epoch.to_be_bytes()],
-    );
+    let t: [u8; 32] = derive(circle_id, circle_secret, LABEL_TOPIC, &[&epoch.to_be_bytes()]);
     format!("kolo/{}", hex(&t[..16]))
 }
 
 /// The pre-shared key of the Noise KK sessions between `a` and `b` (order-free).
-pub fn pair_psk(
-    circle_secret: &[u8; 32],
-    circle_id: &CircleId,
-    a: &MemberId,
-    b: &MemberId,
-) -> [u8; 32] {
+pub fn pair_psk(circle_secret: &[u8; 32], circle_id: &CircleId, a: &MemberId, b: &MemberId) -> [u8; 32] {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    derive(
-        circle_id,
-        circle_secret,
-        LABEL_PAIR_PSK,
-        &[lo.as_bytes(), hi.as_bytes()],
-    )
+    derive(circle_id, circle_secret, LABEL_PAIR_PSK, &[lo.as_bytes(), hi.as_bytes()])
 }
 
 /// How pairwise frames name `member` without revealing its identity.
 pub fn pair_tag(circle_secret: &[u8; 32], circle_id: &CircleId, member: &MemberId) -> [u8; 16] {
-    let t: [u8; 32] = derive(
-        circle_id,
-        circle_secret,
-        LABEL_PAIR_TAG,
-        &[member.as_bytes()],
-    );
+    let t: [u8; 32] = derive(circle_id, circle_secret, LABEL_PAIR_TAG, &[member.as_bytes()]);
     let mut out = [0u8; 16];
     out.copy_from_slice(&t[..16]);
     out

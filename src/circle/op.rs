@@ -93,10 +93,7 @@ fn write_binding(w: &mut Writer, b: &NoiseBinding) {
 }
 
 fn read_binding(r: &mut Reader<'_>) -> Result<NoiseBinding, WireError> {
-    Ok(NoiseBinding {
-        noise_public: r.array()?,
-        signature: r.array()?,
-    })
+    Ok(NoiseBinding { noise_public: r.array()?, signature: r.array()? })
 }
 
 fn read_name(r: &mut Reader<'_>, what: &'static str) -> Result<String, WireError> {
@@ -109,47 +106,26 @@ impl Op {
     /// Everything the signatures cover.
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(256);
-        w.u8(OP_VERSION)
-            .u8(self.body.code())
-            .raw(self.author.as_bytes())
-            .u64(self.timestamp_ms);
+        w.u8(OP_VERSION).u8(self.body.code()).raw(self.author.as_bytes()).u64(self.timestamp_ms);
         w.u8(self.parents.len().min(MAX_PARENTS) as u8);
         for p in self.parents.iter().take(MAX_PARENTS) {
             w.raw(p);
         }
         match &self.body {
-            OpBody::Create {
-                nonce,
-                circle_name,
-                max_disappear_secs,
-                binding,
-                display_name,
-            } => {
+            OpBody::Create { nonce, circle_name, max_disappear_secs, binding, display_name } => {
                 w.raw(nonce).str16(circle_name).u32(*max_disappear_secs);
                 write_binding(&mut w, binding);
                 w.str16(display_name);
             }
-            OpBody::Add {
-                member,
-                binding,
-                display_name,
-                role,
-            } => {
+            OpBody::Add { member, binding, display_name, role } => {
                 w.raw(member.as_bytes());
                 write_binding(&mut w, binding);
                 w.str16(display_name).u8(role.code());
             }
-            OpBody::Invite {
-                invite_public,
-                expires_at_ms,
-                role,
-            } => {
+            OpBody::Invite { invite_public, expires_at_ms, role } => {
                 w.raw(invite_public).u64(*expires_at_ms).u8(role.code());
             }
-            OpBody::Join {
-                binding,
-                display_name,
-            } => {
+            OpBody::Join { binding, display_name } => {
                 write_binding(&mut w, binding);
                 w.str16(display_name);
             }
@@ -184,22 +160,14 @@ impl Op {
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
         if version != OP_VERSION {
-            return Err(WireError::UnknownCode {
-                what: "operation version",
-                code: version,
-            }
-            .into());
+            return Err(WireError::UnknownCode { what: "operation version", code: version }.into());
         }
         let kind = r.u8()?;
         let author = MemberId(r.array()?);
         let timestamp_ms = r.u64()?;
         let n = r.u8()? as usize;
         if n > MAX_PARENTS {
-            return Err(WireError::LimitExceeded {
-                what: "parents",
-                limit: MAX_PARENTS,
-            }
-            .into());
+            return Err(WireError::LimitExceeded { what: "parents", limit: MAX_PARENTS }.into());
         }
         let parents: Vec<OpId> = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
         let body = match kind {
@@ -216,30 +184,14 @@ impl Op {
                 display_name: read_name(&mut r, "display name")?,
                 role: Role::from_code(r.u8()?)?,
             },
-            3 => OpBody::Invite {
-                invite_public: r.array()?,
-                expires_at_ms: r.u64()?,
-                role: Role::from_code(r.u8()?)?,
-            },
-            4 => OpBody::Join {
-                binding: read_binding(&mut r)?,
-                display_name: read_name(&mut r, "display name")?,
-            },
-            5 => OpBody::Remove {
-                member: MemberId(r.array()?),
-            },
-            6 => OpBody::SetRole {
-                member: MemberId(r.array()?),
-                role: Role::from_code(r.u8()?)?,
-            },
+            3 => OpBody::Invite { invite_public: r.array()?, expires_at_ms: r.u64()?, role: Role::from_code(r.u8()?)? },
+            4 => OpBody::Join { binding: read_binding(&mut r)?, display_name: read_name(&mut r, "display name")? },
+            5 => OpBody::Remove { member: MemberId(r.array()?) },
+            6 => OpBody::SetRole { member: MemberId(r.array()?), role: Role::from_code(r.u8()?)? },
             7 => OpBody::Rotate,
             8 => OpBody::SetDisappear { max_secs: r.u32()? },
             code => {
-                return Err(WireError::UnknownCode {
-                    what: "operation kind",
-                    code,
-                }
-                .into());
+                return Err(WireError::UnknownCode { what: "operation kind", code }.into());
             }
         };
         let is_create = matches!(body, OpBody::Create { .. });
@@ -252,32 +204,18 @@ impl Op {
             _ => None,
         };
         r.finish()?;
-        Ok(Op {
-            author,
-            timestamp_ms,
-            parents,
-            body,
-            signature,
-            invite_signature,
-        })
+        Ok(Op { author, timestamp_ms, parents, body, signature, invite_signature })
     }
 
     /// Check the author's signature only.
     pub fn verify_author(&self, circle_id: &CircleId) -> Result<(), CircleError> {
         self.author
-            .verify(
-                &signed_message(LABEL_OP_SIG, circle_id, &self.unsigned_bytes()),
-                &self.signature,
-            )
+            .verify(&signed_message(LABEL_OP_SIG, circle_id, &self.unsigned_bytes()), &self.signature)
             .map_err(|_| CircleError::BadSignature)
     }
 
     /// Check the author's signature (and, for a Join, the invite key's).
-    pub fn verify_signatures(
-        &self,
-        circle_id: &CircleId,
-        invite_public: Option<&[u8; 32]>,
-    ) -> Result<(), CircleError> {
+    pub fn verify_signatures(&self, circle_id: &CircleId, invite_public: Option<&[u8; 32]>) -> Result<(), CircleError> {
         self.verify_author(circle_id)?;
         let unsigned = self.unsigned_bytes();
         if let OpBody::Join { .. } = self.body {
@@ -319,13 +257,7 @@ impl Op {
         Ok((op, circle_id))
     }
 
-    fn sign_body(
-        identity: &IdentitySecret,
-        circle_id: &CircleId,
-        parents: Vec<OpId>,
-        body: OpBody,
-        now_ms: u64,
-    ) -> Op {
+    fn sign_body(identity: &IdentitySecret, circle_id: &CircleId, parents: Vec<OpId>, body: OpBody, now_ms: u64) -> Op {
         let mut op = Op {
             author: identity.member_id(),
             timestamp_ms: now_ms,
@@ -334,11 +266,7 @@ impl Op {
             signature: [0; 64],
             invite_signature: None,
         };
-        op.signature = identity.sign(&signed_message(
-            LABEL_OP_SIG,
-            circle_id,
-            &op.unsigned_bytes(),
-        ));
+        op.signature = identity.sign(&signed_message(LABEL_OP_SIG, circle_id, &op.unsigned_bytes()));
         op
     }
 
@@ -371,15 +299,7 @@ impl Op {
         display_name: &str,
         now_ms: u64,
     ) -> Result<Op, CircleError> {
-        Self::sign_join_with_parents(
-            identity,
-            circle_id,
-            invite,
-            vec![invite_op],
-            binding,
-            display_name,
-            now_ms,
-        )
+        Self::sign_join_with_parents(identity, circle_id, invite, vec![invite_op], binding, display_name, now_ms)
     }
 
     /// As [`Op::sign_join`], with more parents after the invite (the heads
@@ -397,16 +317,9 @@ impl Op {
         if parents.is_empty() || parents.len() > MAX_PARENTS {
             return Err(CircleError::WrongCircle);
         }
-        let body = OpBody::Join {
-            binding,
-            display_name: display_name.to_owned(),
-        };
+        let body = OpBody::Join { binding, display_name: display_name.to_owned() };
         let mut op = Self::sign_body(identity, circle_id, parents, body, now_ms);
-        op.invite_signature = Some(invite.sign(&signed_message(
-            LABEL_OP_INVITE_SIG,
-            circle_id,
-            &op.unsigned_bytes(),
-        )));
+        op.invite_signature = Some(invite.sign(&signed_message(LABEL_OP_INVITE_SIG, circle_id, &op.unsigned_bytes())));
         Ok(op)
     }
 }
@@ -429,24 +342,10 @@ mod tests {
         let other_noise = NoiseSecret::generate(&mut rng);
         let binding = NoiseBinding::create(&other, &c, &other_noise);
         let bodies = vec![
-            OpBody::Add {
-                member: other.member_id(),
-                binding,
-                display_name: "Bo".into(),
-                role: Role::Member,
-            },
-            OpBody::Invite {
-                invite_public: invite.public(),
-                expires_at_ms: 99,
-                role: Role::Organiser,
-            },
-            OpBody::Remove {
-                member: other.member_id(),
-            },
-            OpBody::SetRole {
-                member: other.member_id(),
-                role: Role::Organiser,
-            },
+            OpBody::Add { member: other.member_id(), binding, display_name: "Bo".into(), role: Role::Member },
+            OpBody::Invite { invite_public: invite.public(), expires_at_ms: 99, role: Role::Organiser },
+            OpBody::Remove { member: other.member_id() },
+            OpBody::SetRole { member: other.member_id(), role: Role::Organiser },
             OpBody::Rotate,
             OpBody::SetDisappear { max_secs: 3600 },
         ];
@@ -468,11 +367,7 @@ mod tests {
             assert_eq!(back.id(), op.id());
             let invite_pk = matches!(op.body, OpBody::Join { .. }).then(|| invite.public());
             assert!(back.verify_signatures(&c, invite_pk.as_ref()).is_ok());
-            assert!(
-                back.verify_signatures(&[9; 32], invite_pk.as_ref())
-                    .is_err(),
-                "bound to its circle"
-            );
+            assert!(back.verify_signatures(&[9; 32], invite_pk.as_ref()).is_err(), "bound to its circle");
         }
     }
 

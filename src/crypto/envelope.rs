@@ -64,16 +64,10 @@ pub fn parse(bytes: &[u8]) -> Result<GroupFrame<'_>, WireError> {
     }
     let ct_len = bytes.len() - HEADER_LEN - SIGNATURE_LEN;
     if !PADDING_BUCKETS.iter().any(|b| b + TAG_LEN == ct_len) {
-        return Err(WireError::Invalid(
-            "ciphertext length is not a padding bucket",
-        ));
+        return Err(WireError::Invalid("ciphertext length is not a padding bucket"));
     }
     let mut r = Reader::new(&bytes[2..HEADER_LEN]);
-    let header = GroupHeader {
-        key_id: r.array()?,
-        epoch: r.u32()?,
-        counter: r.u32()?,
-    };
+    let header = GroupHeader { key_id: r.array()?, epoch: r.u32()?, counter: r.u32()? };
     let signed_len = bytes.len() - SIGNATURE_LEN;
     let mut signature = [0u8; 64];
     signature.copy_from_slice(&bytes[signed_len..]);
@@ -87,19 +81,12 @@ pub fn parse(bytes: &[u8]) -> Result<GroupFrame<'_>, WireError> {
 }
 
 /// Seal an already padded plaintext under the next key of `chain`.
-pub fn seal(
-    chain: &mut SendingChain,
-    padded: &[u8],
-) -> Result<(GroupHeader, Vec<u8>), CryptoError> {
+pub fn seal(chain: &mut SendingChain, padded: &[u8]) -> Result<(GroupHeader, Vec<u8>), CryptoError> {
     if !PADDING_BUCKETS.contains(&padded.len()) {
         return Err(WireError::BadPadding.into());
     }
     let (counter, mk) = chain.next_message_key()?;
-    let header = GroupHeader {
-        key_id: chain.key_id(),
-        epoch: chain.epoch(),
-        counter,
-    };
+    let header = GroupHeader { key_id: chain.key_id(), epoch: chain.epoch(), counter };
     let header_bytes = header.encode();
     let ciphertext = aead::seal(&mk.key, &mk.nonce, &header_bytes, padded)?;
     let mut frame = Vec::with_capacity(HEADER_LEN + ciphertext.len() + SIGNATURE_LEN);
@@ -121,10 +108,7 @@ pub fn open(chain: &mut ReceivingChain, frame: &GroupFrame<'_>) -> Result<Vec<u8
 /// the chain, signature (before any ratchet work), counter window, AEAD
 /// with the header as associated data. Nothing changes; the caller commits
 /// the returned [`Advance`] once its own checks on the plaintext passed.
-pub fn open_uncommitted(
-    chain: &ReceivingChain,
-    frame: &GroupFrame<'_>,
-) -> Result<(Vec<u8>, Advance), CryptoError> {
+pub fn open_uncommitted(chain: &ReceivingChain, frame: &GroupFrame<'_>) -> Result<(Vec<u8>, Advance), CryptoError> {
     if frame.header.epoch != chain.epoch() || frame.header.key_id != chain.key_id() {
         return Err(WireError::Invalid("epoch or key id does not match the chain").into());
     }
@@ -159,10 +143,7 @@ mod tests {
         let padded = open(&mut r, &parsed).unwrap();
         assert_eq!(unpad(&padded).unwrap(), b"hello circle");
         // Replay of the same frame is refused.
-        assert!(matches!(
-            open(&mut r, &parse(&frame).unwrap()),
-            Err(CryptoError::Replay { .. })
-        ));
+        assert!(matches!(open(&mut r, &parse(&frame).unwrap()), Err(CryptoError::Replay { .. })));
     }
 
     #[test]

@@ -91,9 +91,7 @@ struct Resolver {
 impl snow::resolvers::CryptoResolver for Resolver {
     fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
         let seed = self.seed.lock().ok()?.take()?;
-        Some(Box::new(SeededRandom(crate::entropy::SeededEntropy::new(
-            seed,
-        ))))
+        Some(Box::new(SeededRandom(crate::entropy::SeededEntropy::new(seed))))
     }
     fn resolve_dh(&self, c: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
         self.inner.resolve_dh(c)
@@ -101,22 +99,15 @@ impl snow::resolvers::CryptoResolver for Resolver {
     fn resolve_hash(&self, c: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
         self.inner.resolve_hash(c)
     }
-    fn resolve_cipher(
-        &self,
-        c: &snow::params::CipherChoice,
-    ) -> Option<Box<dyn snow::types::Cipher>> {
+    fn resolve_cipher(&self, c: &snow::params::CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
         self.inner.resolve_cipher(c)
     }
 }
 
 fn builder(pattern: &str, rng: &mut dyn Entropy) -> Result<snow::Builder<'static>, CryptoError> {
-    let params = pattern
-        .parse()
-        .map_err(|_| CryptoError::Handshake("unknown noise pattern"))?;
-    let resolver = Resolver {
-        seed: std::sync::Mutex::new(Some(random_array(rng))),
-        inner: snow::resolvers::DefaultResolver,
-    };
+    let params = pattern.parse().map_err(|_| CryptoError::Handshake("unknown noise pattern"))?;
+    let resolver =
+        Resolver { seed: std::sync::Mutex::new(Some(random_array(rng))), inner: snow::resolvers::DefaultResolver };
     Ok(snow::Builder::with_resolver(params, Box::new(resolver)))
 }
 
@@ -153,11 +144,7 @@ fn into_session(mut hs: snow::HandshakeState, id: SessionId) -> Result<Session, 
     }
     let initiator = hs.is_initiator();
     let (mut k1, mut k2) = hs.dangerously_get_raw_split();
-    let session = if initiator {
-        Session::new(id, k1, k2)
-    } else {
-        Session::new(id, k2, k1)
-    };
+    let session = if initiator { Session::new(id, k1, k2) } else { Session::new(id, k2, k1) };
     k1.zeroize();
     k2.zeroize();
     Ok(session)
@@ -190,14 +177,7 @@ impl KkInitiator {
             .map_err(hs_err)?;
         let message = write(&mut hs, payload)?;
         let id = session_id(&message);
-        Ok((
-            Self {
-                hs,
-                id,
-                expected_remote: *remote_static,
-            },
-            message,
-        ))
+        Ok((Self { hs, id, expected_remote: *remote_static }, message))
     }
 
     pub fn session_id(&self) -> SessionId {
@@ -310,13 +290,7 @@ impl XxResponder {
             .map_err(hs_err)?;
         read(&mut hs, first_message)?;
         let reply = write(&mut hs, payload)?;
-        Ok((
-            Self {
-                hs,
-                id: session_id(first_message),
-            },
-            reply,
-        ))
+        Ok((Self { hs, id: session_id(first_message) }, reply))
     }
 
     /// Read the joiner's final message: its static key, payload, and the session.
@@ -354,14 +328,7 @@ fn nonce_bytes(n: u64) -> [u8; 12] {
 
 impl Session {
     fn new(id: SessionId, send_key: [u8; 32], recv_key: [u8; 32]) -> Self {
-        Self {
-            id,
-            send_key,
-            recv_key,
-            next_send: 0,
-            recv_top: 0,
-            recv_seen: 0,
-        }
+        Self { id, send_key, recv_key, next_send: 0, recv_top: 0, recv_seen: 0 }
     }
 
     pub fn id(&self) -> SessionId {
@@ -386,9 +353,7 @@ impl Session {
     }
 
     fn window_check(&self, nonce: u64) -> Result<(), CryptoError> {
-        let replay = CryptoError::Replay {
-            counter: nonce.min(u64::from(u32::MAX)) as u32,
-        };
+        let replay = CryptoError::Replay { counter: nonce.min(u64::from(u32::MAX)) as u32 };
         if nonce >= self.recv_top {
             return Ok(());
         }
@@ -401,21 +366,12 @@ impl Session {
 
     /// Decrypt; rejects replays and nonces older than the window. The
     /// window moves only after the AEAD check passed.
-    pub fn open(
-        &mut self,
-        ad: &[u8],
-        nonce: u64,
-        ciphertext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(&mut self, ad: &[u8], nonce: u64, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.window_check(nonce)?;
         let plaintext = aead::open(&self.recv_key, &nonce_bytes(nonce), ad, ciphertext)?;
         if nonce >= self.recv_top {
             let shift = nonce + 1 - self.recv_top;
-            self.recv_seen = if shift >= WINDOW {
-                0
-            } else {
-                self.recv_seen << shift
-            };
+            self.recv_seen = if shift >= WINDOW { 0 } else { self.recv_seen << shift };
             self.recv_top = nonce + 1;
             self.recv_seen |= 1;
         } else {
@@ -464,19 +420,11 @@ mod tests {
     }
 
     fn party(rng: &mut SeededEntropy) -> Party {
-        Party {
-            id: IdentitySecret::generate(rng).member_id(),
-            noise: NoiseSecret::generate(rng),
-        }
+        Party { id: IdentitySecret::generate(rng).member_id(), noise: NoiseSecret::generate(rng) }
     }
 
     fn ctx(a: &Party, b: &Party) -> KkContext {
-        KkContext {
-            circle_id: [9; 32],
-            epoch: 2,
-            initiator: a.id,
-            responder: b.id,
-        }
+        KkContext { circle_id: [9; 32], epoch: 2, initiator: a.id, responder: b.id }
     }
 
     #[test]
@@ -484,25 +432,10 @@ mod tests {
         let mut rng = SeededEntropy::from_u64(21);
         let (a, b) = (party(&mut rng), party(&mut rng));
         let psk = [5u8; 32];
-        let (init, hello) = KkInitiator::start(
-            &a.noise,
-            &b.noise.public(),
-            &psk,
-            &ctx(&a, &b),
-            b"key1",
-            &mut rng,
-        )
-        .unwrap();
-        let (mut b_sess, payload, reply) = kk_respond(
-            &b.noise,
-            &a.noise.public(),
-            &psk,
-            &ctx(&a, &b),
-            &hello,
-            b"",
-            &mut rng,
-        )
-        .unwrap();
+        let (init, hello) =
+            KkInitiator::start(&a.noise, &b.noise.public(), &psk, &ctx(&a, &b), b"key1", &mut rng).unwrap();
+        let (mut b_sess, payload, reply) =
+            kk_respond(&b.noise, &a.noise.public(), &psk, &ctx(&a, &b), &hello, b"", &mut rng).unwrap();
         assert_eq!(payload, b"key1");
         let (mut a_sess, _) = init.finish(&reply).unwrap();
         assert_eq!(a_sess.id(), b_sess.id());
@@ -511,10 +444,7 @@ mod tests {
         // Out of order, then a replay.
         assert_eq!(b_sess.open(b"hdr", n1, &c1).unwrap(), b"m1");
         assert_eq!(b_sess.open(b"hdr", n0, &c0).unwrap(), b"m0");
-        assert!(matches!(
-            b_sess.open(b"hdr", n0, &c0),
-            Err(CryptoError::Replay { .. })
-        ));
+        assert!(matches!(b_sess.open(b"hdr", n0, &c0), Err(CryptoError::Replay { .. })));
         // Wrong associated data fails and does not consume the nonce.
         let (n2, c2) = a_sess.seal(b"hdr", b"m2").unwrap();
         assert!(b_sess.open(b"other", n2, &c2).is_err());
@@ -528,77 +458,18 @@ mod tests {
         let mut rng = SeededEntropy::from_u64(22);
         let (a, b, mallory) = (party(&mut rng), party(&mut rng), party(&mut rng));
         let psk = [5u8; 32];
-        let (_, hello) = KkInitiator::start(
-            &mallory.noise,
-            &b.noise.public(),
-            &psk,
-            &ctx(&a, &b),
-            b"x",
-            &mut rng,
-        )
-        .unwrap();
+        let (_, hello) =
+            KkInitiator::start(&mallory.noise, &b.noise.public(), &psk, &ctx(&a, &b), b"x", &mut rng).unwrap();
         // B expects A's static key: Mallory's handshake fails.
-        assert!(
-            kk_respond(
-                &b.noise,
-                &a.noise.public(),
-                &psk,
-                &ctx(&a, &b),
-                &hello,
-                b"",
-                &mut rng
-            )
-            .is_err()
-        );
-        let (_, hello) = KkInitiator::start(
-            &a.noise,
-            &b.noise.public(),
-            &psk,
-            &ctx(&a, &b),
-            b"x",
-            &mut rng,
-        )
-        .unwrap();
+        assert!(kk_respond(&b.noise, &a.noise.public(), &psk, &ctx(&a, &b), &hello, b"", &mut rng).is_err());
+        let (_, hello) = KkInitiator::start(&a.noise, &b.noise.public(), &psk, &ctx(&a, &b), b"x", &mut rng).unwrap();
         let mut other_circle = ctx(&a, &b);
         other_circle.circle_id = [1; 32];
-        assert!(
-            kk_respond(
-                &b.noise,
-                &a.noise.public(),
-                &psk,
-                &other_circle,
-                &hello,
-                b"",
-                &mut rng
-            )
-            .is_err()
-        );
+        assert!(kk_respond(&b.noise, &a.noise.public(), &psk, &other_circle, &hello, b"", &mut rng).is_err());
         let mut other_epoch = ctx(&a, &b);
         other_epoch.epoch = 3;
-        assert!(
-            kk_respond(
-                &b.noise,
-                &a.noise.public(),
-                &psk,
-                &other_epoch,
-                &hello,
-                b"",
-                &mut rng
-            )
-            .is_err()
-        );
-        assert!(
-            kk_respond(
-                &b.noise,
-                &a.noise.public(),
-                &[6; 32],
-                &ctx(&a, &b),
-                &hello,
-                b"",
-                &mut rng
-            )
-            .is_err()
-        );
+        assert!(kk_respond(&b.noise, &a.noise.public(), &psk, &other_epoch, &hello, b"", &mut rng).is_err());
+        assert!(kk_respond(&b.noise, &a.noise.public(), &[6; 32], &ctx(&a, &b), &hello, b"", &mut rng).is_err());
     }
 
     #[test]
@@ -607,8 +478,7 @@ mod tests {
         let (joiner, member) = (party(&mut rng), party(&mut rng));
         let (circle, invite) = ([1u8; 32], [2u8; 32]);
         let (mut init, m1) = XxInitiator::start(&joiner.noise, &circle, &invite, &mut rng).unwrap();
-        let (resp, m2) =
-            XxResponder::respond(&member.noise, &circle, &invite, &m1, b"proof", &mut rng).unwrap();
+        let (resp, m2) = XxResponder::respond(&member.noise, &circle, &invite, &m1, b"proof", &mut rng).unwrap();
         let (member_static, p2) = init.read_reply(&m2).unwrap();
         assert_eq!(member_static, member.noise.public());
         assert_eq!(p2, b"proof");
@@ -620,8 +490,7 @@ mod tests {
         assert_eq!(js.open(b"", n, &c).unwrap(), b"welcome");
         // A different invite in the prologue fails.
         let (_, m1) = XxInitiator::start(&joiner.noise, &circle, &invite, &mut rng).unwrap();
-        let (_, m2) =
-            XxResponder::respond(&member.noise, &circle, &[3; 32], &m1, b"", &mut rng).unwrap();
+        let (_, m2) = XxResponder::respond(&member.noise, &circle, &[3; 32], &m1, b"", &mut rng).unwrap();
         let (mut init2, _) = XxInitiator::start(&joiner.noise, &circle, &invite, &mut rng).unwrap();
         assert!(init2.read_reply(&m2).is_err());
     }
@@ -631,25 +500,9 @@ mod tests {
         let mut rng = SeededEntropy::from_u64(24);
         let (a, b) = (party(&mut rng), party(&mut rng));
         let psk = [0u8; 32];
-        let (init, hello) = KkInitiator::start(
-            &a.noise,
-            &b.noise.public(),
-            &psk,
-            &ctx(&a, &b),
-            b"",
-            &mut rng,
-        )
-        .unwrap();
-        let (mut bs, _, reply) = kk_respond(
-            &b.noise,
-            &a.noise.public(),
-            &psk,
-            &ctx(&a, &b),
-            &hello,
-            b"",
-            &mut rng,
-        )
-        .unwrap();
+        let (init, hello) = KkInitiator::start(&a.noise, &b.noise.public(), &psk, &ctx(&a, &b), b"", &mut rng).unwrap();
+        let (mut bs, _, reply) =
+            kk_respond(&b.noise, &a.noise.public(), &psk, &ctx(&a, &b), &hello, b"", &mut rng).unwrap();
         let (mut a_s, _) = init.finish(&reply).unwrap();
         let old: Vec<(u64, Vec<u8>)> = (0..200).map(|_| a_s.seal(b"", b"m").unwrap()).collect();
         bs.open(b"", old[199].0, &old[199].1).unwrap();

@@ -44,10 +44,7 @@ pub struct MessageKey {
 
 fn step(chain_key: &[u8; 32]) -> (MessageKey, [u8; 32]) {
     let mut material: [u8; 44] = derive(b"", chain_key, LABEL_MESSAGE_KEY, &[]);
-    let mut mk = MessageKey {
-        key: [0; 32],
-        nonce: [0; 12],
-    };
+    let mut mk = MessageKey { key: [0; 32], nonce: [0; 12] };
     mk.key.copy_from_slice(&material[..32]);
     mk.nonce.copy_from_slice(&material[32..]);
     material.zeroize();
@@ -87,13 +84,7 @@ impl SendingChain {
         let mut seed: [u8; 32] = random_array(rng);
         let signing = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        Self {
-            signing,
-            chain_key: random_array(rng),
-            epoch,
-            next_counter: 0,
-            created_at_ms: now_ms,
-        }
+        Self { signing, chain_key: random_array(rng), epoch, next_counter: 0, created_at_ms: now_ms }
     }
 
     pub fn epoch(&self) -> u32 {
@@ -158,13 +149,8 @@ impl SendingChain {
         let mut seed: [u8; 32] = r.array()?;
         let signing = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        let chain = Self {
-            signing,
-            chain_key: r.array()?,
-            epoch: r.u32()?,
-            next_counter: r.u32()?,
-            created_at_ms: r.u64()?,
-        };
+        let chain =
+            Self { signing, chain_key: r.array()?, epoch: r.u32()?, next_counter: r.u32()?, created_at_ms: r.u64()? };
         r.finish()?;
         Ok(chain)
     }
@@ -232,11 +218,9 @@ impl ReceivingChain {
 
     /// Strict ed25519 verification under this chain's signing key.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), CryptoError> {
-        let key = VerifyingKey::from_bytes(&self.signing_public)
-            .map_err(|_| CryptoError::BadSignature)?;
+        let key = VerifyingKey::from_bytes(&self.signing_public).map_err(|_| CryptoError::BadSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        key.verify_strict(message, &sig)
-            .map_err(|_| CryptoError::BadSignature)
+        key.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
     }
 
     /// Cheap window check, done before any hashing.
@@ -248,11 +232,7 @@ impl ReceivingChain {
             return Err(CryptoError::Replay { counter });
         }
         if counter - self.next_counter > MAX_SKIP {
-            return Err(CryptoError::TooFarAhead {
-                counter,
-                next: self.next_counter,
-                limit: MAX_SKIP,
-            });
+            return Err(CryptoError::TooFarAhead { counter, next: self.next_counter, limit: MAX_SKIP });
         }
         Ok(())
     }
@@ -261,19 +241,9 @@ impl ReceivingChain {
     pub fn look_up(&self, counter: u32) -> Result<(MessageKey, Advance), CryptoError> {
         self.check_counter(counter)?;
         if counter < self.next_counter {
-            let stored = self
-                .skipped
-                .get(&counter)
-                .ok_or(CryptoError::Replay { counter })?;
-            let mk = MessageKey {
-                key: stored.key,
-                nonce: stored.nonce,
-            };
-            let advance = Advance {
-                counter,
-                forward: None,
-                skipped: Vec::new(),
-            };
+            let stored = self.skipped.get(&counter).ok_or(CryptoError::Replay { counter })?;
+            let mk = MessageKey { key: stored.key, nonce: stored.nonce };
+            let advance = Advance { counter, forward: None, skipped: Vec::new() };
             return Ok((mk, advance));
         }
         let mut chain_key = self.chain_key;
@@ -283,11 +253,7 @@ impl ReceivingChain {
             let (mk, next) = step(&chain_key);
             chain_key.copy_from_slice(&next);
             if c == counter {
-                let advance = Advance {
-                    counter,
-                    forward: Some((chain_key, c.saturating_add(1))),
-                    skipped,
-                };
+                let advance = Advance { counter, forward: Some((chain_key, c.saturating_add(1))), skipped };
                 chain_key.zeroize();
                 return Ok((mk, advance));
             }
@@ -342,10 +308,7 @@ impl ReceivingChain {
         }
         for _ in 0..n {
             let c = r.u32()?;
-            let mk = MessageKey {
-                key: r.array()?,
-                nonce: r.array()?,
-            };
+            let mk = MessageKey { key: r.array()?, nonce: r.array()? };
             chain.skipped.insert(c, mk);
         }
         r.finish()?;
@@ -387,10 +350,7 @@ mod tests {
         let (_, adv) = r.look_up(c).unwrap();
         r.commit(adv);
         assert_eq!(r.look_up(c).err(), Some(CryptoError::Replay { counter: 0 }));
-        assert!(matches!(
-            r.look_up(1_000_000),
-            Err(CryptoError::TooFarAhead { .. })
-        ));
+        assert!(matches!(r.look_up(1_000_000), Err(CryptoError::TooFarAhead { .. })));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub(super) const SEEN_HELLOS: usize = 8192;
 const AWAITING_KEY_MAX: usize = 10_000;
 /// Retired chain ids remembered to refuse replayed distributions.
 pub(super) const RETIRED_KEYS: usize = 4096;
+/// A sender key this many epochs older than the sender's newest is refused.
+const STALE_EPOCHS: u32 = 3;
 /// How long before asking the same member for the log again.
 const LOG_REQUEST_INTERVAL_MS: u64 = 30_000;
 
@@ -61,11 +63,7 @@ pub(super) struct BoundedSet<T: std::hash::Hash + Eq + Copy> {
 
 impl<T: std::hash::Hash + Eq + Copy> BoundedSet<T> {
     pub(super) fn new(cap: usize) -> Self {
-        Self {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            cap,
-        }
+        Self { set: HashSet::new(), order: VecDeque::new(), cap }
     }
     fn contains(&self, v: &T) -> bool {
         self.set.contains(v)
@@ -192,10 +190,7 @@ impl CircleState {
         let e = self.log.epoch();
         let mut epochs = vec![e.saturating_sub(1), e, e.saturating_add(1)];
         epochs.dedup();
-        epochs
-            .into_iter()
-            .map(|e| circle::topic(&self.secret, &self.id(), e))
-            .collect()
+        epochs.into_iter().map(|e| circle::topic(&self.secret, &self.id(), e)).collect()
     }
 
     pub fn subscribe_output(&self) -> Output {
@@ -210,24 +205,14 @@ impl CircleState {
         self.log
             .member(m)
             .map(|r| r.display_name.clone())
-            .or_else(|| {
-                self.log
-                    .former_members()
-                    .into_iter()
-                    .find(|(id, _)| id == m)
-                    .map(|(_, n)| n)
-            })
+            .or_else(|| self.log.former_members().into_iter().find(|(id, _)| id == m).map(|(_, n)| n))
             .unwrap_or_else(|| m.fingerprint().to_string())
     }
 
     pub(super) fn refresh_member_tags(&mut self) {
         let id = self.id();
-        self.tags = self
-            .log
-            .members()
-            .into_iter()
-            .map(|r| (circle::pair_tag(&self.secret, &id, &r.id), r.id))
-            .collect();
+        self.tags =
+            self.log.members().into_iter().map(|r| (circle::pair_tag(&self.secret, &id, &r.id), r.id)).collect();
     }
 
     // ---------------------------------------------------------------
@@ -247,30 +232,19 @@ impl CircleState {
     fn publish(&mut self, ctx: &mut Ctx<'_>, frame: Vec<u8>, expires_at_ms: u64) {
         let id = frame_id(&frame);
         self.keep_frame(ctx, id, frame.clone(), expires_at_ms);
-        ctx.out.push(Output::Publish {
-            circle: self.id(),
-            topic: self.topic(),
-            frame,
-        });
+        ctx.out.push(Output::Publish { circle: self.id(), topic: self.topic(), frame });
     }
 
     fn keep_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
         let circle = self.id();
-        ctx.out.push(Output::Persist(Record::Frame {
-            circle,
-            id,
-            bytes: bytes.clone(),
-            expires_at_ms,
-        }));
+        ctx.out.push(Output::Persist(Record::Frame { circle, id, bytes: bytes.clone(), expires_at_ms }));
         for gone in self.frames.insert(id, bytes, expires_at_ms) {
-            ctx.out
-                .push(Output::Persist(Record::DeleteFrame { circle, id: gone }));
+            ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id: gone }));
         }
     }
 
     pub(super) fn rotate_if_due(&mut self, ctx: &mut Ctx<'_>) {
-        let old_enough =
-            ctx.now.saturating_sub(self.chain.created_at_ms()) >= ctx.config.rotate_after_ms;
+        let old_enough = ctx.now.saturating_sub(self.chain.created_at_ms()) >= ctx.config.rotate_after_ms;
         let used_enough = self.chain.next_counter() >= ctx.config.rotate_after_messages;
         if old_enough || used_enough {
             self.new_chain(ctx);
@@ -282,18 +256,11 @@ impl CircleState {
         self.previous_chain = Some((self.chain.key_id(), self.chain.next_counter()));
         self.chain = SendingChain::generate(self.log.epoch(), ctx.now, ctx.rng);
         self.distribute_chain(ctx);
-        ctx.out
-            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
     }
 
     pub(super) fn distribute_chain(&mut self, ctx: &mut Ctx<'_>) {
-        let others: Vec<MemberId> = self
-            .log
-            .members()
-            .into_iter()
-            .map(|r| r.id)
-            .filter(|m| *m != ctx.me)
-            .collect();
+        let others: Vec<MemberId> = self.log.members().into_iter().map(|r| r.id).filter(|m| *m != ctx.me).collect();
         for m in others {
             self.send_chain_to(ctx, &m);
         }
@@ -309,16 +276,9 @@ impl CircleState {
     }
 
     /// Seal a group message under our chain and publish it.
-    pub fn send_group(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        body: Body,
-        timer_secs: Option<u32>,
-    ) -> Option<MessageId> {
+    pub fn send_group(&mut self, ctx: &mut Ctx<'_>, body: Body, timer_secs: Option<u32>) -> Option<MessageId> {
         if self.removed {
-            ctx.event(Event::Error {
-                reason: "you are no longer a member of this circle".into(),
-            });
+            ctx.event(Event::Error { reason: "you are no longer a member of this circle".into() });
             return None;
         }
         self.rotate_if_due(ctx);
@@ -333,34 +293,24 @@ impl CircleState {
         let padded = match pad(&inner.encode()) {
             Ok(p) => p,
             Err(e) => {
-                ctx.event(Event::Error {
-                    reason: format!("message not sent: {e}"),
-                });
+                ctx.event(Event::Error { reason: format!("message not sent: {e}") });
                 return None;
             }
         };
         let (header, frame) = match envelope::seal(&mut self.chain, &padded) {
             Ok(x) => x,
             Err(e) => {
-                ctx.event(Event::Error {
-                    reason: format!("message not sent: {e}"),
-                });
+                ctx.event(Event::Error { reason: format!("message not sent: {e}") });
                 return None;
             }
         };
         let id = message_id(&header.key_id, header.counter);
         let deadline = self.deadline(ctx.now, timer_secs);
-        let frame_expiry =
-            deadline.unwrap_or(ctx.now.saturating_add(ctx.config.frame_retention_ms));
-        let info = EnvelopeInfo {
-            key_id: header.key_id,
-            epoch: header.epoch,
-            counter: header.counter,
-            frame: frame.clone(),
-        };
+        let frame_expiry = deadline.unwrap_or(ctx.now.saturating_add(ctx.config.frame_retention_ms));
+        let info =
+            EnvelopeInfo { key_id: header.key_id, epoch: header.epoch, counter: header.counter, frame: frame.clone() };
         self.publish(ctx, frame, frame_expiry);
-        ctx.out
-            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
         self.deliver(ctx, &inner, id, deadline, Some(info));
         Some(id)
     }
@@ -370,12 +320,7 @@ impl CircleState {
     // ---------------------------------------------------------------
 
     fn kk_context(&self, epoch: u32, initiator: MemberId, responder: MemberId) -> KkContext {
-        KkContext {
-            circle_id: self.id(),
-            epoch,
-            initiator,
-            responder,
-        }
+        KkContext { circle_id: self.id(), epoch, initiator, responder }
     }
 
     pub fn send_pairwise(&mut self, ctx: &mut Ctx<'_>, member: &MemberId, payload: &PairPayload) {
@@ -387,9 +332,7 @@ impl CircleState {
         let padded = match pad(&payload.encode()) {
             Ok(p) => Zeroizing::new(p),
             Err(e) => {
-                ctx.event(Event::Error {
-                    reason: format!("pairwise payload too large: {e}"),
-                });
+                ctx.event(Event::Error { reason: format!("pairwise payload too large: {e}") });
                 return;
             }
         };
@@ -402,9 +345,7 @@ impl CircleState {
             match seal_data(session, &their_tag, &my_tag, &padded) {
                 Ok(f) => f,
                 Err(e) => {
-                    ctx.event(Event::Error {
-                        reason: format!("pairwise send failed: {e}"),
-                    });
+                    ctx.event(Event::Error { reason: format!("pairwise send failed: {e}") });
                     return;
                 }
             }
@@ -415,9 +356,7 @@ impl CircleState {
                     frames::encode_hello(&their_tag, &my_tag, epoch, &noise)
                 }
                 Err(e) => {
-                    ctx.event(Event::Error {
-                        reason: format!("pairwise handshake failed: {e}"),
-                    });
+                    ctx.event(Event::Error { reason: format!("pairwise handshake failed: {e}") });
                     return;
                 }
             }
@@ -433,11 +372,8 @@ impl CircleState {
         let Some(&from) = self.tags.get(frame.from()) else {
             return Err("pairwise frame from a non-member".into());
         };
-        let remote = self
-            .log
-            .member(&from)
-            .map(|r| r.binding.noise_public)
-            .ok_or("pairwise frame from a non-member")?;
+        let remote =
+            self.log.member(&from).map(|r| r.binding.noise_public).ok_or("pairwise frame from a non-member")?;
         let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, &from));
         match frame {
             PairFrame::Hello { epoch, noise, .. } => {
@@ -446,9 +382,8 @@ impl CircleState {
                     return Err("replayed pairwise handshake".into());
                 }
                 let context = self.kk_context(epoch, from, ctx.me);
-                let (session, payload, reply) =
-                    kk_respond(&self.noise, &remote, &psk, &context, noise, &[], ctx.rng)
-                        .map_err(|e| format!("pairwise handshake refused: {e}"))?;
+                let (session, payload, reply) = kk_respond(&self.noise, &remote, &psk, &context, noise, &[], ctx.rng)
+                    .map_err(|e| format!("pairwise handshake refused: {e}"))?;
                 self.seen_hellos.insert(sid);
                 let sessions = self.inbound.entry(from).or_default();
                 sessions.push_back(session);
@@ -459,84 +394,53 @@ impl CircleState {
                 let reply_frame = frames::encode_reply(&their_tag, &self.my_tag, &sid, &reply);
                 let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
                 self.publish(ctx, reply_frame, expiry);
-                ctx.out
-                    .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 let payload = Zeroizing::new(payload);
                 self.on_pair_payload(ctx, from, &payload)
             }
             PairFrame::Reply { session, noise, .. } => {
                 let entry = self.outbound.entry(from).or_default();
-                let matches = entry
-                    .pending
-                    .as_ref()
-                    .is_some_and(|p| p.session_id() == session);
+                let matches = entry.pending.as_ref().is_some_and(|p| p.session_id() == session);
                 if !matches {
                     return Ok(()); // An answer to a handshake we already replaced.
                 }
                 if let Some(init) = entry.pending.take() {
-                    let (s, _) = init
-                        .finish(noise)
-                        .map_err(|e| format!("pairwise reply refused: {e}"))?;
+                    let (s, _) = init.finish(noise).map_err(|e| format!("pairwise reply refused: {e}"))?;
                     entry.session = Some(s);
-                    ctx.out
-                        .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                    ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 }
                 Ok(())
             }
-            PairFrame::Data {
-                session,
-                nonce,
-                header,
-                ciphertext,
-                ..
-            } => {
-                let sessions = self
-                    .inbound
-                    .get_mut(&from)
-                    .ok_or("no pairwise session with sender")?;
-                let s = sessions
-                    .iter_mut()
-                    .find(|s| s.id() == session)
-                    .ok_or("unknown pairwise session")?;
+            PairFrame::Data { session, nonce, header, ciphertext, .. } => {
+                let sessions = self.inbound.get_mut(&from).ok_or("no pairwise session with sender")?;
+                let s = sessions.iter_mut().find(|s| s.id() == session).ok_or("unknown pairwise session")?;
                 let payload = Zeroizing::new(
-                    s.open(header, nonce, ciphertext)
-                        .map_err(|e| format!("pairwise message refused: {e}"))?,
+                    s.open(header, nonce, ciphertext).map_err(|e| format!("pairwise message refused: {e}"))?,
                 );
-                ctx.out
-                    .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 self.on_pair_payload(ctx, from, &payload)
             }
         }
     }
 
-    fn on_pair_payload(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        from: MemberId,
-        padded: &[u8],
-    ) -> Result<(), String> {
+    fn on_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, padded: &[u8]) -> Result<(), String> {
         let content = unpad(padded).map_err(|e| e.to_string())?;
         let payload = PairPayload::decode(content).map_err(|e| e.to_string())?;
         match payload {
-            PairPayload::SenderKey {
-                distribution,
-                previous,
-                heads,
-            } => {
+            PairPayload::SenderKey { distribution, previous, heads } => {
                 let key_id = distribution.key_id();
                 if self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id) {
                     return Ok(()); // Already known: a duplicate or a replay.
                 }
-                if self
-                    .latest_epoch_of
-                    .get(&from)
-                    .is_some_and(|e| *e > distribution.epoch)
+                // Distributions may arrive out of order; one for an epoch much
+                // older than the sender's newest is a replay, not a delay.
+                if self.latest_epoch_of.get(&from).is_some_and(|e| *e > distribution.epoch.saturating_add(STALE_EPOCHS))
                 {
-                    return Err("stale sender key (older epoch) refused".into());
+                    return Err("stale sender key (much older epoch) refused".into());
                 }
-                let chain =
-                    ReceivingChain::from_distribution(&distribution).map_err(|e| e.to_string())?;
-                self.latest_epoch_of.insert(from, distribution.epoch);
+                let chain = ReceivingChain::from_distribution(&distribution).map_err(|e| e.to_string())?;
+                let newest = self.latest_epoch_of.get(&from).copied().unwrap_or(0).max(distribution.epoch);
+                self.latest_epoch_of.insert(from, newest);
                 if let Some((prev_id, final_counter)) = previous
                     && let Some(r) = self.receiving.get_mut(&prev_id)
                     && r.sender == from
@@ -544,18 +448,10 @@ impl CircleState {
                     r.final_counter = Some(final_counter);
                     r.retired_at_ms = Some(ctx.now);
                 }
-                self.receiving.insert(
-                    key_id,
-                    Receiver {
-                        sender: from,
-                        chain,
-                        final_counter: None,
-                        retired_at_ms: None,
-                    },
-                );
+                self.receiving
+                    .insert(key_id, Receiver { sender: from, chain, final_counter: None, retired_at_ms: None });
                 self.forget_spent_chains();
-                ctx.out
-                    .push(Output::Persist(Record::CircleState { circle: self.id() }));
+                ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 if heads.iter().any(|h| !self.log.contains(h)) {
                     self.request_log(ctx, from);
                 }
@@ -563,12 +459,7 @@ impl CircleState {
                 Ok(())
             }
             PairPayload::LogRequest => {
-                let ops: Vec<Vec<u8>> = self
-                    .log
-                    .ops_in_order()
-                    .into_iter()
-                    .map(Op::encode)
-                    .collect();
+                let ops: Vec<Vec<u8>> = self.log.ops_in_order().into_iter().map(Op::encode).collect();
                 // Several payloads if the log does not fit one padded message.
                 for chunk in split_ops(ops) {
                     self.send_pairwise(ctx, &from, &PairPayload::LogOps(chunk));
@@ -601,10 +492,7 @@ impl CircleState {
         let spent: Vec<KeyId> = self
             .receiving
             .iter()
-            .filter(|(_, r)| {
-                r.final_counter
-                    .is_some_and(|f| r.chain.next_counter() >= f && r.chain.skipped_len() == 0)
-            })
+            .filter(|(_, r)| r.final_counter.is_some_and(|f| r.chain.next_counter() >= f && r.chain.skipped_len() == 0))
             .map(|(k, _)| *k)
             .collect();
         for k in spent {
@@ -623,10 +511,7 @@ impl CircleState {
                 continue;
             };
             if let Err(reason) = self.open_group(ctx, id, &bytes) {
-                ctx.event(Event::Rejected {
-                    circle: self.id(),
-                    reason,
-                });
+                ctx.event(Event::Rejected { circle: self.id(), reason });
             }
         }
     }
@@ -639,10 +524,7 @@ impl CircleState {
     pub fn on_topic_frame(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) {
         let result = self.on_topic_frame_inner(ctx, bytes);
         if let Err(reason) = result {
-            ctx.event(Event::Rejected {
-                circle: self.id(),
-                reason,
-            });
+            ctx.event(Event::Rejected { circle: self.id(), reason });
         }
     }
 
@@ -687,9 +569,7 @@ impl CircleState {
                 self.keep_frame(ctx, id, bytes.clone(), expiry);
                 result
             }
-            other => Err(format!(
-                "frame type 0x{other:02x} does not belong on a circle topic"
-            )),
+            other => Err(format!("frame type 0x{other:02x} does not belong on a circle topic")),
         }
     }
 
@@ -713,10 +593,7 @@ impl CircleState {
         };
         let sender = receiver.sender;
         if !self.log.is_member(&sender) {
-            return Err(format!(
-                "{} is no longer a member; message refused",
-                self.member_name(&sender)
-            ));
+            return Err(format!("{} is no longer a member; message refused", self.member_name(&sender)));
         }
         if receiver.final_counter.is_some_and(|f| header.counter >= f) {
             return Err("message on a replaced chain refused (stale)".into());
@@ -730,9 +607,7 @@ impl CircleState {
         let content = unpad(&padded).map_err(|e| format!("message refused: {e}"))?;
         let inner = Inner::decode(content).map_err(|e| format!("message refused: {e}"))?;
         if inner.circle_id != self.id() || inner.sender != sender || inner.epoch != header.epoch {
-            return Err(
-                "message refused: inner sender, circle or epoch differ from the envelope".into(),
-            );
+            return Err("message refused: inner sender, circle or epoch differ from the envelope".into());
         }
         if inner.sent_at_ms > ctx.now.saturating_add(ctx.config.max_future_skew_ms) {
             return Err("message refused: dated in the future".into());
@@ -741,8 +616,7 @@ impl CircleState {
             r.chain.commit(advance);
         }
         self.forget_spent_chains();
-        ctx.out
-            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
         let msg_id = message_id(&header.key_id, header.counter);
         let timer = (inner.timer_secs > 0).then_some(inner.timer_secs);
         let deadline = self.deadline(ctx.now, timer);
@@ -757,12 +631,8 @@ impl CircleState {
                 expires_at_ms: d,
             }));
         }
-        let info = EnvelopeInfo {
-            key_id: header.key_id,
-            epoch: header.epoch,
-            counter: header.counter,
-            frame: bytes.to_vec(),
-        };
+        let info =
+            EnvelopeInfo { key_id: header.key_id, epoch: header.epoch, counter: header.counter, frame: bytes.to_vec() };
         self.deliver(ctx, &inner, msg_id, deadline, Some(info));
         Ok(())
     }
@@ -782,10 +652,7 @@ impl CircleState {
                 continue;
             }
             if let Err(reason) = self.on_pair_frame(ctx, frame) {
-                ctx.event(Event::Rejected {
-                    circle: self.id(),
-                    reason,
-                });
+                ctx.event(Event::Rejected { circle: self.id(), reason });
             }
         }
     }
@@ -799,10 +666,7 @@ impl CircleState {
         list.push(id);
         self.awaiting_count += 1;
         if first {
-            ctx.event(Event::Queued {
-                circle: self.id(),
-                reason: "a message is waiting for its sender's key".into(),
-            });
+            ctx.event(Event::Queued { circle: self.id(), reason: "a message is waiting for its sender's key".into() });
         }
     }
 
@@ -821,10 +685,7 @@ impl CircleState {
                 if !self.log.can(&inner.sender, Action::Announce) {
                     ctx.event(Event::Rejected {
                         circle: self.id(),
-                        reason: format!(
-                            "{} may not post announcements",
-                            self.member_name(&inner.sender)
-                        ),
+                        reason: format!("{} may not post announcements", self.member_name(&inner.sender)),
                     });
                     return;
                 }
@@ -833,38 +694,22 @@ impl CircleState {
                 {
                     self.pinned = None;
                 }
-                if self.pinned.is_none_or(|p| {
-                    self.messages
-                        .get(&p)
-                        .is_none_or(|m| m.sent_at_ms <= inner.sent_at_ms)
-                }) {
+                if self.pinned.is_none_or(|p| self.messages.get(&p).is_none_or(|m| m.sent_at_ms <= inner.sent_at_ms)) {
                     self.pinned = Some(id);
                 }
                 (MessageKind::Announcement(a.clone()), a.title.clone())
             }
             Body::Ack(of) => {
-                if self
-                    .messages
-                    .get(of)
-                    .is_some_and(|m| matches!(m.kind, MessageKind::Announcement(_)))
-                {
+                if self.messages.get(of).is_some_and(|m| matches!(m.kind, MessageKind::Announcement(_))) {
                     self.acks.entry(*of).or_default().insert(inner.sender);
-                    ctx.event(Event::AnnouncementAcked {
-                        circle: self.id(),
-                        announcement: *of,
-                        by: inner.sender,
-                    });
+                    ctx.event(Event::AnnouncementAcked { circle: self.id(), announcement: *of, by: inner.sender });
                 }
                 return;
             }
             Body::Presence(p) => {
-                let newer = self
-                    .presence
-                    .get(&inner.sender)
-                    .is_none_or(|(at, _)| *at < inner.sent_at_ms);
+                let newer = self.presence.get(&inner.sender).is_none_or(|(at, _)| *at < inner.sent_at_ms);
                 if newer && inner.sender != ctx.me {
-                    self.presence
-                        .insert(inner.sender, (inner.sent_at_ms, p.clone()));
+                    self.presence.insert(inner.sender, (inner.sent_at_ms, p.clone()));
                     ctx.event(Event::Presence {
                         circle: self.id(),
                         member: inner.sender,
@@ -910,18 +755,12 @@ impl CircleState {
 
     fn store_message(&mut self, ctx: &mut Ctx<'_>, view: MessageView) {
         self.messages.insert(view.id, view.clone());
-        ctx.out
-            .push(Output::Persist(Record::Message(Box::new(view.clone()))));
+        ctx.out.push(Output::Persist(Record::Message(Box::new(view.clone()))));
         ctx.event(Event::Message(view));
     }
 }
 
-fn seal_data(
-    session: &mut Session,
-    to: &Tag,
-    from: &Tag,
-    padded: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+fn seal_data(session: &mut Session, to: &Tag, from: &Tag, padded: &[u8]) -> Result<Vec<u8>, CryptoError> {
     // The header (associated data) names the nonce, which the session picks.
     let nonce = session.next_nonce();
     let header = frames::data_header(to, from, &session.id(), nonce);
@@ -959,12 +798,7 @@ impl CircleState {
         self.system_counter += 1;
         let h = hash(
             b"kolo/v1/system-message",
-            &[
-                &self.id(),
-                &ctx.now.to_be_bytes(),
-                &self.system_counter.to_be_bytes(),
-                text.as_bytes(),
-            ],
+            &[&self.id(), &ctx.now.to_be_bytes(), &self.system_counter.to_be_bytes(), text.as_bytes()],
         );
         let mut id = [0u8; 16];
         id.copy_from_slice(&h[..16]);
@@ -988,12 +822,7 @@ impl CircleState {
     /// Drop everything that would let a removed member's keys or sessions
     /// be used again.
     pub(super) fn forget_member(&mut self, member: &MemberId) {
-        let keys: Vec<KeyId> = self
-            .receiving
-            .iter()
-            .filter(|(_, r)| r.sender == *member)
-            .map(|(k, _)| *k)
-            .collect();
+        let keys: Vec<KeyId> = self.receiving.iter().filter(|(_, r)| r.sender == *member).map(|(k, _)| *k).collect();
         for k in keys {
             self.receiving.remove(&k);
             self.retired_keys.insert(k);
@@ -1007,34 +836,25 @@ impl CircleState {
     /// due, and erase replaced chains kept past the retention window.
     pub(super) fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         let circle = self.id();
-        let due: Vec<MessageId> = self
-            .messages
-            .values()
-            .filter(|m| m.expires_at_ms.is_some_and(|d| d <= ctx.now))
-            .map(|m| m.id)
-            .collect();
+        let due: Vec<MessageId> =
+            self.messages.values().filter(|m| m.expires_at_ms.is_some_and(|d| d <= ctx.now)).map(|m| m.id).collect();
         for id in due {
             self.messages.remove(&id);
             self.acks.remove(&id);
             if self.pinned == Some(id) {
                 self.pinned = None;
             }
-            ctx.out
-                .push(Output::Persist(Record::DeleteMessage { circle, id }));
+            ctx.out.push(Output::Persist(Record::DeleteMessage { circle, id }));
             ctx.event(Event::MessageExpired { circle, id });
         }
         for id in self.frames.expire(ctx.now) {
-            ctx.out
-                .push(Output::Persist(Record::DeleteFrame { circle, id }));
+            ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id }));
         }
         let retention = ctx.config.frame_retention_ms;
         let stale: Vec<KeyId> = self
             .receiving
             .iter()
-            .filter(|(_, r)| {
-                r.retired_at_ms
-                    .is_some_and(|t| ctx.now.saturating_sub(t) > retention)
-            })
+            .filter(|(_, r)| r.retired_at_ms.is_some_and(|t| ctx.now.saturating_sub(t) > retention))
             .map(|(k, _)| *k)
             .collect();
         for k in &stale {
@@ -1045,8 +865,7 @@ impl CircleState {
             self.rotate_if_due(ctx);
         }
         if !stale.is_empty() {
-            ctx.out
-                .push(Output::Persist(Record::CircleState { circle }));
+            ctx.out.push(Output::Persist(Record::CircleState { circle }));
         }
     }
 
@@ -1065,10 +884,7 @@ impl CircleState {
 
     /// Members who acknowledged announcement `id`.
     pub fn acks(&self, id: &MessageId) -> Vec<MemberId> {
-        self.acks
-            .get(id)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
+        self.acks.get(id).map(|s| s.iter().copied().collect()).unwrap_or_default()
     }
 
     pub fn is_verified(&self, member: &MemberId) -> bool {

@@ -23,41 +23,20 @@ pub type Tag = [u8; TAG_LEN];
 /// A decoded circle-topic frame that is not a group envelope.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PairFrame<'a> {
-    Hello {
-        to: Tag,
-        from: Tag,
-        epoch: u32,
-        noise: &'a [u8],
-    },
-    Reply {
-        to: Tag,
-        from: Tag,
-        session: SessionId,
-        noise: &'a [u8],
-    },
-    Data {
-        to: Tag,
-        from: Tag,
-        session: SessionId,
-        nonce: u64,
-        header: &'a [u8],
-        ciphertext: &'a [u8],
-    },
+    Hello { to: Tag, from: Tag, epoch: u32, noise: &'a [u8] },
+    Reply { to: Tag, from: Tag, session: SessionId, noise: &'a [u8] },
+    Data { to: Tag, from: Tag, session: SessionId, nonce: u64, header: &'a [u8], ciphertext: &'a [u8] },
 }
 
 impl PairFrame<'_> {
     pub fn to(&self) -> &Tag {
         match self {
-            PairFrame::Hello { to, .. }
-            | PairFrame::Reply { to, .. }
-            | PairFrame::Data { to, .. } => to,
+            PairFrame::Hello { to, .. } | PairFrame::Reply { to, .. } | PairFrame::Data { to, .. } => to,
         }
     }
     pub fn from(&self) -> &Tag {
         match self {
-            PairFrame::Hello { from, .. }
-            | PairFrame::Reply { from, .. }
-            | PairFrame::Data { from, .. } => from,
+            PairFrame::Hello { from, .. } | PairFrame::Reply { from, .. } | PairFrame::Data { from, .. } => from,
         }
     }
 }
@@ -97,29 +76,12 @@ pub fn parse_pair(bytes: &[u8]) -> Result<PairFrame<'_>, WireError> {
     let to = r.array()?;
     let from = r.array()?;
     let frame = match kind {
-        frame_type::PAIR_HELLO => PairFrame::Hello {
-            to,
-            from,
-            epoch: r.u32()?,
-            noise: r.rest(),
-        },
-        frame_type::PAIR_REPLY => PairFrame::Reply {
-            to,
-            from,
-            session: r.array()?,
-            noise: r.rest(),
-        },
+        frame_type::PAIR_HELLO => PairFrame::Hello { to, from, epoch: r.u32()?, noise: r.rest() },
+        frame_type::PAIR_REPLY => PairFrame::Reply { to, from, session: r.array()?, noise: r.rest() },
         frame_type::PAIR_DATA => {
             let session = r.array()?;
             let nonce = r.u64()?;
-            PairFrame::Data {
-                to,
-                from,
-                session,
-                nonce,
-                header: &bytes[..PAIR_DATA_HEADER],
-                ciphertext: r.rest(),
-            }
+            PairFrame::Data { to, from, session, nonce, header: &bytes[..PAIR_DATA_HEADER], ciphertext: r.rest() }
         }
         other => return Err(WireError::UnknownType(other)),
     };
@@ -131,11 +93,7 @@ pub enum PairPayload {
     /// A sending chain for the recipient to read us with, the final
     /// counter of the chain it replaces, and our log heads (so a member
     /// missing operations can ask for them).
-    SenderKey {
-        distribution: SenderKeyDistribution,
-        previous: Option<(KeyId, u32)>,
-        heads: Vec<[u8; 32]>,
-    },
+    SenderKey { distribution: SenderKeyDistribution, previous: Option<(KeyId, u32)>, heads: Vec<[u8; 32]> },
     /// "Send me the membership log; I am missing operations."
     LogRequest,
     /// The membership log, genesis first.
@@ -146,16 +104,8 @@ impl PairPayload {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(256);
         match self {
-            PairPayload::SenderKey {
-                distribution: d,
-                previous,
-                heads,
-            } => {
-                w.u8(1)
-                    .u32(d.epoch)
-                    .raw(&d.signing_public)
-                    .raw(&d.chain_key)
-                    .u32(d.counter);
+            PairPayload::SenderKey { distribution: d, previous, heads } => {
+                w.u8(1).u32(d.epoch).raw(&d.signing_public).raw(&d.chain_key).u32(d.counter);
                 match previous {
                     Some((id, last)) => w.u8(1).raw(id).u32(*last),
                     None => w.u8(0),
@@ -190,33 +140,20 @@ impl PairPayload {
                     0 => None,
                     1 => Some((r.array()?, r.u32()?)),
                     code => {
-                        return Err(WireError::UnknownCode {
-                            what: "previous flag",
-                            code,
-                        });
+                        return Err(WireError::UnknownCode { what: "previous flag", code });
                     }
                 };
                 let n = r.u8()? as usize;
                 if n > MAX_HEADS {
-                    return Err(WireError::LimitExceeded {
-                        what: "heads",
-                        limit: MAX_HEADS,
-                    });
+                    return Err(WireError::LimitExceeded { what: "heads", limit: MAX_HEADS });
                 }
                 let heads = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
-                PairPayload::SenderKey {
-                    distribution,
-                    previous,
-                    heads,
-                }
+                PairPayload::SenderKey { distribution, previous, heads }
             }
             2 => PairPayload::LogRequest,
             3 => PairPayload::LogOps(decode_ops(&mut r)?),
             code => {
-                return Err(WireError::UnknownCode {
-                    what: "pairwise payload",
-                    code,
-                });
+                return Err(WireError::UnknownCode { what: "pairwise payload", code });
             }
         };
         r.finish()?;
@@ -235,40 +172,20 @@ fn encode_ops(w: &mut Writer, ops: &[Vec<u8>]) {
 fn decode_ops(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, WireError> {
     let n = r.u16()? as usize;
     if n > MAX_LOG_OPS {
-        return Err(WireError::LimitExceeded {
-            what: "operations",
-            limit: MAX_LOG_OPS,
-        });
+        return Err(WireError::LimitExceeded { what: "operations", limit: MAX_LOG_OPS });
     }
-    (0..n)
-        .map(|_| r.bytes32("op", super::message::MAX_OP).map(<[u8]>::to_vec))
-        .collect()
+    (0..n).map(|_| r.bytes32("op", super::message::MAX_OP).map(<[u8]>::to_vec)).collect()
 }
 
 /// A decoded direct (request-response) frame.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DirectFrame<'a> {
-    JoinHello {
-        invite_op: [u8; 32],
-        noise: &'a [u8],
-    },
-    JoinReply {
-        noise: &'a [u8],
-    },
-    JoinRequest {
-        noise: &'a [u8],
-    },
-    JoinAnswer {
-        nonce: u64,
-        header: &'a [u8],
-        ciphertext: &'a [u8],
-    },
-    SyncRequest {
-        have: Vec<[u8; 8]>,
-    },
-    SyncResponse {
-        frames: Vec<&'a [u8]>,
-    },
+    JoinHello { invite_op: [u8; 32], noise: &'a [u8] },
+    JoinReply { noise: &'a [u8] },
+    JoinRequest { noise: &'a [u8] },
+    JoinAnswer { nonce: u64, header: &'a [u8], ciphertext: &'a [u8] },
+    SyncRequest { have: Vec<[u8; 8]> },
+    SyncResponse { frames: Vec<&'a [u8]> },
 }
 
 pub fn encode_join_hello(invite_op: &[u8; 32], noise: &[u8]) -> Vec<u8> {
@@ -320,24 +237,16 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
     let kind = wire::read_prefix(bytes)?;
     let mut r = Reader::new(&bytes[2..]);
     let frame = match kind {
-        frame_type::JOIN_HELLO => DirectFrame::JoinHello {
-            invite_op: r.array()?,
-            noise: r.rest(),
-        },
+        frame_type::JOIN_HELLO => DirectFrame::JoinHello { invite_op: r.array()?, noise: r.rest() },
         frame_type::JOIN_REPLY => DirectFrame::JoinReply { noise: r.rest() },
         frame_type::JOIN_REQUEST => DirectFrame::JoinRequest { noise: r.rest() },
-        frame_type::JOIN_ANSWER => DirectFrame::JoinAnswer {
-            nonce: r.u64()?,
-            header: &bytes[..10],
-            ciphertext: r.rest(),
-        },
+        frame_type::JOIN_ANSWER => {
+            DirectFrame::JoinAnswer { nonce: r.u64()?, header: &bytes[..10], ciphertext: r.rest() }
+        }
         frame_type::SYNC_REQUEST => {
             let n = r.u32()? as usize;
             if n > MAX_SYNC_ITEMS {
-                return Err(WireError::LimitExceeded {
-                    what: "sync list",
-                    limit: MAX_SYNC_ITEMS,
-                });
+                return Err(WireError::LimitExceeded { what: "sync list", limit: MAX_SYNC_ITEMS });
             }
             let have = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
             r.finish()?;
@@ -346,14 +255,9 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
         frame_type::SYNC_RESPONSE => {
             let n = r.u32()? as usize;
             if n > MAX_SYNC_ITEMS {
-                return Err(WireError::LimitExceeded {
-                    what: "sync frames",
-                    limit: MAX_SYNC_ITEMS,
-                });
+                return Err(WireError::LimitExceeded { what: "sync frames", limit: MAX_SYNC_ITEMS });
             }
-            let frames = (0..n)
-                .map(|_| r.bytes32("frame", MAX_GOSSIP_FRAME))
-                .collect::<Result<_, _>>()?;
+            let frames = (0..n).map(|_| r.bytes32("frame", MAX_GOSSIP_FRAME)).collect::<Result<_, _>>()?;
             r.finish()?;
             DirectFrame::SyncResponse { frames }
         }
@@ -370,16 +274,17 @@ pub enum JoinAnswer {
     },
     /// `fatal`: no member will admit with this invite (used, expired);
     /// otherwise another member may.
-    Refused { fatal: bool, reason: String },
+    Refused {
+        fatal: bool,
+        reason: String,
+    },
 }
 
 impl JoinAnswer {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            JoinAnswer::Welcome { circle_secret, ops } => {
-                encode_ops(w.u8(1).raw(circle_secret), ops)
-            }
+            JoinAnswer::Welcome { circle_secret, ops } => encode_ops(w.u8(1).raw(circle_secret), ops),
             JoinAnswer::Refused { fatal, reason } => {
                 w.u8(2).u8(u8::from(*fatal)).str16(reason);
             }
@@ -390,19 +295,10 @@ impl JoinAnswer {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
         let answer = match r.u8()? {
-            1 => JoinAnswer::Welcome {
-                circle_secret: r.array()?,
-                ops: decode_ops(&mut r)?,
-            },
-            2 => JoinAnswer::Refused {
-                fatal: r.u8()? != 0,
-                reason: r.str16("reason", 500)?,
-            },
+            1 => JoinAnswer::Welcome { circle_secret: r.array()?, ops: decode_ops(&mut r)? },
+            2 => JoinAnswer::Refused { fatal: r.u8()? != 0, reason: r.str16("reason", 500)? },
             code => {
-                return Err(WireError::UnknownCode {
-                    what: "join answer",
-                    code,
-                });
+                return Err(WireError::UnknownCode { what: "join answer", code });
             }
         };
         r.finish()?;
@@ -426,10 +322,7 @@ impl MemberProof {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
-        let proof = Self {
-            member: r.array()?,
-            binding_signature: r.array()?,
-        };
+        let proof = Self { member: r.array()?, binding_signature: r.array()? };
         r.finish()?;
         Ok(proof)
     }
@@ -444,24 +337,11 @@ mod tests {
     #[test]
     fn pair_frames_round_trip() {
         let f = encode_hello(&[1; 16], &[2; 16], 7, b"noise");
-        assert_eq!(
-            parse_pair(&f).unwrap(),
-            PairFrame::Hello {
-                to: [1; 16],
-                from: [2; 16],
-                epoch: 7,
-                noise: b"noise"
-            }
-        );
+        assert_eq!(parse_pair(&f).unwrap(), PairFrame::Hello { to: [1; 16], from: [2; 16], epoch: 7, noise: b"noise" });
         let mut d = data_header(&[1; 16], &[2; 16], &[3; 16], 9);
         d.extend_from_slice(b"ct");
         match parse_pair(&d).unwrap() {
-            PairFrame::Data {
-                nonce,
-                ciphertext,
-                header,
-                ..
-            } => {
+            PairFrame::Data { nonce, ciphertext, header, .. } => {
                 assert_eq!(nonce, 9);
                 assert_eq!(ciphertext, b"ct");
                 assert_eq!(header.len(), PAIR_DATA_HEADER);
@@ -473,22 +353,13 @@ mod tests {
     #[test]
     fn payloads_round_trip() {
         let p = PairPayload::SenderKey {
-            distribution: SenderKeyDistribution {
-                epoch: 2,
-                signing_public: [3; 32],
-                chain_key: [4; 32],
-                counter: 5,
-            },
+            distribution: SenderKeyDistribution { epoch: 2, signing_public: [3; 32], chain_key: [4; 32], counter: 5 },
             previous: Some(([6; 16], 7)),
             heads: vec![[8; 32]],
         };
         let bytes = p.encode();
         match PairPayload::decode(&bytes).unwrap() {
-            PairPayload::SenderKey {
-                distribution,
-                previous,
-                heads,
-            } => {
+            PairPayload::SenderKey { distribution, previous, heads } => {
                 assert_eq!(distribution.counter, 5);
                 assert_eq!(previous, Some(([6; 16], 7)));
                 assert_eq!(heads, vec![[8; 32]]);
@@ -496,32 +367,13 @@ mod tests {
             _ => panic!("wrong kind"),
         }
         let ops = PairPayload::LogOps(vec![vec![1, 2], vec![3]]).encode();
-        assert!(
-            matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2)
-        );
-        let w = JoinAnswer::Welcome {
-            circle_secret: [1; 32],
-            ops: vec![vec![9]],
-        }
-        .encode();
-        assert!(matches!(
-            JoinAnswer::decode(&w).unwrap(),
-            JoinAnswer::Welcome { .. }
-        ));
+        assert!(matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2));
+        let w = JoinAnswer::Welcome { circle_secret: [1; 32], ops: vec![vec![9]] }.encode();
+        assert!(matches!(JoinAnswer::decode(&w).unwrap(), JoinAnswer::Welcome { .. }));
         let s = encode_sync_request(&[[1; 8], [2; 8]]);
-        assert_eq!(
-            parse_direct(&s).unwrap(),
-            DirectFrame::SyncRequest {
-                have: vec![[1; 8], [2; 8]]
-            }
-        );
+        assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { have: vec![[1; 8], [2; 8]] });
         let s = encode_sync_response(&[b"a", b"bc"]);
-        assert_eq!(
-            parse_direct(&s).unwrap(),
-            DirectFrame::SyncResponse {
-                frames: vec![b"a", b"bc"]
-            }
-        );
+        assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncResponse { frames: vec![b"a", b"bc"] });
     }
 
     proptest! {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Ctx;
-use super::circle_state::{CircleState, split_ops};
+use super::circle_state::CircleState;
 use super::frames::{self, DirectFrame, JoinAnswer, MemberProof};
 use super::message::Body;
 use super::types::{Event, NetworkKey, Output, PeerRef, Record};
@@ -51,41 +51,26 @@ impl Joins {
         self.pending.contains_key(circle)
     }
 
-    pub fn start(
-        &mut self,
-        circles: &BTreeMap<CircleId, CircleState>,
-        ctx: &mut Ctx<'_>,
-        text: &str,
-    ) {
+    pub fn start(&mut self, circles: &BTreeMap<CircleId, CircleState>, ctx: &mut Ctx<'_>, text: &str) {
         let code = match InviteCode::parse(text) {
             Ok(c) => c,
             Err(e) => {
-                return ctx.event(Event::Error {
-                    reason: format!("invite not accepted: {e}"),
-                });
+                return ctx.event(Event::Error { reason: format!("invite not accepted: {e}") });
             }
         };
         let circle = code.circle_id;
         if ctx.now > code.expires_at_ms {
-            return ctx.event(Event::JoinFailed {
-                circle,
-                reason: "this invite has expired".into(),
-            });
+            return ctx.event(Event::JoinFailed { circle, reason: "this invite has expired".into() });
         }
         if circles.get(&circle).is_some_and(|c| !c.removed) {
-            return ctx.event(Event::Error {
-                reason: "you are already a member of this circle".into(),
-            });
+            return ctx.event(Event::Error { reason: "you are already a member of this circle".into() });
         }
         ctx.out.push(Output::Dial {
             circle,
             network_key: NetworkKey(code.network_key),
             addresses: code.addresses.clone(),
         });
-        ctx.event(Event::Queued {
-            circle,
-            reason: "looking for a member of the circle to admit you".into(),
-        });
+        ctx.event(Event::Queued { circle, reason: "looking for a member of the circle to admit you".into() });
         let noise = NoiseSecret::generate(ctx.rng);
         let binding = NoiseBinding::create(ctx.identity, &circle, &noise);
         let op = match Op::sign_join(
@@ -99,22 +84,10 @@ impl Joins {
         ) {
             Ok(op) => op,
             Err(e) => {
-                return ctx.event(Event::JoinFailed {
-                    circle,
-                    reason: e.to_string(),
-                });
+                return ctx.event(Event::JoinFailed { circle, reason: e.to_string() });
             }
         };
-        self.pending.insert(
-            circle,
-            PendingJoin {
-                code,
-                noise,
-                op,
-                attempts: HashMap::new(),
-                started_at_ms: ctx.now,
-            },
-        );
+        self.pending.insert(circle, PendingJoin { code, noise, op, attempts: HashMap::new(), started_at_ms: ctx.now });
     }
 
     /// A peer in the circle's network is reachable: open a handshake with it.
@@ -127,18 +100,14 @@ impl Joins {
         }
         match XxInitiator::start(&join.noise, &circle, &join.code.invite_op, ctx.rng) {
             Ok((init, msg)) => {
-                join.attempts
-                    .insert(peer, Attempt::AwaitingReply(Box::new(init)));
+                join.attempts.insert(peer, Attempt::AwaitingReply(Box::new(init)));
                 ctx.out.push(Output::SendDirect {
                     circle,
                     peer,
                     frame: frames::encode_join_hello(&join.code.invite_op, &msg),
                 });
             }
-            Err(e) => ctx.event(Event::JoinFailed {
-                circle,
-                reason: e.to_string(),
-            }),
+            Err(e) => ctx.event(Event::JoinFailed { circle, reason: e.to_string() }),
         }
     }
 
@@ -147,17 +116,12 @@ impl Joins {
         let expired: Vec<CircleId> = self
             .pending
             .iter()
-            .filter(|(_, j)| {
-                ctx.now.saturating_sub(j.started_at_ms) > timeout || ctx.now > j.code.expires_at_ms
-            })
+            .filter(|(_, j)| ctx.now.saturating_sub(j.started_at_ms) > timeout || ctx.now > j.code.expires_at_ms)
             .map(|(c, _)| *c)
             .collect();
         for circle in expired {
             self.pending.remove(&circle);
-            ctx.event(Event::JoinFailed {
-                circle,
-                reason: "no member of the circle answered in time".into(),
-            });
+            ctx.event(Event::JoinFailed { circle, reason: "no member of the circle answered in time".into() });
         }
     }
 
@@ -171,18 +135,13 @@ impl Joins {
         bytes: &[u8],
     ) {
         if !self.pending.contains_key(&circle) {
-            return ctx.event(Event::Rejected {
-                circle,
-                reason: "direct frame for a circle we are not in".into(),
-            });
+            return ctx.event(Event::Rejected { circle, reason: "direct frame for a circle we are not in".into() });
         }
         let result = match frames::parse_direct(bytes) {
             Ok(DirectFrame::JoinReply { noise }) => self.on_reply(ctx, circle, peer, noise),
-            Ok(DirectFrame::JoinAnswer {
-                nonce,
-                header,
-                ciphertext,
-            }) => self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext),
+            Ok(DirectFrame::JoinAnswer { nonce, header, ciphertext }) => {
+                self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext)
+            }
             Ok(_) => Err("unexpected frame while joining".into()),
             Err(e) => Err(e.to_string()),
         };
@@ -194,13 +153,7 @@ impl Joins {
         }
     }
 
-    fn on_reply(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        circle: CircleId,
-        peer: PeerRef,
-        noise: &[u8],
-    ) -> Result<(), String> {
+    fn on_reply(&mut self, ctx: &mut Ctx<'_>, circle: CircleId, peer: PeerRef, noise: &[u8]) -> Result<(), String> {
         let join = self.pending.get_mut(&circle).ok_or("not joining")?;
         let Some(Attempt::AwaitingReply(mut init)) = join.attempts.remove(&peer) else {
             return Err("join reply without a handshake".into());
@@ -208,16 +161,10 @@ impl Joins {
         let (member_static, payload) = init.read_reply(noise).map_err(|e| e.to_string())?;
         let proof = MemberProof::decode(&payload).map_err(|e| e.to_string())?;
         let member = MemberId(proof.member);
-        let binding = NoiseBinding {
-            noise_public: member_static,
-            signature: proof.binding_signature,
-        };
-        binding
-            .verify(&member, &circle)
-            .map_err(|_| "the answering peer did not prove it is a member".to_string())?;
+        let binding = NoiseBinding { noise_public: member_static, signature: proof.binding_signature };
+        binding.verify(&member, &circle).map_err(|_| "the answering peer did not prove it is a member".to_string())?;
         let (session, msg) = init.finish(&join.op.encode()).map_err(|e| e.to_string())?;
-        join.attempts
-            .insert(peer, Attempt::AwaitingAnswer { session, member });
+        join.attempts.insert(peer, Attempt::AwaitingAnswer { session, member });
         ctx.out.push(Output::SendDirect {
             circle,
             peer,
@@ -238,41 +185,22 @@ impl Joins {
         ciphertext: &[u8],
     ) -> Result<(), String> {
         let join = self.pending.get_mut(&circle).ok_or("not joining")?;
-        let Some(Attempt::AwaitingAnswer {
-            mut session,
-            member,
-        }) = join.attempts.remove(&peer)
-        else {
+        let Some(Attempt::AwaitingAnswer { mut session, member }) = join.attempts.remove(&peer) else {
             return Err("join answer without a request".into());
         };
-        let plain = zeroize::Zeroizing::new(
-            session
-                .open(header, nonce, ciphertext)
-                .map_err(|e| e.to_string())?,
-        );
+        let plain = zeroize::Zeroizing::new(session.open(header, nonce, ciphertext).map_err(|e| e.to_string())?);
         let (secret, ops) = match JoinAnswer::decode(&plain).map_err(|e| e.to_string())? {
-            JoinAnswer::Refused {
-                fatal: false,
-                reason,
-            } => {
+            JoinAnswer::Refused { fatal: false, reason } => {
                 // This member cannot admit us yet; others may.
-                ctx.event(Event::Queued {
-                    circle,
-                    reason: format!("{reason}; trying other members"),
-                });
+                ctx.event(Event::Queued { circle, reason: format!("{reason}; trying other members") });
                 return Ok(());
             }
-            JoinAnswer::Refused {
-                fatal: true,
-                reason,
-            } => {
+            JoinAnswer::Refused { fatal: true, reason } => {
                 self.pending.remove(&circle);
                 ctx.event(Event::JoinFailed { circle, reason });
                 return Ok(());
             }
-            JoinAnswer::Welcome { circle_secret, ops } => {
-                (zeroize::Zeroizing::new(circle_secret), ops)
-            }
+            JoinAnswer::Welcome { circle_secret, ops } => (zeroize::Zeroizing::new(circle_secret), ops),
         };
         let log = rebuild_log(&ops)?;
         if log.circle_id() != circle {
@@ -290,8 +218,7 @@ impl Joins {
         state.system_message(ctx, me, format!("you joined {name}"));
         state.distribute_chain(ctx);
         ctx.out.push(state.subscribe_output());
-        ctx.out
-            .push(Output::Persist(Record::CircleState { circle }));
+        ctx.out.push(Output::Persist(Record::CircleState { circle }));
         ctx.event(Event::Joined { circle, name });
         circles.insert(circle, state);
         Ok(())
@@ -313,26 +240,15 @@ impl Joins {
                 }
                 let proof = MemberProof {
                     member: *ctx.me.as_bytes(),
-                    binding_signature: state
-                        .log
-                        .member(&ctx.me)
-                        .map(|r| r.binding.signature)
-                        .ok_or("not a member")?,
+                    binding_signature: state.log.member(&ctx.me).map(|r| r.binding.signature).ok_or("not a member")?,
                 };
-                let (responder, reply) = XxResponder::respond(
-                    state.noise(),
-                    &circle,
-                    &invite_op,
-                    noise,
-                    &proof.encode(),
-                    ctx.rng,
-                )
-                .map_err(|e| e.to_string())?;
+                let (responder, reply) =
+                    XxResponder::respond(state.noise(), &circle, &invite_op, noise, &proof.encode(), ctx.rng)
+                        .map_err(|e| e.to_string())?;
                 if self.responders.len() >= MAX_RESPONDERS {
                     self.responders.pop_first();
                 }
-                self.responders
-                    .insert((circle, peer), (responder, invite_op));
+                self.responders.insert((circle, peer), (responder, invite_op));
                 ctx.out.push(Output::SendDirect {
                     circle,
                     peer,
@@ -341,12 +257,9 @@ impl Joins {
                 Ok(())
             }
             DirectFrame::JoinRequest { noise } => {
-                let (responder, invite_op) = self
-                    .responders
-                    .remove(&(circle, peer))
-                    .ok_or("join request without a handshake")?;
-                let (joiner_static, payload, mut session) =
-                    responder.finish(noise).map_err(|e| e.to_string())?;
+                let (responder, invite_op) =
+                    self.responders.remove(&(circle, peer)).ok_or("join request without a handshake")?;
+                let (joiner_static, payload, mut session) = responder.finish(noise).map_err(|e| e.to_string())?;
                 let answer = admit(state, ctx, invite_op, joiner_static, &payload);
                 let plain = zeroize::Zeroizing::new(answer.encode());
                 let nonce = session.next_nonce();
@@ -354,11 +267,7 @@ impl Joins {
                 let (_, ct) = session.seal(&header, &plain).map_err(|e| e.to_string())?;
                 let mut frame = header;
                 frame.extend_from_slice(&ct);
-                ctx.out.push(Output::SendDirect {
-                    circle,
-                    peer,
-                    frame,
-                });
+                ctx.out.push(Output::SendDirect { circle, peer, frame });
                 Ok(())
             }
             // Late answers to our own join attempts after we got in.
@@ -377,14 +286,8 @@ fn admit(
     joiner_static: [u8; 32],
     payload: &[u8],
 ) -> JoinAnswer {
-    let refuse = |r: &str| JoinAnswer::Refused {
-        fatal: true,
-        reason: r.to_owned(),
-    };
-    let retry = |r: &str| JoinAnswer::Refused {
-        fatal: false,
-        reason: r.to_owned(),
-    };
+    let refuse = |r: &str| JoinAnswer::Refused { fatal: true, reason: r.to_owned() };
+    let retry = |r: &str| JoinAnswer::Refused { fatal: false, reason: r.to_owned() };
     let Ok(op) = Op::decode(payload) else {
         return refuse("malformed join request");
     };
@@ -394,16 +297,19 @@ fn admit(
     if op.parents.first() != Some(&invite_op) || binding.noise_public != joiner_static {
         return refuse("join request does not match the handshake");
     }
+    // The joiner sends its one Join to every member it reaches: a second
+    // member seeing the same, already applied operation just welcomes.
+    let already_in = state.log.contains(&op.id()) && state.log.is_member(&op.author);
+    if already_in {
+        return welcome(state);
+    }
     let invite_public = match state.log.invite_status(&invite_op, ctx.now) {
         InviteStatus::Open { invite_public, .. } => invite_public,
         InviteStatus::Unknown => return retry("a member does not know that invite yet"),
         InviteStatus::Expired => return refuse("this invite has expired"),
         InviteStatus::Used => return refuse("this invite was already used"),
     };
-    if op
-        .verify_signatures(&state.id(), Some(&invite_public))
-        .is_err()
-    {
+    if op.verify_signatures(&state.id(), Some(&invite_public)).is_err() {
         return refuse("join request signatures do not verify");
     }
     let joiner = op.author;
@@ -411,18 +317,13 @@ fn admit(
     if !state.log.is_member(&joiner) {
         return refuse("the circle did not accept this join (was the invite used twice?)");
     }
-    let ops: Vec<Vec<u8>> = state
-        .log
-        .ops_in_order()
-        .into_iter()
-        .map(Op::encode)
-        .collect();
-    // The welcome travels directly, so one chunk holds the whole log.
-    let ops = split_ops(ops).into_iter().flatten().collect();
-    JoinAnswer::Welcome {
-        circle_secret: *state.secret(),
-        ops,
-    }
+    welcome(state)
+}
+
+/// The circle secret and the whole log, for a newly admitted member.
+fn welcome(state: &CircleState) -> JoinAnswer {
+    let ops: Vec<Vec<u8>> = state.log.ops_in_order().into_iter().map(Op::encode).collect();
+    JoinAnswer::Welcome { circle_secret: *state.secret(), ops }
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {

@@ -13,33 +13,21 @@ impl CircleState {
     pub fn insert_op(&mut self, ctx: &mut Ctx<'_>, op: Op) {
         let epoch_before = self.log.epoch();
         match self.log.insert(op) {
-            Err(e) => ctx.event(Event::Rejected {
-                circle: self.id(),
-                reason: format!("membership operation refused: {e}"),
-            }),
-            Ok(InsertOutcome::Duplicate) | Ok(InsertOutcome::Pending) => {}
-            Ok(InsertOutcome::Applied { changes }) => {
-                self.apply_changes(ctx, changes, epoch_before)
+            Err(e) => {
+                ctx.event(Event::Rejected { circle: self.id(), reason: format!("membership operation refused: {e}") })
             }
+            Ok(InsertOutcome::Duplicate) | Ok(InsertOutcome::Pending) => {}
+            Ok(InsertOutcome::Applied { changes }) => self.apply_changes(ctx, changes, epoch_before),
         }
     }
 
-    fn apply_changes(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        changes: Vec<MembershipChange>,
-        epoch_before: u32,
-    ) {
+    fn apply_changes(&mut self, ctx: &mut Ctx<'_>, changes: Vec<MembershipChange>, epoch_before: u32) {
         self.refresh_member_tags();
         for change in changes {
             self.notice(ctx, &change);
-            ctx.event(Event::Membership {
-                circle: self.id(),
-                change,
-            });
+            ctx.event(Event::Membership { circle: self.id(), change });
         }
-        ctx.out
-            .push(Output::Persist(Record::CircleState { circle: self.id() }));
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
         if !self.log.is_member(&ctx.me) {
             if !self.removed {
                 self.removed = true;
@@ -60,24 +48,13 @@ impl CircleState {
             MembershipChange::Created { by } => {
                 format!("{} created the circle", self.member_name(by))
             }
-            MembershipChange::Added {
-                member, name, by, ..
-            } => {
+            MembershipChange::Added { member, name, by, .. } => {
                 self.check_key_change(ctx, member, name);
                 format!("{} added {}", self.member_name(by), name)
             }
-            MembershipChange::Joined {
-                member,
-                name,
-                invited_by,
-                ..
-            } => {
+            MembershipChange::Joined { member, name, invited_by, .. } => {
                 self.check_key_change(ctx, member, name);
-                format!(
-                    "{} joined (invited by {})",
-                    name,
-                    self.member_name(invited_by)
-                )
+                format!("{} joined (invited by {})", name, self.member_name(invited_by))
             }
             MembershipChange::Removed { member, name, by } => {
                 self.forget_member(member);
@@ -87,22 +64,14 @@ impl CircleState {
                     format!("{} removed {}", self.member_name(by), name)
                 }
             }
-            MembershipChange::RoleChanged { member, role, by } => format!(
-                "{} made {} {:?}",
-                self.member_name(by),
-                self.member_name(member),
-                role
-            )
-            .to_lowercase(),
+            MembershipChange::RoleChanged { member, role, by } => {
+                format!("{} made {} {:?}", self.member_name(by), self.member_name(member), role).to_lowercase()
+            }
             MembershipChange::Rotated { by } => {
                 format!("{} rotated the circle's keys", self.member_name(by))
             }
             MembershipChange::DisappearChanged { max_secs, by } => match max_secs {
-                Some(s) => format!(
-                    "{} set disappearing messages to {}",
-                    self.member_name(by),
-                    human_secs(*s)
-                ),
+                Some(s) => format!("{} set disappearing messages to {}", self.member_name(by), human_secs(*s)),
                 None => format!("{} turned disappearing messages off", self.member_name(by)),
             },
             MembershipChange::Ignored { reason, .. } => {
@@ -134,23 +103,11 @@ impl CircleState {
             return;
         }
         let lower = name.to_lowercase();
-        let current = self
-            .log
-            .members()
-            .into_iter()
-            .any(|r| r.id != *member && r.display_name.to_lowercase() == lower);
-        let former = self
-            .log
-            .former_members()
-            .into_iter()
-            .any(|(id, n)| id != *member && n.to_lowercase() == lower);
+        let current = self.log.members().into_iter().any(|r| r.id != *member && r.display_name.to_lowercase() == lower);
+        let former = self.log.former_members().into_iter().any(|(id, n)| id != *member && n.to_lowercase() == lower);
         if current || former {
             self.unacked_key_changes.insert(*member);
-            ctx.event(Event::KeyChangeWarning {
-                circle: self.id(),
-                member: *member,
-                name: name.to_owned(),
-            });
+            ctx.event(Event::KeyChangeWarning { circle: self.id(), member: *member, name: name.to_owned() });
         }
     }
 }

@@ -131,19 +131,10 @@ impl Inner {
                     0 => None,
                     1 => Some(r.array()?),
                     c => {
-                        return Err(WireError::UnknownCode {
-                            what: "supersedes flag",
-                            code: c,
-                        });
+                        return Err(WireError::UnknownCode { what: "supersedes flag", code: c });
                     }
                 };
-                Body::Announcement(Announcement {
-                    title,
-                    when,
-                    place,
-                    details,
-                    supersedes,
-                })
+                Body::Announcement(Announcement { title, when, place, details, supersedes })
             }
             3 => Body::Ack(r.array()?),
             4 => Body::Op(r.bytes32("op", MAX_OP)?.to_vec()),
@@ -151,42 +142,22 @@ impl Inner {
                 let transport = r.bytes16("transport id", 128)?.to_vec();
                 let n = r.u8()? as usize;
                 if n > MAX_PRESENCE_ADDRESSES {
-                    return Err(WireError::LimitExceeded {
-                        what: "addresses",
-                        limit: MAX_PRESENCE_ADDRESSES,
-                    });
+                    return Err(WireError::LimitExceeded { what: "addresses", limit: MAX_PRESENCE_ADDRESSES });
                 }
-                let addresses = (0..n)
-                    .map(|_| r.str16("address", 256))
-                    .collect::<Result<_, _>>()?;
-                Body::Presence(Presence {
-                    transport,
-                    addresses,
-                })
+                let addresses = (0..n).map(|_| r.str16("address", 256)).collect::<Result<_, _>>()?;
+                Body::Presence(Presence { transport, addresses })
             }
             c => {
-                return Err(WireError::UnknownCode {
-                    what: "message kind",
-                    code: c,
-                });
+                return Err(WireError::UnknownCode { what: "message kind", code: c });
             }
         };
         r.finish()?;
-        Ok(Self {
-            circle_id,
-            sender,
-            epoch,
-            sent_at_ms,
-            timer_secs,
-            body,
-        })
+        Ok(Self { circle_id, sender, epoch, sent_at_ms, timer_secs, body })
     }
 }
 
 fn utf8(bytes: &[u8], what: &'static str) -> Result<String, WireError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| WireError::BadUtf8(what))
+    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| WireError::BadUtf8(what))
 }
 
 #[cfg(test)]
@@ -196,14 +167,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample(body: Body) -> Inner {
-        Inner {
-            circle_id: [1; 32],
-            sender: MemberId([2; 32]),
-            epoch: 3,
-            sent_at_ms: 4,
-            timer_secs: 5,
-            body,
-        }
+        Inner { circle_id: [1; 32], sender: MemberId([2; 32]), epoch: 3, sent_at_ms: 4, timer_secs: 5, body }
     }
 
     #[test]
@@ -219,10 +183,7 @@ mod tests {
             }),
             Body::Ack([7; 16]),
             Body::Op(vec![1, 2, 3]),
-            Body::Presence(Presence {
-                transport: vec![0, 36, 8],
-                addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
-            }),
+            Body::Presence(Presence { transport: vec![0, 36, 8], addresses: vec!["/ip4/127.0.0.1/tcp/1".into()] }),
         ];
         for b in bodies {
             let m = sample(b);

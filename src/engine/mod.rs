@@ -114,13 +114,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(identity: IdentitySecret, display_name: String, config: EngineConfig) -> Self {
-        Self {
-            identity,
-            display_name,
-            config,
-            circles: BTreeMap::new(),
-            joins: join::Joins::default(),
-        }
+        Self { identity, display_name, config, circles: BTreeMap::new(), joins: join::Joins::default() }
     }
 
     /// Rebuild an engine from what the store kept.
@@ -133,8 +127,7 @@ impl Engine {
         let me = identity.member_id();
         let mut engine = Self::new(identity, display_name, config);
         for c in stored {
-            let state =
-                CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &engine.config)?;
+            let state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &engine.config)?;
             engine.circles.insert(state.id(), state);
         }
         Ok(engine)
@@ -148,11 +141,7 @@ impl Engine {
     /// What adapters must set up for every circle after a restart
     /// (subscriptions to the circle networks).
     pub fn startup_outputs(&self) -> Vec<Output> {
-        self.circles
-            .values()
-            .filter(|c| !c.is_removed())
-            .map(CircleState::subscribe_output)
-            .collect()
+        self.circles.values().filter(|c| !c.is_removed()).map(CircleState::subscribe_output).collect()
     }
 
     pub fn member_id(&self) -> MemberId {
@@ -231,21 +220,13 @@ impl Engine {
             Input::Command(c) => command(&mut self.circles, &mut self.joins, &mut ctx, c),
             Input::Frame { circle, bytes } => match self.circles.get_mut(&circle) {
                 Some(state) => state.on_topic_frame(&mut ctx, bytes),
-                None => ctx.event(Event::Rejected {
-                    circle,
-                    reason: "frame for a circle we are not in".into(),
-                }),
+                None => ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() }),
             },
-            Input::Direct {
-                circle,
-                peer,
-                bytes,
-            } => {
+            Input::Direct { circle, peer, bytes } => {
                 if let Some(state) = self.circles.get_mut(&circle) {
                     direct_to_member(state, &mut self.joins, &mut ctx, peer, &bytes);
                 } else {
-                    self.joins
-                        .on_direct(&mut self.circles, &mut ctx, circle, peer, &bytes);
+                    self.joins.on_direct(&mut self.circles, &mut ctx, circle, peer, &bytes);
                 }
             }
             Input::PeerAvailable { circle, peer } => {
@@ -266,13 +247,7 @@ impl Engine {
     }
 }
 
-fn direct_to_member(
-    state: &mut CircleState,
-    joins: &mut join::Joins,
-    ctx: &mut Ctx<'_>,
-    peer: PeerRef,
-    bytes: &[u8],
-) {
+fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut Ctx<'_>, peer: PeerRef, bytes: &[u8]) {
     let result = match frames::parse_direct(bytes) {
         Err(e) => Err(e.to_string()),
         Ok(frames::DirectFrame::SyncRequest { have }) => {
@@ -288,24 +263,12 @@ fn direct_to_member(
         Ok(frame) => joins.as_member(state, ctx, peer, frame),
     };
     if let Err(reason) = result {
-        ctx.event(Event::Rejected {
-            circle: state.id(),
-            reason,
-        });
+        ctx.event(Event::Rejected { circle: state.id(), reason });
     }
 }
 
-fn command(
-    circles: &mut BTreeMap<CircleId, CircleState>,
-    joins: &mut join::Joins,
-    ctx: &mut Ctx<'_>,
-    cmd: Command,
-) {
-    if let Command::CreateCircle {
-        name,
-        max_disappear_secs,
-    } = cmd
-    {
+fn command(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Joins, ctx: &mut Ctx<'_>, cmd: Command) {
+    if let Command::CreateCircle { name, max_disappear_secs } = cmd {
         create_circle(circles, ctx, name, max_disappear_secs);
         return;
     }
@@ -334,9 +297,7 @@ fn command(
                 reason: "not admitted to this circle yet; try again once joined".into(),
             });
         } else {
-            ctx.event(Event::Error {
-                reason: "no such circle".into(),
-            });
+            ctx.event(Event::Error { reason: "no such circle".into() });
         }
         return;
     };
@@ -352,29 +313,18 @@ fn create_circle(
     max_disappear_secs: Option<u32>,
 ) {
     let noise = NoiseSecret::generate(ctx.rng);
-    let created = Op::create(
-        ctx.identity,
-        &noise,
-        &name,
-        ctx.display_name,
-        max_disappear_secs.unwrap_or(0),
-        ctx.now,
-        ctx.rng,
-    );
+    let created =
+        Op::create(ctx.identity, &noise, &name, ctx.display_name, max_disappear_secs.unwrap_or(0), ctx.now, ctx.rng);
     let (genesis, circle_id) = match created {
         Ok(x) => x,
         Err(e) => {
-            return ctx.event(Event::Error {
-                reason: e.to_string(),
-            });
+            return ctx.event(Event::Error { reason: e.to_string() });
         }
     };
     let log = match CircleLog::from_genesis(genesis) {
         Ok(l) => l,
         Err(e) => {
-            return ctx.event(Event::Error {
-                reason: e.to_string(),
-            });
+            return ctx.event(Event::Error { reason: e.to_string() });
         }
     };
     let secret: [u8; 32] = random_array(ctx.rng);
@@ -382,12 +332,8 @@ fn create_circle(
     let me = ctx.me;
     state.system_message(ctx, me, format!("{} created the circle", ctx.display_name));
     ctx.out.push(state.subscribe_output());
-    ctx.out
-        .push(Output::Persist(Record::CircleState { circle: circle_id }));
-    ctx.event(Event::CircleCreated {
-        circle: circle_id,
-        name,
-    });
+    ctx.out.push(Output::Persist(Record::CircleState { circle: circle_id }));
+    ctx.event(Event::CircleCreated { circle: circle_id, name });
     circles.insert(circle_id, state);
 }
 
@@ -395,19 +341,14 @@ fn require(state: &CircleState, me: &MemberId, action: Action, what: &str) -> Re
     if state.removed {
         return Err("you are no longer a member of this circle".into());
     }
-    if state.log.can(me, action) {
-        Ok(())
-    } else {
-        Err(format!("only organisers can {what}"))
-    }
+    if state.log.can(me, action) { Ok(()) } else { Err(format!("only organisers can {what}")) }
 }
 
 /// Sign an operation, publish it under our current chain (so every member
 /// of the epoch it ends, including someone being removed, sees it), then
 /// apply it.
 fn author_op(state: &mut CircleState, ctx: &mut Ctx<'_>, body: OpBody) -> Result<Op, String> {
-    let op = Op::sign(ctx.identity, &state.id(), state.log.heads(), body, ctx.now)
-        .map_err(|e| e.to_string())?;
+    let op = Op::sign(ctx.identity, &state.id(), state.log.heads(), body, ctx.now).map_err(|e| e.to_string())?;
     state.send_group(ctx, Body::Op(op.encode()), None);
     Ok(op)
 }
@@ -415,42 +356,23 @@ fn author_op(state: &mut CircleState, ctx: &mut Ctx<'_>, body: OpBody) -> Result
 fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), String> {
     let me = ctx.me;
     match cmd {
-        Command::SendText {
-            text, timer_secs, ..
-        } => {
+        Command::SendText { text, timer_secs, .. } => {
             blocked_by_key_change(state)?;
             if text.trim().is_empty() {
                 return Err("empty message not sent".into());
             }
             state.send_group(ctx, Body::Text(text), timer_secs);
         }
-        Command::SendAnnouncement {
-            announcement,
-            timer_secs,
-            ..
-        } => {
+        Command::SendAnnouncement { announcement, timer_secs, .. } => {
             blocked_by_key_change(state)?;
             require(state, &me, Action::Announce, "post announcements")?;
             state.send_group(ctx, Body::Announcement(announcement), timer_secs);
         }
-        Command::CreateInvite {
-            expires_in_ms,
-            role,
-            addresses,
-            ..
-        } => {
+        Command::CreateInvite { expires_in_ms, role, addresses, .. } => {
             require(state, &me, Action::Invite, "invite")?;
             let secret = InviteSecret::generate(ctx.rng);
             let expires_at_ms = ctx.now.saturating_add(expires_in_ms);
-            let op = author_op(
-                state,
-                ctx,
-                OpBody::Invite {
-                    invite_public: secret.public(),
-                    expires_at_ms,
-                    role,
-                },
-            )?;
+            let op = author_op(state, ctx, OpBody::Invite { invite_public: secret.public(), expires_at_ms, role })?;
             let code = InviteCode {
                 circle_id: state.id(),
                 network_key: state.network_key(),
@@ -460,11 +382,7 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
                 inviter: me,
                 addresses,
             };
-            ctx.event(Event::InviteCreated {
-                circle: state.id(),
-                code: code.encode(),
-                expires_at_ms,
-            });
+            ctx.event(Event::InviteCreated { circle: state.id(), code: code.encode(), expires_at_ms });
         }
         Command::Remove { member, .. } => {
             if !state.log.is_member(&member) {
@@ -493,19 +411,8 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
             author_op(state, ctx, OpBody::Rotate)?;
         }
         Command::SetDisappear { max_secs, .. } => {
-            require(
-                state,
-                &me,
-                Action::SetDisappear,
-                "change the disappearing timer",
-            )?;
-            author_op(
-                state,
-                ctx,
-                OpBody::SetDisappear {
-                    max_secs: max_secs.unwrap_or(0),
-                },
-            )?;
+            require(state, &me, Action::SetDisappear, "change the disappearing timer")?;
+            author_op(state, ctx, OpBody::SetDisappear { max_secs: max_secs.unwrap_or(0) })?;
         }
         Command::Verify { member, .. } => {
             if !state.log.is_member(&member) {
@@ -513,30 +420,18 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
             }
             state.verified.insert(member);
             state.unacked_key_changes.remove(&member);
-            ctx.out
-                .push(Output::Persist(Record::CircleState { circle: state.id() }));
-            ctx.event(Event::Verified {
-                circle: state.id(),
-                member,
-            });
+            ctx.out.push(Output::Persist(Record::CircleState { circle: state.id() }));
+            ctx.event(Event::Verified { circle: state.id(), member });
         }
-        Command::AnnouncePresence {
-            transport,
-            addresses,
-            ..
-        } => {
+        Command::AnnouncePresence { transport, addresses, .. } => {
             if !state.removed {
-                let presence = message::Presence {
-                    transport,
-                    addresses,
-                };
+                let presence = message::Presence { transport, addresses };
                 state.send_group(ctx, Body::Presence(presence), None);
             }
         }
         Command::AcknowledgeKeyChange { member, .. } => {
             state.unacked_key_changes.remove(&member);
-            ctx.out
-                .push(Output::Persist(Record::CircleState { circle: state.id() }));
+            ctx.out.push(Output::Persist(Record::CircleState { circle: state.id() }));
         }
         Command::CreateCircle { .. } | Command::Join { .. } => {}
     }

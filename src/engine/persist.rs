@@ -41,10 +41,7 @@ pub enum RestoreError {
 fn count(r: &mut Reader<'_>) -> Result<usize, WireError> {
     let n = r.u32()? as usize;
     if n > MAX_ITEMS {
-        return Err(WireError::LimitExceeded {
-            what: "snapshot items",
-            limit: MAX_ITEMS,
-        });
+        return Err(WireError::LimitExceeded { what: "snapshot items", limit: MAX_ITEMS });
     }
     Ok(n)
 }
@@ -66,13 +63,9 @@ impl CircleState {
         };
         w.u32(self.receiving.len() as u32);
         for (key_id, r) in &self.receiving {
-            w.raw(key_id)
-                .raw(r.sender.as_bytes())
-                .bytes32(&r.chain.export());
-            w.u32(r.final_counter.map_or(u32::MAX, |c| c))
-                .u8(u8::from(r.final_counter.is_some()));
-            w.u64(r.retired_at_ms.unwrap_or(0))
-                .u8(u8::from(r.retired_at_ms.is_some()));
+            w.raw(key_id).raw(r.sender.as_bytes()).bytes32(&r.chain.export());
+            w.u32(r.final_counter.map_or(u32::MAX, |c| c)).u8(u8::from(r.final_counter.is_some()));
+            w.u64(r.retired_at_ms.unwrap_or(0)).u8(u8::from(r.retired_at_ms.is_some()));
         }
         w.u32(self.latest_epoch_of.len() as u32);
         for (m, e) in &self.latest_epoch_of {
@@ -83,20 +76,12 @@ impl CircleState {
         for k in retired {
             w.raw(k);
         }
-        let outbound: Vec<_> = self
-            .outbound
-            .iter()
-            .filter_map(|(m, o)| Some((m, o.session.as_ref()?)))
-            .collect();
+        let outbound: Vec<_> = self.outbound.iter().filter_map(|(m, o)| Some((m, o.session.as_ref()?))).collect();
         w.u32(outbound.len() as u32);
         for (m, s) in outbound {
             w.raw(m.as_bytes()).bytes32(&s.export());
         }
-        let inbound: Vec<_> = self
-            .inbound
-            .iter()
-            .flat_map(|(m, v)| v.iter().map(move |s| (m, s)))
-            .collect();
+        let inbound: Vec<_> = self.inbound.iter().flat_map(|(m, v)| v.iter().map(move |s| (m, s))).collect();
         w.u32(inbound.len() as u32);
         for (m, s) in inbound {
             w.raw(m.as_bytes()).bytes32(&s.export());
@@ -143,19 +128,13 @@ impl CircleState {
         let n = count(&mut r)?;
         let mut ops = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
-            ops.push(
-                Op::decode(r.bytes32("op", 4096)?).map_err(|e| RestoreError::Log(e.to_string()))?,
-            );
+            ops.push(Op::decode(r.bytes32("op", 4096)?).map_err(|e| RestoreError::Log(e.to_string()))?);
         }
         let mut ops = ops.into_iter();
-        let genesis = ops
-            .next()
-            .ok_or_else(|| RestoreError::Log("empty log".into()))?;
-        let mut log =
-            CircleLog::from_genesis(genesis).map_err(|e| RestoreError::Log(e.to_string()))?;
+        let genesis = ops.next().ok_or_else(|| RestoreError::Log("empty log".into()))?;
+        let mut log = CircleLog::from_genesis(genesis).map_err(|e| RestoreError::Log(e.to_string()))?;
         for op in ops {
-            log.insert(op)
-                .map_err(|e| RestoreError::Log(e.to_string()))?;
+            log.insert(op).map_err(|e| RestoreError::Log(e.to_string()))?;
         }
         let secret: [u8; 32] = r.array()?;
         let noise = NoiseSecret::from_bytes(r.array()?);
@@ -169,18 +148,12 @@ impl CircleState {
         for _ in 0..count(&mut r)? {
             let key_id = r.array()?;
             let sender = MemberId(r.array()?);
-            let chain =
-                ReceivingChain::import(r.bytes32("receiving chain", 1 << 20)?).map_err(keys)?;
+            let chain = ReceivingChain::import(r.bytes32("receiving chain", 1 << 20)?).map_err(keys)?;
             let (fc, has_fc) = (r.u32()?, r.u8()? == 1);
             let (ra, has_ra) = (r.u64()?, r.u8()? == 1);
             receiving.insert(
                 key_id,
-                Receiver {
-                    sender,
-                    chain,
-                    final_counter: has_fc.then_some(fc),
-                    retired_at_ms: has_ra.then_some(ra),
-                },
+                Receiver { sender, chain, final_counter: has_fc.then_some(fc), retired_at_ms: has_ra.then_some(ra) },
             );
         }
         let mut latest_epoch_of = HashMap::new();

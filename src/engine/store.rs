@@ -26,10 +26,7 @@ pub struct FrameStore {
 
 impl FrameStore {
     pub fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            ..Self::default()
-        }
+        Self { cap, ..Self::default() }
     }
 
     pub fn contains(&self, id: &FrameId) -> bool {
@@ -46,13 +43,7 @@ impl FrameStore {
 
     /// Insert; returns the ids evicted to stay under the cap.
     pub fn insert(&mut self, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) -> Vec<FrameId> {
-        if let Some(old) = self.frames.insert(
-            id,
-            StoredFrame {
-                bytes,
-                expires_at_ms,
-            },
-        ) {
+        if let Some(old) = self.frames.insert(id, StoredFrame { bytes, expires_at_ms }) {
             self.by_expiry.remove(&(old.expires_at_ms, id));
         }
         self.by_expiry.insert((expires_at_ms, id));

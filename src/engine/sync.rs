@@ -26,9 +26,5 @@ pub fn answer(state: &CircleState, ctx: &mut Ctx<'_>, peer: PeerRef, have: &[[u8
     if missing.is_empty() {
         return;
     }
-    ctx.out.push(Output::SendDirect {
-        circle: state.id(),
-        peer,
-        frame: frames::encode_sync_response(&missing),
-    });
+    ctx.out.push(Output::SendDirect { circle: state.id(), peer, frame: frames::encode_sync_response(&missing) });
 }

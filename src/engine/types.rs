@@ -16,11 +16,7 @@ pub enum Input {
     /// A frame received on a circle's topic (gossip or catch-up).
     Frame { circle: CircleId, bytes: Vec<u8> },
     /// A frame received directly from a peer (join handshake, sync).
-    Direct {
-        circle: CircleId,
-        peer: PeerRef,
-        bytes: Vec<u8>,
-    },
+    Direct { circle: CircleId, peer: PeerRef, bytes: Vec<u8> },
     /// A peer of the circle's network is reachable now (on connect, and
     /// periodically): the engine starts catch-up or a join attempt with it.
     PeerAvailable { circle: CircleId, peer: PeerRef },
@@ -94,32 +90,16 @@ pub enum Command {
 #[allow(clippy::large_enum_variant)] // Outputs are moved once, never stored in bulk.
 pub enum Output {
     /// Publish on the circle's current topic.
-    Publish {
-        circle: CircleId,
-        topic: String,
-        frame: Vec<u8>,
-    },
+    Publish { circle: CircleId, topic: String, frame: Vec<u8> },
     /// Send to one peer directly (join handshake, sync).
-    SendDirect {
-        circle: CircleId,
-        peer: PeerRef,
-        frame: Vec<u8>,
-    },
+    SendDirect { circle: CircleId, peer: PeerRef, frame: Vec<u8> },
     /// Be in this circle's closed network and listen on these topics.
-    Subscribe {
-        circle: CircleId,
-        network_key: NetworkKey,
-        topics: Vec<String>,
-    },
+    Subscribe { circle: CircleId, network_key: NetworkKey, topics: Vec<String> },
     /// Leave a circle's network.
     Unsubscribe { circle: CircleId },
     /// Dial these addresses in the circle's network to find a member to
     /// join through (from an invite).
-    Dial {
-        circle: CircleId,
-        network_key: NetworkKey,
-        addresses: Vec<String>,
-    },
+    Dial { circle: CircleId, network_key: NetworkKey, addresses: Vec<String> },
     /// Write (or erase) something in the profile.
     Persist(Record),
     /// Show something to the user.
@@ -146,12 +126,7 @@ pub enum Record {
     /// Erase a message everywhere (expiry).
     DeleteMessage { circle: CircleId, id: MessageId },
     /// Keep an encrypted frame for catch-up and mailboxing until `expires_at_ms`.
-    Frame {
-        circle: CircleId,
-        id: [u8; 32],
-        bytes: Vec<u8>,
-        expires_at_ms: u64,
-    },
+    Frame { circle: CircleId, id: [u8; 32], bytes: Vec<u8>, expires_at_ms: u64 },
     /// Erase a stored frame.
     DeleteFrame { circle: CircleId, id: [u8; 32] },
     /// The circle's key and membership state changed; the store saves

@@ -33,9 +33,7 @@ pub enum IdentityError {
 }
 
 /// A member's public identity: the ed25519 verifying key, 32 bytes.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct MemberId(pub [u8; 32]);
 
 impl MemberId {
@@ -45,10 +43,7 @@ impl MemberId {
 
     /// The short, human-comparable fingerprint of this identity.
     pub fn fingerprint(&self) -> Fingerprint {
-        let digest = Sha256::new()
-            .chain_update(LABEL_FINGERPRINT)
-            .chain_update(self.0)
-            .finalize();
+        let digest = Sha256::new().chain_update(LABEL_FINGERPRINT).chain_update(self.0).finalize();
         let mut out = [0u8; 10];
         out.copy_from_slice(&digest[..10]);
         Fingerprint(out)
@@ -64,8 +59,7 @@ impl MemberId {
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), IdentityError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::BadPublicKey)?;
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        key.verify_strict(message, &sig)
-            .map_err(|_| IdentityError::BadSignature)
+        key.verify_strict(message, &sig).map_err(|_| IdentityError::BadSignature)
     }
 }
 
@@ -110,9 +104,7 @@ impl IdentitySecret {
 
     /// Rebuild from the 32-byte seed (as stored in the encrypted profile).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_bytes(seed),
-        }
+        Self { key: SigningKey::from_bytes(seed) }
     }
 
     /// The secret seed, for the encrypted store only.
@@ -179,17 +171,11 @@ impl NoiseBinding {
     pub fn create(identity: &IdentitySecret, circle_id: &[u8; 32], noise: &NoiseSecret) -> Self {
         let noise_public = noise.public();
         let signature = identity.sign(&Self::message(circle_id, &noise_public));
-        Self {
-            noise_public,
-            signature,
-        }
+        Self { noise_public, signature }
     }
 
     pub fn verify(&self, member: &MemberId, circle_id: &[u8; 32]) -> Result<(), IdentityError> {
-        member.verify(
-            &Self::message(circle_id, &self.noise_public),
-            &self.signature,
-        )
+        member.verify(&Self::message(circle_id, &self.noise_public), &self.signature)
     }
 }
 

@@ -25,15 +25,9 @@ impl std::fmt::Display for SafetyNumber {
 
 /// The safety number of one identity key.
 pub fn safety_number(member: &MemberId) -> SafetyNumber {
-    let mut digest = Sha512::new()
-        .chain_update(LABEL)
-        .chain_update(member.0)
-        .finalize();
+    let mut digest = Sha512::new().chain_update(LABEL).chain_update(member.0).finalize();
     for _ in 1..ITERATIONS {
-        digest = Sha512::new()
-            .chain_update(digest)
-            .chain_update(member.0)
-            .finalize();
+        digest = Sha512::new().chain_update(digest).chain_update(member.0).finalize();
     }
     let mut groups = [0u32; 6];
     for (i, g) in groups.iter_mut().enumerate() {

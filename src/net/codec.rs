@@ -17,25 +17,16 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_DIRECT_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "direct frame too long",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "direct frame too long"));
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
     Ok(buf)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    frame: &[u8],
-) -> std::io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8]) -> std::io::Result<()> {
     if frame.len() > MAX_DIRECT_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "direct frame too long",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "direct frame too long"));
     }
     io.write_all(&(frame.len() as u32).to_be_bytes()).await?;
     io.write_all(frame).await?;
@@ -61,24 +52,14 @@ impl libp2p::request_response::Codec for DirectCodec {
         read_frame(io).await
     }
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> std::io::Result<()>
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &req).await
     }
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> std::io::Result<()>
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {

@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
-use libp2p::gossipsub::{
-    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
-};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, mdns, noise, ping, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, Transport, dcutr, identify, kad, mdns, noise, ping, relay, tcp, yamux,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -29,6 +29,13 @@ const PROTOCOL_VERSION: &str = "/p2p/1.0.0";
 /// Direct requests a peer may make per second (burst of `DIRECT_BURST`).
 const DIRECT_RATE_PER_SEC: f64 = 50.0;
 const DIRECT_BURST: f64 = 200.0;
+/// Kademlia among the circle's members (inside the closed network only).
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/kolo/1/kad");
+const KAD_BOOTSTRAP_EVERY: Duration = Duration::from_secs(120);
+/// How many members we keep a relay reservation with, so that members who
+/// cannot reach us directly still can through them.
+const MAX_RESERVATIONS: usize = 2;
+const RESERVE_RETRY_EVERY: Duration = Duration::from_secs(15);
 
 pub struct CircleNetConfig {
     pub circle: CircleId,
@@ -42,20 +49,10 @@ pub struct CircleNetConfig {
 #[derive(Debug)]
 pub enum NetCommand {
     Subscribe(Vec<String>),
-    Publish {
-        topic: String,
-        frame: Vec<u8>,
-    },
-    SendDirect {
-        peer: PeerId,
-        frame: Vec<u8>,
-    },
+    Publish { topic: String, frame: Vec<u8> },
+    SendDirect { peer: PeerId, frame: Vec<u8> },
     Dial(Vec<Multiaddr>),
-    Validate {
-        message_id: MessageId,
-        source: PeerId,
-        accept: bool,
-    },
+    Validate { message_id: MessageId, source: PeerId, accept: bool },
     Shutdown,
 }
 
@@ -110,6 +107,13 @@ struct CircleBehaviour {
     direct: request_response::Behaviour<DirectCodec>,
     ping: ping::Behaviour,
     mdns: Toggle<mdns::tokio::Behaviour>,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Every member can relay for the others (circuit relay v2)...
+    relay: relay::Behaviour,
+    /// ...and use others as relays.
+    relay_client: relay::client::Behaviour,
+    /// Upgrade relayed links to direct ones where NATs allow.
+    dcutr: dcutr::Behaviour,
 }
 
 fn content_id(message: &gossipsub::Message) -> MessageId {
@@ -134,7 +138,9 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
         })
         .map_err(|e| setup(&e))?
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key, relay_client| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(ValidationMode::Anonymous)
                 .validate_messages()
@@ -142,15 +148,11 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 .max_transmit_size(MAX_GOSSIP_FRAME + 1024)
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()?;
-            let mut gossipsub =
-                gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)?;
-            gossipsub.with_peer_score(
-                gossipsub::PeerScoreParams::default(),
-                gossipsub::PeerScoreThresholds::default(),
-            )?;
+            let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)?;
+            gossipsub
+                .with_peer_score(gossipsub::PeerScoreParams::default(), gossipsub::PeerScoreThresholds::default())?;
             let identify = identify::Behaviour::new(
-                identify::Config::new(PROTOCOL_VERSION.into(), key.public())
-                    .with_agent_version(AGENT.into()),
+                identify::Config::new(PROTOCOL_VERSION.into(), key.public()).with_agent_version(AGENT.into()),
             );
             let direct = request_response::Behaviour::with_codec(
                 DirectCodec,
@@ -158,19 +160,27 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
             let mdns = if config.mdns {
-                Some(mdns::tokio::Behaviour::new(
-                    mdns::Config::default(),
-                    key.public().to_peer_id(),
-                )?)
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), key.public().to_peer_id())?)
             } else {
                 None
             };
+            let peer_id = key.public().to_peer_id();
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
             Ok(CircleBehaviour {
                 gossipsub,
                 identify,
                 direct,
                 ping: ping::Behaviour::default(),
                 mdns: mdns.into(),
+                kad,
+                relay: relay::Behaviour::new(peer_id, relay::Config::default()),
+                relay_client,
+                dcutr: dcutr::Behaviour::new(peer_id),
             })
         })
         .map_err(|e| setup(&e))?
@@ -180,18 +190,12 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
 }
 
 /// Start a circle's swarm: listen, dial, and run its task. Events go to `events`.
-pub fn spawn_circle(
-    config: CircleNetConfig,
-    events: mpsc::Sender<NetEvent>,
-) -> Result<CircleNetwork, NetError> {
+pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> Result<CircleNetwork, NetError> {
     let mut swarm = build_swarm(&config)?;
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
-            .map_err(|e| NetError::Listen {
-                address: address.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| NetError::Listen { address: address.to_string(), reason: e.to_string() })?;
     }
     for address in &config.dial {
         let _ = swarm.dial(address.clone());
@@ -203,12 +207,11 @@ pub fn spawn_circle(
         swarm,
         events,
         buckets: HashMap::new(),
+        reservations: HashMap::new(),
+        dialed: HashMap::new(),
     };
     tokio::spawn(task.run(rx));
-    Ok(CircleNetwork {
-        peer_id,
-        commands: tx,
-    })
+    Ok(CircleNetwork { peer_id, commands: tx })
 }
 
 /// A token bucket per peer for direct requests.
@@ -222,12 +225,28 @@ struct SwarmTask {
     swarm: Swarm<CircleBehaviour>,
     events: mpsc::Sender<NetEvent>,
     buckets: HashMap<PeerId, Bucket>,
+    /// Members we asked to relay for us, by the listener that holds it.
+    reservations: HashMap<libp2p::core::transport::ListenerId, PeerId>,
+    /// Addresses we reached peers at (known to work from here).
+    dialed: HashMap<PeerId, Multiaddr>,
 }
 
 impl SwarmTask {
     async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
+        let mut bootstrap = tokio::time::interval(KAD_BOOTSTRAP_EVERY);
+        let mut reserve = tokio::time::interval(RESERVE_RETRY_EVERY);
         loop {
             tokio::select! {
+                _ = reserve.tick() => {
+                    let dialed: Vec<(PeerId, Multiaddr)> = self.dialed.iter().map(|(p, a)| (*p, a.clone())).collect();
+                    for (peer, address) in dialed {
+                        self.reserve_with(peer, &[address]);
+                    }
+                }
+                _ = bootstrap.tick() => {
+                    // Fails harmlessly while we know no peer yet.
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
                 command = commands.recv() => match command {
                     None | Some(NetCommand::Shutdown) => break,
                     Some(c) => self.command(c),
@@ -266,29 +285,34 @@ impl SwarmTask {
                     let _ = self.swarm.dial(a);
                 }
             }
-            NetCommand::Validate {
-                message_id,
-                source,
-                accept,
-            } => {
-                let verdict = if accept {
-                    MessageAcceptance::Accept
-                } else {
-                    MessageAcceptance::Reject
-                };
-                b.gossipsub
-                    .report_message_validation_result(&message_id, &source, verdict);
+            NetCommand::Validate { message_id, source, accept } => {
+                let verdict = if accept { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
+                b.gossipsub.report_message_validation_result(&message_id, &source, verdict);
             }
             NetCommand::Shutdown => {}
         }
     }
 
+    /// Ask `peer` to relay for us, if we have fewer than enough relays.
+    fn reserve_with(&mut self, peer: PeerId, addresses: &[Multiaddr]) {
+        if self.reservations.len() >= MAX_RESERVATIONS || self.reservations.values().any(|p| *p == peer) {
+            return;
+        }
+        // Prefer the address we reached them at: it works from here.
+        let Some(address) = self.dialed.get(&peer).or(addresses.first()).cloned() else { return };
+        let circuit = address.clone().with(Protocol::P2p(peer)).with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit) {
+            Ok(listener) => {
+                tracing::debug!("asked a member to relay for us");
+                self.reservations.insert(listener, peer);
+            }
+            Err(e) => tracing::debug!("relay reservation not attempted: {e}"),
+        }
+    }
+
     fn allow_direct(&mut self, peer: PeerId) -> bool {
         let now = Instant::now();
-        let bucket = self.buckets.entry(peer).or_insert(Bucket {
-            tokens: DIRECT_BURST,
-            at: now,
-        });
+        let bucket = self.buckets.entry(peer).or_insert(Bucket { tokens: DIRECT_BURST, at: now });
         let refill = now.duration_since(bucket.at).as_secs_f64() * DIRECT_RATE_PER_SEC;
         bucket.tokens = (bucket.tokens + refill).min(DIRECT_BURST);
         bucket.at = now;
@@ -308,32 +332,16 @@ impl SwarmTask {
                 message_id,
                 message,
             })) => {
-                return Some(NetEventKind::Gossip {
-                    frame: message.data,
-                    message_id,
-                    source: propagation_source,
-                });
+                return Some(NetEventKind::Gossip { frame: message.data, message_id, source: propagation_source });
             }
-            SwarmEvent::Behaviour(CircleBehaviourEvent::Direct(
-                request_response::Event::Message {
-                    peer,
-                    message:
-                        request_response::Message::Request {
-                            request, channel, ..
-                        },
-                    ..
-                },
-            )) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .direct
-                    .send_response(channel, Vec::new());
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Direct(request_response::Event::Message {
+                peer,
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            })) => {
+                let _ = self.swarm.behaviour_mut().direct.send_response(channel, Vec::new());
                 if self.allow_direct(peer) {
-                    return Some(NetEventKind::Direct {
-                        peer,
-                        frame: request,
-                    });
+                    return Some(NetEventKind::Direct { peer, frame: request });
                 }
                 tracing::warn!("direct requests from a peer over the rate limit were dropped");
             }
@@ -342,45 +350,63 @@ impl SwarmTask {
                     let _ = self.swarm.dial(address);
                 }
             }
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                endpoint,
-                num_established,
-                ..
-            } if num_established.get() == 1 => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. }
+                if num_established.get() == 1 =>
+            {
                 let address = endpoint.get_remote_address().clone();
                 let relayed = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
-                return Some(NetEventKind::PeerConnected {
-                    peer: peer_id,
-                    relayed,
-                    address,
-                });
+                if endpoint.is_dialer() && !relayed {
+                    self.dialed.insert(peer_id, address.clone());
+                }
+                return Some(NetEventKind::PeerConnected { peer: peer_id, relayed, address });
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established: 0,
-                ..
-            } => {
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.buckets.remove(&peer_id);
+                self.dialed.remove(&peer_id);
                 return Some(NetEventKind::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::NewListenAddr { address, .. } => {
+                let circuit = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+                if !circuit {
+                    // Members reach us here, so we can relay for those who
+                    // cannot reach each other (the relay server only serves
+                    // once it has an external address).
+                    self.swarm.add_external_address(address.clone());
+                }
+                let address = if circuit && !matches!(address.iter().last(), Some(Protocol::P2p(_))) {
+                    address.with(Protocol::P2p(*self.swarm.local_peer_id()))
+                } else {
+                    address
+                };
                 return Some(NetEventKind::Listening { address });
             }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
-                return Some(NetEventKind::DialFailed {
-                    reason: error.to_string(),
-                });
+                return Some(NetEventKind::DialFailed { reason: error.to_string() });
             }
             SwarmEvent::Behaviour(CircleBehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
+                peer_id, info, ..
             })) => {
-                return Some(NetEventKind::PeerAddresses {
-                    peer: peer_id,
-                    addresses: info.listen_addrs,
-                });
+                let direct: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .iter()
+                    .filter(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit)))
+                    .cloned()
+                    .collect();
+                for a in &direct {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                }
+                self.reserve_with(peer_id, &direct);
+                return Some(NetEventKind::PeerAddresses { peer: peer_id, addresses: info.listen_addrs });
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted { .. },
+            )) => {
+                tracing::debug!("relay reservation accepted");
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                // A relay reservation ended or was refused: try again later.
+                tracing::debug!("listener closed: {reason:?}");
+                self.reservations.remove(&listener_id);
             }
             _ => {}
         }

@@ -24,9 +24,7 @@ use crate::api::Pending;
 use crate::circle::CircleId;
 use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record};
 use crate::entropy::OsEntropy;
-use crate::net::{
-    CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle,
-};
+use crate::net::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
 use crate::store::Profile;
 use peers::PeerBook;
 
@@ -49,24 +47,13 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        let any: Multiaddr = "/ip4/0.0.0.0/tcp/0"
-            .parse()
-            .unwrap_or_else(|_| Multiaddr::empty());
-        Self {
-            listen: vec![any],
-            mdns: false,
-            engine: EngineConfig::default(),
-        }
+        let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty());
+        Self { listen: vec![any], mdns: false, engine: EngineConfig::default() }
     }
 }
 
 /// An invite request held until its circle's network listens.
-type InviteWaiter = (
-    CircleId,
-    crate::api::Request,
-    oneshot::Sender<Result<Value, String>>,
-    Instant,
-);
+type InviteWaiter = (CircleId, crate::api::Request, oneshot::Sender<Result<Value, String>>, Instant);
 
 struct JoinWaiter {
     reply: oneshot::Sender<Result<Value, String>>,
@@ -93,10 +80,7 @@ pub struct Node {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Node {
@@ -138,12 +122,8 @@ impl Node {
         let startup = self.engine.startup_outputs();
         self.route(startup);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let (mut last_sync, mut last_presence, mut last_redial, mut last_purge) = (
-            Instant::now(),
-            Instant::now(),
-            Instant::now(),
-            Instant::now(),
-        );
+        let (mut last_sync, mut last_presence, mut last_redial, mut last_purge) =
+            (Instant::now(), Instant::now(), Instant::now(), Instant::now());
         while !self.stop {
             tokio::select! {
                 Some(event) = net_rx.recv() => self.on_net(event),
@@ -196,9 +176,7 @@ impl Node {
         if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
             // Nothing is sent or acknowledged when the profile could not record it.
             tracing::error!("profile write failed: {e}");
-            events.push(Event::Error {
-                reason: format!("could not save to the profile: {e}"),
-            });
+            events.push(Event::Error { reason: format!("could not save to the profile: {e}") });
             return events;
         }
         events.extend(self.route(rest));
@@ -210,27 +188,16 @@ impl Node {
         let mut events = Vec::new();
         for output in outputs {
             match output {
-                Output::Publish {
-                    circle,
-                    topic,
-                    frame,
-                } => {
+                Output::Publish { circle, topic, frame } => {
                     self.send_net(&circle, NetCommand::Publish { topic, frame });
                 }
-                Output::SendDirect {
-                    circle,
-                    peer,
-                    frame,
-                } => {
+                Output::SendDirect { circle, peer, frame } => {
+                    tracing::debug!("sending direct frame type {:?}, {} bytes", frame.get(1), frame.len());
                     if let Some(peer) = self.books.get(&circle).and_then(|b| b.peer_of(peer)) {
                         self.send_net(&circle, NetCommand::SendDirect { peer, frame });
                     }
                 }
-                Output::Subscribe {
-                    circle,
-                    network_key,
-                    topics,
-                } => {
+                Output::Subscribe { circle, network_key, topics } => {
                     self.ensure_network(circle, network_key.0, Vec::new());
                     self.send_net(&circle, NetCommand::Subscribe(topics));
                 }
@@ -240,13 +207,8 @@ impl Node {
                     }
                     self.books.remove(&circle);
                 }
-                Output::Dial {
-                    circle,
-                    network_key,
-                    addresses,
-                } => {
-                    let addrs: Vec<Multiaddr> =
-                        addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                Output::Dial { circle, network_key, addresses } => {
+                    let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
                     self.ensure_network(circle, network_key.0, addrs.clone());
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
@@ -274,21 +236,10 @@ impl Node {
             return;
         }
         let saved = peers::NetInfo::load(&self.profile, &circle);
-        let listen = self
-            .config
-            .listen
-            .iter()
-            .map(|a| peers::with_port(a, saved.port))
-            .collect();
+        let listen = self.config.listen.iter().map(|a| peers::with_port(a, saved.port)).collect();
         let mut dial = dial;
         dial.extend(saved.peers.iter().filter_map(|a| a.parse().ok()));
-        let config = CircleNetConfig {
-            circle,
-            network_key,
-            listen,
-            dial,
-            mdns: self.config.mdns,
-        };
+        let config = CircleNetConfig { circle, network_key, listen, dial, mdns: self.config.mdns };
         match spawn_circle(config, self.net_tx.clone()) {
             Ok(net) => {
                 let mut book = PeerBook::new(net.peer_id);
@@ -306,40 +257,20 @@ impl Node {
             return;
         };
         match event.kind {
-            NetEventKind::Gossip {
-                frame,
-                message_id,
-                source,
-            } => {
-                let events = self.handle(Input::Frame {
-                    circle,
-                    bytes: frame,
-                });
+            NetEventKind::Gossip { frame, message_id, source } => {
+                let events = self.handle(Input::Frame { circle, bytes: frame });
                 let accept = !events.iter().any(|e| matches!(e, Event::Rejected { .. }));
-                self.send_net(
-                    &circle,
-                    NetCommand::Validate {
-                        message_id,
-                        source,
-                        accept,
-                    },
-                );
+                self.send_net(&circle, NetCommand::Validate { message_id, source, accept });
             }
             NetEventKind::Direct { peer, frame } => {
+                tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
                 let peer = book.handle_of(peer);
-                self.handle(Input::Direct {
-                    circle,
-                    peer,
-                    bytes: frame,
-                });
+                self.handle(Input::Direct { circle, peer, bytes: frame });
             }
             NetEventKind::PeerConnected { peer, relayed, .. } => {
                 book.connected.insert(peer, relayed);
                 let handle = book.handle_of(peer);
-                self.handle(Input::PeerAvailable {
-                    circle,
-                    peer: handle,
-                });
+                self.handle(Input::PeerAvailable { circle, peer: handle });
             }
             NetEventKind::PeerDisconnected { peer } => {
                 book.connected.remove(&peer);
@@ -348,7 +279,9 @@ impl Node {
                 if !book.listen.contains(&address) {
                     book.listen.push(address.clone());
                 }
-                if let Some(port) = peers::port_of(&address)
+                let relayed = address.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit));
+                if !relayed
+                    && let Some(port) = peers::port_of(&address)
                     && book.saved.port != port
                 {
                     book.saved.port = port;
@@ -368,6 +301,10 @@ impl Node {
 
     fn on_engine_event(&mut self, event: &Event) {
         match event {
+            Event::Membership { circle, .. } => {
+                // Newcomers cannot read presence sent before they joined.
+                self.presence_due.insert(*circle);
+            }
             Event::Joined { circle, name } => {
                 self.presence_due.insert(*circle);
                 for w in self.join_waiters.remove(circle).unwrap_or_default() {
@@ -380,18 +317,12 @@ impl Node {
                     let _ = w.reply.send(Err(reason.clone()));
                 }
             }
-            Event::Presence {
-                circle,
-                member,
-                transport,
-                addresses,
-            } => {
+            Event::Presence { circle, member, transport, addresses } => {
                 if let Some(book) = self.books.get_mut(circle)
                     && let Ok(peer) = PeerId::from_bytes(transport)
                 {
                     book.members.insert(*member, peer);
-                    let addrs: Vec<Multiaddr> =
-                        addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                    let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
                     let known = book.connected.contains_key(&peer);
                     if book.learn_addresses(peer, &addrs) {
                         book.saved.save(&mut self.profile, circle);
@@ -423,31 +354,21 @@ impl Node {
             }
             let transport = book.local.to_bytes();
             let addresses = book.listen.iter().map(ToString::to_string).collect();
-            self.handle(Input::Command(Command::AnnouncePresence {
-                circle,
-                transport,
-                addresses,
-            }));
+            self.handle(Input::Command(Command::AnnouncePresence { circle, transport, addresses }));
         }
     }
 
     fn sync_round(&mut self) {
-        let picks: Vec<(CircleId, u64)> = self
-            .books
-            .iter_mut()
-            .filter_map(|(c, b)| b.random_connected().map(|h| (*c, h)))
-            .collect();
+        let picks: Vec<(CircleId, u64)> =
+            self.books.iter_mut().filter_map(|(c, b)| b.random_connected().map(|h| (*c, h))).collect();
         for (circle, peer) in picks {
             self.handle(Input::PeerAvailable { circle, peer });
         }
     }
 
     fn redial(&mut self) {
-        let plans: Vec<(CircleId, Vec<Multiaddr>)> = self
-            .books
-            .iter()
-            .map(|(c, b)| (*c, b.addresses_to_redial()))
-            .collect();
+        let plans: Vec<(CircleId, Vec<Multiaddr>)> =
+            self.books.iter().map(|(c, b)| (*c, b.addresses_to_redial())).collect();
         for (circle, addrs) in plans {
             if !addrs.is_empty() {
                 self.send_net(&circle, NetCommand::Dial(addrs));
@@ -456,9 +377,8 @@ impl Node {
     }
 
     fn release_invites(&mut self, circle: CircleId) {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.invite_waiters)
-            .into_iter()
-            .partition(|(c, ..)| *c == circle);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.invite_waiters).into_iter().partition(|(c, ..)| *c == circle);
         self.invite_waiters = waiting;
         for (_, request, reply, _) in ready {
             self.on_request(request, reply);
@@ -467,18 +387,14 @@ impl Node {
 
     fn expire_join_waiters(&mut self) {
         let now = Instant::now();
-        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.invite_waiters)
-            .into_iter()
-            .partition(|(.., at)| *at <= now);
+        let (late, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.invite_waiters).into_iter().partition(|(.., at)| *at <= now);
         self.invite_waiters = waiting;
         for (_, _, reply, _) in late {
-            let _ = reply.send(Err(
-                "the circle's network is not listening on any address yet".into(),
-            ));
+            let _ = reply.send(Err("the circle's network is not listening on any address yet".into()));
         }
         for waiters in self.join_waiters.values_mut() {
-            let (late, keep): (Vec<JoinWaiter>, Vec<JoinWaiter>) =
-                waiters.drain(..).partition(|w| w.deadline <= now);
+            let (late, keep): (Vec<JoinWaiter>, Vec<JoinWaiter>) = waiters.drain(..).partition(|w| w.deadline <= now);
             *waiters = keep;
             for w in late {
                 let _ = w.reply.send(Err(

@@ -24,10 +24,7 @@ pub struct NetInfo {
 
 impl NetInfo {
     pub fn load(profile: &Profile, circle: &CircleId) -> Self {
-        profile
-            .net_info(circle)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        profile.net_info(circle).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
     pub fn save(&self, profile: &mut Profile, circle: &CircleId) {
@@ -113,14 +110,9 @@ impl PeerBook {
         }
         let set = self.addresses.entry(peer).or_default();
         let mut changed = false;
-        for a in addresses
-            .iter()
-            .filter(|a| port_of(a).is_some_and(|p| p != 0))
-        {
+        for a in addresses.iter().filter(|a| port_of(a).is_some_and(|p| p != 0)) {
             // Only dialable addresses; unspecified ones are useless to others.
-            if a.iter()
-                .any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified()))
-            {
+            if a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())) {
                 continue;
             }
             if set.insert(a.clone()) {
@@ -167,8 +159,6 @@ impl PeerBook {
 
     /// Is `member` connected to us, and is the link relayed?
     pub fn link_of(&self, member: &MemberId) -> Option<bool> {
-        self.members
-            .get(member)
-            .and_then(|p| self.connected.get(p).copied())
+        self.members.get(member).and_then(|p| self.connected.get(p).copied())
     }
 }

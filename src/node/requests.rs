@@ -92,10 +92,7 @@ impl Node {
                 .join_waiters
                 .entry(circle)
                 .or_default()
-                .push(JoinWaiter {
-                    reply,
-                    deadline: Instant::now() + JOIN_TIMEOUT,
-                }),
+                .push(JoinWaiter { reply, deadline: Instant::now() + JOIN_TIMEOUT }),
             None => {
                 let _ = reply.send(Err("the join did not start".into()));
             }
@@ -107,48 +104,32 @@ impl Node {
         let ids = self.engine.circle_ids();
         let by_name: Vec<CircleId> = ids
             .iter()
-            .filter(|id| {
-                self.engine
-                    .circle(id)
-                    .is_some_and(|c| c.log().circle_name().to_lowercase() == q)
-            })
+            .filter(|id| self.engine.circle(id).is_some_and(|c| c.log().circle_name().to_lowercase() == q))
             .copied()
             .collect();
         let candidates = if by_name.is_empty() && q.len() >= 4 {
-            ids.into_iter()
-                .filter(|id| hex(id).starts_with(&q))
-                .collect()
+            ids.into_iter().filter(|id| hex(id).starts_with(&q)).collect()
         } else {
             by_name
         };
         match candidates.as_slice() {
             [one] => Ok(*one),
             [] => Err(format!("no circle called or starting with \"{query}\"")),
-            _ => Err(format!(
-                "\"{query}\" matches several circles; use more of the id"
-            )),
+            _ => Err(format!("\"{query}\" matches several circles; use more of the id")),
         }
     }
 
     fn resolve_member(&self, circle: &CircleId, query: &str) -> Result<MemberId, String> {
         let q = query.trim().to_lowercase();
         let members = self.engine.members(circle);
-        let by_name: Vec<MemberId> = members
-            .iter()
-            .filter(|m| m.name.to_lowercase() == q)
-            .map(|m| m.id)
-            .collect();
+        let by_name: Vec<MemberId> = members.iter().filter(|m| m.name.to_lowercase() == q).map(|m| m.id).collect();
         let candidates = if by_name.is_empty() && q.len() >= 4 {
             let bare = q.replace('-', "");
             members
                 .iter()
                 .filter(|m| {
                     m.id.to_hex().starts_with(&bare)
-                        || m.id
-                            .fingerprint()
-                            .to_string()
-                            .replace('-', "")
-                            .starts_with(&bare)
+                        || m.id.fingerprint().to_string().replace('-', "").starts_with(&bare)
                 })
                 .map(|m| m.id)
                 .collect()
@@ -158,9 +139,7 @@ impl Node {
         match candidates.as_slice() {
             [one] => Ok(*one),
             [] => Err(format!("no member called or starting with \"{query}\"")),
-            _ => Err(format!(
-                "\"{query}\" matches several members; use their fingerprint"
-            )),
+            _ => Err(format!("\"{query}\" matches several members; use their fingerprint")),
         }
     }
 
@@ -179,20 +158,13 @@ impl Node {
                 self.stop = true;
                 Ok(json!({ "stopping": true }))
             }
-            Request::CircleCreate {
-                name,
-                disappear_secs,
-            } => {
-                let events = self.command(Command::CreateCircle {
-                    name,
-                    max_disappear_secs: parse_duration_free(disappear_secs),
-                })?;
+            Request::CircleCreate { name, disappear_secs } => {
+                let events = self
+                    .command(Command::CreateCircle { name, max_disappear_secs: parse_duration_free(disappear_secs) })?;
                 events
                     .iter()
                     .find_map(|e| match e {
-                        Event::CircleCreated { circle, name } => {
-                            Some(json!({ "id": hex(circle), "name": name }))
-                        }
+                        Event::CircleCreated { circle, name } => Some(json!({ "id": hex(circle), "name": name })),
                         _ => None,
                     })
                     .ok_or_else(|| "the circle was not created".into())
@@ -215,22 +187,14 @@ impl Node {
                     })
                     .collect(),
             )),
-            Request::Invite {
-                circle,
-                expires_secs,
-                organiser,
-            } => {
+            Request::Invite { circle, expires_secs, organiser } => {
                 let circle = self.resolve_circle(&circle)?;
                 let addresses = self
                     .books
                     .get(&circle)
                     .map(|b| b.listen.iter().map(ToString::to_string).collect())
                     .unwrap_or_default();
-                let role = if organiser.unwrap_or(false) {
-                    Role::Organiser
-                } else {
-                    Role::Member
-                };
+                let role = if organiser.unwrap_or(false) { Role::Organiser } else { Role::Member };
                 let events = self.command(Command::CreateInvite {
                     circle,
                     expires_in_ms: expires_secs.unwrap_or(24 * 3600).saturating_mul(1000),
@@ -240,38 +204,21 @@ impl Node {
                 events
                     .iter()
                     .find_map(|e| match e {
-                        Event::InviteCreated {
-                            code,
-                            expires_at_ms,
-                            ..
-                        } => Some(json!({ "code": code, "expires_at": expires_at_ms })),
+                        Event::InviteCreated { code, expires_at_ms, .. } => {
+                            Some(json!({ "code": code, "expires_at": expires_at_ms }))
+                        }
                         _ => None,
                     })
                     .ok_or_else(|| "no invite was created".into())
             }
             Request::Join { .. } => Err("join is answered asynchronously".into()),
-            Request::Send {
-                circle,
-                text,
-                disappear_secs,
-            } => {
+            Request::Send { circle, text, disappear_secs } => {
                 let circle = self.resolve_circle(&circle)?;
-                let events = self.command(Command::SendText {
-                    circle,
-                    text,
-                    timer_secs: parse_duration_free(disappear_secs),
-                })?;
+                let events =
+                    self.command(Command::SendText { circle, text, timer_secs: parse_duration_free(disappear_secs) })?;
                 Ok(sent(&events))
             }
-            Request::Announce {
-                circle,
-                title,
-                when,
-                place,
-                details,
-                supersedes,
-                disappear_secs,
-            } => {
+            Request::Announce { circle, title, when, place, details, supersedes, disappear_secs } => {
                 let circle = self.resolve_circle(&circle)?;
                 let supersedes = match supersedes {
                     Some(prefix) => Some(self.resolve_message(&circle, &prefix)?),
@@ -294,12 +241,7 @@ impl Node {
             Request::Messages { circle } => {
                 let circle = self.resolve_circle(&circle)?;
                 let c = self.engine.circle(&circle).ok_or("no such circle")?;
-                Ok(Value::Array(
-                    c.history()
-                        .into_iter()
-                        .map(|m| message_json(m, c.is_verified(&m.sender)))
-                        .collect(),
-                ))
+                Ok(Value::Array(c.history().into_iter().map(|m| message_json(m, c.is_verified(&m.sender))).collect()))
             }
             Request::Members { circle } => {
                 let circle = self.resolve_circle(&circle)?;
@@ -331,11 +273,7 @@ impl Node {
                 self.command(Command::Remove { circle, member })?;
                 Ok(json!({ "removed": member.fingerprint().to_string() }))
             }
-            Request::Verify {
-                circle,
-                member,
-                confirm,
-            } => {
+            Request::Verify { circle, member, confirm } => {
                 let circle = self.resolve_circle(&circle)?;
                 let member = self.resolve_member(&circle, &member)?;
                 let me = self.engine.member_id();
@@ -356,12 +294,7 @@ impl Node {
     fn resolve_message(&self, circle: &CircleId, prefix: &str) -> Result<[u8; 16], String> {
         let c = self.engine.circle(circle).ok_or("no such circle")?;
         let q = prefix.trim().to_lowercase();
-        let hits: Vec<[u8; 16]> = c
-            .history()
-            .iter()
-            .filter(|m| hex(&m.id).starts_with(&q))
-            .map(|m| m.id)
-            .collect();
+        let hits: Vec<[u8; 16]> = c.history().iter().filter(|m| hex(&m.id).starts_with(&q)).map(|m| m.id).collect();
         match hits.as_slice() {
             [one] => Ok(*one),
             [] => Err(format!("no message with id starting \"{prefix}\"")),

@@ -7,21 +7,13 @@ use crate::wire::{Reader, WireError, Writer};
 
 pub fn encode_message(m: &MessageView) -> Vec<u8> {
     let mut w = Writer::with_capacity(256 + m.text.len());
-    w.u8(1)
-        .raw(&m.circle)
-        .raw(&m.id)
-        .raw(m.sender.as_bytes())
-        .str16(&m.sender_name);
+    w.u8(1).raw(&m.circle).raw(&m.id).raw(m.sender.as_bytes()).str16(&m.sender_name);
     match &m.kind {
         MessageKind::Text => {
             w.u8(1);
         }
         MessageKind::Announcement(a) => {
-            w.u8(2)
-                .str16(&a.title)
-                .str16(&a.when)
-                .str16(&a.place)
-                .bytes32(a.details.as_bytes());
+            w.u8(2).str16(&a.title).str16(&a.when).str16(&a.place).bytes32(a.details.as_bytes());
             match a.supersedes {
                 Some(id) => w.u8(1).raw(&id),
                 None => w.u8(0),
@@ -31,29 +23,20 @@ pub fn encode_message(m: &MessageView) -> Vec<u8> {
             w.u8(3);
         }
     }
-    w.bytes32(m.text.as_bytes())
-        .u64(m.sent_at_ms)
-        .u64(m.received_at_ms);
+    w.bytes32(m.text.as_bytes()).u64(m.sent_at_ms).u64(m.received_at_ms);
     match m.expires_at_ms {
         Some(t) => w.u8(1).u64(t),
         None => w.u8(0),
     };
     match &m.envelope {
-        Some(e) => w
-            .u8(1)
-            .raw(&e.key_id)
-            .u32(e.epoch)
-            .u32(e.counter)
-            .bytes32(&e.frame),
+        Some(e) => w.u8(1).raw(&e.key_id).u32(e.epoch).u32(e.counter).bytes32(&e.frame),
         None => w.u8(0),
     };
     w.finish()
 }
 
 fn utf8(b: &[u8], what: &'static str) -> Result<String, WireError> {
-    std::str::from_utf8(b)
-        .map(str::to_owned)
-        .map_err(|_| WireError::BadUtf8(what))
+    std::str::from_utf8(b).map(str::to_owned).map_err(|_| WireError::BadUtf8(what))
 }
 
 pub fn decode_message(bytes: &[u8]) -> Result<MessageView, WireError> {
@@ -76,20 +59,11 @@ pub fn decode_message(bytes: &[u8]) -> Result<MessageView, WireError> {
                 0 => None,
                 _ => Some(r.array()?),
             };
-            MessageKind::Announcement(Announcement {
-                title,
-                when,
-                place,
-                details,
-                supersedes,
-            })
+            MessageKind::Announcement(Announcement { title, when, place, details, supersedes })
         }
         3 => MessageKind::System,
         code => {
-            return Err(WireError::UnknownCode {
-                what: "message kind",
-                code,
-            });
+            return Err(WireError::UnknownCode { what: "message kind", code });
         }
     };
     let text = utf8(r.bytes32("text", 1 << 20)?, "text")?;
@@ -109,18 +83,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<MessageView, WireError> {
         }),
     };
     r.finish()?;
-    Ok(MessageView {
-        circle,
-        id,
-        sender,
-        sender_name,
-        kind,
-        text,
-        sent_at_ms,
-        received_at_ms,
-        expires_at_ms,
-        envelope,
-    })
+    Ok(MessageView { circle, id, sender, sender_name, kind, text, sent_at_ms, received_at_ms, expires_at_ms, envelope })
 }
 
 #[cfg(test)]
@@ -147,12 +110,7 @@ mod tests {
             sent_at_ms: 5,
             received_at_ms: 6,
             expires_at_ms: Some(7),
-            envelope: Some(EnvelopeInfo {
-                key_id: [8; 16],
-                epoch: 9,
-                counter: 10,
-                frame: vec![11; 40],
-            }),
+            envelope: Some(EnvelopeInfo { key_id: [8; 16], epoch: 9, counter: 10, frame: vec![11; 40] }),
         };
         assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
     }

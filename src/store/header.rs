@@ -44,17 +44,9 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// What new profiles use: 64 MiB, 3 passes (OWASP-level for argon2id).
-    pub const DEFAULT: KdfParams = KdfParams {
-        memory_kib: 64 * 1024,
-        iterations: 3,
-        parallelism: 1,
-    };
+    pub const DEFAULT: KdfParams = KdfParams { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
     /// Cheap parameters for tests only (still argon2id, still salted).
-    pub const TESTING: KdfParams = KdfParams {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
+    pub const TESTING: KdfParams = KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 };
 }
 
 #[derive(Clone)]
@@ -79,36 +71,19 @@ pub enum Unlocked {
     Duress(String),
 }
 
-fn kek(
-    params: &KdfParams,
-    passphrase: &[u8],
-    salt: &[u8; 16],
-) -> Result<Zeroizing<[u8; 32]>, StoreError> {
-    let p = argon2::Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        Some(32),
-    )
-    .map_err(|e| StoreError::Corrupt {
-        path: PathBuf::new(),
-        reason: format!("bad argon2 parameters: {e}"),
-    })?;
+fn kek(params: &KdfParams, passphrase: &[u8], salt: &[u8; 16]) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+        .map_err(|e| StoreError::Corrupt { path: PathBuf::new(), reason: format!("bad argon2 parameters: {e}") })?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = Zeroizing::new([0u8; 32]);
     a.hash_password_into(passphrase, salt, &mut out[..])
-        .map_err(|e| StoreError::Corrupt {
-            path: PathBuf::new(),
-            reason: format!("argon2 failed: {e}"),
-        })?;
+        .map_err(|e| StoreError::Corrupt { path: PathBuf::new(), reason: format!("argon2 failed: {e}") })?;
     Ok(out)
 }
 
 fn params_bytes(params: &KdfParams) -> Vec<u8> {
     let mut w = Writer::new();
-    w.u32(params.memory_kib)
-        .u32(params.iterations)
-        .u32(params.parallelism);
+    w.u32(params.memory_kib).u32(params.iterations).u32(params.parallelism);
     w.finish()
 }
 
@@ -123,25 +98,15 @@ fn seal_slot(
     let nonce: [u8; 12] = random_array(rng);
     let key = kek(params, passphrase, &salt)?;
     let ad = [ad_label, &params_bytes(params)].concat();
-    let sealed = aead::seal(&key, &nonce, &ad, payload).map_err(|_| StoreError::Corrupt {
-        path: PathBuf::new(),
-        reason: "sealing a key slot failed".into(),
-    })?;
-    Ok(Slot {
-        salt,
-        nonce,
-        sealed,
-    })
+    let sealed = aead::seal(&key, &nonce, &ad, payload)
+        .map_err(|_| StoreError::Corrupt { path: PathBuf::new(), reason: "sealing a key slot failed".into() })?;
+    Ok(Slot { salt, nonce, sealed })
 }
 
 fn random_slot(rng: &mut dyn Entropy) -> Slot {
     let mut sealed = vec![0u8; PAYLOAD_LEN + 16];
     rng.fill(&mut sealed);
-    Slot {
-        salt: random_array(rng),
-        nonce: random_array(rng),
-        sealed,
-    }
+    Slot { salt: random_array(rng), nonce: random_array(rng), sealed }
 }
 
 fn master_payload(master: &[u8; 32], rng: &mut dyn Entropy) -> Zeroizing<[u8; PAYLOAD_LEN]> {
@@ -160,11 +125,7 @@ impl Header {
         rng: &mut dyn Entropy,
     ) -> Result<Self, StoreError> {
         let payload = master_payload(master, rng);
-        Ok(Self {
-            params,
-            slot_a: seal_slot(&params, passphrase, &payload, AD_SLOT_A, rng)?,
-            slot_b: random_slot(rng),
-        })
+        Ok(Self { params, slot_a: seal_slot(&params, passphrase, &payload, AD_SLOT_A, rng)?, slot_b: random_slot(rng) })
     }
 
     /// Try the passphrase against both slots (always deriving both keys).
@@ -172,18 +133,8 @@ impl Header {
         let ad = params_bytes(&self.params);
         let key_a = kek(&self.params, passphrase, &self.slot_a.salt)?;
         let key_b = kek(&self.params, passphrase, &self.slot_b.salt)?;
-        let a = aead::open(
-            &key_a,
-            &self.slot_a.nonce,
-            &[AD_SLOT_A, &ad].concat(),
-            &self.slot_a.sealed,
-        );
-        let b = aead::open(
-            &key_b,
-            &self.slot_b.nonce,
-            &[AD_SLOT_B, &ad].concat(),
-            &self.slot_b.sealed,
-        );
+        let a = aead::open(&key_a, &self.slot_a.nonce, &[AD_SLOT_A, &ad].concat(), &self.slot_a.sealed);
+        let b = aead::open(&key_b, &self.slot_b.nonce, &[AD_SLOT_B, &ad].concat(), &self.slot_b.sealed);
         if let Ok(p) = a {
             let p = Zeroizing::new(p);
             let mut master = Zeroizing::new([0u8; 32]);
@@ -200,24 +151,14 @@ impl Header {
     }
 
     /// Re-wrap the master key under a new passphrase (fresh salt).
-    pub fn rewrap(
-        &mut self,
-        passphrase: &[u8],
-        master: &[u8; 32],
-        rng: &mut dyn Entropy,
-    ) -> Result<(), StoreError> {
+    pub fn rewrap(&mut self, passphrase: &[u8], master: &[u8; 32], rng: &mut dyn Entropy) -> Result<(), StoreError> {
         let payload = master_payload(master, rng);
         self.slot_a = seal_slot(&self.params, passphrase, &payload, AD_SLOT_A, rng)?;
         Ok(())
     }
 
     /// Set (or replace) the duress passphrase and the decoy name it opens with.
-    pub fn set_duress(
-        &mut self,
-        passphrase: &[u8],
-        decoy_name: &str,
-        rng: &mut dyn Entropy,
-    ) -> Result<(), StoreError> {
+    pub fn set_duress(&mut self, passphrase: &[u8], decoy_name: &str, rng: &mut dyn Entropy) -> Result<(), StoreError> {
         let mut payload = Zeroizing::new([0u8; PAYLOAD_LEN]);
         let name = decoy_name.as_bytes();
         let len = name.len().min(PAYLOAD_LEN - 1);
@@ -230,9 +171,7 @@ impl Header {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(HEADER_LEN);
-        w.raw(MAGIC)
-            .u8(FORMAT_VERSION)
-            .raw(&params_bytes(&self.params));
+        w.raw(MAGIC).u8(FORMAT_VERSION).raw(&params_bytes(&self.params));
         for s in [&self.slot_a, &self.slot_b] {
             w.raw(&s.salt).raw(&s.nonce).raw(&s.sealed);
         }
@@ -240,10 +179,7 @@ impl Header {
     }
 
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self, StoreError> {
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let corrupt = |reason: &str| StoreError::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
         if bytes.len() < 9 || &bytes[..8] != MAGIC {
             return Err(corrupt("not a kolo profile header"));
         }
@@ -259,25 +195,13 @@ impl Header {
         }
         let mut r = Reader::new(&bytes[9..]);
         let read = |r: &mut Reader<'_>| -> Result<Slot, crate::wire::WireError> {
-            Ok(Slot {
-                salt: r.array()?,
-                nonce: r.array()?,
-                sealed: r.take(PAYLOAD_LEN + 16)?.to_vec(),
-            })
+            Ok(Slot { salt: r.array()?, nonce: r.array()?, sealed: r.take(PAYLOAD_LEN + 16)?.to_vec() })
         };
         let parse = |r: &mut Reader<'_>| -> Result<Header, crate::wire::WireError> {
-            let params = KdfParams {
-                memory_kib: r.u32()?,
-                iterations: r.u32()?,
-                parallelism: r.u32()?,
-            };
+            let params = KdfParams { memory_kib: r.u32()?, iterations: r.u32()?, parallelism: r.u32()? };
             let slot_a = read(r)?;
             let slot_b = read(r)?;
-            Ok(Header {
-                params,
-                slot_a,
-                slot_b,
-            })
+            Ok(Header { params, slot_a, slot_b })
         };
         let header = parse(&mut r).map_err(|_| corrupt("header is truncated"))?;
         if header.params.memory_kib > 4 * 1024 * 1024
@@ -291,10 +215,7 @@ impl Header {
 
     /// Write atomically: temporary file, fsync, rename, fsync the directory.
     pub fn write(&self, path: &Path) -> Result<(), StoreError> {
-        let io = |e: std::io::Error| StoreError::Io {
-            path: path.to_owned(),
-            source: e,
-        };
+        let io = |e: std::io::Error| StoreError::Io { path: path.to_owned(), source: e };
         let tmp = path.with_extension("header.tmp");
         {
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -321,14 +242,10 @@ mod tests {
     fn slots_open_only_with_their_passphrase() {
         let mut rng = SeededEntropy::from_u64(1);
         let mut h = Header::new(KdfParams::TESTING, b"correct horse", &[7; 32], &mut rng).unwrap();
-        assert!(
-            matches!(h.unlock(b"correct horse").unwrap(), Some(Unlocked::Master(m)) if *m == [7; 32])
-        );
+        assert!(matches!(h.unlock(b"correct horse").unwrap(), Some(Unlocked::Master(m)) if *m == [7; 32]));
         assert!(h.unlock(b"wrong").unwrap().is_none());
         h.set_duress(b"under duress", "Ana", &mut rng).unwrap();
-        assert!(
-            matches!(h.unlock(b"under duress").unwrap(), Some(Unlocked::Duress(n)) if n == "Ana")
-        );
+        assert!(matches!(h.unlock(b"under duress").unwrap(), Some(Unlocked::Duress(n)) if n == "Ana"));
         let bytes = h.encode();
         assert_eq!(bytes.len(), HEADER_LEN);
         let back = Header::decode(&bytes, Path::new("x")).unwrap();
@@ -340,23 +257,12 @@ mod tests {
 
     #[test]
     fn damaged_headers_are_named_errors() {
-        assert!(matches!(
-            Header::decode(b"garbage", Path::new("h")),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(Header::decode(b"garbage", Path::new("h")), Err(StoreError::Corrupt { .. })));
         let mut rng = SeededEntropy::from_u64(2);
-        let mut bytes = Header::new(KdfParams::TESTING, b"p", &[1; 32], &mut rng)
-            .unwrap()
-            .encode();
+        let mut bytes = Header::new(KdfParams::TESTING, b"p", &[1; 32], &mut rng).unwrap().encode();
         bytes.truncate(50);
-        assert!(matches!(
-            Header::decode(&bytes, Path::new("h")),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Corrupt { .. })));
         bytes[8] = 9;
-        assert!(matches!(
-            Header::decode(&bytes, Path::new("h")),
-            Err(StoreError::Newer { .. })
-        ));
+        assert!(matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Newer { .. })));
     }
 }

@@ -58,19 +58,10 @@ pub enum StoreError {
     AlreadyExists(PathBuf),
     #[error("{path} is damaged or not part of a kolo profile: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error(
-        "{path} was written by a newer kolo (format {found}; this build reads up to {supported}); upgrade kolo"
-    )]
-    Newer {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    #[error("{path} was written by a newer kolo (format {found}; this build reads up to {supported}); upgrade kolo")]
+    Newer { path: PathBuf, found: u32, supported: u32 },
     #[error("cannot access {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("profile database error in {path}: {reason}")]
     Db { path: PathBuf, reason: String },
 }
@@ -102,15 +93,8 @@ fn header_path(dir: &Path) -> PathBuf {
 
 impl Profile {
     fn db_err(&self, e: rusqlite::Error) -> StoreError {
-        let path = self
-            .dir
-            .as_deref()
-            .map(db_path)
-            .unwrap_or_else(|| PathBuf::from(":memory:"));
-        StoreError::Db {
-            path,
-            reason: e.to_string(),
-        }
+        let path = self.dir.as_deref().map(db_path).unwrap_or_else(|| PathBuf::from(":memory:"));
+        StoreError::Db { path, reason: e.to_string() }
     }
 
     /// Create a new profile in `dir` with a fresh identity.
@@ -121,10 +105,7 @@ impl Profile {
         params: KdfParams,
         rng: &mut dyn Entropy,
     ) -> Result<Opened, StoreError> {
-        let io = |e: std::io::Error| StoreError::Io {
-            path: dir.to_owned(),
-            source: e,
-        };
+        let io = |e: std::io::Error| StoreError::Io { path: dir.to_owned(), source: e };
         if header_path(dir).exists() {
             return Err(StoreError::AlreadyExists(dir.to_owned()));
         }
@@ -134,63 +115,33 @@ impl Profile {
         remove_db_files(dir);
         let master = Zeroizing::new(random_array::<32>(rng));
         let conn = open_db(&db_path(dir), &master)?;
-        let mut profile = Profile {
-            conn,
-            dir: Some(dir.to_owned()),
-            header: None,
-            master,
-        };
+        let mut profile = Profile { conn, dir: Some(dir.to_owned()), header: None, master };
         profile.migrate()?;
         let identity = IdentitySecret::generate(rng);
         profile.init_contents(&identity, display_name, rng)?;
         let header = Header::new(params, passphrase.as_bytes(), &profile.master, rng)?;
         header.write(&header_path(dir))?;
         profile.header = Some(header);
-        Ok(Opened {
-            profile,
-            identity,
-            display_name: display_name.to_owned(),
-            circles: Vec::new(),
-        })
+        Ok(Opened { profile, identity, display_name: display_name.to_owned(), circles: Vec::new() })
     }
 
     /// An in-memory profile that writes nothing anywhere (`--ephemeral`).
     pub fn ephemeral(display_name: &str, rng: &mut dyn Entropy) -> Result<Opened, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|e| StoreError::Db {
-            path: ":memory:".into(),
-            reason: e.to_string(),
-        })?;
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::Db { path: ":memory:".into(), reason: e.to_string() })?;
         conn.execute_batch("PRAGMA temp_store = MEMORY;")
-            .map_err(|e| StoreError::Db {
-                path: ":memory:".into(),
-                reason: e.to_string(),
-            })?;
-        let mut profile = Profile {
-            conn,
-            dir: None,
-            header: None,
-            master: Zeroizing::new(random_array(rng)),
-        };
+            .map_err(|e| StoreError::Db { path: ":memory:".into(), reason: e.to_string() })?;
+        let mut profile = Profile { conn, dir: None, header: None, master: Zeroizing::new(random_array(rng)) };
         profile.migrate()?;
         let identity = IdentitySecret::generate(rng);
         profile.init_contents(&identity, display_name, rng)?;
-        Ok(Opened {
-            profile,
-            identity,
-            display_name: display_name.to_owned(),
-            circles: Vec::new(),
-        })
+        Ok(Opened { profile, identity, display_name: display_name.to_owned(), circles: Vec::new() })
     }
 
     /// Open the profile in `dir`. Expired messages are purged before
     /// anything is returned. The duress passphrase silently destroys the
     /// real profile and opens a fresh one.
-    pub fn open(
-        dir: &Path,
-        passphrase: &str,
-        now_ms: u64,
-        rng: &mut dyn Entropy,
-    ) -> Result<Opened, StoreError> {
+    pub fn open(dir: &Path, passphrase: &str, now_ms: u64, rng: &mut dyn Entropy) -> Result<Opened, StoreError> {
         let hpath = header_path(dir);
         let bytes = match std::fs::read(&hpath) {
             Ok(b) => b,
@@ -198,10 +149,7 @@ impl Profile {
                 return Err(StoreError::NoProfile(dir.to_owned()));
             }
             Err(e) => {
-                return Err(StoreError::Io {
-                    path: hpath,
-                    source: e,
-                });
+                return Err(StoreError::Io { path: hpath, source: e });
             }
         };
         let header = Header::decode(&bytes, &hpath)?;
@@ -215,29 +163,16 @@ impl Profile {
             Some(Unlocked::Master(master)) => {
                 let dbp = db_path(dir);
                 if !dbp.exists() {
-                    return Err(StoreError::Corrupt {
-                        path: dbp,
-                        reason: "the database file is missing".into(),
-                    });
+                    return Err(StoreError::Corrupt { path: dbp, reason: "the database file is missing".into() });
                 }
                 let conn = open_db(&dbp, &master)?;
-                let mut profile = Profile {
-                    conn,
-                    dir: Some(dir.to_owned()),
-                    header: Some(header),
-                    master,
-                };
+                let mut profile = Profile { conn, dir: Some(dir.to_owned()), header: Some(header), master };
                 profile.check_version()?;
                 profile.migrate()?;
                 profile.purge_expired(now_ms, rng)?;
                 let (identity, display_name) = profile.load_identity()?;
                 let circles = profile.load_circles()?;
-                Ok(Opened {
-                    profile,
-                    identity,
-                    display_name,
-                    circles,
-                })
+                Ok(Opened { profile, identity, display_name, circles })
             }
         }
     }
@@ -251,11 +186,7 @@ impl Profile {
     }
 
     /// Replace the passphrase (the data key stays; only slot A is re-wrapped).
-    pub fn change_passphrase(
-        &mut self,
-        new: &str,
-        rng: &mut dyn Entropy,
-    ) -> Result<(), StoreError> {
+    pub fn change_passphrase(&mut self, new: &str, rng: &mut dyn Entropy) -> Result<(), StoreError> {
         let (Some(dir), Some(header)) = (self.dir.clone(), self.header.as_mut()) else {
             return Ok(()); // Ephemeral profiles have no passphrase.
         };
@@ -265,12 +196,7 @@ impl Profile {
 
     /// Set the duress passphrase; entering it instead of the real one
     /// destroys this profile and opens an empty one named `decoy_name`.
-    pub fn set_duress(
-        &mut self,
-        duress: &str,
-        decoy_name: &str,
-        rng: &mut dyn Entropy,
-    ) -> Result<(), StoreError> {
+    pub fn set_duress(&mut self, duress: &str, decoy_name: &str, rng: &mut dyn Entropy) -> Result<(), StoreError> {
         let (Some(dir), Some(header)) = (self.dir.clone(), self.header.as_mut()) else {
             return Ok(());
         };
@@ -279,55 +205,31 @@ impl Profile {
     }
 
     fn check_version(&self) -> Result<(), StoreError> {
-        let v: u32 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.corrupt(e))?;
+        let v: u32 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.corrupt(e))?;
         if v > SCHEMA_VERSION {
             let path = self.dir.as_deref().map(db_path).unwrap_or_default();
-            return Err(StoreError::Newer {
-                path,
-                found: v,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::Newer { path, found: v, supported: SCHEMA_VERSION });
         }
         Ok(())
     }
 
     fn corrupt(&self, e: rusqlite::Error) -> StoreError {
         let path = self.dir.as_deref().map(db_path).unwrap_or_default();
-        StoreError::Corrupt {
-            path,
-            reason: e.to_string(),
-        }
+        StoreError::Corrupt { path, reason: e.to_string() }
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let v: u32 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.corrupt(e))?;
+        let v: u32 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.corrupt(e))?;
         if v > SCHEMA_VERSION {
             return self.check_version();
         }
         for (version, sql) in MIGRATIONS.iter().skip(v as usize) {
-            let tx = self.conn.transaction().map_err(|e| StoreError::Db {
-                path: PathBuf::new(),
-                reason: e.to_string(),
-            })?;
-            tx.execute_batch(sql).map_err(|e| StoreError::Db {
-                path: PathBuf::new(),
-                reason: e.to_string(),
-            })?;
+            let tx =
+                self.conn.transaction().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
+            tx.execute_batch(sql).map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
             tx.pragma_update(None, "user_version", version)
-                .map_err(|e| StoreError::Db {
-                    path: PathBuf::new(),
-                    reason: e.to_string(),
-                })?;
-            tx.commit().map_err(|e| StoreError::Db {
-                path: PathBuf::new(),
-                reason: e.to_string(),
-            })?;
+                .map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
+            tx.commit().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
         }
         Ok(())
     }
@@ -340,50 +242,26 @@ impl Profile {
     ) -> Result<(), StoreError> {
         let seed = Zeroizing::new(identity.expose_seed());
         let wrapping = Zeroizing::new(random_array::<32>(rng));
-        let tx = self.conn.transaction().map_err(|e| StoreError::Db {
-            path: PathBuf::new(),
-            reason: e.to_string(),
-        })?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
         let r: Result<(), rusqlite::Error> = (|| {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('identity_seed', ?1)",
-                params![&seed[..]],
-            )?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('display_name', ?1)",
-                params![name.as_bytes()],
-            )?;
-            tx.execute(
-                "INSERT INTO keyring (id, wrapping_key) VALUES (1, ?1)",
-                params![&wrapping[..]],
-            )?;
+            tx.execute("INSERT INTO meta (key, value) VALUES ('identity_seed', ?1)", params![&seed[..]])?;
+            tx.execute("INSERT INTO meta (key, value) VALUES ('display_name', ?1)", params![name.as_bytes()])?;
+            tx.execute("INSERT INTO keyring (id, wrapping_key) VALUES (1, ?1)", params![&wrapping[..]])?;
             Ok(())
         })();
-        r.map_err(|e| StoreError::Db {
-            path: PathBuf::new(),
-            reason: e.to_string(),
-        })?;
+        r.map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
         tx.commit().map_err(|e| self.db_err(e))
     }
 
     fn load_identity(&self) -> Result<(IdentitySecret, String), StoreError> {
         let get = |key: &str| -> Result<Option<Vec<u8>>, rusqlite::Error> {
-            self.conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
-                    r.get(0)
-                })
-                .optional()
+            self.conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0)).optional()
         };
-        let seed = get("identity_seed")
-            .map_err(|e| self.corrupt(e))?
-            .map(Zeroizing::new);
+        let seed = get("identity_seed").map_err(|e| self.corrupt(e))?.map(Zeroizing::new);
         let name = get("display_name").map_err(|e| self.corrupt(e))?;
         let (Some(seed), Some(name)) = (seed, name) else {
             let path = self.dir.as_deref().map(db_path).unwrap_or_default();
-            return Err(StoreError::Corrupt {
-                path,
-                reason: "the identity is missing".into(),
-            });
+            return Err(StoreError::Corrupt { path, reason: "the identity is missing".into() });
         };
         let seed: [u8; 32] = seed[..].try_into().map_err(|_| StoreError::Corrupt {
             path: self.dir.as_deref().map(db_path).unwrap_or_default(),
@@ -398,13 +276,8 @@ impl Profile {
     fn load_circles(&self) -> Result<Vec<StoredCircle>, StoreError> {
         let mut out = Vec::new();
         let rows: Vec<(Vec<u8>, Vec<u8>)> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT id, state FROM circles")
-                .map_err(|e| self.corrupt(e))?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .and_then(|it| it.collect())
-                .map_err(|e| self.corrupt(e))?
+            let mut st = self.conn.prepare("SELECT id, state FROM circles").map_err(|e| self.corrupt(e))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|it| it.collect()).map_err(|e| self.corrupt(e))?
         };
         for (id, state) in rows {
             let messages = self.load_messages(&id)?;
@@ -417,11 +290,7 @@ impl Profile {
                     .and_then(|it| it.collect())
                     .map_err(|e| self.corrupt(e))?
             };
-            out.push(StoredCircle {
-                snapshot: Zeroizing::new(state),
-                messages,
-                frames,
-            });
+            out.push(StoredCircle { snapshot: Zeroizing::new(state), messages, frames });
         }
         Ok(out)
     }
@@ -465,9 +334,7 @@ impl Profile {
 
     fn wrapping_key(&self, conn: &Connection) -> Result<Zeroizing<[u8; 32]>, StoreError> {
         let raw: Vec<u8> = conn
-            .query_row("SELECT wrapping_key FROM keyring WHERE id = 1", [], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT wrapping_key FROM keyring WHERE id = 1", [], |r| r.get(0))
             .map_err(|e| self.corrupt(e))?;
         let raw = Zeroizing::new(raw);
         let mut key = Zeroizing::new([0u8; 32]);
@@ -485,11 +352,7 @@ impl Profile {
         bucket: i64,
     ) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
         let wrapped: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT wrapped FROM bucket_keys WHERE bucket = ?1",
-                params![bucket],
-                |r| r.get(0),
-            )
+            .query_row("SELECT wrapped FROM bucket_keys WHERE bucket = ?1", params![bucket], |r| r.get(0))
             .optional()
             .map_err(|e| self.corrupt(e))?;
         let Some(wrapped) = wrapped else {
@@ -510,28 +373,17 @@ impl Profile {
 
     /// Persist one batch of engine records in a single transaction. When
     /// this returns, the batch survives a crash (`synchronous = FULL`).
-    pub fn apply(
-        &mut self,
-        records: &[Record],
-        engine: &Engine,
-        rng: &mut dyn Entropy,
-    ) -> Result<(), StoreError> {
+    pub fn apply(&mut self, records: &[Record], engine: &Engine, rng: &mut dyn Entropy) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         let wrapping = self.wrapping_key(&self.conn)?;
-        let tx = self.conn.transaction().map_err(|e| StoreError::Db {
-            path: PathBuf::new(),
-            reason: e.to_string(),
-        })?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
         for record in records {
             let r = apply_record(&tx, record, engine, &wrapping, rng);
             if let Err(e) = r {
                 let path = self.dir.as_deref().map(db_path).unwrap_or_default();
-                return Err(StoreError::Db {
-                    path,
-                    reason: e.to_string(),
-                });
+                return Err(StoreError::Db { path, reason: e.to_string() });
             }
         }
         tx.commit().map_err(|e| self.db_err(e))
@@ -540,56 +392,34 @@ impl Profile {
     /// Delete everything whose deadline passed and shred the keys of
     /// expired buckets (re-wrapping the survivors under a fresh key).
     /// Returns how many messages were erased.
-    pub fn purge_expired(
-        &mut self,
-        now_ms: u64,
-        rng: &mut dyn Entropy,
-    ) -> Result<usize, StoreError> {
+    pub fn purge_expired(&mut self, now_ms: u64, rng: &mut dyn Entropy) -> Result<usize, StoreError> {
         let now = now_ms as i64;
         let old_wrapping = self.wrapping_key(&self.conn)?;
         let expired_bucket_limit = (now_ms / BUCKET_MS) as i64;
-        let tx = self.conn.transaction().map_err(|e| StoreError::Db {
-            path: PathBuf::new(),
-            reason: e.to_string(),
-        })?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
         let result: Result<usize, rusqlite::Error> = (|| {
-            let erased = tx.execute(
-                "DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                params![now],
-            )?;
+            let erased =
+                tx.execute("DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1", params![now])?;
             tx.execute("DELETE FROM frames WHERE expires_at <= ?1", params![now])?;
-            let dead = tx.execute(
-                "DELETE FROM bucket_keys WHERE bucket >= 1 AND bucket <= ?1",
-                params![expired_bucket_limit],
-            )?;
+            let dead = tx
+                .execute("DELETE FROM bucket_keys WHERE bucket >= 1 AND bucket <= ?1", params![expired_bucket_limit])?;
             if dead > 0 {
                 // Messages of a dead bucket cannot be read any more: drop them too.
-                tx.execute(
-                    "DELETE FROM messages WHERE bucket >= 1 AND bucket <= ?1",
-                    params![expired_bucket_limit],
-                )?;
+                tx.execute("DELETE FROM messages WHERE bucket >= 1 AND bucket <= ?1", params![expired_bucket_limit])?;
                 let fresh = Zeroizing::new(random_array::<32>(rng));
                 let survivors: Vec<(i64, Vec<u8>)> = {
                     let mut st = tx.prepare("SELECT bucket, wrapped FROM bucket_keys")?;
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<Result<_, _>>()?
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
                 };
                 for (bucket, wrapped) in survivors {
                     let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
-                    let Some(key) = open_sealed(&old_wrapping, &ad, &wrapped).map(Zeroizing::new)
-                    else {
+                    let Some(key) = open_sealed(&old_wrapping, &ad, &wrapped).map(Zeroizing::new) else {
                         return Err(rusqlite::Error::InvalidQuery);
                     };
                     let rewrapped = seal_with(&fresh, &ad, &key, rng);
-                    tx.execute(
-                        "UPDATE bucket_keys SET wrapped = ?1 WHERE bucket = ?2",
-                        params![rewrapped, bucket],
-                    )?;
+                    tx.execute("UPDATE bucket_keys SET wrapped = ?1 WHERE bucket = ?2", params![rewrapped, bucket])?;
                 }
-                tx.execute(
-                    "UPDATE keyring SET wrapping_key = ?1 WHERE id = 1",
-                    params![&fresh[..]],
-                )?;
+                tx.execute("UPDATE keyring SET wrapping_key = ?1 WHERE id = 1", params![&fresh[..]])?;
             }
             Ok(erased)
         })();
@@ -605,11 +435,7 @@ impl Profile {
     /// addresses); kept encrypted like everything else.
     pub fn net_info(&self, circle: &CircleId) -> Option<Vec<u8>> {
         self.conn
-            .query_row(
-                "SELECT info FROM circle_net WHERE circle = ?1",
-                params![&circle[..]],
-                |r| r.get(0),
-            )
+            .query_row("SELECT info FROM circle_net WHERE circle = ?1", params![&circle[..]], |r| r.get(0))
             .optional()
             .ok()
             .flatten()
@@ -617,10 +443,7 @@ impl Profile {
 
     pub fn set_net_info(&mut self, circle: &CircleId, info: &[u8]) -> Result<(), StoreError> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO circle_net (circle, info) VALUES (?1, ?2)",
-                params![&circle[..], info],
-            )
+            .execute("INSERT OR REPLACE INTO circle_net (circle, info) VALUES (?1, ?2)", params![&circle[..], info])
             .map(|_| ())
             .map_err(|e| self.db_err(e))
     }
@@ -644,11 +467,7 @@ impl Profile {
     /// For the forensic test: the raw wrapped key row of a bucket.
     pub fn wrapped_bucket_key(&self, bucket: i64) -> Option<Vec<u8>> {
         self.conn
-            .query_row(
-                "SELECT wrapped FROM bucket_keys WHERE bucket = ?1",
-                params![bucket],
-                |r| r.get(0),
-            )
+            .query_row("SELECT wrapped FROM bucket_keys WHERE bucket = ?1", params![bucket], |r| r.get(0))
             .optional()
             .ok()
             .flatten()
@@ -693,27 +512,16 @@ fn apply_record(
             )?;
         }
         Record::DeleteMessage { circle, id } => {
-            tx.execute(
-                "DELETE FROM messages WHERE circle = ?1 AND id = ?2",
-                params![&circle[..], &id[..]],
-            )?;
+            tx.execute("DELETE FROM messages WHERE circle = ?1 AND id = ?2", params![&circle[..], &id[..]])?;
         }
-        Record::Frame {
-            circle,
-            id,
-            bytes,
-            expires_at_ms,
-        } => {
+        Record::Frame { circle, id, bytes, expires_at_ms } => {
             tx.execute(
                 "INSERT OR REPLACE INTO frames (circle, id, expires_at, bytes) VALUES (?1, ?2, ?3, ?4)",
                 params![&circle[..], &id[..], *expires_at_ms as i64, bytes],
             )?;
         }
         Record::DeleteFrame { circle, id } => {
-            tx.execute(
-                "DELETE FROM frames WHERE circle = ?1 AND id = ?2",
-                params![&circle[..], &id[..]],
-            )?;
+            tx.execute("DELETE FROM frames WHERE circle = ?1 AND id = ?2", params![&circle[..], &id[..]])?;
         }
         Record::CircleState { circle } => {
             if let Some(snapshot) = engine.export_circle(circle) {
@@ -729,16 +537,10 @@ fn apply_record(
 }
 
 fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<(), rusqlite::Error> {
-    tx.execute(
-        "DELETE FROM circle_net WHERE circle = ?1",
-        params![&circle[..]],
-    )?;
+    tx.execute("DELETE FROM circle_net WHERE circle = ?1", params![&circle[..]])?;
     for table in ["circles", "messages", "frames"] {
         let col = if table == "circles" { "id" } else { "circle" };
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE {col} = ?1"),
-            params![&circle[..]],
-        )?;
+        tx.execute(&format!("DELETE FROM {table} WHERE {col} = ?1"), params![&circle[..]])?;
     }
     Ok(())
 }
@@ -750,28 +552,18 @@ fn bucket_key(
     rng: &mut dyn Entropy,
 ) -> Result<Zeroizing<[u8; 32]>, rusqlite::Error> {
     let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
-    let wrapped: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT wrapped FROM bucket_keys WHERE bucket = ?1",
-            params![bucket],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let wrapped: Option<Vec<u8>> =
+        tx.query_row("SELECT wrapped FROM bucket_keys WHERE bucket = ?1", params![bucket], |r| r.get(0)).optional()?;
     if let Some(w) = wrapped {
         let plain = open_sealed(wrapping, &ad, &w).map(Zeroizing::new);
-        let plain = plain
-            .filter(|p| p.len() == 32)
-            .ok_or(rusqlite::Error::InvalidQuery)?;
+        let plain = plain.filter(|p| p.len() == 32).ok_or(rusqlite::Error::InvalidQuery)?;
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&plain);
         return Ok(key);
     }
     let key = Zeroizing::new(random_array::<32>(rng));
     let sealed = seal_with(wrapping, &ad, &key[..], rng);
-    tx.execute(
-        "INSERT INTO bucket_keys (bucket, wrapped) VALUES (?1, ?2)",
-        params![bucket, sealed],
-    )?;
+    tx.execute("INSERT INTO bucket_keys (bucket, wrapped) VALUES (?1, ?2)", params![bucket, sealed])?;
     Ok(key)
 }
 
@@ -794,34 +586,20 @@ fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|e| StoreError::Db {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let conn = Connection::open(path).map_err(|e| StoreError::Db { path: path.to_owned(), reason: e.to_string() })?;
     let db_key = Zeroizing::new(kdf::derive::<32>(b"", master, LABEL_DB_KEY, &[]));
     let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex(&db_key[..])));
-    conn.execute_batch(&pragma).map_err(|e| StoreError::Db {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    conn.execute_batch(&pragma).map_err(|e| StoreError::Db { path: path.to_owned(), reason: e.to_string() })?;
     // The header proved the passphrase, so a failure here is damage.
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_err(|e| StoreError::Corrupt {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| StoreError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
     conn.execute_batch(
         "PRAGMA secure_delete = ON;
          PRAGMA journal_mode = DELETE;
          PRAGMA synchronous = FULL;
          PRAGMA temp_store = MEMORY;",
     )
-    .map_err(|e| StoreError::Corrupt {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    .map_err(|e| StoreError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
     Ok(conn)
 }
 
@@ -868,19 +646,11 @@ pub fn destroy(dir: &Path) -> Result<(), StoreError> {
     use std::io::Write;
     let hpath = header_path(dir);
     if hpath.exists() {
-        let len = std::fs::metadata(&hpath)
-            .map(|m| m.len())
-            .unwrap_or(header::HEADER_LEN as u64);
+        let len = std::fs::metadata(&hpath).map(|m| m.len()).unwrap_or(header::HEADER_LEN as u64);
         let mut noise = vec![0u8; len as usize];
         crate::entropy::OsEntropy.fill(&mut noise);
-        let io = |e: std::io::Error| StoreError::Io {
-            path: hpath.clone(),
-            source: e,
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&hpath)
-            .map_err(io)?;
+        let io = |e: std::io::Error| StoreError::Io { path: hpath.clone(), source: e };
+        let mut f = std::fs::OpenOptions::new().write(true).open(&hpath).map_err(io)?;
         f.write_all(&noise).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
@@ -911,8 +681,5 @@ const MIGRATIONS: &[(u32, &str)] = &[
          bytes BLOB NOT NULL, PRIMARY KEY (circle, id));
      CREATE INDEX frames_expiry ON frames (expires_at);",
     ),
-    (
-        2,
-        "CREATE TABLE circle_net (circle BLOB PRIMARY KEY, info BLOB NOT NULL);",
-    ),
+    (2, "CREATE TABLE circle_net (circle BLOB PRIMARY KEY, info BLOB NOT NULL);"),
 ];

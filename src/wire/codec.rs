@@ -15,9 +15,7 @@ impl Writer {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Self {
-            buf: Vec::with_capacity(n),
-        }
+        Self { buf: Vec::with_capacity(n) }
     }
 
     pub fn u8(&mut self, v: u8) -> &mut Self {
@@ -154,9 +152,7 @@ impl<'a> Reader<'a> {
     /// A u16-length-prefixed UTF-8 string of at most `limit` bytes.
     pub fn str16(&mut self, what: &'static str, limit: usize) -> Result<String, WireError> {
         let raw = self.bytes16(what, limit)?;
-        std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|_| WireError::BadUtf8(what))
+        std::str::from_utf8(raw).map(str::to_owned).map_err(|_| WireError::BadUtf8(what))
     }
 
     /// Everything not yet read.
@@ -183,12 +179,7 @@ mod tests {
     #[test]
     fn round_trip_fields() {
         let mut w = Writer::new();
-        w.u8(7)
-            .u16(513)
-            .u32(70000)
-            .u64(1 << 40)
-            .str16("héllo")
-            .bytes32(b"xyz");
+        w.u8(7).u16(513).u32(70000).u64(1 << 40).str16("héllo").bytes32(b"xyz");
         let bytes = w.finish();
         let mut r = Reader::new(&bytes);
         assert_eq!(r.u8().ok(), Some(7));
@@ -205,21 +196,9 @@ mod tests {
         let mut w = Writer::new();
         w.str16("too long");
         let bytes = w.finish();
-        assert_eq!(
-            Reader::new(&bytes).str16("name", 3),
-            Err(WireError::LimitExceeded {
-                what: "name",
-                limit: 3
-            })
-        );
-        assert_eq!(
-            Reader::new(&bytes[..4]).str16("name", 100),
-            Err(WireError::Truncated)
-        );
-        assert_eq!(
-            Reader::new(&[0, 1, 0xff]).str16("n", 9),
-            Err(WireError::BadUtf8("n"))
-        );
+        assert_eq!(Reader::new(&bytes).str16("name", 3), Err(WireError::LimitExceeded { what: "name", limit: 3 }));
+        assert_eq!(Reader::new(&bytes[..4]).str16("name", 100), Err(WireError::Truncated));
+        assert_eq!(Reader::new(&[0, 1, 0xff]).str16("n", 9), Err(WireError::BadUtf8("n")));
     }
 
     proptest! {

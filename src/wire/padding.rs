@@ -16,10 +16,7 @@ pub fn pad(content: &[u8]) -> Result<Vec<u8>, WireError> {
         .iter()
         .copied()
         .find(|b| *b >= needed)
-        .ok_or(WireError::LimitExceeded {
-            what: "message",
-            limit: PADDING_BUCKETS[PADDING_BUCKETS.len() - 1] - 1,
-        })?;
+        .ok_or(WireError::LimitExceeded { what: "message", limit: PADDING_BUCKETS[PADDING_BUCKETS.len() - 1] - 1 })?;
     let mut out = Vec::with_capacity(bucket);
     out.extend_from_slice(content);
     out.push(0x80);
@@ -32,10 +29,7 @@ pub fn unpad(padded: &[u8]) -> Result<&[u8], WireError> {
     if !PADDING_BUCKETS.contains(&padded.len()) {
         return Err(WireError::BadPadding);
     }
-    let marker = padded
-        .iter()
-        .rposition(|b| *b != 0)
-        .ok_or(WireError::BadPadding)?;
+    let marker = padded.iter().rposition(|b| *b != 0).ok_or(WireError::BadPadding)?;
     if padded[marker] != 0x80 {
         return Err(WireError::BadPadding);
     }
