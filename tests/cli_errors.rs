@@ -3,44 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const PASS: &str = "errors test passphrase";
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
 
-fn home(name: &str) -> PathBuf {
-    let h = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-errors").join(name);
-    let _ = std::fs::remove_dir_all(&h);
-    h
-}
+use common::{Daemon, fresh_home};
 
 fn kolo(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kolo"))
-        .args(args)
-        .env("KOLO_HOME", home)
-        .env("KOLO_PASSPHRASE", PASS)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn daemon(home: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_kolo"))
-        .args(["daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .env("KOLO_HOME", home)
-        .env("KOLO_PASSPHRASE", PASS)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !kolo(home, &["status"]).status.success() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child
+    common::kolo(home).args(args).output().unwrap()
 }
 
 fn fails_with(out: &Output, needle: &str) {
@@ -50,27 +22,16 @@ fn fails_with(out: &Output, needle: &str) {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
 }
 
-struct Kill(Vec<Child>);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
 fn every_mistake_gets_a_clear_one_line_answer() {
-    let (a, b, c) = (home("a"), home("b"), home("c"));
-    for (h, n) in [(&a, "ana"), (&b, "bo"), (&c, "cy")] {
-        assert!(kolo(h, &["init", "--name", n]).status.success());
-    }
-    fails_with(&kolo(&a, &["status"]), "not running");
-    let mut guard = Kill(vec![daemon(&a)]);
+    let idle = fresh_home("cli-errors", "idle");
+    common::init(&idle, "idle");
+    fails_with(&kolo(&idle, &["status"]), "not running");
+    let ana = Daemon::loopback("cli-errors", "ana");
+    let bo = Daemon::loopback("cli-errors", "bo");
+    let cy = Daemon::loopback("cli-errors", "cy");
+    let (a, b, c) = (ana.home.clone(), bo.home.clone(), cy.home.clone());
     fails_with(&kolo(&a, &["daemon", "--listen", "/ip4/127.0.0.1/tcp/0"]), "already running");
-    guard.0.push(daemon(&b));
-    guard.0.push(daemon(&c));
 
     assert!(kolo(&a, &["circle", "create", "riverside"]).status.success());
     fails_with(&kolo(&a, &["send", "nosuch", "hi"]), "no circle");
@@ -112,8 +73,5 @@ fn every_mistake_gets_a_clear_one_line_answer() {
         for key in ["name", "fingerprint", "role", "online", "verified"] {
             assert!(v.get(key).is_some(), "members --json lacks {key}");
         }
-    }
-    for h in [&a, &b, &c] {
-        let _ = kolo(h, &["stop"]);
     }
 }

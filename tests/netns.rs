@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::{Command, Stdio};
+
+use common::{Daemon, fresh_home, wait_until};
 use kolo::api::{self, Request};
-
-const PASS: &str = "netns test passphrase";
 
 fn can_use_netns() -> Result<(), String> {
     let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1);
@@ -62,74 +61,6 @@ impl Drop for Lab {
     }
 }
 
-struct Daemon {
-    home: PathBuf,
-    child: Child,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = api::call(&self.home, &Request::Shutdown);
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn daemon(test: &str, name: &str, netns: &str, listen: &[&str], mdns: bool) -> Daemon {
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("netns").join(test).join(name);
-    let _ = std::fs::remove_dir_all(&home);
-    let bin = env!("CARGO_BIN_EXE_kolo");
-    let out = Command::new(bin)
-        .args(["init", "--name", name])
-        .env("KOLO_HOME", &home)
-        .env("KOLO_PASSPHRASE", PASS)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let mut args: Vec<String> = vec!["netns".into(), "exec".into(), netns.into(), bin.into(), "daemon".into()];
-    for l in listen {
-        args.push("--listen".into());
-        args.push((*l).into());
-    }
-    if mdns {
-        args.push("--mdns".into());
-    }
-    let child = Command::new("ip")
-        .args(&args)
-        .env("KOLO_HOME", &home)
-        .env("KOLO_PASSPHRASE", PASS)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api::call(&home, &Request::Status).is_err() {
-        assert!(Instant::now() < deadline, "daemon {name} did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Daemon { home, child }
-}
-
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
-}
-
-fn has_text(d: &Daemon, circle: &str, text: &str) -> bool {
-    api::call(&d.home, &Request::Messages { circle: circle.into() })
-        .map(|v| v.as_array().unwrap().iter().any(|m| m["text"] == text))
-        .unwrap_or(false)
-}
-
 #[test]
 fn two_namespaces_find_each_other_by_mdns_alone() {
     if let Err(why) = can_use_netns() {
@@ -138,8 +69,8 @@ fn two_namespaces_find_each_other_by_mdns_alone() {
     }
     let lab = Lab::new(&["kolo-mdns-a", "kolo-mdns-b"]);
     lab.link("kolo-mdns-a", "kma0", "10.77.1.1/24", "kolo-mdns-b", "kmb0", "10.77.1.2/24");
-    let ana = daemon("mdns", "ana", "kolo-mdns-a", &["/ip4/10.77.1.1/tcp/0"], true);
-    let bo = daemon("mdns", "bo", "kolo-mdns-b", &["/ip4/10.77.1.2/tcp/0"], true);
+    let ana = Daemon::new(fresh_home("netns-mdns", "ana"), "ana", &["/ip4/10.77.1.1/tcp/0"], Some("kolo-mdns-a"), true);
+    let bo = Daemon::new(fresh_home("netns-mdns", "bo"), "bo", &["/ip4/10.77.1.2/tcp/0"], Some("kolo-mdns-b"), true);
     api::call(&ana.home, &Request::CircleCreate { name: "lan".into(), disappear_secs: None }).unwrap();
     let v = api::call(&ana.home, &Request::Invite { circle: "lan".into(), expires_secs: Some(600), organiser: None })
         .unwrap();
@@ -149,7 +80,7 @@ fn two_namespaces_find_each_other_by_mdns_alone() {
     api::call(&bo.home, &Request::Join { code }).unwrap();
     api::call(&bo.home, &Request::Send { circle: "lan".into(), text: "found you".into(), disappear_secs: None })
         .unwrap();
-    assert!(wait_until(60, || has_text(&ana, "lan", "found you")));
+    assert!(wait_until(60, || ana.has_text("lan", "found you")));
     drop(lab);
 }
 
@@ -172,9 +103,15 @@ fn a_member_out_of_direct_reach_is_reached_through_a_relay() {
         .map(|s| !s.success())
         .unwrap_or(true);
     assert!(unreachable, "Cy must not reach Bo directly");
-    let ana = daemon("relay", "ana", "kolo-relay-a", &["/ip4/10.77.2.1/tcp/0", "/ip4/10.77.3.1/tcp/0"], false);
-    let bo = daemon("relay", "bo", "kolo-relay-b", &["/ip4/10.77.2.2/tcp/0"], false);
-    let cy = daemon("relay", "cy", "kolo-relay-c", &["/ip4/10.77.3.2/tcp/0"], false);
+    let ana = Daemon::new(
+        fresh_home("netns-relay", "ana"),
+        "ana",
+        &["/ip4/10.77.2.1/tcp/0", "/ip4/10.77.3.1/tcp/0"],
+        Some("kolo-relay-a"),
+        false,
+    );
+    let bo = Daemon::new(fresh_home("netns-relay", "bo"), "bo", &["/ip4/10.77.2.2/tcp/0"], Some("kolo-relay-b"), false);
+    let cy = Daemon::new(fresh_home("netns-relay", "cy"), "cy", &["/ip4/10.77.3.2/tcp/0"], Some("kolo-relay-c"), false);
     api::call(&ana.home, &Request::CircleCreate { name: "bridge".into(), disappear_secs: None }).unwrap();
     for d in [&bo, &cy] {
         let v = api::call(
@@ -186,10 +123,10 @@ fn a_member_out_of_direct_reach_is_reached_through_a_relay() {
     }
     // Messages are for the members the sender knows of: wait until Bo has
     // seen Cy join before Bo writes to Cy.
-    assert!(wait_until(60, || has_text(&bo, "bridge", "cy joined (invited by ana)")));
+    assert!(wait_until(60, || bo.has_text("bridge", "cy joined (invited by ana)")));
     api::call(&bo.home, &Request::Send { circle: "bridge".into(), text: "hello cy".into(), disappear_secs: None })
         .unwrap();
-    let got = wait_until(60, || has_text(&cy, "bridge", "hello cy"));
+    let got = wait_until(60, || cy.has_text("bridge", "hello cy"));
     if !got {
         for d in [&ana, &bo, &cy] {
             eprintln!(

@@ -5,52 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{Daemon, fresh_home};
 use kolo::api::{self, Request};
 
-const PASS: &str = "capture test passphrase";
 const CANARY: &str = "CANARY-wire-91f2-we-meet-at-the-old-mill";
 
-fn kolo(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kolo"));
-    c.env("KOLO_HOME", home).env("KOLO_PASSPHRASE", PASS).stdin(Stdio::null());
-    c
-}
-
-struct Node {
-    home: PathBuf,
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = api::call(&self.home, &Request::Shutdown);
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(name: &str, port: u16) -> Node {
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capture").join(name);
-    let _ = std::fs::remove_dir_all(&home);
-    let out = kolo(&home).args(["init", "--name", name]).output().unwrap();
-    assert!(out.status.success());
+fn start(name: &str, port: u16) -> Daemon {
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-    let child =
-        kolo(&home).args(["daemon", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api::call(&home, &Request::Status).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Node { home, child }
+    Daemon::new(fresh_home("capture", name), name, &[listen.as_str()], None, false)
 }
 
 fn free_port() -> u16 {
@@ -94,7 +63,7 @@ fn the_wire_carries_no_plaintext_names_or_identity_keys() {
     let ana = start("anastasia", ana_port);
     let bo = start("bonaventure", 0);
     let wire = Arc::new(Mutex::new(Vec::new()));
-    ana.call_create();
+    create_mill(&ana);
     // Bo reaches Ana only through the recording proxy: the invite names the proxy.
     let code = {
         let v =
@@ -154,20 +123,14 @@ fn the_wire_carries_no_plaintext_names_or_identity_keys() {
     assert!(!contains(&wire, b"kolo"), "the protocol names itself on the wire");
 }
 
-trait Create {
-    fn call_create(&self);
-}
-
-impl Create for Node {
-    fn call_create(&self) {
-        api::call(&self.home, &Request::CircleCreate { name: "mill".into(), disappear_secs: None }).unwrap();
-    }
+fn create_mill(d: &Daemon) {
+    d.call(Request::CircleCreate { name: "mill".into(), disappear_secs: None });
 }
 
 #[test]
 fn a_node_without_the_network_key_cannot_connect() {
     let ana = start("gatekeeper", 0);
-    ana.call_create();
+    create_mill(&ana);
     let real =
         api::call(&ana.home, &Request::Invite { circle: "mill".into(), expires_secs: Some(600), organiser: None })
             .unwrap();

@@ -150,6 +150,25 @@ fn into_session(mut hs: snow::HandshakeState, id: SessionId) -> Result<Session, 
     Ok(session)
 }
 
+/// A KK handshake state for either side, with the prologue and psk bound.
+fn kk_handshake(
+    local: &NoiseSecret,
+    remote_static: &[u8; 32],
+    psk: &[u8; 32],
+    context: &KkContext,
+    initiator: bool,
+    rng: &mut dyn Entropy,
+) -> Result<snow::HandshakeState, CryptoError> {
+    let prologue = context.prologue();
+    let b = builder(KK_PATTERN, rng)?
+        .local_private_key(local.expose_bytes())
+        .and_then(|b| b.remote_public_key(remote_static))
+        .and_then(|b| b.prologue(&prologue))
+        .and_then(|b| b.psk(0, psk))
+        .map_err(hs_err)?;
+    if initiator { b.build_initiator() } else { b.build_responder() }.map_err(hs_err)
+}
+
 /// The sending side of a KK handshake, waiting for the reply.
 pub struct KkInitiator {
     hs: snow::HandshakeState,
@@ -167,14 +186,7 @@ impl KkInitiator {
         payload: &[u8],
         rng: &mut dyn Entropy,
     ) -> Result<(Self, Vec<u8>), CryptoError> {
-        let prologue = context.prologue();
-        let mut hs = builder(KK_PATTERN, rng)?
-            .local_private_key(local.expose_bytes())
-            .and_then(|b| b.remote_public_key(remote_static))
-            .and_then(|b| b.prologue(&prologue))
-            .and_then(|b| b.psk(0, psk))
-            .and_then(|b| b.build_initiator())
-            .map_err(hs_err)?;
+        let mut hs = kk_handshake(local, remote_static, psk, context, true, rng)?;
         let message = write(&mut hs, payload)?;
         let id = session_id(&message);
         Ok((Self { hs, id, expected_remote: *remote_static }, message))
@@ -206,14 +218,7 @@ pub fn kk_respond(
     reply_payload: &[u8],
     rng: &mut dyn Entropy,
 ) -> Result<(Session, Vec<u8>, Vec<u8>), CryptoError> {
-    let prologue = context.prologue();
-    let mut hs = builder(KK_PATTERN, rng)?
-        .local_private_key(local.expose_bytes())
-        .and_then(|b| b.remote_public_key(remote_static))
-        .and_then(|b| b.prologue(&prologue))
-        .and_then(|b| b.psk(0, psk))
-        .and_then(|b| b.build_responder())
-        .map_err(hs_err)?;
+    let mut hs = kk_handshake(local, remote_static, psk, context, false, rng)?;
     let payload = read(&mut hs, first_message)?;
     if remote_static_of(&hs)? != *remote_static {
         return Err(CryptoError::WrongRemoteKey);

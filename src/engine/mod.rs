@@ -186,64 +186,67 @@ impl Engine {
         inner: &message::Inner,
         rng: &mut dyn Entropy,
     ) -> Vec<Output> {
+        self.with_ctx(now_ms, rng, |circles, _, ctx| {
+            if let Some(state) = circles.get_mut(circle) {
+                state.seal_raw(ctx, inner);
+            }
+        })
+    }
+
+    /// Run `f` with a handler context; returns the outputs it produced.
+    fn with_ctx(
+        &mut self,
+        now_ms: u64,
+        rng: &mut dyn Entropy,
+        f: impl FnOnce(&mut BTreeMap<CircleId, CircleState>, &mut join::Joins, &mut Ctx<'_>),
+    ) -> Vec<Output> {
         let mut out = Vec::new();
-        let me = self.identity.member_id();
         let mut ctx = Ctx {
             now: now_ms,
             rng,
             out: &mut out,
             identity: &self.identity,
-            me,
+            me: self.identity.member_id(),
             display_name: &self.display_name,
             config: &self.config,
         };
-        if let Some(state) = self.circles.get_mut(circle) {
-            state.seal_raw(&mut ctx, inner);
-        }
+        f(&mut self.circles, &mut self.joins, &mut ctx);
         out
     }
 
     /// The single entry point: apply `input` at time `now_ms`.
     pub fn handle(&mut self, now_ms: u64, input: Input, rng: &mut dyn Entropy) -> Vec<Output> {
-        let mut out = Vec::new();
-        let me = self.identity.member_id();
-        let mut ctx = Ctx {
-            now: now_ms,
-            rng,
-            out: &mut out,
-            identity: &self.identity,
-            me,
-            display_name: &self.display_name,
-            config: &self.config,
-        };
-        match input {
-            Input::Command(c) => command(&mut self.circles, &mut self.joins, &mut ctx, c),
-            Input::Frame { circle, bytes } => match self.circles.get_mut(&circle) {
-                Some(state) => state.on_topic_frame(&mut ctx, bytes),
-                None => ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() }),
-            },
-            Input::Direct { circle, peer, bytes } => {
-                if let Some(state) = self.circles.get_mut(&circle) {
-                    direct_to_member(state, &mut self.joins, &mut ctx, peer, &bytes);
-                } else {
-                    self.joins.on_direct(&mut self.circles, &mut ctx, circle, peer, &bytes);
-                }
-            }
-            Input::PeerAvailable { circle, peer } => {
-                if let Some(state) = self.circles.get_mut(&circle) {
-                    sync::request(state, &mut ctx, peer);
-                } else {
-                    self.joins.on_peer(&mut ctx, circle, peer);
-                }
-            }
-            Input::Tick => {
-                for state in self.circles.values_mut() {
-                    state.on_tick(&mut ctx);
-                }
-                self.joins.on_tick(&mut ctx);
+        self.with_ctx(now_ms, rng, |circles, joins, ctx| dispatch(circles, joins, ctx, input))
+    }
+}
+
+fn dispatch(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Joins, ctx: &mut Ctx<'_>, input: Input) {
+    match input {
+        Input::Command(c) => command(circles, joins, ctx, c),
+        Input::Frame { circle, bytes } => match circles.get_mut(&circle) {
+            Some(state) => state.on_topic_frame(ctx, bytes),
+            None => ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() }),
+        },
+        Input::Direct { circle, peer, bytes } => {
+            if let Some(state) = circles.get_mut(&circle) {
+                direct_to_member(state, joins, ctx, peer, &bytes);
+            } else {
+                joins.on_direct(circles, ctx, circle, peer, &bytes);
             }
         }
-        out
+        Input::PeerAvailable { circle, peer } => {
+            if let Some(state) = circles.get_mut(&circle) {
+                sync::request(state, ctx, peer);
+            } else {
+                joins.on_peer(ctx, circle, peer);
+            }
+        }
+        Input::Tick => {
+            for state in circles.values_mut() {
+                state.on_tick(ctx);
+            }
+            joins.on_tick(ctx);
+        }
     }
 }
 
