@@ -12,6 +12,12 @@
 //! | [`crypto`] | KDFs, sender-key ratchet, group envelope, pairwise Noise | `wire`, `identity` |
 //! | [`circle`] | membership log, roles, invites, epochs, topics | `wire`, `identity`, `crypto::kdf` |
 //! | [`engine`] | the sans-IO state machine: `handle(input) -> outputs` | all of the above |
+//! | [`store`] | adapter: the encrypted profile (SQLCipher, argon2id, shredding) | `engine` |
+//! | [`net`] | adapter: one closed libp2p swarm per circle | `engine` (frame limits) |
+//! | [`node`] | adapter: engine + store + networks + control requests | `engine`, `store`, `net`, `api` |
+//! | [`api`] | adapter: the control socket (JSON lines) | `engine` types |
+//! | [`sim`], [`demo`] | a deterministic in-memory network; the demo transcript | `engine` |
+//! | [`vectors`] | test vectors for `protocol/vectors/` | the pure modules |
 //!
 //! Where to add things: a new message kind goes in `engine::message` and
 //! `protocol/SPEC.md`; a new membership operation in `circle::op`; a new
