@@ -332,8 +332,9 @@ impl Node {
                     }
                 }
             }
-            Event::Rejected { reason, .. } => tracing::info!("refused a frame: {reason}"),
-            Event::Error { reason } => tracing::warn!("{reason}"),
+            // Reasons can name members: they go to the user, never to the log.
+            Event::Rejected { .. } => tracing::debug!("refused a frame from the network"),
+            Event::Error { .. } => tracing::debug!("a command failed"),
             _ => {}
         }
         self.watchers.retain(|w| !w.is_closed());
