@@ -28,6 +28,11 @@ fn circle_of_six(seed: u64, faults: Faults, config: EngineConfig) -> (Sim, Circl
     (sim, circle)
 }
 
+/// Group frames node `from` published, oldest first.
+fn group_frames(sim: &Sim, from: usize) -> Vec<&Vec<u8>> {
+    sim.captured.iter().filter(|c| c.from == from && !c.direct && c.bytes[1] == 0x01).map(|c| &c.bytes).collect()
+}
+
 fn send(sim: &mut Sim, i: usize, circle: CircleId, text: &str) {
     sim.command(i, Command::SendText { circle, text: text.into(), timer_secs: None });
 }
@@ -203,13 +208,7 @@ fn a_replayed_frame_shows_once_even_after_it_was_forgotten() {
     let (mut sim, circle) = circle_of_six(5, Faults::NONE, config);
     send(&mut sim, 1, circle, "replay me");
     sim.run_for(5_000);
-    let frame = sim
-        .captured
-        .iter()
-        .rev()
-        .find(|c| c.from == 1 && !c.direct && c.bytes[1] == 0x01)
-        .map(|c| c.bytes.clone())
-        .unwrap();
+    let frame = group_frames(&sim, 1).last().map(|b| (*b).clone()).unwrap();
     sim.inject(circle, 4, frame.clone());
     sim.run_for(5_000);
     // Long after every store forgot the frame id.
@@ -319,13 +318,7 @@ fn a_later_compromise_does_not_reveal_earlier_messages() {
     let (mut sim, circle) = circle_of_six(10, Faults::NONE, EngineConfig::default());
     send(&mut sim, 1, circle, "before the raid");
     sim.run_for(5_000);
-    let frame = sim
-        .captured
-        .iter()
-        .rev()
-        .find(|c| c.from == 1 && !c.direct && c.bytes[1] == 0x01)
-        .map(|c| c.bytes.clone())
-        .unwrap();
+    let frame = group_frames(&sim, 1).last().map(|b| (*b).clone()).unwrap();
     assert_eq!(count_text(&sim, 2, &circle, "before the raid"), 1);
     // The police take Chen's device afterwards: every key it holds now.
     let snapshot = sim.nodes[2].engine.export_circle(&circle).unwrap();
@@ -373,12 +366,10 @@ fn sending_keys_rotate_on_schedule() {
         }
     }
     // Time-based rotation too: later, the next message uses a new chain.
-    let before: Vec<u8> =
-        sim.captured.iter().rev().find(|c| c.from == 1 && c.bytes[1] == 0x01).unwrap().bytes[2..18].to_vec();
+    let before: Vec<u8> = group_frames(&sim, 1).last().unwrap()[2..18].to_vec();
     sim.run_for(11 * 60 * 1000);
     send(&mut sim, 1, circle, "next day");
-    let after: Vec<u8> =
-        sim.captured.iter().rev().find(|c| c.from == 1 && c.bytes[1] == 0x01).unwrap().bytes[2..18].to_vec();
+    let after: Vec<u8> = group_frames(&sim, 1).last().unwrap()[2..18].to_vec();
     assert_ne!(before, after);
 }
 

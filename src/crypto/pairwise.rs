@@ -228,10 +228,22 @@ pub fn kk_respond(
     Ok((into_session(hs, id)?, payload, reply))
 }
 
-fn xx_prologue(circle_id: &[u8; 32], invite_op: &[u8; 32]) -> Vec<u8> {
+/// An XX handshake state for either side, with the join prologue bound.
+fn xx_handshake(
+    local: &NoiseSecret,
+    circle_id: &[u8; 32],
+    invite_op: &[u8; 32],
+    initiator: bool,
+    rng: &mut dyn Entropy,
+) -> Result<snow::HandshakeState, CryptoError> {
     let mut w = Writer::new();
     w.raw(LABEL_XX_PROLOGUE).raw(circle_id).raw(invite_op);
-    w.finish()
+    let prologue = w.finish();
+    let b = builder(XX_PATTERN, rng)?
+        .local_private_key(local.expose_bytes())
+        .and_then(|b| b.prologue(&prologue))
+        .map_err(hs_err)?;
+    if initiator { b.build_initiator() } else { b.build_responder() }.map_err(hs_err)
 }
 
 /// The joiner's side of first contact.
@@ -247,12 +259,7 @@ impl XxInitiator {
         invite_op: &[u8; 32],
         rng: &mut dyn Entropy,
     ) -> Result<(Self, Vec<u8>), CryptoError> {
-        let prologue = xx_prologue(circle_id, invite_op);
-        let mut hs = builder(XX_PATTERN, rng)?
-            .local_private_key(local.expose_bytes())
-            .and_then(|b| b.prologue(&prologue))
-            .and_then(|b| b.build_initiator())
-            .map_err(hs_err)?;
+        let mut hs = xx_handshake(local, circle_id, invite_op, true, rng)?;
         let message = write(&mut hs, &[])?;
         let id = session_id(&message);
         Ok((Self { hs, id }, message))
@@ -287,12 +294,7 @@ impl XxResponder {
         payload: &[u8],
         rng: &mut dyn Entropy,
     ) -> Result<(Self, Vec<u8>), CryptoError> {
-        let prologue = xx_prologue(circle_id, invite_op);
-        let mut hs = builder(XX_PATTERN, rng)?
-            .local_private_key(local.expose_bytes())
-            .and_then(|b| b.prologue(&prologue))
-            .and_then(|b| b.build_responder())
-            .map_err(hs_err)?;
+        let mut hs = xx_handshake(local, circle_id, invite_op, false, rng)?;
         read(&mut hs, first_message)?;
         let reply = write(&mut hs, payload)?;
         Ok((Self { hs, id: session_id(first_message) }, reply))
