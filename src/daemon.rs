@@ -88,7 +88,8 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> any
             _ => anyhow::anyhow!("cannot create the control socket: {e}"),
         })?;
         let (api_tx, api_rx) = mpsc::channel(64);
-        tokio::spawn(kolo::api::serve(listener, api_tx.clone()));
+        let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(kolo::api::serve(listener, api_tx, closing_rx));
         let node = Node::new(engine, opened.profile, config);
         println!("kolo is running; stop it with `kolo stop` or Ctrl-C");
         let signals = async {
@@ -102,6 +103,9 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> any
             _ = node.run(api_rx) => {}
             _ = signals => {}
         }
+        // Let answers already given (the `stop` answer among them) reach their clients.
+        let _ = closing_tx.send(true);
+        let _ = server.await;
         if let kolo::api::Endpoint::File(path) = &endpoint {
             let _ = std::fs::remove_file(path);
         }

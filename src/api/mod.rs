@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub const SOCKET_FILE: &str = "control.sock";
 /// The longest request line the server reads.
@@ -163,28 +163,45 @@ fn own_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
+/// How long, after the node stops, answers already given may take to reach
+/// their clients (the `stop` request's own answer among them).
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Accept connections and forward their requests to the node. Only the
-/// user running the node may talk to it.
-pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>) {
+/// user running the node may talk to it. Returns when `closing` fires, after
+/// the open connections have finished writing (bounded by `DRAIN_TIME`).
+pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>, mut closing: watch::Receiver<bool>) {
     let me = own_uid();
-    while let Ok((stream, _)) = listener.accept().await {
-        let peer = stream.peer_cred().ok().map(|c| c.uid());
-        if me.is_none() || peer != me {
-            continue; // Dropping the stream closes it.
-        }
-        let node = node.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut lines = tokio::io::BufReader::new(read).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let reply = answer(&line, &node).await;
-                let mut text = serde_json::to_string(&reply).unwrap_or_default();
-                text.push('\n');
-                if write.write_all(text.as_bytes()).await.is_err() {
-                    break;
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { break };
+                let peer = stream.peer_cred().ok().map(|c| c.uid());
+                if me.is_none() || peer != me {
+                    continue; // Dropping the stream closes it.
                 }
+                connections.spawn(connection(stream, node.clone()));
             }
-        });
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = closing.changed() => break,
+        }
+    }
+    drop(node);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
+}
+
+async fn connection(stream: tokio::net::UnixStream, node: mpsc::Sender<Pending>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = answer(&line, &node).await;
+        let mut text = serde_json::to_string(&reply).unwrap_or_default();
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            break;
+        }
     }
 }
 
