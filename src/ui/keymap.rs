@@ -164,9 +164,7 @@ pub fn parse_key(text: &str) -> Option<Key> {
         "down" => KeyCode::Down,
         "pageup" => KeyCode::PageUp,
         "pagedown" => KeyCode::PageDown,
-        f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
-            KeyCode::F(f[1..].parse().ok()?)
-        }
+        f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => KeyCode::F(f[1..].parse().ok()?),
         c if c.chars().count() == 1 => KeyCode::Char(c.chars().next()?),
         _ => return None,
     };
