@@ -36,5 +36,6 @@ pub mod net;
 pub mod node;
 pub mod sim;
 pub mod store;
+pub mod ui;
 pub mod vectors;
 pub mod wire;
