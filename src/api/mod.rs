@@ -33,7 +33,7 @@ pub enum ApiError {
 }
 
 /// One request. `circle` and `member` accept a name or an id prefix.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
@@ -80,6 +80,21 @@ pub enum Request {
         member: String,
         confirm: Option<bool>,
     },
+    /// The trainer view: a message's envelope as the network carries it.
+    Inspect {
+        circle: String,
+        message: String,
+    },
+    /// Accept a member's changed key (sending is blocked until then).
+    AcknowledgeKey {
+        circle: String,
+        member: String,
+    },
+    /// Set the circle's longest disappearing timer (organisers); 0 clears it.
+    SetDisappear {
+        circle: String,
+        secs: u32,
+    },
     Shutdown,
 }
 
@@ -99,6 +114,23 @@ pub struct ResponseLine {
     pub result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A duration as people type it: `90`, `30s`, `15m`, `2h`, `7d`, `1w`, in seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let bad = || format!("not a duration: {text} (try 30m, 2h, 7d)");
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(|| "duration too long".to_owned())
 }
 
 /// A request on its way to the node, with where to send the answer.

@@ -925,6 +925,24 @@ impl CircleState {
         Some(frame)
     }
 
+    /// Members whose key changed and who the user has not acknowledged yet
+    /// (sending in the circle is blocked while this is not empty).
+    pub fn unacknowledged_key_changes(&self) -> Vec<MemberId> {
+        self.unacked_key_changes.iter().copied().collect()
+    }
+
+    /// The trainer view's signature check: verify a message's envelope
+    /// again with the signing key of the chain it claims. `None` when that
+    /// chain's key is no longer held (rotated away or erased at expiry).
+    pub fn check_signature(&self, info: &EnvelopeInfo) -> Option<bool> {
+        let frame = envelope::parse(&info.frame).ok()?;
+        if frame.header.key_id == self.chain.key_id() {
+            return Some(self.chain.verify(frame.signed, &frame.signature).is_ok());
+        }
+        let receiver = self.receiving.get(&frame.header.key_id)?;
+        Some(receiver.chain.verify(frame.signed, &frame.signature).is_ok())
+    }
+
     /// Key ids we currently hold a receiving chain for (trainer view, tests).
     pub fn receiving_key_count(&self) -> usize {
         self.receiving.len()

@@ -142,7 +142,11 @@ impl Joins {
             Ok(DirectFrame::JoinAnswer { nonce, header, ciphertext }) => {
                 self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext)
             }
-            Ok(_) => Err("unexpected frame while joining".into()),
+            Ok(_) => {
+                // A member's sync request (or other traffic) reaching us before
+                // we are in: refuse it, but keep the handshake with that member.
+                return ctx.event(Event::Rejected { circle, reason: "unexpected frame while joining".into() });
+            }
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = result {

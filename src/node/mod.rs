@@ -37,18 +37,35 @@ const PURGE_EVERY: Duration = Duration::from_secs(10);
 /// How long `join` waits for a member to admit us.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// What a watcher (the terminal UI) hears from the node.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    Engine(Box<Event>),
+    /// Connections in a circle changed (online state, direct or relayed).
+    Peers {
+        circle: CircleId,
+    },
+    /// Frames missed while offline are arriving from another member.
+    CatchUp {
+        circle: CircleId,
+    },
+}
+
 #[derive(Clone)]
 pub struct NodeConfig {
     /// Where circle networks listen; the port is per circle and remembered.
     pub listen: Vec<Multiaddr>,
     pub mdns: bool,
+    /// Addresses to give out in invites and presence instead of the ones we
+    /// listen on (a port forward, or the demo's recording relay).
+    pub announce: Vec<Multiaddr>,
     pub engine: EngineConfig,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty());
-        Self { listen: vec![any], mdns: false, engine: EngineConfig::default() }
+        Self { listen: vec![any], mdns: false, announce: Vec::new(), engine: EngineConfig::default() }
     }
 }
 
@@ -75,7 +92,7 @@ pub struct Node {
     invite_waiters: Vec<InviteWaiter>,
     presence_due: HashSet<CircleId>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
-    watchers: Vec<mpsc::Sender<Event>>,
+    watchers: Vec<mpsc::Sender<NodeEvent>>,
     stop: bool,
 }
 
@@ -107,8 +124,8 @@ impl Node {
         &self.engine
     }
 
-    /// Receive every engine event from now on (bounded; a slow watcher misses events).
-    pub fn watch(&mut self) -> mpsc::Receiver<Event> {
+    /// Receive every event from now on (bounded; a slow watcher misses events).
+    pub fn watch(&mut self) -> mpsc::Receiver<NodeEvent> {
         let (tx, rx) = mpsc::channel(1024);
         self.watchers.push(tx);
         rx
@@ -264,6 +281,12 @@ impl Node {
             }
             NetEventKind::Direct { peer, frame } => {
                 tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
+                if frame.get(1) == Some(&crate::wire::frame_type::SYNC_RESPONSE) {
+                    self.tell_watchers(NodeEvent::CatchUp { circle });
+                }
+                let Some(book) = self.books.get_mut(&circle) else {
+                    return;
+                };
                 let peer = book.handle_of(peer);
                 self.handle(Input::Direct { circle, peer, bytes: frame });
             }
@@ -271,9 +294,11 @@ impl Node {
                 book.connected.insert(peer, relayed);
                 let handle = book.handle_of(peer);
                 self.handle(Input::PeerAvailable { circle, peer: handle });
+                self.tell_watchers(NodeEvent::Peers { circle });
             }
             NetEventKind::PeerDisconnected { peer } => {
                 book.connected.remove(&peer);
+                self.tell_watchers(NodeEvent::Peers { circle });
             }
             NetEventKind::Listening { address } => {
                 if !book.listen.contains(&address) {
@@ -337,6 +362,10 @@ impl Node {
             Event::Error { .. } => tracing::debug!("a command failed"),
             _ => {}
         }
+        self.tell_watchers(NodeEvent::Engine(Box::new(event.clone())));
+    }
+
+    fn tell_watchers(&mut self, event: NodeEvent) {
         self.watchers.retain(|w| !w.is_closed());
         for w in &self.watchers {
             let _ = w.try_send(event.clone());
@@ -354,9 +383,17 @@ impl Node {
                 continue;
             }
             let transport = book.local.to_bytes();
-            let addresses = book.listen.iter().map(ToString::to_string).collect();
+            let addresses = self.advertised(&circle);
             self.handle(Input::Command(Command::AnnouncePresence { circle, transport, addresses }));
         }
+    }
+
+    /// The addresses members should dial us on for `circle`.
+    fn advertised(&self, circle: &CircleId) -> Vec<String> {
+        if !self.config.announce.is_empty() {
+            return self.config.announce.iter().map(ToString::to_string).collect();
+        }
+        self.books.get(circle).map(|b| b.listen.iter().map(ToString::to_string).collect()).unwrap_or_default()
     }
 
     fn sync_round(&mut self) {

@@ -104,7 +104,20 @@ pub enum KeyCode {
     Down,
     PageUp,
     PageDown,
+    Left,
+    Right,
+    Home,
+    End,
+    Backspace,
+    Delete,
     F(u8),
+}
+
+impl Key {
+    /// A key without modifiers.
+    pub fn plain(code: KeyCode) -> Key {
+        Key { code, ctrl: false, alt: false }
+    }
 }
 
 impl fmt::Display for Key {
@@ -125,6 +138,12 @@ impl fmt::Display for Key {
             KeyCode::Down => f.write_str("down"),
             KeyCode::PageUp => f.write_str("pageup"),
             KeyCode::PageDown => f.write_str("pagedown"),
+            KeyCode::Left => f.write_str("left"),
+            KeyCode::Right => f.write_str("right"),
+            KeyCode::Home => f.write_str("home"),
+            KeyCode::End => f.write_str("end"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Delete => f.write_str("delete"),
             KeyCode::F(n) => write!(f, "f{n}"),
         }
     }
@@ -164,6 +183,12 @@ pub fn parse_key(text: &str) -> Option<Key> {
         "down" => KeyCode::Down,
         "pageup" => KeyCode::PageUp,
         "pagedown" => KeyCode::PageDown,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "backspace" => KeyCode::Backspace,
+        "delete" => KeyCode::Delete,
         f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => KeyCode::F(f[1..].parse().ok()?),
         c if c.chars().count() == 1 => KeyCode::Char(c.chars().next()?),
         _ => return None,
@@ -174,10 +199,11 @@ pub fn parse_key(text: &str) -> Option<Key> {
 /// The defaults, as data.
 pub const DEFAULTS: &str = "\
 ctrl-q = quit
+ctrl-c = quit
 f1 = help
 enter = send
-alt-enter = newline
 ctrl-n = newline
+alt-enter = newline
 tab = next-circle
 shift-tab = prev-circle
 pageup = scroll-up
@@ -194,11 +220,15 @@ esc = cancel
 #[derive(Clone, Debug)]
 pub struct Keymap {
     bindings: BTreeMap<Key, Action>,
+    /// Keys in the order they were given (user overrides first), so hints
+    /// on screen name the key the user chose, or the first default.
+    order: Vec<Key>,
 }
 
 impl Keymap {
     pub fn parse(text: &str) -> Result<Keymap, KeymapError> {
         let mut bindings = BTreeMap::new();
+        let mut order = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -209,14 +239,17 @@ impl Keymap {
             let action =
                 Action::from_name(a.trim()).ok_or_else(|| KeymapError::UnknownAction(i + 1, a.trim().to_owned()))?;
             bindings.insert(key, action);
+            order.push(key);
         }
-        Ok(Keymap { bindings })
+        Ok(Keymap { bindings, order })
     }
 
     /// The defaults with a user's overrides on top.
     pub fn with_overrides(user: &str) -> Result<Keymap, KeymapError> {
         let mut map = Keymap::default();
-        map.bindings.extend(Keymap::parse(user)?.bindings);
+        let user = Keymap::parse(user)?;
+        map.bindings.extend(user.bindings);
+        map.order.splice(0..0, user.order);
         Ok(map)
     }
 
@@ -229,8 +262,14 @@ impl Keymap {
         Action::ALL
             .into_iter()
             .filter_map(|a| {
-                let keys: Vec<String> =
-                    self.bindings.iter().filter(|(_, b)| **b == a).map(|(k, _)| k.to_string()).collect();
+                let keys: Vec<String> = self
+                    .order
+                    .iter()
+                    .filter(|k| self.bindings.get(k) == Some(&a))
+                    .map(ToString::to_string)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 (!keys.is_empty()).then(|| (keys.join(", "), a.describe()))
             })
             .collect()
@@ -238,14 +277,14 @@ impl Keymap {
 
     /// The key bound to `action`, for hints on screen.
     pub fn key_for(&self, action: Action) -> Option<Key> {
-        self.bindings.iter().find(|(_, a)| **a == action).map(|(k, _)| *k)
+        self.order.iter().find(|k| self.bindings.get(k) == Some(&action)).copied()
     }
 }
 
 impl Default for Keymap {
     fn default() -> Self {
         // The defaults are a constant checked by a test.
-        Keymap::parse(DEFAULTS).unwrap_or(Keymap { bindings: BTreeMap::new() })
+        Keymap::parse(DEFAULTS).unwrap_or(Keymap { bindings: BTreeMap::new(), order: Vec::new() })
     }
 }
 
@@ -261,7 +300,7 @@ mod tests {
             assert!(map.key_for(a).is_some(), "{a:?} has no default key");
         }
         assert_eq!(map.action(&parse_key("ctrl-q").unwrap()), Some(Action::Quit));
-        assert!(map.help().iter().any(|(k, d)| k == "ctrl-q" && d.contains("quit")));
+        assert!(map.help().iter().any(|(k, d)| k.contains("ctrl-q") && d.contains("quit")));
     }
 
     #[test]

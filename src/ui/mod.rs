@@ -2,4 +2,8 @@
 //! pure view functions drawing it with ratatui, and a thin runtime that
 //! feeds it terminal and node events.
 
+pub mod input;
 pub mod keymap;
+pub mod model;
+pub mod runtime;
+pub mod view;
