@@ -10,7 +10,6 @@
 //! relay carried.
 
 pub mod relay;
-pub mod simulated;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
