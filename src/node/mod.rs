@@ -11,7 +11,7 @@
 //! expect it), catch-up scheduling, and the answers to control requests.
 
 mod peers;
-mod requests;
+pub mod requests;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -758,6 +758,10 @@ impl App {
             });
             next.push(circle);
         }
+        if !effects.is_empty() {
+            // New circles: their connection counts come with the status.
+            effects.push(self.request(Request::Status, Expect::Status));
+        }
         self.circles = next;
         self.current = current_id.and_then(|id| self.circles.iter().position(|c| c.id == id)).unwrap_or(0);
         effects
