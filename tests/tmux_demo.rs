@@ -3,6 +3,8 @@
 //! quits with the key the help names, and checks the shell got its
 //! terminal back. Skips with a reason where tmux is missing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -66,7 +68,7 @@ fn the_demo_runs_in_a_real_terminal_and_gives_it_back() {
     tmux(&["send-keys", "-t", &name, "F1"]);
     let help = wait_for(&name, &["quit kolo"], Duration::from_secs(10));
     let line = help.lines().find(|l| l.contains("quit kolo")).unwrap_or_default();
-    let quit = line.trim_start_matches(|c: char| c == '│' || c == ' ').split([',', ' ']).next().unwrap_or("ctrl-q");
+    let quit = line.trim_start_matches(['│', ' ']).split([',', ' ']).next().unwrap_or("ctrl-q");
     assert!(quit.starts_with("ctrl-"), "expected a ctrl key for quit, help says: {line}");
     tmux(&["send-keys", "-t", &name, "Escape"]);
     let tmux_key = format!("C-{}", &quit["ctrl-".len()..]);

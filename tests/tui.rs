@@ -6,6 +6,8 @@
 //! Set `KOLO_UPDATE_SNAPSHOTS=1` to rewrite the snapshots after a
 //! deliberate change to the screen, then review the diff.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::VecDeque;
 
 use kolo::api::Request;
@@ -359,7 +361,7 @@ fn pinned_announcement_sits_on_top_with_acknowledgements() {
 fn trainer_view_shows_both_sides_of_the_selected_message() {
     let mut node = FakeNode::riverside();
     let mut app = started(&mut node);
-    assert!(press(&mut app, &mut node, key(KeyCode::F(2)), T0) == false);
+    assert!(!press(&mut app, &mut node, key(KeyCode::F(2)), T0));
     let s = screen(&app, 120, 34, T0 + 3_600_000);
     assert!(s.contains("What a member sees") && s.contains("What a non-member relay sees"), "{s}");
     assert!(s.contains("text  Great. Remember: phones off"), "newest message selected:\n{s}");
