@@ -296,7 +296,8 @@ fn draw_trainer(frame: &mut Frame<'_>, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new("No message to inspect yet: send one, or wait for one to arrive."), inner);
         return;
     };
-    let [left, right] = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(inner);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).spacing(2).areas(inner);
     let inspection = app.inspection.as_ref().filter(|i| i.id == m.id);
     frame.render_widget(Paragraph::new(member_side(m, c, inspection, app)).wrap(Wrap { trim: false }), left);
     frame.render_widget(Paragraph::new(relay_side(inspection, app, right.width as usize)), right);
