@@ -337,7 +337,8 @@ fn relay_side(i: Option<&Inspection>, app: &App, width: usize) -> Vec<Line<'stat
         return lines;
     };
     lines.push(Line::raw(format!("one frame of {} bytes (text padded to {} bytes)", i.frame_len, i.padded_len)));
-    lines.push(Line::raw(format!("key id {}  epoch {}  counter {}", i.key_id, i.epoch, i.counter)));
+    lines.push(Line::raw(format!("key id {} (a sending chain, not a person)", i.key_id)));
+    lines.push(Line::raw(format!("epoch {} · counter {}", i.epoch, i.counter)));
     let hex_width = width.saturating_sub(12).max(8);
     let ct_rows = 3;
     lines.push(Line::from(vec![Span::styled("ciphertext ", bold()), Span::raw(fit(&i.ciphertext, hex_width))]));
