@@ -13,7 +13,7 @@
 //! reactions to membership changes ([`membership`]).
 
 mod circle_state;
-mod frames;
+pub(crate) mod frames;
 mod join;
 mod membership;
 pub mod message;
