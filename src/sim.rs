@@ -75,6 +75,8 @@ pub struct Node {
     /// tests that drive a real store).
     pub keep_records: bool,
     pub records: Vec<crate::engine::Record>,
+    /// The engine's verdict on every topic frame it received, in order.
+    pub verdicts: Vec<crate::engine::Verdict>,
 }
 
 pub struct Sim {
@@ -111,6 +113,7 @@ impl Sim {
                 online: true,
                 keep_records: false,
                 records: Vec::new(),
+                verdicts: Vec::new(),
             });
             node_rngs.push(node_rng);
         }
@@ -226,6 +229,7 @@ impl Sim {
                     }
                 }
                 Output::Event(e) => self.nodes[from].events.push(e),
+                Output::Verdict { verdict, .. } => self.nodes[from].verdicts.push(verdict),
             }
         }
     }
