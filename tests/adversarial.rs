@@ -507,3 +507,37 @@ fn a_flooding_peer_is_scored_down_and_cut_off_while_the_circle_talks_on() {
 }
 
 const FLOOD_FRAMES: usize = 30_000;
+
+/// Honest delivery latency (ana → bo, from the message's own sent and
+/// received times) without and during a flood. A measurement, not a test:
+/// `cargo test --release --test adversarial -- --ignored flood_latency --nocapture`.
+/// The result is recorded in docs/security-testing.md.
+#[test]
+#[ignore]
+fn flood_latency_bench() {
+    let (ana, others) = circle_of("adv-latency", "dam", None, &["bo"]);
+    let bo = &others[0];
+    let (r, circle) = rogue_member(&ana, "dam", "rex", false);
+    assert!(fence(&r, circle, bo, "dam", "rex before"));
+    let mut measure = |label: &str| -> Vec<u64> {
+        let mut lat = Vec::new();
+        for i in 0..20 {
+            let t = format!("{label} {i}");
+            ana.send("dam", &t);
+            assert!(bo.wait_for_text("dam", &t, WAIT));
+            let m = messages(bo, "dam").into_iter().find(|m| m["text"] == t.as_str()).unwrap();
+            lat.push(m["received_at"].as_u64().unwrap().saturating_sub(m["sent_at"].as_u64().unwrap()));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        lat.sort_unstable();
+        lat
+    };
+    let quiet = measure("quiet");
+    r.run(|l| l.flood(FLOOD_FRAMES, Duration::from_secs(20)));
+    let flooded = measure("flooded");
+    let stats = |v: &[u64]| (v[v.len() / 2], v[v.len() * 9 / 10], v[v.len() - 1]);
+    let (q, f) = (stats(&quiet), stats(&flooded));
+    println!("latency ms (median, p90, max): quiet {q:?}, during flood {f:?}");
+    println!("median ratio {:.2}", f.0.max(1) as f64 / q.0.max(1) as f64);
+    println!("flood frames queued: {}", r.seen.lock().unwrap().flood_sent);
+}
