@@ -312,6 +312,54 @@ fn a_member_cannot_impersonate_forge_handshakes_jump_counters_or_bend_time_and_r
     assert!(ana.wait_for_text("mill", "still here, bo", WAIT));
 }
 
+/// Bit flips in the header (key id, epoch, counter), the ciphertext and
+/// the signature of a fresh frame bo has not seen, delivered to bo in a
+/// catch-up answer (no peer scoring on that path, so the rogue keeps its
+/// standing), then the genuine frame on the topic. Defences: signature
+/// over header and ciphertext checked first, AEAD with the header as
+/// associated data, chain state committed only after every check.
+#[test]
+fn bit_flips_in_header_ciphertext_or_signature_are_refused_and_later_messages_decrypt() {
+    let (ana, others) = circle_of("adv-flips", "quay", None, &["bo"]);
+    let bo = &others[0];
+    let (r, circle) = rogue_member(&ana, "quay", "rex", false);
+    assert!(fence(&r, circle, bo, "quay", "rex before"));
+    // A genuine frame, sealed but not published yet.
+    let genuine = r.run(move |l| {
+        let command = Command::SendText { circle, text: "the genuine one".into(), timer_secs: None };
+        let outputs = l.engine.handle(now_ms(), Input::Command(command), &mut OsEntropy);
+        outputs
+            .into_iter()
+            .find_map(|o| match o {
+                kolo::engine::Output::Publish { frame, .. } if frame[1] == 0x01 => Some(frame),
+                _ => None,
+            })
+            .unwrap()
+    });
+    let n = genuine.len();
+    let mut flipped = Vec::new();
+    for (pos, bit) in [(5, 0), (20, 3), (25, 7), (26, 0), (100, 5), (n - 65, 1), (n - 64, 2), (n - 1, 7)] {
+        let mut f = genuine.clone();
+        f[pos] ^= 1 << bit;
+        flipped.push(f);
+    }
+    let mut response = vec![1u8, 0x21];
+    response.extend_from_slice(&(flipped.len() as u32).to_be_bytes());
+    for f in &flipped {
+        response.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        response.extend_from_slice(f);
+    }
+    r.run(move |l| l.direct_to_all(&response));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(bo, "quay", "the genuine one"), 0, "a flipped frame was shown");
+    r.run(move |l| l.publish_raw(genuine));
+    assert!(bo.wait_for_text("quay", "the genuine one", WAIT), "the genuine frame did not open after the flips");
+    assert!(fence(&r, circle, bo, "quay", "and the next one"), "later messages stopped decrypting");
+    assert_eq!(count(bo, "quay", "the genuine one"), 1);
+    ana.send("quay", "ana after the flips");
+    assert!(bo.wait_for_text("quay", "ana after the flips", WAIT));
+}
+
 /// Replays: every frame the rogue captured, sent again straight to the
 /// members in a catch-up answer (no gossip duplicate cache on that path,
 /// the strongest form of "long after gossip forgot"), after a new member

@@ -163,3 +163,35 @@ fn a_flood_of_made_up_key_ids_cannot_make_an_honest_message_unreadable() {
     sim.run_for(20_000); // catch-up rounds
     assert_eq!(shown(&sim, 1, &circle, "after the flood"), 1);
 }
+
+/// Regression: frames every member refuses (here: forged signatures under
+/// a known chain, delivered in a catch-up answer, which any peer of the
+/// closed network can send) were kept in the frame store for the
+/// retention time and served to everyone's catch-up, pushing honest
+/// frames out of a full store. Now they are dropped once refused.
+#[test]
+fn refused_forgeries_are_not_kept_for_catch_up() {
+    let (mut sim, circle) = two_members(36);
+    sim.set_online(1, false);
+    sim.command(0, Command::SendText { circle, text: "genuine".into(), timer_secs: None });
+    let genuine = sim.captured.iter().rev().find(|c| c.bytes[1] == 0x01).unwrap().bytes.clone();
+    sim.set_online(1, true);
+    let held = sim.nodes[1].engine.circle(&circle).unwrap().stored_frames();
+    let forgeries: Vec<Vec<u8>> = (0..50u8)
+        .map(|i| {
+            let mut f = genuine.clone();
+            f[30 + usize::from(i)] ^= 0x40;
+            f
+        })
+        .collect();
+    let mut response = vec![1u8, 0x21];
+    response.extend_from_slice(&(forgeries.len() as u32).to_be_bytes());
+    for f in &forgeries {
+        response.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        response.extend_from_slice(f);
+    }
+    sim.input(1, Input::Direct { circle, peer: 0, bytes: response });
+    assert_eq!(sim.nodes[1].engine.circle(&circle).unwrap().stored_frames(), held, "forgeries kept");
+    sim.input(1, Input::Frame { circle, bytes: genuine });
+    assert_eq!(shown(&sim, 1, &circle, "genuine"), 1);
+}

@@ -526,9 +526,16 @@ impl CircleState {
     /// Handle any frame from the circle topic or a catch-up response;
     /// returns what the network should make of the peer that passed it on.
     pub fn on_topic_frame(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> Verdict {
+        let id = frame_id(&bytes);
         match self.on_topic_frame_inner(ctx, bytes) {
             Ok(verdict) => verdict,
             Err(refusal) => {
+                // A frame every member refuses is not kept for catch-up:
+                // else anyone could fill members' stores (and, through
+                // catch-up, everyone's) with forgeries, pushing out real frames.
+                if refusal.verdict == Verdict::Reject && self.frames.remove(&id) {
+                    ctx.out.push(Output::Persist(Record::DeleteFrame { circle: self.id(), id }));
+                }
                 ctx.event(Event::Rejected { circle: self.id(), reason: refusal.reason });
                 refusal.verdict
             }
