@@ -195,3 +195,30 @@ fn refused_forgeries_are_not_kept_for_catch_up() {
     sim.input(1, Input::Frame { circle, bytes: genuine });
     assert_eq!(shown(&sim, 1, &circle, "genuine"), 1);
 }
+
+/// Regression: a frame kept while waiting for its sender's key was never
+/// opened if the node restarted before the key came (the waiting list is
+/// in memory, and catch-up does not resend a frame the node holds).
+#[test]
+fn a_message_waiting_for_its_key_survives_a_restart() {
+    let mut sim = Sim::new(37, &["ana", "bongani"], Faults::NONE, EngineConfig::default());
+    sim.nodes[1].keep_records = true;
+    sim.command(0, Command::CreateCircle { name: "c".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    sim.run_for(5_000);
+    sim.set_online(1, false);
+    sim.command(0, Command::Rotate { circle });
+    sim.command(0, Command::SendText { circle, text: "across a restart".into(), timer_secs: None });
+    let ours: Vec<Vec<u8>> = sim.captured.iter().rev().take(8).map(|c| c.bytes.clone()).collect();
+    sim.set_online(1, true);
+    for f in ours.iter().filter(|f| f[1] == 0x01) {
+        sim.input(1, Input::Frame { circle, bytes: f.clone() });
+    }
+    assert_eq!(shown(&sim, 1, &circle, "across a restart"), 0, "the key had not come yet");
+    sim.restart(1);
+    for f in ours.iter().filter(|f| f[1] != 0x01) {
+        sim.input(1, Input::Frame { circle, bytes: f.clone() });
+    }
+    assert_eq!(shown(&sim, 1, &circle, "across a restart"), 1);
+}

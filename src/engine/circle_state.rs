@@ -669,6 +669,41 @@ impl CircleState {
         Ok(Verdict::Accept)
     }
 
+    /// After a restart: frames that were kept while waiting for their key,
+    /// or for their sender to be admitted, wait again (the waiting lists
+    /// live in memory only; without this such frames were never opened,
+    /// and catch-up does not resend a frame we hold).
+    pub(super) fn requeue_waiting_frames(&mut self) {
+        let mut keys = Vec::new();
+        let mut senders = Vec::new();
+        for (id, f) in self.frames.iter() {
+            match f.bytes.get(1).copied() {
+                Some(frame_type::GROUP) => {
+                    if let Ok(frame) = envelope::parse(&f.bytes) {
+                        let key = frame.header.key_id;
+                        if !self.receiving.contains_key(&key) && !self.retired_keys.contains(&key) {
+                            keys.push((key, *id));
+                        }
+                    }
+                }
+                Some(_) => {
+                    if let Ok(frame) = frames::parse_pair(&f.bytes)
+                        && frame.to() == &self.my_tag
+                        && !self.tags.contains_key(frame.from())
+                    {
+                        senders.push(*id);
+                    }
+                }
+                None => {}
+            }
+        }
+        for (key, id) in keys.into_iter().take(AWAITING_KEY_MAX) {
+            self.awaiting_key.entry(key).or_default().push(id);
+            self.awaiting_count += 1;
+        }
+        self.awaiting_sender = senders.into_iter().take(AWAITING_KEY_MAX).collect();
+    }
+
     /// The roster changed: retry pairwise frames from senders we did not know.
     pub(super) fn retry_awaiting_senders(&mut self, ctx: &mut Ctx<'_>) {
         let waiting = std::mem::take(&mut self.awaiting_sender);

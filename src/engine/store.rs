@@ -58,6 +58,11 @@ impl FrameStore {
         evicted
     }
 
+    /// Every frame held, with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (&FrameId, &StoredFrame)> {
+        self.frames.iter()
+    }
+
     /// Forget a frame; true if it was held.
     pub fn remove(&mut self, id: &FrameId) -> bool {
         match self.frames.remove(id) {
