@@ -198,7 +198,9 @@ fn refused_forgeries_are_not_kept_for_catch_up() {
 
 /// Regression: a frame kept while waiting for its sender's key was never
 /// opened if the node restarted before the key came (the waiting list is
-/// in memory, and catch-up does not resend a frame the node holds).
+/// in memory, and catch-up does not resend a frame the node holds). Now
+/// such frames are not persisted until they open (catch-up brings them
+/// again after a restart), and stored ones are queued again on restore.
 #[test]
 fn a_message_waiting_for_its_key_survives_a_restart() {
     let mut sim = Sim::new(37, &["ana", "bongani"], Faults::NONE, EngineConfig::default());
@@ -220,5 +222,6 @@ fn a_message_waiting_for_its_key_survives_a_restart() {
     for f in ours.iter().filter(|f| f[1] != 0x01) {
         sim.input(1, Input::Frame { circle, bytes: f.clone() });
     }
+    sim.run_for(20_000); // catch-up rounds
     assert_eq!(shown(&sim, 1, &circle, "across a restart"), 1);
 }

@@ -241,6 +241,16 @@ impl CircleState {
     fn keep_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
         let circle = self.id();
         ctx.out.push(Output::Persist(Record::Frame { circle, id, bytes: bytes.clone(), expires_at_ms }));
+        self.hold_frame(ctx, id, bytes, expires_at_ms);
+    }
+
+    /// Keep a frame in memory only: one nobody has verified yet (waiting for
+    /// its key or its sender's admission) costs no disk write, so a flood of
+    /// made-up frames cannot slow the node down to its disk's pace. It is
+    /// persisted once it opens; if the node restarts first, catch-up brings
+    /// it again (the node no longer holds it).
+    fn hold_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
+        let circle = self.id();
         for gone in self.frames.insert(id, bytes, expires_at_ms) {
             ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id: gone }));
         }
@@ -564,7 +574,7 @@ impl CircleState {
                     return Ok(Verdict::Ignore);
                 }
                 let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
-                self.keep_frame(ctx, id, bytes.clone(), expiry);
+                self.hold_frame(ctx, id, bytes.clone(), expiry);
                 self.open_group(ctx, id, &bytes)
             }
             frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
@@ -573,10 +583,13 @@ impl CircleState {
                 let from_member = self.tags.contains_key(frame.from());
                 if !from_member {
                     // Perhaps a newcomer whose admission we have not seen yet:
-                    // keep it (bounded) and retry when the roster changes.
-                    let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
-                    self.keep_frame(ctx, id, bytes.clone(), expiry);
+                    // if it is for us, hold it (bounded, in memory) and retry
+                    // when the roster changes. Mailbox for others only from
+                    // known members: anything else could be made up by anyone
+                    // in the network to fill the store.
                     if mine && self.awaiting_sender.len() < AWAITING_KEY_MAX {
+                        let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                        self.hold_frame(ctx, id, bytes.clone(), expiry);
                         self.awaiting_sender.push(id);
                     }
                     return Ok(Verdict::Ignore);
@@ -652,15 +665,16 @@ impl CircleState {
         let msg_id = message_id(&header.key_id, header.counter);
         let timer = (inner.timer_secs > 0).then_some(inner.timer_secs);
         let deadline = self.deadline(ctx.now, timer);
-        if let Some(d) = deadline
-            && self.frames.shorten(&id, d)
-            && let Some(f) = self.frames.get(&id)
-        {
+        if let Some(d) = deadline {
+            self.frames.shorten(&id, d);
+        }
+        // Verified now: persist it for catch-up, with its final expiry.
+        if let Some(f) = self.frames.get(&id) {
             ctx.out.push(Output::Persist(Record::Frame {
                 circle: self.id(),
                 id,
                 bytes: f.bytes.clone(),
-                expires_at_ms: d,
+                expires_at_ms: f.expires_at_ms,
             }));
         }
         let info =
