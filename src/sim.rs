@@ -305,7 +305,9 @@ impl Sim {
     /// and stored frames, as a real node reopening its profile.
     pub fn restart(&mut self, i: usize) {
         use crate::engine::{Record, StoredCircle};
-        let mut frames: BTreeMap<CircleId, BTreeMap<[u8; 32], (Vec<u8>, u64)>> = BTreeMap::new();
+        // Per circle: frame id -> (bytes, expiry), as the profile holds them.
+        type Held = BTreeMap<[u8; 32], (Vec<u8>, u64)>;
+        let mut frames: BTreeMap<CircleId, Held> = BTreeMap::new();
         for r in &self.nodes[i].records {
             match r {
                 Record::Frame { circle, id, bytes, expires_at_ms } => {

@@ -165,8 +165,8 @@ fn a_member_cannot_impersonate_forge_handshakes_jump_counters_or_bend_time_and_r
     let bo = &others[0];
     let (r, circle) = rogue_member(&ana, "mill", "rex", false);
     let me = r.member_id();
-    let ana_id = member_id_of(&bo, "mill", "ana");
-    let bo_id = member_id_of(&bo, "mill", "bo");
+    let ana_id = member_id_of(bo, "mill", "ana");
+    let bo_id = member_id_of(bo, "mill", "bo");
     // Control: the rogue's honest messages do arrive.
     assert!(fence(&r, circle, bo, "mill", "rex says hello"), "bo never heard the rogue at all");
     let epoch = epoch_of(&r, circle);
@@ -570,7 +570,7 @@ fn flood_latency_bench() {
     let bo = &others[0];
     let (r, circle) = rogue_member(&ana, "dam", "rex", false);
     assert!(fence(&r, circle, bo, "dam", "rex before"));
-    let mut measure = |label: &str| -> Vec<u64> {
+    let measure = |label: &str| -> Vec<u64> {
         let mut lat = Vec::new();
         for i in 0..20 {
             let t = format!("{label} {i}");

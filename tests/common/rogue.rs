@@ -253,7 +253,7 @@ impl Rogue {
                             l.handle(Input::Tick);
                             rounds += 1;
                             // Catch up with a connected peer now and then, as a node does.
-                            if rounds % 5 == 0 && let Some(circle) = l.circle {
+                            if rounds.is_multiple_of(5) && let Some(circle) = l.circle {
                                 let peers: Vec<PeerId> = l.seen.lock().unwrap().connected.iter().copied().collect();
                                 if let Some(p) = peers.get(rounds as usize % peers.len().max(1)) {
                                     let h = l.handle_of(*p);
