@@ -45,9 +45,11 @@ const RESERVE_RETRY_EVERY: Duration = Duration::from_secs(15);
 /// so a steady stream of such frames is a flood of made-up ones.
 const IGNORED_PER_SEC: f64 = 5.0;
 const IGNORED_BURST: f64 = 300.0;
-/// A peer scored below this is disconnected and refused for `BAN_TIME`
-/// (gossipsub already ignores it below the graylist threshold).
-const DISCONNECT_SCORE: f64 = -400.0;
+/// A peer scored below this (just under the graylist threshold: three
+/// invalid frames) is disconnected and refused for `BAN_TIME`. Once
+/// graylisted its frames are no longer even validated, so its score stops
+/// falling: the cut must not wait for a lower one.
+const DISCONNECT_SCORE: f64 = -100.0;
 const BAN_TIME: Duration = Duration::from_secs(600);
 const SCORE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
