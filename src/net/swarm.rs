@@ -51,7 +51,7 @@ const IGNORED_BURST: f64 = 300.0;
 /// falling: the cut must not wait for a lower one.
 const DISCONNECT_SCORE: f64 = -100.0;
 const BAN_TIME: Duration = Duration::from_secs(600);
-const SCORE_CHECK_EVERY: Duration = Duration::from_secs(1);
+const SCORE_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Per-topic scoring. P4 (invalid deliveries) is what cuts a flooder off:
 /// -20 × n², decaying ~1 %/s, so three invalid frames graylist a peer and
