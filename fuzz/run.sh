@@ -24,9 +24,15 @@ trap 'rm -rf "$scratch"' EXIT
 for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
     echo "== fuzz $t (${secs}s)"
-    cargo fuzz run --sanitizer none "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 2>&1 | grep -E "INITED|DONE|ERROR|panicked|SUMMARY" || true
     # grep hides the noise; the exit status that matters is libFuzzer's.
-    test "${PIPESTATUS[0]}" -eq 0
+    set +e +o pipefail
+    cargo fuzz run --sanitizer none "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 2>&1 | grep -E "INITED|DONE|ERROR|panicked|SUMMARY"
+    status=${PIPESTATUS[0]}
+    set -e -o pipefail
+    if [ "$status" -ne 0 ]; then
+        echo "fuzz: $t failed (exit $status); the input is in fuzz/artifacts/$t/" >&2
+        exit 1
+    fi
 done
 echo "fuzz: ${#targets[@]} targets ran ${secs}s each without a crash"
