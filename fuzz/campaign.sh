@@ -16,8 +16,9 @@ if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz lis
 cargo fuzz build --sanitizer none
 mkdir -p fuzz/logs
 for t in "${targets[@]}"; do
-    start=$(date +%s)
     echo -e "seconds\texecs\tcov\tft\tcorpus" > "fuzz/logs/$t.tsv"
+    cargo fuzz build --sanitizer none "$t"
+    start=$(date +%s)
     cargo fuzz run --sanitizer none "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -timeout=10 \
         -rss_limit_mb=1024 -print_final_stats=1 2>&1 | while IFS= read -r line; do
         if [[ $line =~ ^#([0-9]+).*cov:\ ([0-9]+)\ ft:\ ([0-9]+)\ corp:\ ([0-9]+) ]]; then
