@@ -13,7 +13,7 @@
 //! reactions to membership changes ([`membership`]).
 
 mod circle_state;
-mod frames;
+pub(crate) mod frames;
 mod join;
 mod membership;
 pub mod message;
@@ -223,10 +223,16 @@ impl Engine {
 fn dispatch(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Joins, ctx: &mut Ctx<'_>, input: Input) {
     match input {
         Input::Command(c) => command(circles, joins, ctx, c),
-        Input::Frame { circle, bytes } => match circles.get_mut(&circle) {
-            Some(state) => state.on_topic_frame(ctx, bytes),
-            None => ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() }),
-        },
+        Input::Frame { circle, bytes } => {
+            let verdict = match circles.get_mut(&circle) {
+                Some(state) => state.on_topic_frame(ctx, bytes),
+                None => {
+                    ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() });
+                    Verdict::Ignore
+                }
+            };
+            ctx.out.push(Output::Verdict { circle, verdict });
+        }
         Input::Direct { circle, peer, bytes } => {
             if let Some(state) = circles.get_mut(&circle) {
                 direct_to_member(state, joins, ctx, peer, &bytes);
@@ -259,7 +265,8 @@ fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut 
         }
         Ok(frames::DirectFrame::SyncResponse { frames }) => {
             for f in frames {
-                state.on_topic_frame(ctx, f.to_vec());
+                // Catch-up is not gossip: there is no relay to score.
+                let _ = state.on_topic_frame(ctx, f.to_vec());
             }
             Ok(())
         }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Pending;
 use crate::circle::CircleId;
-use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record};
+use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record, Verdict};
 use crate::entropy::OsEntropy;
 use crate::net::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
 use crate::store::Profile;
@@ -91,6 +91,8 @@ pub struct Node {
     /// code can carry a reachable address.
     invite_waiters: Vec<InviteWaiter>,
     presence_due: HashSet<CircleId>,
+    /// The engine's verdict on the last gossip frame handled.
+    last_verdict: Option<Verdict>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
     watchers: Vec<mpsc::Sender<NodeEvent>>,
     stop: bool,
@@ -115,6 +117,7 @@ impl Node {
             join_waiters: HashMap::new(),
             invite_waiters: Vec::new(),
             presence_due: HashSet::new(),
+            last_verdict: None,
             watchers: Vec::new(),
             stop: false,
         }
@@ -230,6 +233,7 @@ impl Node {
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
                 Output::Persist(_) => {}
+                Output::Verdict { verdict, .. } => self.last_verdict = Some(verdict),
                 Output::Event(e) => {
                     self.on_engine_event(&e);
                     events.push(e);
@@ -275,9 +279,12 @@ impl Node {
         };
         match event.kind {
             NetEventKind::Gossip { frame, message_id, source } => {
-                let events = self.handle(Input::Frame { circle, bytes: frame });
-                let accept = !events.iter().any(|e| matches!(e, Event::Rejected { .. }));
-                self.send_net(&circle, NetCommand::Validate { message_id, source, accept });
+                self.last_verdict = None;
+                self.handle(Input::Frame { circle, bytes: frame });
+                // No verdict means the profile could not record the frame:
+                // do not relay it, and do not blame the peer.
+                let verdict = self.last_verdict.take().unwrap_or(Verdict::Ignore);
+                self.send_net(&circle, NetCommand::Validate { message_id, source, verdict });
             }
             NetEventKind::Direct { peer, frame } => {
                 tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
@@ -321,6 +328,10 @@ impl Node {
                 }
             }
             NetEventKind::DialFailed { reason } => tracing::debug!("dial failed: {reason}"),
+            NetEventKind::PeerBanned { peer } => {
+                book.connected.remove(&peer);
+                book.banned += 1;
+            }
         }
     }
 

@@ -69,6 +69,8 @@ pub struct PeerBook {
     addresses: HashMap<PeerId, BTreeSet<Multiaddr>>,
     pub listen: Vec<Multiaddr>,
     pub saved: NetInfo,
+    /// Peers cut off for relaying invalid frames (status, tests).
+    pub banned: u64,
     round: usize,
 }
 
@@ -84,6 +86,7 @@ impl PeerBook {
             addresses: HashMap::new(),
             listen: Vec::new(),
             saved: NetInfo::default(),
+            banned: 0,
             round: 0,
         }
     }

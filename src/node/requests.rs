@@ -353,6 +353,7 @@ impl Node {
                     "id": hex(id),
                     "name": self.engine.circle(id).map(|c| c.log().circle_name().to_owned()),
                     "peers": book.map_or(0, |b| b.connected.len()),
+                    "banned_peers": book.map_or(0, |b| b.banned),
                     "listen": book.map(|b| b.listen.iter().map(ToString::to_string).collect::<Vec<_>>()),
                 })
             })

@@ -23,18 +23,28 @@
 pub mod codec;
 pub mod header;
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "app")]
+use std::path::Path;
+use std::path::PathBuf;
 
+#[cfg(feature = "app")]
 use rusqlite::{Connection, OptionalExtension, params};
+#[cfg(feature = "app")]
 use zeroize::Zeroizing;
 
 pub use header::KdfParams;
+#[cfg(feature = "app")]
 use header::{Header, Unlocked};
 
+#[cfg(feature = "app")]
 use crate::circle::CircleId;
+#[cfg(feature = "app")]
 use crate::crypto::{aead, kdf};
+#[cfg(feature = "app")]
 use crate::engine::{Engine, MessageView, Record, StoredCircle};
+#[cfg(feature = "app")]
 use crate::entropy::{Entropy, random_array};
+#[cfg(feature = "app")]
 use crate::identity::{IdentitySecret, hex};
 
 pub const DB_FILE: &str = "profile.db";
@@ -44,8 +54,11 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// Width of an expiry bucket.
 pub const BUCKET_MS: u64 = 60_000;
 
+#[cfg(feature = "app")]
 const LABEL_DB_KEY: &[u8] = b"kolo/v1/profile-db-key";
+#[cfg(feature = "app")]
 const AD_BUCKET_KEY: &[u8] = b"kolo/v1/bucket-key";
+#[cfg(feature = "app")]
 const AD_MESSAGE: &[u8] = b"kolo/v1/stored-message";
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +79,7 @@ pub enum StoreError {
     Db { path: PathBuf, reason: String },
 }
 
+#[cfg(feature = "app")]
 /// An open profile.
 pub struct Profile {
     conn: Connection,
@@ -75,6 +89,7 @@ pub struct Profile {
     master: Zeroizing<[u8; 32]>,
 }
 
+#[cfg(feature = "app")]
 /// What opening a profile yields.
 pub struct Opened {
     pub profile: Profile,
@@ -83,14 +98,17 @@ pub struct Opened {
     pub circles: Vec<StoredCircle>,
 }
 
+#[cfg(feature = "app")]
 fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
 }
 
+#[cfg(feature = "app")]
 fn header_path(dir: &Path) -> PathBuf {
     dir.join(HEADER_FILE)
 }
 
+#[cfg(feature = "app")]
 impl Profile {
     fn db_err(&self, e: rusqlite::Error) -> StoreError {
         let path = self.dir.as_deref().map(db_path).unwrap_or_else(|| PathBuf::from(":memory:"));
@@ -484,6 +502,7 @@ impl Profile {
     }
 }
 
+#[cfg(feature = "app")]
 /// The bucket a deadline falls in (0 = never expires).
 pub fn bucket_for(expires_at_ms: Option<u64>) -> i64 {
     match expires_at_ms {
@@ -492,6 +511,7 @@ pub fn bucket_for(expires_at_ms: Option<u64>) -> i64 {
     }
 }
 
+#[cfg(feature = "app")]
 fn apply_record(
     tx: &rusqlite::Transaction<'_>,
     record: &Record,
@@ -536,6 +556,7 @@ fn apply_record(
     Ok(())
 }
 
+#[cfg(feature = "app")]
 fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<(), rusqlite::Error> {
     tx.execute("DELETE FROM circle_net WHERE circle = ?1", params![&circle[..]])?;
     for table in ["circles", "messages", "frames"] {
@@ -545,6 +566,7 @@ fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<()
     Ok(())
 }
 
+#[cfg(feature = "app")]
 fn bucket_key(
     tx: &rusqlite::Transaction<'_>,
     wrapping: &[u8; 32],
@@ -567,6 +589,7 @@ fn bucket_key(
     Ok(key)
 }
 
+#[cfg(feature = "app")]
 /// `nonce || ChaCha20-Poly1305(key, nonce, plaintext, ad)`.
 fn seal_with(key: &[u8; 32], ad: &[u8], plaintext: &[u8], rng: &mut dyn Entropy) -> Vec<u8> {
     let nonce: [u8; 12] = random_array(rng);
@@ -576,6 +599,7 @@ fn seal_with(key: &[u8; 32], ad: &[u8], plaintext: &[u8], rng: &mut dyn Entropy)
     out
 }
 
+#[cfg(feature = "app")]
 fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     if sealed.len() < 12 + 16 {
         return None;
@@ -585,6 +609,7 @@ fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     aead::open(key, &nonce, ad, &sealed[12..]).ok()
 }
 
+#[cfg(feature = "app")]
 fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::Db { path: path.to_owned(), reason: e.to_string() })?;
     let db_key = Zeroizing::new(kdf::derive::<32>(b"", master, LABEL_DB_KEY, &[]));
@@ -603,6 +628,7 @@ fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+#[cfg(feature = "app")]
 fn restrict_permissions(dir: &Path) {
     #[cfg(unix)]
     {
@@ -611,6 +637,7 @@ fn restrict_permissions(dir: &Path) {
     }
 }
 
+#[cfg(feature = "app")]
 fn remove_db_files(dir: &Path) {
     for suffix in ["", "-journal", "-wal", "-shm"] {
         let p = dir.join(format!("{DB_FILE}{suffix}"));
@@ -620,6 +647,7 @@ fn remove_db_files(dir: &Path) {
     }
 }
 
+#[cfg(feature = "app")]
 fn overwrite_and_remove(path: &Path) {
     use std::io::Write;
     if let Ok(meta) = std::fs::metadata(path)
@@ -639,6 +667,7 @@ fn overwrite_and_remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
+#[cfg(feature = "app")]
 /// Destroy the profile in `dir`: the key slots first (after that nothing
 /// in the directory can be decrypted), then the database, then the
 /// directory. Needs no passphrase (`kolo panic`).
@@ -663,6 +692,7 @@ pub fn destroy(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+#[cfg(feature = "app")]
 /// Schema migrations, in order; the index + 1 is the version each yields.
 const MIGRATIONS: &[(u32, &str)] = &[
     (

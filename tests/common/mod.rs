@@ -107,6 +107,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn call(&self, r: Request) -> Value {
         api::call(&self.home, &r).unwrap_or_else(|e| panic!("{r:?}: {e}"))
     }
