@@ -174,13 +174,28 @@ impl Node {
         }
         let mut events = Vec::new();
         if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
-            // Nothing is sent or acknowledged when the profile could not record it.
+            // Nothing is sent or acknowledged when the profile could not record it,
+            // and the engine forgets it too (see `Engine::reload`).
             tracing::error!("profile write failed: {e}");
+            self.return_to_saved_state();
             events.push(Event::Error { reason: format!("could not save to the profile: {e}") });
             return events;
         }
         events.extend(self.route(rest));
         events
+    }
+
+    /// After a failed write: rebuild the engine's circles from the profile.
+    /// If even that fails, stop rather than run on state that is not saved.
+    fn return_to_saved_state(&mut self) {
+        let reloaded = match self.profile.load_circles() {
+            Ok(stored) => self.engine.reload(stored).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = reloaded {
+            tracing::error!("could not re-read the profile after a failed write, stopping: {e}");
+            self.stop = true;
+        }
     }
 
     /// Carry out network outputs; returns the events among them.
