@@ -142,7 +142,11 @@ impl Joins {
             Ok(DirectFrame::JoinAnswer { nonce, header, ciphertext }) => {
                 self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext)
             }
-            Ok(_) => Err("unexpected frame while joining".into()),
+            // Members ask every peer on the circle's network to catch up, a
+            // joiner among them: no reason to drop the handshake in progress.
+            Ok(_) => {
+                return ctx.event(Event::Rejected { circle, reason: "unexpected frame while joining".into() });
+            }
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = result {
@@ -335,4 +339,75 @@ fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {
         log.insert(op).map_err(|e| e.to_string())?;
     }
     Ok(log)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use crate::circle::Role;
+    use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output};
+    use crate::entropy::SeededEntropy;
+    use crate::identity::IdentitySecret;
+
+    fn direct_frame(outputs: &[Output]) -> Vec<u8> {
+        outputs
+            .iter()
+            .find_map(|o| match o {
+                Output::SendDirect { frame, .. } => Some(frame.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn events(outputs: &[Output]) -> Vec<&Event> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Regression: members send catch-up requests to every peer on the
+    /// circle's network, a joiner among them. Such a request used to abort
+    /// the joiner's handshake in progress, so on a slow link (a reply slower
+    /// than a member's catch-up interval) the join never completed.
+    #[test]
+    fn a_catch_up_request_during_the_handshake_does_not_abort_the_join() {
+        let (mut rng, now) = (SeededEntropy::from_u64(7), 1_700_000_000_000);
+        let config = EngineConfig::default();
+        let mut ana = Engine::new(IdentitySecret::generate(&mut rng), "ana".into(), config.clone());
+        let mut bo = Engine::new(IdentitySecret::generate(&mut rng), "bo".into(), config);
+        let create = Command::CreateCircle { name: "kitchen".into(), max_disappear_secs: None };
+        let out = ana.handle(now, Input::Command(create), &mut rng);
+        let circle = events(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::CircleCreated { circle, .. } => Some(*circle),
+                _ => None,
+            })
+            .unwrap();
+        let invite = Command::CreateInvite { circle, expires_in_ms: 3_600_000, role: Role::Member, addresses: vec![] };
+        let out = ana.handle(now, Input::Command(invite), &mut rng);
+        let code = events(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::InviteCreated { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .unwrap();
+        bo.handle(now, Input::Command(Command::Join { code }), &mut rng);
+        // Bo knows Ana as peer 1; Ana knows Bo as peer 2.
+        let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+        let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
+        // While the reply is on its way, Ana's catch-up round picks Bo.
+        let sync = direct_frame(&ana.handle(now, Input::PeerAvailable { circle, peer: 2 }, &mut rng));
+        bo.handle(now, Input::Direct { circle, peer: 1, bytes: sync }, &mut rng);
+        let out = bo.handle(now, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng);
+        let request = direct_frame(&out);
+        let answer = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: request }, &mut rng));
+        let out = bo.handle(now, Input::Direct { circle, peer: 1, bytes: answer }, &mut rng);
+        assert!(events(&out).iter().any(|e| matches!(e, Event::Joined { .. })), "{:?}", events(&out));
+    }
 }
