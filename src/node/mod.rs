@@ -138,6 +138,7 @@ impl Node {
                     if last_sync.elapsed() >= SYNC_EVERY {
                         last_sync = Instant::now();
                         self.sync_round();
+                        self.redial_joins();
                     }
                     if last_presence.elapsed() >= PRESENCE_EVERY {
                         last_presence = Instant::now();
@@ -225,6 +226,9 @@ impl Node {
                 Output::Dial { circle, network_key, addresses } => {
                     let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
                     self.ensure_network(circle, network_key.0, addrs.clone());
+                    if let Some(book) = self.books.get_mut(&circle) {
+                        book.bootstrap = addrs.clone();
+                    }
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
                 Output::Persist(_) => {}
@@ -385,6 +389,22 @@ impl Node {
     fn redial(&mut self) {
         let plans: Vec<(CircleId, Vec<Multiaddr>)> =
             self.books.iter().map(|(c, b)| (*c, b.addresses_to_redial())).collect();
+        for (circle, addrs) in plans {
+            if !addrs.is_empty() {
+                self.send_net(&circle, NetCommand::Dial(addrs));
+            }
+        }
+    }
+
+    /// A join waits for a member to admit us: while we reach nobody in the
+    /// circle's network, keep dialling (sooner than the general redial; the
+    /// join gives up after `JOIN_TIMEOUT`).
+    fn redial_joins(&mut self) {
+        let plans: Vec<(CircleId, Vec<Multiaddr>)> = self
+            .join_waiters
+            .keys()
+            .filter_map(|c| self.books.get(c).filter(|b| b.connected.is_empty()).map(|b| (*c, b.addresses_to_redial())))
+            .collect();
         for (circle, addrs) in plans {
             if !addrs.is_empty() {
                 self.send_net(&circle, NetCommand::Dial(addrs));

@@ -69,6 +69,9 @@ pub struct PeerBook {
     addresses: HashMap<PeerId, BTreeSet<Multiaddr>>,
     pub listen: Vec<Multiaddr>,
     pub saved: NetInfo,
+    /// Addresses from an invite being used: dialled again while nothing
+    /// is connected (a first dial can fail on a bad network).
+    pub bootstrap: Vec<Multiaddr>,
     round: usize,
 }
 
@@ -84,6 +87,7 @@ impl PeerBook {
             addresses: HashMap::new(),
             listen: Vec::new(),
             saved: NetInfo::default(),
+            bootstrap: Vec::new(),
             round: 0,
         }
     }
@@ -151,6 +155,7 @@ impl PeerBook {
             .collect();
         if self.connected.is_empty() {
             out.extend(self.saved.peers.iter().filter_map(|a| a.parse().ok()));
+            out.extend(self.bootstrap.iter().cloned());
         }
         out.sort();
         out.dedup();
