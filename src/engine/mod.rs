@@ -124,13 +124,25 @@ impl Engine {
         config: EngineConfig,
         stored: Vec<StoredCircle>,
     ) -> Result<Self, RestoreError> {
-        let me = identity.member_id();
         let mut engine = Self::new(identity, display_name, config);
-        for c in stored {
-            let state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &engine.config)?;
-            engine.circles.insert(state.id(), state);
-        }
+        engine.reload(stored)?;
         Ok(engine)
+    }
+
+    /// Put every circle back to what the store holds. Adapters call this
+    /// when persisting an input's records failed: the engine had already
+    /// moved on (a chain advanced, a message in the history and the frame
+    /// store), and what was not saved must not be served to peers later
+    /// nor have its keys reused after a restart. Joins in progress are kept.
+    pub fn reload(&mut self, stored: Vec<StoredCircle>) -> Result<(), RestoreError> {
+        let me = self.identity.member_id();
+        let mut circles = BTreeMap::new();
+        for c in stored {
+            let state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &self.config)?;
+            circles.insert(state.id(), state);
+        }
+        self.circles = circles;
+        Ok(())
     }
 
     /// The circle's key and membership state, for the encrypted store.

@@ -158,6 +158,7 @@ impl Node {
                     if last_sync.elapsed() >= SYNC_EVERY {
                         last_sync = Instant::now();
                         self.sync_round();
+                        self.redial_joins();
                     }
                     if last_presence.elapsed() >= PRESENCE_EVERY {
                         last_presence = Instant::now();
@@ -194,13 +195,28 @@ impl Node {
         }
         let mut events = Vec::new();
         if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
-            // Nothing is sent or acknowledged when the profile could not record it.
+            // Nothing is sent or acknowledged when the profile could not record it,
+            // and the engine forgets it too (see `Engine::reload`).
             tracing::error!("profile write failed: {e}");
+            self.return_to_saved_state();
             events.push(Event::Error { reason: format!("could not save to the profile: {e}") });
             return events;
         }
         events.extend(self.route(rest));
         events
+    }
+
+    /// After a failed write: rebuild the engine's circles from the profile.
+    /// If even that fails, stop rather than run on state that is not saved.
+    fn return_to_saved_state(&mut self) {
+        let reloaded = match self.profile.load_circles() {
+            Ok(stored) => self.engine.reload(stored).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = reloaded {
+            tracing::error!("could not re-read the profile after a failed write, stopping: {e}");
+            self.stop = true;
+        }
     }
 
     /// Carry out network outputs; returns the events among them.
@@ -230,6 +246,9 @@ impl Node {
                 Output::Dial { circle, network_key, addresses } => {
                     let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
                     self.ensure_network(circle, network_key.0, addrs.clone());
+                    if let Some(book) = self.books.get_mut(&circle) {
+                        book.bootstrap = addrs.clone();
+                    }
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
                 Output::Persist(_) => {}
@@ -418,6 +437,22 @@ impl Node {
     fn redial(&mut self) {
         let plans: Vec<(CircleId, Vec<Multiaddr>)> =
             self.books.iter().map(|(c, b)| (*c, b.addresses_to_redial())).collect();
+        for (circle, addrs) in plans {
+            if !addrs.is_empty() {
+                self.send_net(&circle, NetCommand::Dial(addrs));
+            }
+        }
+    }
+
+    /// A join waits for a member to admit us: while we reach nobody in the
+    /// circle's network, keep dialling (sooner than the general redial; the
+    /// join gives up after `JOIN_TIMEOUT`).
+    fn redial_joins(&mut self) {
+        let plans: Vec<(CircleId, Vec<Multiaddr>)> = self
+            .join_waiters
+            .keys()
+            .filter_map(|c| self.books.get(c).filter(|b| b.connected.is_empty()).map(|b| (*c, b.addresses_to_redial())))
+            .collect();
         for (circle, addrs) in plans {
             if !addrs.is_empty() {
                 self.send_net(&circle, NetCommand::Dial(addrs));

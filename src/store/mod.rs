@@ -291,7 +291,9 @@ impl Profile {
         Ok((identity, String::from_utf8_lossy(&name).into_owned()))
     }
 
-    fn load_circles(&self) -> Result<Vec<StoredCircle>, StoreError> {
+    /// Every circle as stored (what `open` hands back), for an engine that
+    /// must return to what is durable after a failed write.
+    pub fn load_circles(&self) -> Result<Vec<StoredCircle>, StoreError> {
         let mut out = Vec::new();
         let rows: Vec<(Vec<u8>, Vec<u8>)> = {
             let mut st = self.conn.prepare("SELECT id, state FROM circles").map_err(|e| self.corrupt(e))?;
