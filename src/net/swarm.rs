@@ -149,8 +149,13 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()?;
             let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)?;
-            gossipsub
-                .with_peer_score(gossipsub::PeerScoreParams::default(), gossipsub::PeerScoreThresholds::default())?;
+            // No IP colocation penalty: only key holders can connect at all
+            // (pnet), and members who share an address (one NAT, one relay,
+            // one machine) are normal here. With the default weight, an
+            // eleventh peer on one address graylisted all of them.
+            let score_params =
+                gossipsub::PeerScoreParams { ip_colocation_factor_weight: 0.0, ..gossipsub::PeerScoreParams::default() };
+            gossipsub.with_peer_score(score_params, gossipsub::PeerScoreThresholds::default())?;
             let identify = identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public()).with_agent_version(AGENT.into()),
             );
