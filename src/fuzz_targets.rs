@@ -416,6 +416,7 @@ impl EngineFixture {
         let identity = IdentitySecret::from_seed(&self.identity_seed);
         let stored = StoredCircle {
             snapshot: zeroize::Zeroizing::new(self.snapshot.clone()),
+            chains: Vec::new(),
             messages: Vec::new(),
             frames: Vec::new(),
         };

@@ -326,6 +326,7 @@ impl Sim {
             .filter_map(|c| {
                 Some(StoredCircle {
                     snapshot: engine.export_circle(&c)?,
+                    chains: Vec::new(),
                     messages: engine.circle(&c)?.history().into_iter().cloned().collect(),
                     frames: frames.remove(&c).unwrap_or_default().into_values().collect(),
                 })

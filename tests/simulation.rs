@@ -282,6 +282,24 @@ fn an_offline_member_catches_up_from_whoever_is_online() {
     assert_eq!(count_text(&sim, 4, &circle, "while you were away"), 1);
 }
 
+/// A backlog larger than one gossip frame may be (72 KiB) still arrives:
+/// catch-up answers and summaries are direct frames with their own 4 MiB
+/// cap. Before the fix every answer over 72 KiB was refused as too long,
+/// so a member away for more than ~190 messages never caught up.
+#[test]
+fn a_large_backlog_is_caught_up() {
+    let (mut sim, circle) = circle_of_six(10, Faults::NONE, EngineConfig::default());
+    sim.set_online(4, false);
+    for i in 0..400 {
+        send(&mut sim, 1, circle, &format!("backlog {i}"));
+    }
+    sim.run_for(3_000);
+    sim.set_online(4, true);
+    sim.run_for(20_000);
+    let got = (0..400).filter(|i| count_text(&sim, 4, &circle, &format!("backlog {i}")) == 1).count();
+    assert_eq!(got, 400);
+}
+
 #[test]
 fn announcements_pin_supersede_and_collect_acknowledgements() {
     let (mut sim, circle) = circle_of_six(9, Faults::NONE, EngineConfig::default());
@@ -335,7 +353,12 @@ fn a_later_compromise_does_not_reveal_earlier_messages() {
         identity,
         "police".into(),
         EngineConfig::default(),
-        vec![kolo::engine::StoredCircle { snapshot: seized.export(), messages: Vec::new(), frames: Vec::new() }],
+        vec![kolo::engine::StoredCircle {
+            snapshot: seized.export(),
+            chains: Vec::new(),
+            messages: Vec::new(),
+            frames: Vec::new(),
+        }],
     )
     .unwrap();
     let mut rng = kolo::entropy::SeededEntropy::from_u64(5);

@@ -71,6 +71,9 @@ impl SenderKeyDistribution {
 pub struct SendingChain {
     signing: SigningKey,
     chain_key: [u8; 32],
+    /// Derived from the signing key once (it is on every frame and id).
+    #[zeroize(skip)]
+    key_id: KeyId,
     #[zeroize(skip)]
     epoch: u32,
     #[zeroize(skip)]
@@ -84,7 +87,8 @@ impl SendingChain {
         let mut seed: [u8; 32] = random_array(rng);
         let signing = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        Self { signing, chain_key: random_array(rng), epoch, next_counter: 0, created_at_ms: now_ms }
+        let key_id = key_id_for(&signing.verifying_key().to_bytes());
+        Self { signing, chain_key: random_array(rng), key_id, epoch, next_counter: 0, created_at_ms: now_ms }
     }
 
     pub fn epoch(&self) -> u32 {
@@ -104,7 +108,7 @@ impl SendingChain {
     }
 
     pub fn key_id(&self) -> KeyId {
-        key_id_for(&self.signing_public())
+        self.key_id
     }
 
     /// The current state, for members who should read from now on.
@@ -156,8 +160,15 @@ impl SendingChain {
         let mut seed: [u8; 32] = r.array()?;
         let signing = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        let chain =
-            Self { signing, chain_key: r.array()?, epoch: r.u32()?, next_counter: r.u32()?, created_at_ms: r.u64()? };
+        let key_id = key_id_for(&signing.verifying_key().to_bytes());
+        let chain = Self {
+            signing,
+            chain_key: r.array()?,
+            key_id,
+            epoch: r.u32()?,
+            next_counter: r.u32()?,
+            created_at_ms: r.u64()?,
+        };
         r.finish()?;
         Ok(chain)
     }
@@ -186,6 +197,12 @@ pub struct ReceivingChain {
     chain_key: [u8; 32],
     #[zeroize(skip)]
     signing_public: [u8; 32],
+    /// Decompressed once, not on every frame (a point decompression is a
+    /// field inversion's worth of work).
+    #[zeroize(skip)]
+    verifying: VerifyingKey,
+    #[zeroize(skip)]
+    key_id: KeyId,
     #[zeroize(skip)]
     epoch: u32,
     #[zeroize(skip)]
@@ -197,10 +214,12 @@ pub struct ReceivingChain {
 
 impl ReceivingChain {
     pub fn from_distribution(d: &SenderKeyDistribution) -> Result<Self, CryptoError> {
-        VerifyingKey::from_bytes(&d.signing_public).map_err(|_| CryptoError::BadSignature)?;
+        let verifying = VerifyingKey::from_bytes(&d.signing_public).map_err(|_| CryptoError::BadSignature)?;
         Ok(Self {
             chain_key: d.chain_key,
             signing_public: d.signing_public,
+            verifying,
+            key_id: key_id_for(&d.signing_public),
             epoch: d.epoch,
             next_counter: d.counter,
             skipped: BTreeMap::new(),
@@ -212,7 +231,7 @@ impl ReceivingChain {
     }
 
     pub fn key_id(&self) -> KeyId {
-        key_id_for(&self.signing_public)
+        self.key_id
     }
 
     pub fn next_counter(&self) -> u32 {
@@ -225,9 +244,8 @@ impl ReceivingChain {
 
     /// Strict ed25519 verification under this chain's signing key.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), CryptoError> {
-        let key = VerifyingKey::from_bytes(&self.signing_public).map_err(|_| CryptoError::BadSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        key.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
+        self.verifying.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
     }
 
     /// Cheap window check, done before any hashing.
@@ -302,9 +320,14 @@ impl ReceivingChain {
 
     pub fn import(bytes: &[u8]) -> Result<Self, CryptoError> {
         let mut r = crate::wire::Reader::new(bytes);
+        let chain_key = r.array()?;
+        let signing_public: [u8; 32] = r.array()?;
+        let verifying = VerifyingKey::from_bytes(&signing_public).map_err(|_| CryptoError::BadSignature)?;
         let mut chain = Self {
-            chain_key: r.array()?,
-            signing_public: r.array()?,
+            chain_key,
+            signing_public,
+            verifying,
+            key_id: key_id_for(&signing_public),
             epoch: r.u32()?,
             next_counter: r.u32()?,
             skipped: BTreeMap::new(),

@@ -323,7 +323,8 @@ impl CircleState {
         let info =
             EnvelopeInfo { key_id: header.key_id, epoch: header.epoch, counter: header.counter, frame: frame.clone() };
         self.publish(ctx, frame, frame_expiry);
-        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+        // Only our chain moved on (a rotation above saved the whole state).
+        ctx.out.push(Output::Persist(Record::Chain { circle: self.id(), key_id: header.key_id }));
         self.deliver(ctx, &inner, id, deadline, Some(info));
         Some(id)
     }
@@ -501,17 +502,19 @@ impl CircleState {
 
     /// A chain whose sender moved on and whose every message arrived holds
     /// no key anyone needs: erase it now (forward secrecy).
-    fn forget_spent_chains(&mut self) {
+    fn forget_spent_chains(&mut self) -> bool {
         let spent: Vec<KeyId> = self
             .receiving
             .iter()
             .filter(|(_, r)| r.final_counter.is_some_and(|f| r.chain.next_counter() >= f && r.chain.skipped_len() == 0))
             .map(|(k, _)| *k)
             .collect();
+        let any = !spent.is_empty();
         for k in spent {
             self.receiving.remove(&k);
             self.retired_keys.insert(k);
         }
+        any
     }
 
     fn retry_awaiting(&mut self, ctx: &mut Ctx<'_>, key_id: &KeyId) {
@@ -660,8 +663,13 @@ impl CircleState {
         if let Some(r) = self.receiving.get_mut(&header.key_id) {
             r.chain.commit(advance);
         }
-        self.forget_spent_chains();
-        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+        // Usually only this chain moved on; erasing a spent one changes the set.
+        let record = if self.forget_spent_chains() {
+            Record::CircleState { circle: self.id() }
+        } else {
+            Record::Chain { circle: self.id(), key_id: header.key_id }
+        };
+        ctx.out.push(Output::Persist(record));
         let msg_id = message_id(&header.key_id, header.counter);
         let timer = (inner.timer_secs > 0).then_some(inner.timer_secs);
         let deadline = self.deadline(ctx.now, timer);
@@ -775,11 +783,13 @@ impl CircleState {
                 if self.pinned.is_none_or(|p| self.messages.get(&p).is_none_or(|m| m.sent_at_ms <= inner.sent_at_ms)) {
                     self.pinned = Some(id);
                 }
+                ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 (MessageKind::Announcement(a.clone()), a.title.clone())
             }
             Body::Ack(of) => {
                 if self.messages.get(of).is_some_and(|m| matches!(m.kind, MessageKind::Announcement(_))) {
                     self.acks.entry(*of).or_default().insert(inner.sender);
+                    ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                     ctx.event(Event::AnnouncementAcked { circle: self.id(), announcement: *of, by: inner.sender });
                 }
                 return;

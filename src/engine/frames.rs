@@ -231,10 +231,9 @@ pub fn encode_sync_response(frames: &[&[u8]]) -> Vec<u8> {
 }
 
 pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
-    if bytes.len() > MAX_DIRECT_FRAME {
-        return Err(WireError::TooLong(bytes.len()));
-    }
-    let kind = wire::read_prefix(bytes)?;
+    // Direct frames have their own cap: a catch-up answer (or the summary
+    // of a large store) is far longer than one gossip frame may be.
+    let kind = wire::read_prefix_within(bytes, MAX_DIRECT_FRAME)?;
     let mut r = Reader::new(&bytes[2..]);
     let frame = match kind {
         frame_type::JOIN_HELLO => DirectFrame::JoinHello { invite_op: r.array()?, noise: r.rest() },

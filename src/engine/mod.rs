@@ -99,6 +99,8 @@ pub struct MemberView {
 /// One circle as the store hands it back at start-up.
 pub struct StoredCircle {
     pub snapshot: zeroize::Zeroizing<Vec<u8>>,
+    /// Chains saved after the snapshot (`Record::Chain`), applied over it.
+    pub chains: Vec<(crate::crypto::ratchet::KeyId, zeroize::Zeroizing<Vec<u8>>)>,
     pub messages: Vec<MessageView>,
     /// Encrypted frames with their expiry.
     pub frames: Vec<(Vec<u8>, u64)>,
@@ -138,7 +140,10 @@ impl Engine {
         let me = self.identity.member_id();
         let mut circles = BTreeMap::new();
         for c in stored {
-            let state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &self.config)?;
+            let mut state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &self.config)?;
+            for (key_id, bytes) in &c.chains {
+                state.apply_chain(key_id, bytes)?;
+            }
             circles.insert(state.id(), state);
         }
         self.circles = circles;
@@ -148,6 +153,16 @@ impl Engine {
     /// The circle's key and membership state, for the encrypted store.
     pub fn export_circle(&self, id: &CircleId) -> Option<zeroize::Zeroizing<Vec<u8>>> {
         self.circles.get(id).map(CircleState::export)
+    }
+
+    /// One of the circle's chains (ours or a member's), for the store
+    /// (`Record::Chain`); `None` if the circle no longer holds it.
+    pub fn export_chain(
+        &self,
+        id: &CircleId,
+        key_id: &crate::crypto::ratchet::KeyId,
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.circles.get(id)?.export_chain(key_id)
     }
 
     /// What adapters must set up for every circle after a restart

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::EngineConfig;
 use super::circle_state::{BoundedSet, CircleState, Outbound, RETIRED_KEYS, Receiver, SEEN_HELLOS};
@@ -18,7 +18,7 @@ use super::store::FrameStore;
 use super::types::MessageView;
 use crate::circle::{self, CircleLog, Op};
 use crate::crypto::pairwise::Session;
-use crate::crypto::ratchet::{ReceivingChain, SendingChain};
+use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
 use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{Reader, WireError, Writer};
 
@@ -46,7 +46,55 @@ fn count(r: &mut Reader<'_>) -> Result<usize, WireError> {
     Ok(n)
 }
 
+/// Leading byte of a saved chain: ours or a member's.
+const CHAIN_SENDING: u8 = 0;
+const CHAIN_RECEIVING: u8 = 1;
+
 impl CircleState {
+    /// One chain alone (`Record::Chain`): what changes when a message is
+    /// sent or read, so the store need not rewrite the whole snapshot.
+    pub fn export_chain(&self, key_id: &KeyId) -> Option<Zeroizing<Vec<u8>>> {
+        let (kind, bytes) = if *key_id == self.chain.key_id() {
+            (CHAIN_SENDING, self.chain.export())
+        } else {
+            (CHAIN_RECEIVING, self.receiving.get(key_id)?.chain.export())
+        };
+        let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
+        out.push(kind);
+        out.extend_from_slice(&bytes);
+        let mut bytes = bytes;
+        bytes.zeroize();
+        Some(out)
+    }
+
+    /// Apply a chain saved after the snapshot. A chain the snapshot no
+    /// longer holds (replaced or forgotten since) is ignored: a snapshot
+    /// written later would have superseded its record.
+    pub(super) fn apply_chain(&mut self, key_id: &KeyId, bytes: &[u8]) -> Result<(), RestoreError> {
+        let keys = |e: crate::crypto::CryptoError| RestoreError::Keys(e.to_string());
+        match bytes.split_first() {
+            Some((&CHAIN_SENDING, rest)) if *key_id == self.chain.key_id() => {
+                let chain = SendingChain::import(rest).map_err(keys)?;
+                if chain.key_id() != *key_id {
+                    return Err(RestoreError::Keys("saved sending chain has another id".into()));
+                }
+                self.chain = chain;
+            }
+            Some((&CHAIN_RECEIVING, rest)) => {
+                if let Some(r) = self.receiving.get_mut(key_id) {
+                    let chain = ReceivingChain::import(rest).map_err(keys)?;
+                    if chain.key_id() != *key_id {
+                        return Err(RestoreError::Keys("saved receiving chain has another id".into()));
+                    }
+                    r.chain = chain;
+                }
+            }
+            Some((&CHAIN_SENDING, _)) => {}
+            _ => return Err(RestoreError::Corrupt(WireError::Invalid("saved chain kind"))),
+        }
+        Ok(())
+    }
+
     pub fn export(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(4096);
         w.u8(SNAPSHOT_VERSION);

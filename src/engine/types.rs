@@ -147,8 +147,13 @@ pub enum Record {
     /// Erase a stored frame.
     DeleteFrame { circle: CircleId, id: [u8; 32] },
     /// The circle's key and membership state changed; the store saves
-    /// `Engine::export_circle` for it.
+    /// `Engine::export_circle` for it (which supersedes every `Chain`
+    /// record saved before for that circle).
     CircleState { circle: CircleId },
+    /// Only one chain moved on (a message was sent or read under it): the
+    /// store saves `Engine::export_chain` for it, a few dozen bytes instead
+    /// of the whole circle state, which grows with the circle.
+    Chain { circle: CircleId, key_id: KeyId },
     /// The circle is gone from this profile (left or removed and wiped).
     DeleteCircle { circle: CircleId },
 }

@@ -77,7 +77,16 @@ fn topic_score_params() -> TopicScoreParams {
 }
 
 fn peer_score_params() -> PeerScoreParams {
-    PeerScoreParams { topic_score_cap: 25.0, app_specific_weight: 1.0, ..PeerScoreParams::default() }
+    // No IP colocation penalty: only key holders can connect at all (pnet),
+    // and members who share an address (one NAT, one relay, one machine) are
+    // normal here. With the default weight, an eleventh peer on one address
+    // graylisted all of them.
+    PeerScoreParams {
+        topic_score_cap: 25.0,
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        ..PeerScoreParams::default()
+    }
 }
 
 fn peer_score_thresholds() -> PeerScoreThresholds {

@@ -50,7 +50,7 @@ use crate::identity::{IdentitySecret, hex};
 pub const DB_FILE: &str = "profile.db";
 pub const HEADER_FILE: &str = "profile.header";
 /// Schema version this build writes; older ones are migrated, newer refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Width of an expiry bucket.
 pub const BUCKET_MS: u64 = 60_000;
 
@@ -310,7 +310,25 @@ impl Profile {
                     .and_then(|it| it.collect())
                     .map_err(|e| self.corrupt(e))?
             };
-            out.push(StoredCircle { snapshot: Zeroizing::new(state), messages, frames });
+            let chains: Vec<(Vec<u8>, Vec<u8>)> = {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT key_id, state FROM chains WHERE circle = ?1")
+                    .map_err(|e| self.corrupt(e))?;
+                st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|it| it.collect())
+                    .map_err(|e| self.corrupt(e))?
+            };
+            let mut saved = Vec::with_capacity(chains.len());
+            for (key_id, chain) in chains {
+                let chain = Zeroizing::new(chain);
+                let key_id: [u8; 16] = key_id.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    path: self.dir.as_deref().map(db_path).unwrap_or_default(),
+                    reason: "a saved chain has a malformed id".into(),
+                })?;
+                saved.push((key_id, chain));
+            }
+            out.push(StoredCircle { snapshot: Zeroizing::new(state), chains: saved, messages, frames });
         }
         Ok(out)
     }
@@ -354,7 +372,8 @@ impl Profile {
 
     fn wrapping_key(&self, conn: &Connection) -> Result<Zeroizing<[u8; 32]>, StoreError> {
         let raw: Vec<u8> = conn
-            .query_row("SELECT wrapping_key FROM keyring WHERE id = 1", [], |r| r.get(0))
+            .prepare_cached("SELECT wrapping_key FROM keyring WHERE id = 1")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(|e| self.corrupt(e))?;
         let raw = Zeroizing::new(raw);
         let mut key = Zeroizing::new([0u8; 32]);
@@ -528,29 +547,39 @@ fn apply_record(
             let plain = Zeroizing::new(codec::encode_message(m));
             let ad = [AD_MESSAGE, &m.circle[..], &m.id[..]].concat();
             let body = seal_with(&key, &ad, &plain, rng);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO messages (circle, id, bucket, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&m.circle[..], &m.id[..], bucket, m.expires_at_ms.map(|t| t as i64), body],
-            )?;
+            )?
+            .execute(params![
+                &m.circle[..],
+                &m.id[..],
+                bucket,
+                m.expires_at_ms.map(|t| t as i64),
+                body
+            ])?;
         }
         Record::DeleteMessage { circle, id } => {
             tx.execute("DELETE FROM messages WHERE circle = ?1 AND id = ?2", params![&circle[..], &id[..]])?;
         }
         Record::Frame { circle, id, bytes, expires_at_ms } => {
-            tx.execute(
-                "INSERT OR REPLACE INTO frames (circle, id, expires_at, bytes) VALUES (?1, ?2, ?3, ?4)",
-                params![&circle[..], &id[..], *expires_at_ms as i64, bytes],
-            )?;
+            tx.prepare_cached("INSERT OR REPLACE INTO frames (circle, id, expires_at, bytes) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![&circle[..], &id[..], *expires_at_ms as i64, bytes])?;
         }
         Record::DeleteFrame { circle, id } => {
             tx.execute("DELETE FROM frames WHERE circle = ?1 AND id = ?2", params![&circle[..], &id[..]])?;
         }
         Record::CircleState { circle } => {
             if let Some(snapshot) = engine.export_circle(circle) {
-                tx.execute(
-                    "INSERT OR REPLACE INTO circles (id, state) VALUES (?1, ?2)",
-                    params![&circle[..], &snapshot[..]],
-                )?;
+                tx.prepare_cached("INSERT OR REPLACE INTO circles (id, state) VALUES (?1, ?2)")?
+                    .execute(params![&circle[..], &snapshot[..]])?;
+                // The snapshot holds every chain as it is now.
+                tx.prepare_cached("DELETE FROM chains WHERE circle = ?1")?.execute(params![&circle[..]])?;
+            }
+        }
+        Record::Chain { circle, key_id } => {
+            if let Some(chain) = engine.export_chain(circle, key_id) {
+                tx.prepare_cached("INSERT OR REPLACE INTO chains (circle, key_id, state) VALUES (?1, ?2, ?3)")?
+                    .execute(params![&circle[..], &key_id[..], &chain[..]])?;
             }
         }
         Record::DeleteCircle { circle } => delete_circle(tx, circle)?,
@@ -561,7 +590,7 @@ fn apply_record(
 #[cfg(feature = "app")]
 fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<(), rusqlite::Error> {
     tx.execute("DELETE FROM circle_net WHERE circle = ?1", params![&circle[..]])?;
-    for table in ["circles", "messages", "frames"] {
+    for table in ["circles", "messages", "frames", "chains"] {
         let col = if table == "circles" { "id" } else { "circle" };
         tx.execute(&format!("DELETE FROM {table} WHERE {col} = ?1"), params![&circle[..]])?;
     }
@@ -576,8 +605,10 @@ fn bucket_key(
     rng: &mut dyn Entropy,
 ) -> Result<Zeroizing<[u8; 32]>, rusqlite::Error> {
     let ad = [AD_BUCKET_KEY, &bucket.to_be_bytes()].concat();
-    let wrapped: Option<Vec<u8>> =
-        tx.query_row("SELECT wrapped FROM bucket_keys WHERE bucket = ?1", params![bucket], |r| r.get(0)).optional()?;
+    let wrapped: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT wrapped FROM bucket_keys WHERE bucket = ?1")?
+        .query_row(params![bucket], |r| r.get(0))
+        .optional()?;
     if let Some(w) = wrapped {
         let plain = open_sealed(wrapping, &ad, &w).map(Zeroizing::new);
         let plain = plain.filter(|p| p.len() == 32).ok_or(rusqlite::Error::InvalidQuery)?;
@@ -714,4 +745,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
      CREATE INDEX frames_expiry ON frames (expires_at);",
     ),
     (2, "CREATE TABLE circle_net (circle BLOB PRIMARY KEY, info BLOB NOT NULL);"),
+    // One row per chain that moved on since the circle's last snapshot.
+    (
+        3,
+        "CREATE TABLE chains (
+         circle BLOB NOT NULL, key_id BLOB NOT NULL, state BLOB NOT NULL, PRIMARY KEY (circle, key_id));",
+    ),
 ];

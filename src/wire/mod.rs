@@ -72,7 +72,13 @@ pub enum WireError {
 
 /// Read and check the two-byte frame prefix (version, type).
 pub fn read_prefix(bytes: &[u8]) -> Result<u8, WireError> {
-    if bytes.len() > MAX_FRAME_LEN {
+    read_prefix_within(bytes, MAX_FRAME_LEN)
+}
+
+/// [`read_prefix`] for frames with their own, larger cap (direct frames,
+/// whose catch-up answers carry many frames at once).
+pub fn read_prefix_within(bytes: &[u8], max_len: usize) -> Result<u8, WireError> {
+    if bytes.len() > max_len {
         return Err(WireError::TooLong(bytes.len()));
     }
     let (&version, rest) = bytes.split_first().ok_or(WireError::Truncated)?;
