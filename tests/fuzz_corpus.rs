@@ -49,10 +49,36 @@ fn every_target_has_a_fuzz_binary_and_the_seeds_pass() {
 #[test]
 #[ignore]
 fn write_seeds() {
-    for (target, data) in seeds() {
+    for (target, data) in seeds().into_iter().chain(vector_seeds()) {
         let dir = corpus_dir(target);
         std::fs::create_dir_all(&dir).unwrap();
         let name = kolo::identity::hex(&kolo::crypto::kdf::hash(b"seed", &[&data])[..20]);
         std::fs::write(dir.join(format!("seed-{name}")), &data).unwrap();
     }
+}
+
+/// The frames of `protocol/vectors/` as seeds: (target, bytes).
+fn vector_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol").join("vectors");
+    let read = |file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+    };
+    let unhex = |v: &serde_json::Value| -> Vec<u8> {
+        let h = v.as_str().unwrap();
+        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    };
+    let envelope = read("envelope.json");
+    let operations = read("operations.json");
+    let pairwise = read("pairwise.json");
+    let invite = read("invite.json");
+    let mut out = vec![
+        ("topic_frame", unhex(&envelope["frame"])),
+        ("handshake", unhex(&pairwise["message_1"])),
+        ("handshake", unhex(&pairwise["message_2"])),
+        ("invite_code", invite["code"].as_str().unwrap().as_bytes().to_vec()),
+    ];
+    for op in ["create", "invite", "join"] {
+        out.push(("membership_op", unhex(&operations[op]["encoded"])));
+    }
+    out
 }
