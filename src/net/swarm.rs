@@ -143,6 +143,13 @@ pub enum NetEventKind {
     PeerDisconnected {
         peer: PeerId,
     },
+    /// A connected peer's link changed between direct and relayed (a
+    /// relayed link upgraded by DCUtR, or the last direct connection gone
+    /// while a relayed one remains).
+    LinkChanged {
+        peer: PeerId,
+        relayed: bool,
+    },
     Listening {
         address: Multiaddr,
     },
@@ -277,9 +284,33 @@ pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> 
         banned: HashMap::new(),
         reservations: HashMap::new(),
         dialed: HashMap::new(),
+        links: HashMap::new(),
     };
     tokio::spawn(task.run(rx));
     Ok(CircleNetwork { peer_id, commands: tx })
+}
+
+/// How many connections to one peer are direct and how many relayed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Links {
+    direct: u32,
+    relayed: u32,
+}
+
+impl Links {
+    fn add(&mut self, relayed: bool, change: i32) {
+        let count = if relayed { &mut self.relayed } else { &mut self.direct };
+        *count = count.saturating_add_signed(change);
+    }
+
+    fn total(&self) -> u32 {
+        self.direct + self.relayed
+    }
+
+    /// Only a relay carries our traffic to this peer: it cannot see our IP.
+    fn relayed_only(&self) -> bool {
+        self.direct == 0 && self.relayed > 0
+    }
 }
 
 /// A token bucket per peer (direct requests, unjudged gossip).
@@ -317,6 +348,8 @@ struct SwarmTask {
     reservations: HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Addresses we reached peers at (known to work from here).
     dialed: HashMap<PeerId, Multiaddr>,
+    /// Open connections per peer, direct and relayed.
+    links: HashMap<PeerId, Links>,
 }
 
 impl SwarmTask {
@@ -469,21 +502,40 @@ impl SwarmTask {
             SwarmEvent::ConnectionEstablished { peer_id, .. } if self.banned.contains_key(&peer_id) => {
                 let _ = self.swarm.disconnect_peer_id(peer_id);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. }
-                if num_established.get() == 1 =>
-            {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                // `is_relayed` looks at the right address for both sides: an
+                // inbound relayed connection's remote address is just the
+                // peer id; its local address carries the circuit.
+                let relayed = endpoint.is_relayed();
                 let address = endpoint.get_remote_address().clone();
-                let relayed = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
                 if endpoint.is_dialer() && !relayed {
                     self.dialed.insert(peer_id, address.clone());
                 }
-                return Some(NetEventKind::PeerConnected { peer: peer_id, relayed, address });
+                let links = self.links.entry(peer_id).or_default();
+                let was = *links;
+                links.add(relayed, 1);
+                if was.total() == 0 {
+                    return Some(NetEventKind::PeerConnected { peer: peer_id, relayed: links.relayed_only(), address });
+                }
+                if was.relayed_only() != links.relayed_only() {
+                    return Some(NetEventKind::LinkChanged { peer: peer_id, relayed: links.relayed_only() });
+                }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                self.buckets.remove(&peer_id);
-                self.ignored.remove(&peer_id);
-                self.dialed.remove(&peer_id);
-                return Some(NetEventKind::PeerDisconnected { peer: peer_id });
+            SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
+                let links = self.links.entry(peer_id).or_default();
+                let was = *links;
+                links.add(endpoint.is_relayed(), -1);
+                let now = *links;
+                if num_established == 0 {
+                    self.links.remove(&peer_id);
+                    self.buckets.remove(&peer_id);
+                    self.ignored.remove(&peer_id);
+                    self.dialed.remove(&peer_id);
+                    return Some(NetEventKind::PeerDisconnected { peer: peer_id });
+                }
+                if was.relayed_only() != now.relayed_only() {
+                    return Some(NetEventKind::LinkChanged { peer: peer_id, relayed: now.relayed_only() });
+                }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 let circuit = address.iter().any(|p| matches!(p, Protocol::P2pCircuit));
@@ -515,7 +567,10 @@ impl SwarmTask {
                 for a in &direct {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
                 }
-                self.reserve_with(peer_id, &direct);
+                // A peer we reach only through a relay cannot relay for us.
+                if !self.links.get(&peer_id).is_some_and(Links::relayed_only) {
+                    self.reserve_with(peer_id, &direct);
+                }
                 return Some(NetEventKind::PeerAddresses { peer: peer_id, addresses: info.listen_addrs });
             }
             SwarmEvent::Behaviour(CircleBehaviourEvent::RelayClient(

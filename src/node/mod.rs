@@ -326,6 +326,10 @@ impl Node {
                 book.connected.remove(&peer);
                 self.tell_watchers(NodeEvent::Peers { circle });
             }
+            NetEventKind::LinkChanged { peer, relayed } => {
+                book.connected.insert(peer, relayed);
+                self.tell_watchers(NodeEvent::Peers { circle });
+            }
             NetEventKind::Listening { address } => {
                 if !book.listen.contains(&address) {
                     book.listen.push(address.clone());
