@@ -109,7 +109,7 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
         };
         let state =
             CircleState::new(CircleLog::from_ops(ops.clone()).map_err(err)?, secret, noises[i].duplicate(), &mut ctx);
-        let stored = StoredCircle { snapshot: state.export(), messages: Vec::new(), frames: Vec::new() };
+        let stored = StoredCircle { snapshot: state.export(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
         let engine = Engine::restore(
             IdentitySecret::from_seed(&identity.expose_seed()),
             name.clone(),
@@ -238,7 +238,7 @@ pub fn start_node(
 
 /// An engine for `member` as the store would restore it (default config).
 pub fn restore_engine(member: &Member) -> Result<Engine> {
-    let stored = StoredCircle { snapshot: member.snapshot.clone(), messages: Vec::new(), frames: Vec::new() };
+    let stored = StoredCircle { snapshot: member.snapshot.clone(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
     Engine::restore(
         IdentitySecret::from_seed(&member.identity.expose_seed()),
         member.name.clone(),
