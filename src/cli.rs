@@ -56,6 +56,18 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Open the terminal client (the default when no command is given).
+    Chat {
+        /// Where circle networks listen (repeatable).
+        #[arg(long = "listen", default_value = "/ip4/0.0.0.0/tcp/0")]
+        listen: Vec<String>,
+        /// Find members on the local network with mDNS (off by default).
+        #[arg(long)]
+        mdns: bool,
+        /// Your display name (only with --ephemeral, which has no profile).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Run the node headless: join circles' networks and serve the control socket.
     Daemon {
         /// Where circle networks listen (repeatable), e.g. /ip4/0.0.0.0/tcp/0.
@@ -161,18 +173,7 @@ enum CircleCmd {
 
 /// `30s`, `10m`, `2h`, `7d`, or plain seconds.
 pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num.parse().with_context(|| format!("not a duration: {text} (try 30m, 2h, 7d)"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => bail!("not a duration: {text} (try 30m, 2h, 7d)"),
-    };
-    n.checked_mul(mult).context("duration too long")
+    kolo::api::parse_duration(text).map_err(anyhow::Error::msg)
 }
 
 fn secs32(text: &Option<String>) -> anyhow::Result<Option<u32>> {
@@ -221,17 +222,25 @@ fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Resu
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Some(command) = &cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
-        return Ok(());
-    };
+    let chat = Cmd::Chat { listen: vec!["/ip4/0.0.0.0/tcp/0".into()], mdns: false, name: None };
+    let command = cli.command.as_ref().unwrap_or(&chat);
     let mut rng = OsEntropy;
     match command {
-        Cmd::Demo { .. } => {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            kolo::demo::run_transcript(&mut lock)?;
+        Cmd::Demo { headless } => {
+            if !headless && !std::io::stdout().is_terminal() {
+                bail!("the demo needs a terminal; `kolo demo --headless` prints a transcript instead");
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime
+                .block_on(async {
+                    if *headless {
+                        let mut out = std::io::stdout();
+                        kolo::demo::headless(&mut out).await
+                    } else {
+                        kolo::demo::interactive(kolo::ui::keymap::Keymap::default()).await
+                    }
+                })
+                .map_err(anyhow::Error::msg)?;
         }
         Cmd::Init { name } => {
             let dir = home(&cli)?;
@@ -288,14 +297,22 @@ pub fn run() -> anyhow::Result<()> {
             store::destroy(&dir)?;
             println!("profile destroyed");
         }
-        Cmd::Daemon { listen, mdns, name } => {
+        Cmd::Daemon { listen, mdns, name } | Cmd::Chat { listen, mdns, name } => {
             let dir = home(&cli)?;
+            let frontend = if matches!(command, Cmd::Chat { .. }) {
+                if !std::io::stdout().is_terminal() {
+                    bail!("the chat needs a terminal; use `kolo daemon` and the subcommands in scripts");
+                }
+                crate::daemon::Frontend::Terminal
+            } else {
+                crate::daemon::Frontend::Headless
+            };
             if cli.ephemeral {
                 let name = name.as_deref().context("--ephemeral needs --name NAME (there is no profile)")?;
-                crate::daemon::run(&dir, crate::daemon::Source::Ephemeral { name }, listen, *mdns)?;
+                crate::daemon::run(&dir, crate::daemon::Source::Ephemeral { name }, listen, *mdns, frontend)?;
             } else {
                 let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
-                crate::daemon::run(&dir, crate::daemon::Source::Disk { passphrase: &pass }, listen, *mdns)?;
+                crate::daemon::run(&dir, crate::daemon::Source::Disk { passphrase: &pass }, listen, *mdns, frontend)?;
             }
         }
         other => client(&cli, other)?,
@@ -436,6 +453,7 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
         | Cmd::Passphrase
         | Cmd::Duress
         | Cmd::Panic { .. }
+        | Cmd::Chat { .. }
         | Cmd::Daemon { .. } => {}
     }
     Ok(())

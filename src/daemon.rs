@@ -11,9 +11,13 @@ use kolo::engine::{Engine, EngineConfig};
 use kolo::entropy::OsEntropy;
 use kolo::node::{Node, NodeConfig};
 use kolo::store::Profile;
+use kolo::ui::keymap::Keymap;
+use kolo::ui::runtime::{Options, Outcome};
 
 pub const LOCK_FILE: &str = "daemon.lock";
 pub const LOG_FILE: &str = "kolo.log";
+/// Key bindings the user changed (`ctrl-x = quit` per line).
+pub const KEYS_FILE: &str = "keys.conf";
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -59,7 +63,15 @@ pub enum Source<'a> {
     Ephemeral { name: &'a str },
 }
 
-pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> anyhow::Result<()> {
+/// What runs beside the node.
+pub enum Frontend {
+    /// Nothing: stop on `kolo stop`, SIGINT or SIGTERM.
+    Headless,
+    /// The terminal client, in the same process (one node per profile).
+    Terminal,
+}
+
+pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool, frontend: Frontend) -> anyhow::Result<()> {
     let mut rng = OsEntropy;
     let ephemeral = matches!(source, Source::Ephemeral { .. });
     let endpoint = kolo::api::Endpoint::for_profile(dir, ephemeral);
@@ -79,36 +91,71 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool) -> any
         .iter()
         .map(|a| a.parse().with_context(|| format!("not a network address: {a}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let config = NodeConfig { listen, mdns, engine: EngineConfig::default() };
+    let config = NodeConfig { listen, mdns, announce: Vec::new(), engine: EngineConfig::default() };
     let engine = Engine::restore(opened.identity, opened.display_name, config.engine.clone(), opened.circles)?;
+    let keymap = match &frontend {
+        Frontend::Terminal => Some(load_keymap(dir, ephemeral)?),
+        Frontend::Headless => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         let listener = kolo::api::bind(&endpoint).map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!("kolo is already running for {}", dir.display()),
             _ => anyhow::anyhow!("cannot create the control socket: {e}"),
         })?;
         let (api_tx, api_rx) = mpsc::channel(64);
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(kolo::api::serve(listener, api_tx, closing_rx));
-        let node = Node::new(engine, opened.profile, config);
-        println!("kolo is running; stop it with `kolo stop` or Ctrl-C");
-        let signals = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        let server = tokio::spawn(kolo::api::serve(listener, api_tx.clone(), closing_rx));
+        let mut node = Node::new(engine, opened.profile, config);
+        let outcome = match keymap {
+            None => {
+                drop(api_tx);
+                println!("kolo is running; stop it with `kolo stop` or Ctrl-C");
+                tokio::select! {
+                    _ = node.run(api_rx) => {}
+                    _ = stop_signal() => {}
+                }
+                Outcome::Quit
+            }
+            Some(keymap) => {
+                let events = node.watch();
+                let options = Options { keymap, relay: None, trainer: false };
+                kolo::ui::runtime::run_beside(node, api_tx, api_rx, events, options).await?
             }
         };
-        tokio::select! {
-            _ = node.run(api_rx) => {}
-            _ = signals => {}
-        }
         // Let answers already given (the `stop` answer among them) reach their clients.
         let _ = closing_tx.send(true);
         let _ = server.await;
         if let kolo::api::Endpoint::File(path) = &endpoint {
             let _ = std::fs::remove_file(path);
         }
-        Ok::<(), anyhow::Error>(())
-    })
+        Ok::<Outcome, anyhow::Error>(outcome)
+    })?;
+    if outcome == Outcome::Panic {
+        if !ephemeral {
+            kolo::store::destroy(dir)?;
+        }
+        println!("profile destroyed");
+    }
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+/// The default key bindings with the user's `keys.conf` (in the profile
+/// directory) on top; a broken file is an error naming it, not a surprise.
+fn load_keymap(dir: &Path, ephemeral: bool) -> anyhow::Result<Keymap> {
+    let path = dir.join(KEYS_FILE);
+    if ephemeral || !path.exists() {
+        return Ok(Keymap::default());
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Keymap::with_overrides(&text).with_context(|| format!("in {}", path.display()))
 }

@@ -18,6 +18,11 @@
 //! | [`api`] | adapter: the control socket (JSON lines) | `engine` types |
 //! | [`sim`], [`demo`] | a deterministic in-memory network; the demo transcript | `engine` |
 //! | [`vectors`] | test vectors for `protocol/vectors/` | the pure modules |
+//! | `fuzz_targets` | the fuzz targets' bodies (`fuzz/`, `tests/fuzz_corpus.rs`) | the pure modules |
+//!
+//! The adapters that do I/O (`net`, `node`, the profile database in
+//! `store`, the control-socket server in `api`) and the binary need the
+//! default feature `app`; without it the crate is the pure core.
 //!
 //! Where to add things: a new message kind goes in `engine::message` and
 //! `protocol/SPEC.md`; a new membership operation in `circle::op`; a new
@@ -28,13 +33,20 @@
 pub mod api;
 pub mod circle;
 pub mod crypto;
+#[cfg(feature = "app")]
 pub mod demo;
 pub mod engine;
 pub mod entropy;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod identity;
+#[cfg(feature = "app")]
 pub mod net;
+#[cfg(feature = "app")]
 pub mod node;
 pub mod sim;
 pub mod store;
+#[cfg(feature = "app")]
+pub mod ui;
 pub mod vectors;
 pub mod wire;

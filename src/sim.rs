@@ -75,6 +75,8 @@ pub struct Node {
     /// tests that drive a real store).
     pub keep_records: bool,
     pub records: Vec<crate::engine::Record>,
+    /// The engine's verdict on every topic frame it received, in order.
+    pub verdicts: Vec<crate::engine::Verdict>,
 }
 
 pub struct Sim {
@@ -90,6 +92,9 @@ pub struct Sim {
     seq: u64,
     rng: SeededEntropy,
     node_rngs: Vec<SeededEntropy>,
+    /// Each node's identity and the config, to rebuild an engine on `restart`.
+    identity_seeds: Vec<zeroize::Zeroizing<[u8; 32]>>,
+    config: EngineConfig,
     /// Milliseconds between catch-up rounds.
     pub sync_every_ms: u64,
     next_sync: u64,
@@ -102,15 +107,18 @@ impl Sim {
         let mut rng = SeededEntropy::from_u64(seed);
         let mut nodes = Vec::new();
         let mut node_rngs = Vec::new();
+        let mut identity_seeds = Vec::new();
         for name in names {
             let mut node_rng = SeededEntropy::new(rng.array());
             let identity = IdentitySecret::generate(&mut node_rng);
+            identity_seeds.push(zeroize::Zeroizing::new(identity.expose_seed()));
             nodes.push(Node {
                 engine: Engine::new(identity, (*name).to_owned(), config.clone()),
                 events: Vec::new(),
                 online: true,
                 keep_records: false,
                 records: Vec::new(),
+                verdicts: Vec::new(),
             });
             node_rngs.push(node_rng);
         }
@@ -125,6 +133,8 @@ impl Sim {
             seq: 0,
             rng,
             node_rngs,
+            identity_seeds,
+            config,
             sync_every_ms: 500,
             next_sync: 0,
             next_tick: 0,
@@ -226,6 +236,7 @@ impl Sim {
                     }
                 }
                 Output::Event(e) => self.nodes[from].events.push(e),
+                Output::Verdict { verdict, .. } => self.nodes[from].verdicts.push(verdict),
             }
         }
     }
@@ -286,6 +297,45 @@ impl Sim {
             } else if let Some(s) = self.queue.pop() {
                 self.input(s.to, s.input);
             }
+        }
+    }
+
+    /// Restart node `i` from what it persisted (it must have had
+    /// `keep_records` on from the start): its circles' snapshots, messages
+    /// and stored frames, as a real node reopening its profile.
+    pub fn restart(&mut self, i: usize) {
+        use crate::engine::{Record, StoredCircle};
+        // Per circle: frame id -> (bytes, expiry), as the profile holds them.
+        type Held = BTreeMap<[u8; 32], (Vec<u8>, u64)>;
+        let mut frames: BTreeMap<CircleId, Held> = BTreeMap::new();
+        for r in &self.nodes[i].records {
+            match r {
+                Record::Frame { circle, id, bytes, expires_at_ms } => {
+                    frames.entry(*circle).or_default().insert(*id, (bytes.clone(), *expires_at_ms));
+                }
+                Record::DeleteFrame { circle, id } => {
+                    frames.entry(*circle).or_default().remove(id);
+                }
+                _ => {}
+            }
+        }
+        let engine = &self.nodes[i].engine;
+        let stored: Vec<StoredCircle> = engine
+            .circle_ids()
+            .into_iter()
+            .filter_map(|c| {
+                Some(StoredCircle {
+                    snapshot: engine.export_circle(&c)?,
+                    chains: Vec::new(),
+                    messages: engine.circle(&c)?.history().into_iter().cloned().collect(),
+                    frames: frames.remove(&c).unwrap_or_default().into_values().collect(),
+                })
+            })
+            .collect();
+        let identity = IdentitySecret::from_seed(&self.identity_seeds[i]);
+        let name = engine.display_name().to_owned();
+        if let Ok(e) = Engine::restore(identity, name, self.config.clone(), stored) {
+            self.nodes[i].engine = e;
         }
     }
 

@@ -81,3 +81,147 @@ proptest! {
         prop_assert_eq!(sim.nodes[1].engine.circle(&circle).unwrap().history().len(), before);
     }
 }
+
+fn last_verdict(sim: &Sim, i: usize) -> kolo::engine::Verdict {
+    *sim.nodes[i].verdicts.last().expect("a verdict for every topic frame")
+}
+
+/// The verdicts peer scoring is built on: only what every member detects
+/// alike is `Reject` (so honest relays are never penalised); what depends
+/// on the receiver's own keys, clock or view is `Ignore`; the genuine is
+/// `Accept`.
+#[test]
+fn topic_frames_get_the_verdict_every_member_would_agree_on() {
+    use kolo::engine::Verdict;
+    let (mut sim, circle) = two_members(34);
+    sim.set_online(1, false);
+    sim.command(0, Command::SendText { circle, text: "genuine".into(), timer_secs: None });
+    let genuine = sim.captured.iter().rev().find(|c| c.bytes[1] == 0x01).unwrap().bytes.clone();
+    sim.set_online(1, true);
+    let mut flipped = genuine.clone();
+    flipped[40] ^= 1; // ciphertext: the signature no longer verifies
+    sim.input(1, Input::Frame { circle, bytes: flipped });
+    assert_eq!(last_verdict(&sim, 1), Verdict::Reject, "a forged frame under a known chain");
+    sim.input(1, Input::Frame { circle, bytes: vec![1, 0x7f, 1, 2, 3] });
+    assert_eq!(last_verdict(&sim, 1), Verdict::Reject, "an unknown frame type");
+    let mut made_up = genuine.clone();
+    made_up[2..18].copy_from_slice(&[0xab; 16]);
+    sim.input(1, Input::Frame { circle, bytes: made_up });
+    assert_eq!(last_verdict(&sim, 1), Verdict::Ignore, "a frame under a key id we do not hold (yet)");
+    sim.input(1, Input::Frame { circle, bytes: genuine.clone() });
+    assert_eq!(last_verdict(&sim, 1), Verdict::Accept, "the genuine frame");
+    assert_eq!(shown(&sim, 1, &circle, "genuine"), 1);
+    sim.input(1, Input::Frame { circle, bytes: genuine });
+    assert_eq!(last_verdict(&sim, 1), Verdict::Ignore, "a duplicate");
+    // Dated a day ahead: the receiver's clock decides, so no blame.
+    let me = sim.nodes[0].engine.member_id();
+    let epoch = sim.nodes[0].engine.circle(&circle).unwrap().log().epoch();
+    let tomorrow = kolo::engine::message::Inner {
+        circle_id: circle,
+        sender: me,
+        epoch,
+        sent_at_ms: sim.now + 24 * 3600 * 1000,
+        timer_secs: 0,
+        body: kolo::engine::message::Body::Text("tomorrow".into()),
+    };
+    sim.set_online(1, false);
+    sim.seal_raw(0, circle, &tomorrow);
+    let ahead = sim.captured.iter().rev().find(|c| c.bytes[1] == 0x01).unwrap().bytes.clone();
+    sim.set_online(1, true);
+    sim.input(1, Input::Frame { circle, bytes: ahead });
+    assert_eq!(last_verdict(&sim, 1), Verdict::Ignore);
+    assert_eq!(shown(&sim, 1, &circle, "tomorrow"), 0);
+}
+
+/// Regression: once the frames waiting for a key reached their cap, a new
+/// frame under a not-yet-known key was still kept (so catch-up never sent
+/// it again) but never queued, so it stayed unreadable even after its key
+/// arrived. A flood of frames under made-up key ids could thus make honest
+/// messages disappear. Now such a frame is not kept, and catch-up brings it.
+#[test]
+fn a_flood_of_made_up_key_ids_cannot_make_an_honest_message_unreadable() {
+    let (mut sim, circle) = two_members(35);
+    let template = sim.captured.iter().find(|c| c.bytes[1] == 0x01).unwrap().bytes.clone();
+    for i in 0..2_100u32 {
+        let mut f = template.clone();
+        f[2..6].copy_from_slice(&i.to_be_bytes());
+        f[6..18].copy_from_slice(&[0xee; 12]);
+        sim.input(1, Input::Frame { circle, bytes: f });
+    }
+    // Ana starts a new chain; Bongani gets the message before the key.
+    sim.set_online(1, false);
+    sim.command(0, Command::Rotate { circle });
+    sim.command(0, Command::SendText { circle, text: "after the flood".into(), timer_secs: None });
+    let ours: Vec<Vec<u8>> = sim.captured.iter().rev().take(8).map(|c| c.bytes.clone()).collect();
+    sim.set_online(1, true);
+    for f in ours.iter().filter(|f| f[1] == 0x01) {
+        sim.input(1, Input::Frame { circle, bytes: f.clone() });
+    }
+    for f in ours.iter().filter(|f| f[1] != 0x01) {
+        sim.input(1, Input::Frame { circle, bytes: f.clone() });
+    }
+    sim.run_for(20_000); // catch-up rounds
+    assert_eq!(shown(&sim, 1, &circle, "after the flood"), 1);
+}
+
+/// Regression: frames every member refuses (here: forged signatures under
+/// a known chain, delivered in a catch-up answer, which any peer of the
+/// closed network can send) were kept in the frame store for the
+/// retention time and served to everyone's catch-up, pushing honest
+/// frames out of a full store. Now they are dropped once refused.
+#[test]
+fn refused_forgeries_are_not_kept_for_catch_up() {
+    let (mut sim, circle) = two_members(36);
+    sim.set_online(1, false);
+    sim.command(0, Command::SendText { circle, text: "genuine".into(), timer_secs: None });
+    let genuine = sim.captured.iter().rev().find(|c| c.bytes[1] == 0x01).unwrap().bytes.clone();
+    sim.set_online(1, true);
+    let held = sim.nodes[1].engine.circle(&circle).unwrap().stored_frames();
+    let forgeries: Vec<Vec<u8>> = (0..50u8)
+        .map(|i| {
+            let mut f = genuine.clone();
+            f[30 + usize::from(i)] ^= 0x40;
+            f
+        })
+        .collect();
+    let mut response = vec![1u8, 0x21];
+    response.extend_from_slice(&(forgeries.len() as u32).to_be_bytes());
+    for f in &forgeries {
+        response.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        response.extend_from_slice(f);
+    }
+    sim.input(1, Input::Direct { circle, peer: 0, bytes: response });
+    assert_eq!(sim.nodes[1].engine.circle(&circle).unwrap().stored_frames(), held, "forgeries kept");
+    sim.input(1, Input::Frame { circle, bytes: genuine });
+    assert_eq!(shown(&sim, 1, &circle, "genuine"), 1);
+}
+
+/// Regression: a frame kept while waiting for its sender's key was never
+/// opened if the node restarted before the key came (the waiting list is
+/// in memory, and catch-up does not resend a frame the node holds). Now
+/// such frames are not persisted until they open (catch-up brings them
+/// again after a restart), and stored ones are queued again on restore.
+#[test]
+fn a_message_waiting_for_its_key_survives_a_restart() {
+    let mut sim = Sim::new(37, &["ana", "bongani"], Faults::NONE, EngineConfig::default());
+    sim.nodes[1].keep_records = true;
+    sim.command(0, Command::CreateCircle { name: "c".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    sim.run_for(5_000);
+    sim.set_online(1, false);
+    sim.command(0, Command::Rotate { circle });
+    sim.command(0, Command::SendText { circle, text: "across a restart".into(), timer_secs: None });
+    let ours: Vec<Vec<u8>> = sim.captured.iter().rev().take(8).map(|c| c.bytes.clone()).collect();
+    sim.set_online(1, true);
+    for f in ours.iter().filter(|f| f[1] == 0x01) {
+        sim.input(1, Input::Frame { circle, bytes: f.clone() });
+    }
+    assert_eq!(shown(&sim, 1, &circle, "across a restart"), 0, "the key had not come yet");
+    sim.restart(1);
+    for f in ours.iter().filter(|f| f[1] != 0x01) {
+        sim.input(1, Input::Frame { circle, bytes: f.clone() });
+    }
+    sim.run_for(20_000); // catch-up rounds
+    assert_eq!(shown(&sim, 1, &circle, "across a restart"), 1);
+}

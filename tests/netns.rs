@@ -7,59 +7,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
+use common::netlab::{Lab, can_use_netns, reaches};
 use common::{Daemon, fresh_home, wait_until};
 use kolo::api::{self, Request};
-
-fn can_use_netns() -> Result<(), String> {
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1);
-    if uid != 0 {
-        return Err("not root".into());
-    }
-    let probe = "kolo-probe-ns";
-    let ok = Command::new("ip").args(["netns", "add", probe]).status().map(|s| s.success()).unwrap_or(false);
-    let _ = Command::new("ip").args(["netns", "del", probe]).status();
-    if ok { Ok(()) } else { Err("`ip netns add` is not available".into()) }
-}
-
-fn ip(args: &[&str]) {
-    let st = Command::new("ip").args(args).status().unwrap();
-    assert!(st.success(), "ip {args:?} failed");
-}
-
-/// Namespaces and links that are removed when dropped.
-struct Lab {
-    namespaces: Vec<String>,
-}
-
-impl Lab {
-    fn new(names: &[&str]) -> Lab {
-        for n in names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-            ip(&["netns", "add", n]);
-            ip(&["-n", n, "link", "set", "lo", "up"]);
-        }
-        Lab { namespaces: names.iter().map(|s| s.to_string()).collect() }
-    }
-
-    /// A veth pair between two namespaces with an address on each end.
-    fn link(&self, a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str) {
-        ip(&["link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b]);
-        ip(&["-n", a, "addr", "add", a_addr, "dev", a_if]);
-        ip(&["-n", b, "addr", "add", b_addr, "dev", b_if]);
-        ip(&["-n", a, "link", "set", a_if, "up"]);
-        ip(&["-n", b, "link", "set", b_if, "up"]);
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for n in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
 
 #[test]
 fn two_namespaces_find_each_other_by_mdns_alone() {
@@ -67,10 +17,11 @@ fn two_namespaces_find_each_other_by_mdns_alone() {
         eprintln!("skipping mDNS namespace test: {why}");
         return;
     }
-    let lab = Lab::new(&["kolo-mdns-a", "kolo-mdns-b"]);
-    lab.link("kolo-mdns-a", "kma0", "10.77.1.1/24", "kolo-mdns-b", "kmb0", "10.77.1.2/24");
-    let ana = Daemon::new(fresh_home("netns-mdns", "ana"), "ana", &["/ip4/10.77.1.1/tcp/0"], Some("kolo-mdns-a"), true);
-    let bo = Daemon::new(fresh_home("netns-mdns", "bo"), "bo", &["/ip4/10.77.1.2/tcp/0"], Some("kolo-mdns-b"), true);
+    let mut lab = Lab::new();
+    let (a, b) = (lab.namespace("mdnsa"), lab.namespace("mdnsb"));
+    lab.link(&a, "kma0", "10.77.1.1/24", &b, "kmb0", "10.77.1.2/24");
+    let ana = Daemon::new(fresh_home("netns-mdns", "ana"), "ana", &["/ip4/10.77.1.1/tcp/0"], Some(&a), true);
+    let bo = Daemon::new(fresh_home("netns-mdns", "bo"), "bo", &["/ip4/10.77.1.2/tcp/0"], Some(&b), true);
     api::call(&ana.home, &Request::CircleCreate { name: "lan".into(), disappear_secs: None }).unwrap();
     let v = api::call(&ana.home, &Request::Invite { circle: "lan".into(), expires_secs: Some(600), organiser: None })
         .unwrap();
@@ -92,26 +43,20 @@ fn a_member_out_of_direct_reach_is_reached_through_a_relay() {
     }
     // Ana's machine is on two networks; Bo and Cy are each on one of them,
     // and cannot reach each other directly.
-    let lab = Lab::new(&["kolo-relay-a", "kolo-relay-b", "kolo-relay-c"]);
-    lab.link("kolo-relay-a", "kra1", "10.77.2.1/24", "kolo-relay-b", "krb0", "10.77.2.2/24");
-    lab.link("kolo-relay-a", "kra2", "10.77.3.1/24", "kolo-relay-c", "krc0", "10.77.3.2/24");
-    let unreachable = Command::new("ip")
-        .args(["netns", "exec", "kolo-relay-c", "ping", "-c", "1", "-W", "1", "10.77.2.2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true);
-    assert!(unreachable, "Cy must not reach Bo directly");
+    let mut lab = Lab::new();
+    let (a, b, c) = (lab.namespace("relaya"), lab.namespace("relayb"), lab.namespace("relayc"));
+    lab.link(&a, "kra1", "10.77.2.1/24", &b, "krb0", "10.77.2.2/24");
+    lab.link(&a, "kra2", "10.77.3.1/24", &c, "krc0", "10.77.3.2/24");
+    assert!(reaches(&c, "10.77.3.1") && !reaches(&c, "10.77.2.2"), "Cy must reach Ana but not Bo directly");
     let ana = Daemon::new(
         fresh_home("netns-relay", "ana"),
         "ana",
         &["/ip4/10.77.2.1/tcp/0", "/ip4/10.77.3.1/tcp/0"],
-        Some("kolo-relay-a"),
+        Some(&a),
         false,
     );
-    let bo = Daemon::new(fresh_home("netns-relay", "bo"), "bo", &["/ip4/10.77.2.2/tcp/0"], Some("kolo-relay-b"), false);
-    let cy = Daemon::new(fresh_home("netns-relay", "cy"), "cy", &["/ip4/10.77.3.2/tcp/0"], Some("kolo-relay-c"), false);
+    let bo = Daemon::new(fresh_home("netns-relay", "bo"), "bo", &["/ip4/10.77.2.2/tcp/0"], Some(&b), false);
+    let cy = Daemon::new(fresh_home("netns-relay", "cy"), "cy", &["/ip4/10.77.3.2/tcp/0"], Some(&c), false);
     api::call(&ana.home, &Request::CircleCreate { name: "bridge".into(), disappear_secs: None }).unwrap();
     for d in [&bo, &cy] {
         let v = api::call(

@@ -407,3 +407,66 @@ fn every_group_frame_is_padded_to_a_bucket() {
     assert!(sizes.iter().all(|s| kolo::wire::PADDING_BUCKETS.contains(s)), "{sizes:?}");
     assert!(sizes.contains(&4096));
 }
+
+/// Regression: a member that meets a joiner asks it to sync before the
+/// joiner is in. That request must not abort the joiner's handshake with
+/// the same member (it did, and joins waited for the next retry, ~10 s).
+#[test]
+fn a_sync_request_during_a_join_does_not_abort_the_handshake() {
+    use kolo::engine::{Engine, Input, Output};
+    use kolo::entropy::SeededEntropy;
+    use kolo::identity::IdentitySecret;
+    let mut rng = SeededEntropy::from_u64(77);
+    let mut member = Engine::new(IdentitySecret::generate(&mut rng), "Ana".into(), EngineConfig::default());
+    let mut joiner = Engine::new(IdentitySecret::generate(&mut rng), "Bo".into(), EngineConfig::default());
+    let now = 1_000_000;
+    let created = member.handle(
+        now,
+        Input::Command(Command::CreateCircle { name: "c".into(), max_disappear_secs: None }),
+        &mut rng,
+    );
+    let circle = created
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(Event::CircleCreated { circle, .. }) => Some(*circle),
+            _ => None,
+        })
+        .unwrap();
+    let invite =
+        Command::CreateInvite { circle, expires_in_ms: 600_000, role: kolo::circle::Role::Member, addresses: vec![] };
+    let code = member
+        .handle(now, Input::Command(invite), &mut rng)
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(Event::InviteCreated { code, .. }) => Some(code.clone()),
+            _ => None,
+        })
+        .unwrap();
+    joiner.handle(now, Input::Command(Command::Join { code }), &mut rng);
+    let direct = |outputs: Vec<Output>| -> Vec<Vec<u8>> {
+        outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::SendDirect { frame, .. } => Some(frame),
+                _ => None,
+            })
+            .collect()
+    };
+    // Peer 1 is the member as the joiner sees it; peer 2 the joiner as the member sees it.
+    let mut to_member = direct(joiner.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+    let sync_request = direct(member.handle(now, Input::PeerAvailable { circle, peer: 2 }, &mut rng));
+    assert_eq!(sync_request.len(), 1, "the member asks the new peer to sync");
+    let mut to_joiner = sync_request;
+    let mut joined = false;
+    for _ in 0..4 {
+        for bytes in std::mem::take(&mut to_member) {
+            to_joiner.extend(direct(member.handle(now, Input::Direct { circle, peer: 2, bytes }, &mut rng)));
+        }
+        for bytes in std::mem::take(&mut to_joiner) {
+            let out = joiner.handle(now, Input::Direct { circle, peer: 1, bytes }, &mut rng);
+            joined |= out.iter().any(|o| matches!(o, Output::Event(Event::Joined { .. })));
+            to_member.extend(direct(out));
+        }
+    }
+    assert!(joined, "the joiner got in on the first handshake");
+}

@@ -387,8 +387,11 @@ fn chain_advances_are_saved_alone_and_restore_exactly() {
     assert_eq!(restored.export_circle(&circle).unwrap().len(), live.export_circle(&circle).unwrap().len());
     // Our next message takes the same counter (hence the same id) in both.
     let sent_id = |engine: &mut Engine, rng: &mut SeededEntropy| {
-        let outs =
-            engine.handle(now, Input::Command(Command::SendText { circle, text: "next".into(), timer_secs: None }), rng);
+        let outs = engine.handle(
+            now,
+            Input::Command(Command::SendText { circle, text: "next".into(), timer_secs: None }),
+            rng,
+        );
         outs.iter()
             .find_map(|o| match o {
                 Output::Event(kolo::engine::Event::Message(m)) => Some(m.id),

@@ -1,11 +1,15 @@
 //! What the network sees: every byte between two real daemons passes
 //! through a recording TCP proxy on 127.0.0.1 (no root needed). No
 //! plaintext, no display name, no member identity key may appear; and a
-//! node without the circle's network key cannot even connect.
+//! node without the circle's network key cannot even connect. Inside the
+//! closed network, a non-member holding the network key (a leaked invite)
+//! that asks members for every frame they keep gets only ciphertext.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/rogue.rs"]
+mod rogue;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -148,4 +152,68 @@ fn a_node_without_the_network_key_cannot_connect() {
     }
     let circles = api::call(&outsider.home, &Request::Circles).unwrap();
     assert!(circles.as_array().unwrap().is_empty(), "the outsider joined without the network key");
+}
+
+/// A leaked invite's holder enters the closed network without joining and
+/// asks every member for catch-up (members answer any peer: mailboxing),
+/// so it holds every frame the circle keeps, pairwise key distributions
+/// and announcements included. Defence: end-to-end encryption, anonymous
+/// envelopes (key ids, not member ids), pairwise tags, padding.
+#[test]
+fn a_non_member_inside_the_network_collects_only_ciphertext() {
+    let ana = start("nadia", 0);
+    let bo = start("bartholomew", 0);
+    create_mill(&ana);
+    bo.call(Request::Join { code: ana.invite("mill") });
+    ana.send("mill", CANARY);
+    ana.call(Request::Announce {
+        circle: "mill".into(),
+        title: format!("{CANARY} assembly"),
+        when: Some("dawn".into()),
+        place: Some("the old mill".into()),
+        details: None,
+        supersedes: None,
+        disappear_secs: None,
+    });
+    bo.send("mill", &format!("{CANARY} from bartholomew"));
+    assert!(ana.wait_for_text("mill", &format!("{CANARY} from bartholomew"), 60));
+    let leaked = ana.invite("mill");
+    let outsider = rogue::Rogue::new("eve");
+    outsider.outsider(&leaked);
+    assert!(common::wait_until(60, || outsider.connected() >= 1), "the outsider reached the network");
+    // An empty SYNC_REQUEST: "I hold nothing, send me everything".
+    let request = vec![1u8, 0x20, 0, 0, 0, 0];
+    let mut collected = Vec::new();
+    let ok = common::wait_until(60, || {
+        outsider.run({
+            let request = request.clone();
+            move |l| l.direct_to_all(&request)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        collected = outsider.seen.lock().unwrap().frames.iter().map(|(_, f)| f.clone()).collect();
+        collected.iter().filter(|f| f.len() > 6 && f[1] == 0x21).count() >= 1
+            && collected.iter().map(Vec::len).sum::<usize>() > 4000
+    });
+    assert!(ok, "members answered the outsider's catch-up request");
+    let all: Vec<u8> = collected.concat();
+    let members = ana.call(Request::Members { circle: "mill".into() });
+    let ids: Vec<Vec<u8>> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let h = m["id"].as_str().unwrap();
+            (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+        })
+        .collect();
+    for needle in [CANARY.as_bytes(), b"nadia", b"bartholomew", b"mill", b"dawn"] {
+        assert!(!contains(&all, needle), "{:?} reached a non-member in clear", String::from_utf8_lossy(needle));
+    }
+    for id in &ids {
+        assert!(!contains(&all, id), "a member identity key reached a non-member");
+    }
+    // The circle is unharmed and the outsider did not become a member.
+    ana.send("mill", "after the outsider");
+    assert!(bo.wait_for_text("mill", "after the outsider", 60));
+    assert_eq!(ana.call(Request::Members { circle: "mill".into() }).as_array().unwrap().len(), 2);
 }

@@ -109,7 +109,8 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
         };
         let state =
             CircleState::new(CircleLog::from_ops(ops.clone()).map_err(err)?, secret, noises[i].duplicate(), &mut ctx);
-        let stored = StoredCircle { snapshot: state.export(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
+        let stored =
+            StoredCircle { snapshot: state.export(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
         let engine = Engine::restore(
             IdentitySecret::from_seed(&identity.expose_seed()),
             name.clone(),
@@ -187,10 +188,16 @@ impl RunningNode {
 }
 
 /// Forward a node's events to the harness as deliveries.
-async fn collect(index: usize, me: MemberId, mut events: mpsc::Receiver<Event>, out: mpsc::UnboundedSender<Delivery>) {
+async fn collect(
+    index: usize,
+    me: MemberId,
+    mut events: mpsc::Receiver<kolo::node::NodeEvent>,
+    out: mpsc::UnboundedSender<Delivery>,
+) {
     while let Some(event) = events.recv().await {
         let at = Instant::now();
-        let d = match event {
+        let kolo::node::NodeEvent::Engine(event) = event else { continue };
+        let d = match *event {
             Event::Message(m) if m.sender != me => match crate::measure::parse_tag(&m.text) {
                 Some(seq) => Delivery::Message { node: index, seq, at },
                 None => continue,
@@ -226,6 +233,7 @@ pub fn start_node(
     let config = NodeConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().map_err(err)?],
         mdns: false,
+        announce: Vec::new(),
         engine: EngineConfig::default(),
     };
     let mut node = Node::new(engine, profile, config);
@@ -238,7 +246,12 @@ pub fn start_node(
 
 /// An engine for `member` as the store would restore it (default config).
 pub fn restore_engine(member: &Member) -> Result<Engine> {
-    let stored = StoredCircle { snapshot: member.snapshot.clone(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
+    let stored = StoredCircle {
+        snapshot: member.snapshot.clone(),
+        chains: Vec::new(),
+        messages: Vec::new(),
+        frames: Vec::new(),
+    };
     Engine::restore(
         IdentitySecret::from_seed(&member.identity.expose_seed()),
         member.name.clone(),

@@ -68,7 +68,11 @@ pub enum Net {
 
 impl Net {
     async fn start(kolo: bool, n: usize, seed: u64) -> Result<Self> {
-        Ok(if kolo { Net::Kolo(KoloCircle::start(n, 0, seed).await?) } else { Net::Base(BaseCircle::start(n, seed).await?) })
+        Ok(if kolo {
+            Net::Kolo(KoloCircle::start(n, 0, seed).await?)
+        } else {
+            Net::Base(BaseCircle::start(n, seed).await?)
+        })
     }
 
     fn name(&self) -> &'static str {
@@ -199,7 +203,10 @@ fn kolo_frame_len(size: usize) -> usize {
         body: Body::Text(tagged(0, size)),
     };
     let padded = kolo::wire::pad(&inner.encode()).map(|p| p.len()).unwrap_or(0);
-    kolo::crypto::envelope::HEADER_LEN + padded + kolo::crypto::envelope::TAG_LEN + kolo::crypto::envelope::SIGNATURE_LEN
+    kolo::crypto::envelope::HEADER_LEN
+        + padded
+        + kolo::crypto::envelope::TAG_LEN
+        + kolo::crypto::envelope::SIGNATURE_LEN
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -461,17 +468,13 @@ async fn send_and_wait(
             ledger.record(&d);
         }
     }
-    let all = |l: &Ledger| l.sent.keys().all(|s| l.received.get(s).is_some_and(|r| watch.iter().all(|w| r.contains_key(w))));
+    let all =
+        |l: &Ledger| l.sent.keys().all(|s| l.received.get(s).is_some_and(|r| watch.iter().all(|w| r.contains_key(w))));
     if !drain_until(&mut circle.deliveries, &mut ledger, limit, all).await {
         bail!("{count} messages did not reach nodes {watch:?} within {limit:?}");
     }
-    let last = ledger
-        .received
-        .values()
-        .flat_map(|r| watch.iter().filter_map(|w| r.get(w)))
-        .max()
-        .copied()
-        .unwrap_or(t0);
+    let last =
+        ledger.received.values().flat_map(|r| watch.iter().filter_map(|w| r.get(w))).max().copied().unwrap_or(t0);
     Ok(last.saturating_duration_since(t0))
 }
 
@@ -504,7 +507,13 @@ pub async fn saturation(opts: &Opts) -> Result<()> {
             let r = run_messages(&mut net, 0, count, 64, rate, seq, Duration::from_secs(30)).await?;
             seq += count as u64;
             let p99 = r.p(99.0);
-            println!("{:>8} {rate:>6.0} msg/s: p50 {:.2} ms p99 {:.2} ms missing {}", net.name(), r.p(50.0), p99, r.missing);
+            println!(
+                "{:>8} {rate:>6.0} msg/s: p50 {:.2} ms p99 {:.2} ms missing {}",
+                net.name(),
+                r.p(50.0),
+                p99,
+                r.missing
+            );
             steps.push(json!({ "rate": rate, "p50_ms": r.p(50.0), "p99_ms": p99, "missing": r.missing }));
             let reference_p99 = *reference.get_or_insert(p99);
             if r.missing > 0 || p99 > 2.0 * reference_p99 {
@@ -514,7 +523,9 @@ pub async fn saturation(opts: &Opts) -> Result<()> {
             rate *= 2.0;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        out.push(json!({ "system": net.name(), "sustained_rate": sustained, "reference_p99_ms": reference, "steps": steps }));
+        out.push(
+            json!({ "system": net.name(), "sustained_rate": sustained, "reference_p99_ms": reference, "steps": steps }),
+        );
         net.stop().await;
     }
     let k = out[0]["sustained_rate"].as_f64().unwrap_or(0.0);
@@ -588,7 +599,8 @@ fn prepare_loaded(dir: &Path, n: usize, messages: usize, seed: u64) -> Result<Va
         let now = now_ms();
         let text = tagged(seq as u64, 64);
         payload += text.len();
-        let outs = senders[s].handle(now, Input::Command(Command::SendText { circle, text, timer_secs: None }), &mut rng);
+        let outs =
+            senders[s].handle(now, Input::Command(Command::SendText { circle, text, timer_secs: None }), &mut rng);
         for o in outs {
             if let Output::Publish { frame, .. } = o {
                 let records: Vec<Record> = me

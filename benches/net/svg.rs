@@ -23,7 +23,8 @@ pub fn latency_chart(doc: &Value, path: &Path) -> Result<()> {
         ("gossipsub p99", "baseline", "p99_ms", "#2c3e50", ""),
         ("gossipsub p50", "baseline", "p50_ms", "#2c3e50", "6,4"),
     ];
-    let values = |sys: &str, key: &str| -> Vec<f64> { rows.iter().map(|r| r[sys][key].as_f64().unwrap_or(0.0)).collect() };
+    let values =
+        |sys: &str, key: &str| -> Vec<f64> { rows.iter().map(|r| r[sys][key].as_f64().unwrap_or(0.0)).collect() };
     let ymax = series.iter().flat_map(|(_, s, k, _, _)| values(s, k)).fold(1.0f64, f64::max) * 1.15;
     let (xmin, xmax) = (xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(0.0f64, f64::max));
     let px = |x: f64| LEFT + (x - xmin) / (xmax - xmin).max(1.0) * (W - LEFT - RIGHT);
@@ -63,7 +64,12 @@ pub fn latency_chart(doc: &Value, path: &Path) -> Result<()> {
     for x in &xs {
         let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{x}</text>"#, px(*x), H - BOTTOM + 18.0);
     }
-    let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">members in the circle</text>"#, px((xmin + xmax) / 2.0), H - 18.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">members in the circle</text>"#,
+        px((xmin + xmax) / 2.0),
+        H - 18.0
+    );
     let _ = writeln!(
         s,
         r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">milliseconds</text>"#,

@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+#[cfg(feature = "app")]
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+#[cfg(feature = "app")]
 use tokio::net::UnixListener;
+#[cfg(feature = "app")]
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub const SOCKET_FILE: &str = "control.sock";
@@ -33,7 +36,7 @@ pub enum ApiError {
 }
 
 /// One request. `circle` and `member` accept a name or an id prefix.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
@@ -80,6 +83,21 @@ pub enum Request {
         member: String,
         confirm: Option<bool>,
     },
+    /// The trainer view: a message's envelope as the network carries it.
+    Inspect {
+        circle: String,
+        message: String,
+    },
+    /// Accept a member's changed key (sending is blocked until then).
+    AcknowledgeKey {
+        circle: String,
+        member: String,
+    },
+    /// Set the circle's longest disappearing timer (organisers); 0 clears it.
+    SetDisappear {
+        circle: String,
+        secs: u32,
+    },
     Shutdown,
 }
 
@@ -101,7 +119,25 @@ pub struct ResponseLine {
     pub error: Option<String>,
 }
 
+/// A duration as people type it: `90`, `30s`, `15m`, `2h`, `7d`, `1w`, in seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let bad = || format!("not a duration: {text} (try 30m, 2h, 7d)");
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(|| "duration too long".to_owned())
+}
+
 /// A request on its way to the node, with where to send the answer.
+#[cfg(feature = "app")]
 pub type Pending = (Request, oneshot::Sender<Result<Value, String>>);
 
 pub fn socket_path(profile_dir: &Path) -> PathBuf {
@@ -138,6 +174,7 @@ impl Endpoint {
 /// Bind the control socket. A file socket replaces a stale one (callers
 /// hold the profile lock) and gets mode 0600; an abstract one fails if a
 /// node already holds the name.
+#[cfg(feature = "app")]
 pub fn bind(endpoint: &Endpoint) -> std::io::Result<UnixListener> {
     match endpoint {
         Endpoint::File(path) => {
@@ -158,6 +195,7 @@ pub fn bind(endpoint: &Endpoint) -> std::io::Result<UnixListener> {
 }
 
 /// Our own user id (the owner of `/proc/self`).
+#[cfg(feature = "app")]
 fn own_uid() -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
@@ -165,11 +203,13 @@ fn own_uid() -> Option<u32> {
 
 /// How long, after the node stops, answers already given may take to reach
 /// their clients (the `stop` request's own answer among them).
+#[cfg(feature = "app")]
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Accept connections and forward their requests to the node. Only the
 /// user running the node may talk to it. Returns when `closing` fires, after
 /// the open connections have finished writing (bounded by `DRAIN_TIME`).
+#[cfg(feature = "app")]
 pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>, mut closing: watch::Receiver<bool>) {
     let me = own_uid();
     let mut connections = tokio::task::JoinSet::new();
@@ -192,6 +232,7 @@ pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>, mut clos
     let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
 }
 
+#[cfg(feature = "app")]
 async fn connection(stream: tokio::net::UnixStream, node: mpsc::Sender<Pending>) {
     let (read, mut write) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(read).lines();
@@ -205,15 +246,20 @@ async fn connection(stream: tokio::net::UnixStream, node: mpsc::Sender<Pending>)
     }
 }
 
-async fn answer(line: &str, node: &mpsc::Sender<Pending>) -> ResponseLine {
+/// Decode one request line as the server does (bytes from any local
+/// client of the same user; also a fuzz target).
+pub fn parse_request_line(line: &str) -> Result<RequestLine, String> {
     if line.len() > MAX_LINE {
-        return ResponseLine { id: 0, ok: false, result: None, error: Some("request too long".into()) };
+        return Err("request too long".into());
     }
-    let parsed: RequestLine = match serde_json::from_str(line) {
+    serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))
+}
+
+#[cfg(feature = "app")]
+async fn answer(line: &str, node: &mpsc::Sender<Pending>) -> ResponseLine {
+    let parsed = match parse_request_line(line) {
         Ok(r) => r,
-        Err(e) => {
-            return ResponseLine { id: 0, ok: false, result: None, error: Some(format!("bad request: {e}")) };
-        }
+        Err(error) => return ResponseLine { id: 0, ok: false, result: None, error: Some(error) },
     };
     let (tx, rx) = oneshot::channel();
     if node.send((parsed.request, tx)).await.is_err() {

@@ -137,6 +137,13 @@ impl SendingChain {
         self.signing.sign(message).to_bytes()
     }
 
+    /// Check a signature made with this chain's signing key (our own
+    /// frames, shown in the trainer view).
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), CryptoError> {
+        let sig = ed25519_dalek::Signature::from_bytes(signature);
+        self.signing.verifying_key().verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
+    }
+
     /// Serialize for the encrypted store: seed || chain key || epoch || counter || created.
     pub fn export(&self) -> Vec<u8> {
         let mut w = crate::wire::Writer::with_capacity(84);

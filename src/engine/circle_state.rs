@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::frames::{self, PairFrame, PairPayload, Tag};
 use super::message::{Body, Inner};
 use super::store::{FrameId, FrameStore, frame_id};
-use super::types::{EnvelopeInfo, Event, MessageId, MessageKind, MessageView, Output, Record};
+use super::types::{EnvelopeInfo, Event, MessageId, MessageKind, MessageView, Output, Record, Verdict};
 use super::{Ctx, EngineConfig};
 use crate::circle::{self, Action, CircleId, CircleLog, Op};
 use crate::crypto::envelope;
@@ -23,8 +23,11 @@ use crate::wire::{self, frame_type, pad, unpad};
 const INBOUND_SESSIONS: usize = 4;
 /// Handshake ids remembered to refuse replayed first messages.
 pub(super) const SEEN_HELLOS: usize = 8192;
-/// Frames waiting for a sender key, in total.
-const AWAITING_KEY_MAX: usize = 10_000;
+/// Frames waiting for a sender key, in total. Past this, such frames are
+/// not kept at all (catch-up brings them again once the key is here), so a
+/// flood of frames under made-up key ids costs bounded memory and cannot
+/// make an honest frame that arrives meanwhile unreadable.
+pub(super) const AWAITING_KEY_MAX: usize = 2_000;
 /// Retired chain ids remembered to refuse replayed distributions.
 pub(super) const RETIRED_KEYS: usize = 4096;
 /// A sender key this many epochs older than the sender's newest is refused.
@@ -238,6 +241,16 @@ impl CircleState {
     fn keep_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
         let circle = self.id();
         ctx.out.push(Output::Persist(Record::Frame { circle, id, bytes: bytes.clone(), expires_at_ms }));
+        self.hold_frame(ctx, id, bytes, expires_at_ms);
+    }
+
+    /// Keep a frame in memory only: one nobody has verified yet (waiting for
+    /// its key or its sender's admission) costs no disk write, so a flood of
+    /// made-up frames cannot slow the node down to its disk's pace. It is
+    /// persisted once it opens; if the node restarts first, catch-up brings
+    /// it again (the node no longer holds it).
+    fn hold_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
+        let circle = self.id();
         for gone in self.frames.insert(id, bytes, expires_at_ms) {
             ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id: gone }));
         }
@@ -513,8 +526,8 @@ impl CircleState {
             let Some(bytes) = self.frames.get(&id).map(|f| f.bytes.clone()) else {
                 continue;
             };
-            if let Err(reason) = self.open_group(ctx, id, &bytes) {
-                ctx.event(Event::Rejected { circle: self.id(), reason });
+            if let Err(refusal) = self.open_group(ctx, id, &bytes) {
+                ctx.event(Event::Rejected { circle: self.id(), reason: refusal.reason });
             }
         }
     }
@@ -523,56 +536,82 @@ impl CircleState {
     // Receiving on the topic
     // ---------------------------------------------------------------
 
-    /// Handle any frame from the circle topic or a catch-up response.
-    pub fn on_topic_frame(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) {
-        let result = self.on_topic_frame_inner(ctx, bytes);
-        if let Err(reason) = result {
-            ctx.event(Event::Rejected { circle: self.id(), reason });
+    /// Handle any frame from the circle topic or a catch-up response;
+    /// returns what the network should make of the peer that passed it on.
+    pub fn on_topic_frame(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> Verdict {
+        let id = frame_id(&bytes);
+        match self.on_topic_frame_inner(ctx, bytes) {
+            Ok(verdict) => verdict,
+            Err(refusal) => {
+                // A frame every member refuses is not kept for catch-up:
+                // else anyone could fill members' stores (and, through
+                // catch-up, everyone's) with forgeries, pushing out real frames.
+                if refusal.verdict == Verdict::Reject && self.frames.remove(&id) {
+                    ctx.out.push(Output::Persist(Record::DeleteFrame { circle: self.id(), id }));
+                }
+                ctx.event(Event::Rejected { circle: self.id(), reason: refusal.reason });
+                refusal.verdict
+            }
         }
     }
 
-    fn on_topic_frame_inner(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> Result<(), String> {
+    fn on_topic_frame_inner(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> Result<Verdict, Refusal> {
         if bytes.len() > frames::MAX_GOSSIP_FRAME {
-            return Err(format!("frame too long ({} bytes)", bytes.len()));
+            return Err(Refusal::invalid(format!("frame too long ({} bytes)", bytes.len())));
         }
-        let kind = wire::read_prefix(&bytes).map_err(|e| e.to_string())?;
+        let kind = wire::read_prefix(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
         let id = frame_id(&bytes);
         if self.frames.contains(&id) {
-            return Ok(()); // Seen: duplicates are shown once.
+            return Ok(Verdict::Ignore); // Seen: duplicates are shown once.
         }
         match kind {
             frame_type::GROUP => {
-                envelope::parse(&bytes).map_err(|e| e.to_string())?;
+                let frame = envelope::parse(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
+                let key = frame.header.key_id;
+                if !self.receiving.contains_key(&key)
+                    && !self.retired_keys.contains(&key)
+                    && self.awaiting_count >= AWAITING_KEY_MAX
+                {
+                    // Not kept: a kept frame is never asked for again, so
+                    // keeping one we cannot queue would lose it for good.
+                    return Ok(Verdict::Ignore);
+                }
                 let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
-                self.keep_frame(ctx, id, bytes.clone(), expiry);
+                self.hold_frame(ctx, id, bytes.clone(), expiry);
                 self.open_group(ctx, id, &bytes)
             }
             frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
-                let frame = frames::parse_pair(&bytes).map_err(|e| e.to_string())?;
+                let frame = frames::parse_pair(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
                 let mine = frame.to() == &self.my_tag;
                 let from_member = self.tags.contains_key(frame.from());
                 if !from_member {
                     // Perhaps a newcomer whose admission we have not seen yet:
-                    // keep it (bounded) and retry when the roster changes.
-                    let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
-                    self.keep_frame(ctx, id, bytes.clone(), expiry);
+                    // if it is for us, hold it (bounded, in memory) and retry
+                    // when the roster changes. Mailbox for others only from
+                    // known members: anything else could be made up by anyone
+                    // in the network to fill the store.
                     if mine && self.awaiting_sender.len() < AWAITING_KEY_MAX {
+                        let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                        self.hold_frame(ctx, id, bytes.clone(), expiry);
                         self.awaiting_sender.push(id);
                     }
-                    return Ok(());
+                    return Ok(Verdict::Ignore);
                 }
                 if !mine {
+                    // Another member's mailbox: relay it.
                     let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
                     self.keep_frame(ctx, id, bytes.clone(), expiry);
-                    return Ok(());
+                    return Ok(Verdict::Accept);
                 }
                 let result = self.on_pair_frame(ctx, frame);
                 // Keep our own pairwise frames only long enough to dedup.
                 let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
                 self.keep_frame(ctx, id, bytes.clone(), expiry);
-                result
+                // Only we can open a frame addressed to us: a failure is no
+                // proof against the member that relayed it.
+                result.map(|()| Verdict::Accept).map_err(Refusal::local)
             }
-            other => Err(format!("frame type 0x{other:02x} does not belong on a circle topic")),
+            other => Err(Refusal::invalid(format!("frame type 0x{other:02x} does not belong on a circle topic"))),
         }
     }
 
@@ -584,36 +623,42 @@ impl CircleState {
     }
 
     /// The receiver's order of checks for a group frame (protocol/SPEC.md §6).
-    fn open_group(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: &[u8]) -> Result<(), String> {
-        let frame = envelope::parse(bytes).map_err(|e| e.to_string())?;
+    fn open_group(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: &[u8]) -> Result<Verdict, Refusal> {
+        let frame = envelope::parse(bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
         let header = frame.header;
         let Some(receiver) = self.receiving.get(&header.key_id) else {
             if self.retired_keys.contains(&header.key_id) {
-                return Err("message under a retired key refused".into());
+                return Err(Refusal::local("message under a retired key refused"));
             }
             self.await_key(ctx, header.key_id, id);
-            return Ok(());
+            return Ok(Verdict::Ignore);
         };
         let sender = receiver.sender;
         if !self.log.is_member(&sender) {
-            return Err(format!("{} is no longer a member; message refused", self.member_name(&sender)));
+            let reason = format!("{} is no longer a member; message refused", self.member_name(&sender));
+            return Err(Refusal::local(reason));
         }
         if receiver.final_counter.is_some_and(|f| header.counter >= f) {
-            return Err("message on a replaced chain refused (stale)".into());
+            return Err(Refusal::local("message on a replaced chain refused (stale)"));
         }
         let (padded, advance) = match envelope::open_uncommitted(&receiver.chain, &frame) {
             Ok(x) => x,
-            Err(CryptoError::Replay { .. }) => return Ok(()), // Shown once already.
-            Err(e) => return Err(format!("message refused: {e}")),
+            Err(CryptoError::Replay { .. }) => return Ok(Verdict::Ignore), // Shown once already.
+            // How far ahead depends on how much of the chain this member saw.
+            Err(e @ CryptoError::TooFarAhead { .. }) => return Err(Refusal::local(format!("message refused: {e}"))),
+            // A bad signature, or a signed frame that does not open: the
+            // same for every holder of the chain.
+            Err(e) => return Err(Refusal::invalid(format!("message refused: {e}"))),
         };
         let padded = Zeroizing::new(padded);
-        let content = unpad(&padded).map_err(|e| format!("message refused: {e}"))?;
-        let inner = Inner::decode(content).map_err(|e| format!("message refused: {e}"))?;
+        let content = unpad(&padded).map_err(|e| Refusal::invalid(format!("message refused: {e}")))?;
+        let inner = Inner::decode(content).map_err(|e| Refusal::invalid(format!("message refused: {e}")))?;
         if inner.circle_id != self.id() || inner.sender != sender || inner.epoch != header.epoch {
-            return Err("message refused: inner sender, circle or epoch differ from the envelope".into());
+            return Err(Refusal::invalid("message refused: inner sender, circle or epoch differ from the envelope"));
         }
         if inner.sent_at_ms > ctx.now.saturating_add(ctx.config.max_future_skew_ms) {
-            return Err("message refused: dated in the future".into());
+            // Clocks differ between members: not proof against whoever relayed it.
+            return Err(Refusal::local("message refused: dated in the future"));
         }
         if let Some(r) = self.receiving.get_mut(&header.key_id) {
             r.chain.commit(advance);
@@ -628,21 +673,57 @@ impl CircleState {
         let msg_id = message_id(&header.key_id, header.counter);
         let timer = (inner.timer_secs > 0).then_some(inner.timer_secs);
         let deadline = self.deadline(ctx.now, timer);
-        if let Some(d) = deadline
-            && self.frames.shorten(&id, d)
-            && let Some(f) = self.frames.get(&id)
-        {
+        if let Some(d) = deadline {
+            self.frames.shorten(&id, d);
+        }
+        // Verified now: persist it for catch-up, with its final expiry.
+        if let Some(f) = self.frames.get(&id) {
             ctx.out.push(Output::Persist(Record::Frame {
                 circle: self.id(),
                 id,
                 bytes: f.bytes.clone(),
-                expires_at_ms: d,
+                expires_at_ms: f.expires_at_ms,
             }));
         }
         let info =
             EnvelopeInfo { key_id: header.key_id, epoch: header.epoch, counter: header.counter, frame: bytes.to_vec() };
         self.deliver(ctx, &inner, msg_id, deadline, Some(info));
-        Ok(())
+        Ok(Verdict::Accept)
+    }
+
+    /// After a restart: frames that were kept while waiting for their key,
+    /// or for their sender to be admitted, wait again (the waiting lists
+    /// live in memory only; without this such frames were never opened,
+    /// and catch-up does not resend a frame we hold).
+    pub(super) fn requeue_waiting_frames(&mut self) {
+        let mut keys = Vec::new();
+        let mut senders = Vec::new();
+        for (id, f) in self.frames.iter() {
+            match f.bytes.get(1).copied() {
+                Some(frame_type::GROUP) => {
+                    if let Ok(frame) = envelope::parse(&f.bytes) {
+                        let key = frame.header.key_id;
+                        if !self.receiving.contains_key(&key) && !self.retired_keys.contains(&key) {
+                            keys.push((key, *id));
+                        }
+                    }
+                }
+                Some(_) => {
+                    if let Ok(frame) = frames::parse_pair(&f.bytes)
+                        && frame.to() == &self.my_tag
+                        && !self.tags.contains_key(frame.from())
+                    {
+                        senders.push(*id);
+                    }
+                }
+                None => {}
+            }
+        }
+        for (key, id) in keys.into_iter().take(AWAITING_KEY_MAX) {
+            self.awaiting_key.entry(key).or_default().push(id);
+            self.awaiting_count += 1;
+        }
+        self.awaiting_sender = senders.into_iter().take(AWAITING_KEY_MAX).collect();
     }
 
     /// The roster changed: retry pairwise frames from senders we did not know.
@@ -666,9 +747,6 @@ impl CircleState {
     }
 
     fn await_key(&mut self, ctx: &mut Ctx<'_>, key_id: KeyId, id: FrameId) {
-        if self.awaiting_count >= AWAITING_KEY_MAX {
-            return; // Still in the frame store; a later catch-up retries it.
-        }
         let list = self.awaiting_key.entry(key_id).or_default();
         let first = list.is_empty();
         list.push(id);
@@ -767,6 +845,24 @@ impl CircleState {
         self.messages.insert(view.id, view.clone());
         ctx.out.push(Output::Persist(Record::Message(Box::new(view.clone()))));
         ctx.event(Event::Message(view));
+    }
+}
+
+/// Why a topic frame was refused, and whether the refusal is proof against
+/// the peer that passed it on ([`Verdict::Reject`]: every member would
+/// refuse it the same way, so no honest peer relays it) or depends on what
+/// this member holds ([`Verdict::Ignore`]: its view, clock or keys).
+pub(super) struct Refusal {
+    reason: String,
+    verdict: Verdict,
+}
+
+impl Refusal {
+    fn invalid(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into(), verdict: Verdict::Reject }
+    }
+    fn local(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into(), verdict: Verdict::Ignore }
     }
 }
 
@@ -933,6 +1029,24 @@ impl CircleState {
         let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
         self.publish(ctx, frame.clone(), expiry);
         Some(frame)
+    }
+
+    /// Members whose key changed and who the user has not acknowledged yet
+    /// (sending in the circle is blocked while this is not empty).
+    pub fn unacknowledged_key_changes(&self) -> Vec<MemberId> {
+        self.unacked_key_changes.iter().copied().collect()
+    }
+
+    /// The trainer view's signature check: verify a message's envelope
+    /// again with the signing key of the chain it claims. `None` when that
+    /// chain's key is no longer held (rotated away or erased at expiry).
+    pub fn check_signature(&self, info: &EnvelopeInfo) -> Option<bool> {
+        let frame = envelope::parse(&info.frame).ok()?;
+        if frame.header.key_id == self.chain.key_id() {
+            return Some(self.chain.verify(frame.signed, &frame.signature).is_ok());
+        }
+        let receiver = self.receiving.get(&frame.header.key_id)?;
+        Some(receiver.chain.verify(frame.signed, &frame.signature).is_ok())
     }
 
     /// Key ids we currently hold a receiving chain for (trainer view, tests).

@@ -24,6 +24,11 @@ use crate::wire::frame_type;
 
 /// Join handshakes a member serves at once (per circle and peer).
 const MAX_RESPONDERS: usize = 32;
+/// A handshake with a member that has not moved on for this long is begun
+/// again when the member is next reachable: a direct frame can be lost with
+/// its connection, and members take a fresh hello (and the same Join) at
+/// any time.
+const ATTEMPT_STALE_MS: u64 = 15_000;
 
 enum Attempt {
     AwaitingReply(Box<XxInitiator>),
@@ -36,7 +41,8 @@ struct PendingJoin {
     /// One Join operation for every attempt: two different ones would be a
     /// double use of the invite, which admits nobody.
     op: Op,
-    attempts: HashMap<PeerRef, Attempt>,
+    /// Per member: where the handshake is, and since when.
+    attempts: HashMap<PeerRef, (u64, Attempt)>,
     started_at_ms: u64,
 }
 
@@ -95,12 +101,12 @@ impl Joins {
         let Some(join) = self.pending.get_mut(&circle) else {
             return;
         };
-        if join.attempts.contains_key(&peer) {
+        if join.attempts.get(&peer).is_some_and(|(since, _)| ctx.now.saturating_sub(*since) < ATTEMPT_STALE_MS) {
             return;
         }
         match XxInitiator::start(&join.noise, &circle, &join.code.invite_op, ctx.rng) {
             Ok((init, msg)) => {
-                join.attempts.insert(peer, Attempt::AwaitingReply(Box::new(init)));
+                join.attempts.insert(peer, (ctx.now, Attempt::AwaitingReply(Box::new(init))));
                 ctx.out.push(Output::SendDirect {
                     circle,
                     peer,
@@ -142,7 +148,11 @@ impl Joins {
             Ok(DirectFrame::JoinAnswer { nonce, header, ciphertext }) => {
                 self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext)
             }
-            Ok(_) => Err("unexpected frame while joining".into()),
+            // Members ask every peer on the circle's network to catch up, a
+            // joiner among them: no reason to drop the handshake in progress.
+            Ok(_) => {
+                return ctx.event(Event::Rejected { circle, reason: "unexpected frame while joining".into() });
+            }
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = result {
@@ -155,7 +165,7 @@ impl Joins {
 
     fn on_reply(&mut self, ctx: &mut Ctx<'_>, circle: CircleId, peer: PeerRef, noise: &[u8]) -> Result<(), String> {
         let join = self.pending.get_mut(&circle).ok_or("not joining")?;
-        let Some(Attempt::AwaitingReply(mut init)) = join.attempts.remove(&peer) else {
+        let Some((_, Attempt::AwaitingReply(mut init))) = join.attempts.remove(&peer) else {
             return Err("join reply without a handshake".into());
         };
         let (member_static, payload) = init.read_reply(noise).map_err(|e| e.to_string())?;
@@ -164,7 +174,7 @@ impl Joins {
         let binding = NoiseBinding { noise_public: member_static, signature: proof.binding_signature };
         binding.verify(&member, &circle).map_err(|_| "the answering peer did not prove it is a member".to_string())?;
         let (session, msg) = init.finish(&join.op.encode()).map_err(|e| e.to_string())?;
-        join.attempts.insert(peer, Attempt::AwaitingAnswer { session, member });
+        join.attempts.insert(peer, (ctx.now, Attempt::AwaitingAnswer { session, member }));
         ctx.out.push(Output::SendDirect {
             circle,
             peer,
@@ -185,7 +195,7 @@ impl Joins {
         ciphertext: &[u8],
     ) -> Result<(), String> {
         let join = self.pending.get_mut(&circle).ok_or("not joining")?;
-        let Some(Attempt::AwaitingAnswer { mut session, member }) = join.attempts.remove(&peer) else {
+        let Some((_, Attempt::AwaitingAnswer { mut session, member })) = join.attempts.remove(&peer) else {
             return Err("join answer without a request".into());
         };
         let plain = zeroize::Zeroizing::new(session.open(header, nonce, ciphertext).map_err(|e| e.to_string())?);
@@ -335,4 +345,121 @@ fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {
         log.insert(op).map_err(|e| e.to_string())?;
     }
     Ok(log)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use crate::circle::Role;
+    use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output};
+    use crate::entropy::SeededEntropy;
+    use crate::identity::IdentitySecret;
+
+    fn direct_frame(outputs: &[Output]) -> Vec<u8> {
+        outputs
+            .iter()
+            .find_map(|o| match o {
+                Output::SendDirect { frame, .. } => Some(frame.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn events(outputs: &[Output]) -> Vec<&Event> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Regression: members send catch-up requests to every peer on the
+    /// circle's network, a joiner among them. Such a request used to abort
+    /// the joiner's handshake in progress, so on a slow link (a reply slower
+    /// than a member's catch-up interval) the join never completed.
+    #[test]
+    fn a_catch_up_request_during_the_handshake_does_not_abort_the_join() {
+        let (mut rng, now) = (SeededEntropy::from_u64(7), 1_700_000_000_000);
+        let config = EngineConfig::default();
+        let mut ana = Engine::new(IdentitySecret::generate(&mut rng), "ana".into(), config.clone());
+        let mut bo = Engine::new(IdentitySecret::generate(&mut rng), "bo".into(), config);
+        let create = Command::CreateCircle { name: "kitchen".into(), max_disappear_secs: None };
+        let out = ana.handle(now, Input::Command(create), &mut rng);
+        let circle = events(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::CircleCreated { circle, .. } => Some(*circle),
+                _ => None,
+            })
+            .unwrap();
+        let invite = Command::CreateInvite { circle, expires_in_ms: 3_600_000, role: Role::Member, addresses: vec![] };
+        let out = ana.handle(now, Input::Command(invite), &mut rng);
+        let code = events(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::InviteCreated { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .unwrap();
+        bo.handle(now, Input::Command(Command::Join { code }), &mut rng);
+        // Bo knows Ana as peer 1; Ana knows Bo as peer 2.
+        let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+        let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
+        // While the reply is on its way, Ana's catch-up round picks Bo.
+        let sync = direct_frame(&ana.handle(now, Input::PeerAvailable { circle, peer: 2 }, &mut rng));
+        bo.handle(now, Input::Direct { circle, peer: 1, bytes: sync }, &mut rng);
+        let out = bo.handle(now, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng);
+        let request = direct_frame(&out);
+        let answer = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: request }, &mut rng));
+        let out = bo.handle(now, Input::Direct { circle, peer: 1, bytes: answer }, &mut rng);
+        assert!(events(&out).iter().any(|e| matches!(e, Event::Joined { .. })), "{:?}", events(&out));
+    }
+
+    /// Regression: a join frame lost with its connection (the hello, the
+    /// reply, the request or the answer) left the handshake with that
+    /// member waiting forever, and the join failed at its timeout although
+    /// the member was reachable all along.
+    #[test]
+    fn a_lost_join_frame_is_recovered_by_a_fresh_handshake() {
+        let (mut rng, now) = (SeededEntropy::from_u64(8), 1_700_000_000_000);
+        let config = EngineConfig::default();
+        let mut ana = Engine::new(IdentitySecret::generate(&mut rng), "ana".into(), config.clone());
+        let mut bo = Engine::new(IdentitySecret::generate(&mut rng), "bo".into(), config);
+        let create = Command::CreateCircle { name: "kitchen".into(), max_disappear_secs: None };
+        let out = ana.handle(now, Input::Command(create), &mut rng);
+        let circle = events(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::CircleCreated { circle, .. } => Some(*circle),
+                _ => None,
+            })
+            .unwrap();
+        let invite = Command::CreateInvite { circle, expires_in_ms: 3_600_000, role: Role::Member, addresses: vec![] };
+        let out = ana.handle(now, Input::Command(invite), &mut rng);
+        let code = events(&out)
+            .iter()
+            .find_map(|e| match e {
+                Event::InviteCreated { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .unwrap();
+        bo.handle(now, Input::Command(Command::Join { code }), &mut rng);
+        let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+        let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
+        let request = direct_frame(&bo.handle(now, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng));
+        // Ana admits Bo, but her answer is lost with the connection.
+        ana.handle(now, Input::Direct { circle, peer: 2, bytes: request }, &mut rng);
+        // Soon after, Bo waits for the answer in flight; much later, he starts over.
+        let soon = bo.handle(now + 5_000, Input::PeerAvailable { circle, peer: 1 }, &mut rng);
+        assert!(!soon.iter().any(|o| matches!(o, Output::SendDirect { .. })));
+        let later = now + 20_000;
+        let hello = direct_frame(&bo.handle(later, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+        let reply = direct_frame(&ana.handle(later, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
+        let request = direct_frame(&bo.handle(later, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng));
+        let answer = direct_frame(&ana.handle(later, Input::Direct { circle, peer: 2, bytes: request }, &mut rng));
+        let out = bo.handle(later, Input::Direct { circle, peer: 1, bytes: answer }, &mut rng);
+        assert!(events(&out).iter().any(|e| matches!(e, Event::Joined { .. })), "{:?}", events(&out));
+    }
 }

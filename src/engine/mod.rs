@@ -13,7 +13,7 @@
 //! reactions to membership changes ([`membership`]).
 
 mod circle_state;
-mod frames;
+pub(crate) mod frames;
 mod join;
 mod membership;
 pub mod message;
@@ -126,16 +126,28 @@ impl Engine {
         config: EngineConfig,
         stored: Vec<StoredCircle>,
     ) -> Result<Self, RestoreError> {
-        let me = identity.member_id();
         let mut engine = Self::new(identity, display_name, config);
+        engine.reload(stored)?;
+        Ok(engine)
+    }
+
+    /// Put every circle back to what the store holds. Adapters call this
+    /// when persisting an input's records failed: the engine had already
+    /// moved on (a chain advanced, a message in the history and the frame
+    /// store), and what was not saved must not be served to peers later
+    /// nor have its keys reused after a restart. Joins in progress are kept.
+    pub fn reload(&mut self, stored: Vec<StoredCircle>) -> Result<(), RestoreError> {
+        let me = self.identity.member_id();
+        let mut circles = BTreeMap::new();
         for c in stored {
-            let mut state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &engine.config)?;
+            let mut state = CircleState::restore(&c.snapshot, c.messages, c.frames, &me, &self.config)?;
             for (key_id, bytes) in &c.chains {
                 state.apply_chain(key_id, bytes)?;
             }
-            engine.circles.insert(state.id(), state);
+            circles.insert(state.id(), state);
         }
-        Ok(engine)
+        self.circles = circles;
+        Ok(())
     }
 
     /// The circle's key and membership state, for the encrypted store.
@@ -238,10 +250,16 @@ impl Engine {
 fn dispatch(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Joins, ctx: &mut Ctx<'_>, input: Input) {
     match input {
         Input::Command(c) => command(circles, joins, ctx, c),
-        Input::Frame { circle, bytes } => match circles.get_mut(&circle) {
-            Some(state) => state.on_topic_frame(ctx, bytes),
-            None => ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() }),
-        },
+        Input::Frame { circle, bytes } => {
+            let verdict = match circles.get_mut(&circle) {
+                Some(state) => state.on_topic_frame(ctx, bytes),
+                None => {
+                    ctx.event(Event::Rejected { circle, reason: "frame for a circle we are not in".into() });
+                    Verdict::Ignore
+                }
+            };
+            ctx.out.push(Output::Verdict { circle, verdict });
+        }
         Input::Direct { circle, peer, bytes } => {
             if let Some(state) = circles.get_mut(&circle) {
                 direct_to_member(state, joins, ctx, peer, &bytes);
@@ -274,7 +292,8 @@ fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut 
         }
         Ok(frames::DirectFrame::SyncResponse { frames }) => {
             for f in frames {
-                state.on_topic_frame(ctx, f.to_vec());
+                // Catch-up is not gossip: there is no relay to score.
+                let _ = state.on_topic_frame(ctx, f.to_vec());
             }
             Ok(())
         }

@@ -274,6 +274,7 @@ impl CircleState {
         state.system_counter = system_counter;
         state.messages = messages.into_iter().map(|m| (m.id, m)).collect();
         state.refresh_member_tags();
+        state.requeue_waiting_frames();
         Ok(state)
     }
 }

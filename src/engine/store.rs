@@ -58,6 +58,22 @@ impl FrameStore {
         evicted
     }
 
+    /// Every frame held, with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (&FrameId, &StoredFrame)> {
+        self.frames.iter()
+    }
+
+    /// Forget a frame; true if it was held.
+    pub fn remove(&mut self, id: &FrameId) -> bool {
+        match self.frames.remove(id) {
+            Some(old) => {
+                self.by_expiry.remove(&(old.expires_at_ms, *id));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Move a frame's expiry earlier (it carried a disappearing message).
     pub fn shorten(&mut self, id: &FrameId, expires_at_ms: u64) -> bool {
         let Some(f) = self.frames.get_mut(id) else {

@@ -85,6 +85,20 @@ pub enum Command {
     },
 }
 
+/// What a frame from the circle topic says about the peer that relayed it,
+/// for the network's peer scoring (gossipsub validation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// New and authentic (or a mailbox frame for another member): relay it.
+    Accept,
+    /// Not relayed, no blame: a duplicate, waiting for its key, or refused
+    /// for a reason that depends on this member's own view.
+    Ignore,
+    /// Malformed or forged in a way every member detects alike: no honest
+    /// peer relays it, so the peer that did is penalised.
+    Reject,
+}
+
 /// Everything the engine asks its adapters to do.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // Outputs are moved once, never stored in bulk.
@@ -104,6 +118,9 @@ pub enum Output {
     Persist(Record),
     /// Show something to the user.
     Event(Event),
+    /// The verdict on the topic frame of this input (exactly one per
+    /// `Input::Frame`), for the network's peer scoring.
+    Verdict { circle: CircleId, verdict: Verdict },
 }
 
 /// The closed network's pre-shared key (held by every member; not enough

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds,
+    TopicScoreParams, ValidationMode,
+};
 use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport};
@@ -21,7 +24,7 @@ use tokio::sync::mpsc;
 use super::NetError;
 use super::codec::{DIRECT_PROTOCOL, DirectCodec};
 use crate::circle::CircleId;
-use crate::engine::MAX_GOSSIP_FRAME;
+use crate::engine::{MAX_GOSSIP_FRAME, Verdict};
 
 /// What identify tells peers: nothing that says "kolo" or "activist".
 const AGENT: &str = "node/1.0";
@@ -36,6 +39,65 @@ const KAD_BOOTSTRAP_EVERY: Duration = Duration::from_secs(120);
 /// cannot reach us directly still can through them.
 const MAX_RESERVATIONS: usize = 2;
 const RESERVE_RETRY_EVERY: Duration = Duration::from_secs(15);
+/// Frames a peer may relay that we cannot judge (duplicates, frames
+/// waiting for a key, refusals that depend on our own view) before further
+/// ones count as invalid: an honest peer relays only what it could check,
+/// so a steady stream of such frames is a flood of made-up ones.
+const IGNORED_PER_SEC: f64 = 5.0;
+const IGNORED_BURST: f64 = 300.0;
+/// A peer scored below this (just under the graylist threshold: three
+/// invalid frames) is disconnected and refused for `BAN_TIME`. Once
+/// graylisted its frames are no longer even validated, so its score stops
+/// falling: the cut must not wait for a lower one.
+const DISCONNECT_SCORE: f64 = -100.0;
+const BAN_TIME: Duration = Duration::from_secs(600);
+const SCORE_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// Per-topic scoring. P4 (invalid deliveries) is what cuts a flooder off:
+/// -20 × n², decaying ~1 %/s, so three invalid frames graylist a peer and
+/// hundreds keep it out for many minutes. Honest peers never relay a frame
+/// the engine rejects (rejections are kept to what every member detects
+/// alike, see `engine::Verdict`), so they are not penalised. Mesh-delivery
+/// rates (P3) are off: chat traffic is sparse and quiet peers are honest.
+fn topic_score_params() -> TopicScoreParams {
+    TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 100.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 20.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -20.0,
+        invalid_message_deliveries_decay: 0.99,
+        ..TopicScoreParams::default()
+    }
+}
+
+fn peer_score_params() -> PeerScoreParams {
+    // No IP colocation penalty: only key holders can connect at all (pnet),
+    // and members who share an address (one NAT, one relay, one machine) are
+    // normal here. With the default weight, an eleventh peer on one address
+    // graylisted all of them.
+    PeerScoreParams {
+        topic_score_cap: 25.0,
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        ..PeerScoreParams::default()
+    }
+}
+
+fn peer_score_thresholds() -> PeerScoreThresholds {
+    PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    }
+}
 
 pub struct CircleNetConfig {
     pub circle: CircleId,
@@ -52,7 +114,7 @@ pub enum NetCommand {
     Publish { topic: String, frame: Vec<u8> },
     SendDirect { peer: PeerId, frame: Vec<u8> },
     Dial(Vec<Multiaddr>),
-    Validate { message_id: MessageId, source: PeerId, accept: bool },
+    Validate { message_id: MessageId, source: PeerId, verdict: Verdict },
     Shutdown,
 }
 
@@ -91,6 +153,11 @@ pub enum NetEventKind {
     },
     DialFailed {
         reason: String,
+    },
+    /// A peer scored so low (invalid frames) that it was disconnected and
+    /// is refused for a while.
+    PeerBanned {
+        peer: PeerId,
     },
 }
 
@@ -149,13 +216,7 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()?;
             let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)?;
-            // No IP colocation penalty: only key holders can connect at all
-            // (pnet), and members who share an address (one NAT, one relay,
-            // one machine) are normal here. With the default weight, an
-            // eleventh peer on one address graylisted all of them.
-            let score_params =
-                gossipsub::PeerScoreParams { ip_colocation_factor_weight: 0.0, ..gossipsub::PeerScoreParams::default() };
-            gossipsub.with_peer_score(score_params, gossipsub::PeerScoreThresholds::default())?;
+            gossipsub.with_peer_score(peer_score_params(), peer_score_thresholds())?;
             let identify = identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public()).with_agent_version(AGENT.into()),
             );
@@ -212,6 +273,8 @@ pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> 
         swarm,
         events,
         buckets: HashMap::new(),
+        ignored: HashMap::new(),
+        banned: HashMap::new(),
         reservations: HashMap::new(),
         dialed: HashMap::new(),
     };
@@ -219,10 +282,26 @@ pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> 
     Ok(CircleNetwork { peer_id, commands: tx })
 }
 
-/// A token bucket per peer for direct requests.
+/// A token bucket per peer (direct requests, unjudged gossip).
 struct Bucket {
     tokens: f64,
     at: Instant,
+}
+
+/// Take one token from `peer`'s bucket (refilled at `rate` per second up
+/// to `burst`); false when empty.
+fn take_token(buckets: &mut HashMap<PeerId, Bucket>, peer: PeerId, rate: f64, burst: f64) -> bool {
+    let now = Instant::now();
+    let bucket = buckets.entry(peer).or_insert(Bucket { tokens: burst, at: now });
+    let refill = now.duration_since(bucket.at).as_secs_f64() * rate;
+    bucket.tokens = (bucket.tokens + refill).min(burst);
+    bucket.at = now;
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        true
+    } else {
+        false
+    }
 }
 
 struct SwarmTask {
@@ -230,6 +309,10 @@ struct SwarmTask {
     swarm: Swarm<CircleBehaviour>,
     events: mpsc::Sender<NetEvent>,
     buckets: HashMap<PeerId, Bucket>,
+    /// Per relaying peer: budget for frames we could not judge.
+    ignored: HashMap<PeerId, Bucket>,
+    /// Peers cut off for invalid frames, until when.
+    banned: HashMap<PeerId, Instant>,
     /// Members we asked to relay for us, by the listener that holds it.
     reservations: HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Addresses we reached peers at (known to work from here).
@@ -240,8 +323,17 @@ impl SwarmTask {
     async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
         let mut bootstrap = tokio::time::interval(KAD_BOOTSTRAP_EVERY);
         let mut reserve = tokio::time::interval(RESERVE_RETRY_EVERY);
+        let mut scores = tokio::time::interval(SCORE_CHECK_EVERY);
         loop {
             tokio::select! {
+                _ = scores.tick() => {
+                    for peer in self.cut_off_low_scores() {
+                        let event = NetEvent { circle: self.circle, kind: NetEventKind::PeerBanned { peer } };
+                        if self.events.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 _ = reserve.tick() => {
                     let dialed: Vec<(PeerId, Multiaddr)> = self.dialed.iter().map(|(p, a)| (*p, a.clone())).collect();
                     for (peer, address) in dialed {
@@ -273,7 +365,11 @@ impl SwarmTask {
         match command {
             NetCommand::Subscribe(topics) => {
                 for t in topics {
-                    let _ = b.gossipsub.subscribe(&IdentTopic::new(t));
+                    let topic = IdentTopic::new(t);
+                    if let Err(e) = b.gossipsub.set_topic_params(topic.clone(), topic_score_params()) {
+                        tracing::warn!("peer scoring not set for a topic: {e}");
+                    }
+                    let _ = b.gossipsub.subscribe(&topic);
                 }
             }
             NetCommand::Publish { topic, frame } => {
@@ -290,9 +386,16 @@ impl SwarmTask {
                     let _ = self.swarm.dial(a);
                 }
             }
-            NetCommand::Validate { message_id, source, accept } => {
-                let verdict = if accept { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
-                b.gossipsub.report_message_validation_result(&message_id, &source, verdict);
+            NetCommand::Validate { message_id, source, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                    Verdict::Ignore if take_token(&mut self.ignored, source, IGNORED_PER_SEC, IGNORED_BURST) => {
+                        MessageAcceptance::Ignore
+                    }
+                    Verdict::Ignore => MessageAcceptance::Reject,
+                };
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
             }
             NetCommand::Shutdown => {}
         }
@@ -316,17 +419,25 @@ impl SwarmTask {
     }
 
     fn allow_direct(&mut self, peer: PeerId) -> bool {
+        take_token(&mut self.buckets, peer, DIRECT_RATE_PER_SEC, DIRECT_BURST)
+    }
+
+    /// Disconnect and refuse peers whose score fell below `DISCONNECT_SCORE`.
+    fn cut_off_low_scores(&mut self) -> Vec<PeerId> {
         let now = Instant::now();
-        let bucket = self.buckets.entry(peer).or_insert(Bucket { tokens: DIRECT_BURST, at: now });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * DIRECT_RATE_PER_SEC;
-        bucket.tokens = (bucket.tokens + refill).min(DIRECT_BURST);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
+        self.banned.retain(|_, until| *until > now);
+        let low: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| self.swarm.behaviour().gossipsub.peer_score(p).is_some_and(|s| s < DISCONNECT_SCORE))
+            .copied()
+            .collect();
+        for peer in &low {
+            tracing::warn!("disconnected a peer that relayed invalid frames");
+            self.banned.insert(*peer, now + BAN_TIME);
+            let _ = self.swarm.disconnect_peer_id(*peer);
         }
+        low
     }
 
     /// Handle a swarm event; returns what the node should hear of it.
@@ -355,6 +466,9 @@ impl SwarmTask {
                     let _ = self.swarm.dial(address);
                 }
             }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.banned.contains_key(&peer_id) => {
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+            }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. }
                 if num_established.get() == 1 =>
             {
@@ -367,6 +481,7 @@ impl SwarmTask {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.buckets.remove(&peer_id);
+                self.ignored.remove(&peer_id);
                 self.dialed.remove(&peer_id);
                 return Some(NetEventKind::PeerDisconnected { peer: peer_id });
             }

@@ -11,7 +11,7 @@
 //! expect it), catch-up scheduling, and the answers to control requests.
 
 mod peers;
-mod requests;
+pub mod requests;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Pending;
 use crate::circle::CircleId;
-use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record};
+use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record, Verdict};
 use crate::entropy::OsEntropy;
 use crate::net::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
 use crate::store::Profile;
@@ -37,18 +37,35 @@ const PURGE_EVERY: Duration = Duration::from_secs(10);
 /// How long `join` waits for a member to admit us.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// What a watcher (the terminal UI) hears from the node.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    Engine(Box<Event>),
+    /// Connections in a circle changed (online state, direct or relayed).
+    Peers {
+        circle: CircleId,
+    },
+    /// Frames missed while offline are arriving from another member.
+    CatchUp {
+        circle: CircleId,
+    },
+}
+
 #[derive(Clone)]
 pub struct NodeConfig {
     /// Where circle networks listen; the port is per circle and remembered.
     pub listen: Vec<Multiaddr>,
     pub mdns: bool,
+    /// Addresses to give out in invites and presence instead of the ones we
+    /// listen on (a port forward, or the demo's recording relay).
+    pub announce: Vec<Multiaddr>,
     pub engine: EngineConfig,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty());
-        Self { listen: vec![any], mdns: false, engine: EngineConfig::default() }
+        Self { listen: vec![any], mdns: false, announce: Vec::new(), engine: EngineConfig::default() }
     }
 }
 
@@ -74,8 +91,10 @@ pub struct Node {
     /// code can carry a reachable address.
     invite_waiters: Vec<InviteWaiter>,
     presence_due: HashSet<CircleId>,
+    /// The engine's verdict on the last gossip frame handled.
+    last_verdict: Option<Verdict>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
-    watchers: Vec<mpsc::Sender<Event>>,
+    watchers: Vec<mpsc::Sender<NodeEvent>>,
     stop: bool,
 }
 
@@ -98,6 +117,7 @@ impl Node {
             join_waiters: HashMap::new(),
             invite_waiters: Vec::new(),
             presence_due: HashSet::new(),
+            last_verdict: None,
             watchers: Vec::new(),
             stop: false,
         }
@@ -107,8 +127,8 @@ impl Node {
         &self.engine
     }
 
-    /// Receive every engine event from now on (bounded; a slow watcher misses events).
-    pub fn watch(&mut self) -> mpsc::Receiver<Event> {
+    /// Receive every event from now on (bounded; a slow watcher misses events).
+    pub fn watch(&mut self) -> mpsc::Receiver<NodeEvent> {
         let (tx, rx) = mpsc::channel(1024);
         self.watchers.push(tx);
         rx
@@ -138,6 +158,7 @@ impl Node {
                     if last_sync.elapsed() >= SYNC_EVERY {
                         last_sync = Instant::now();
                         self.sync_round();
+                        self.redial_joins();
                     }
                     if last_presence.elapsed() >= PRESENCE_EVERY {
                         last_presence = Instant::now();
@@ -174,13 +195,28 @@ impl Node {
         }
         let mut events = Vec::new();
         if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
-            // Nothing is sent or acknowledged when the profile could not record it.
+            // Nothing is sent or acknowledged when the profile could not record it,
+            // and the engine forgets it too (see `Engine::reload`).
             tracing::error!("profile write failed: {e}");
+            self.return_to_saved_state();
             events.push(Event::Error { reason: format!("could not save to the profile: {e}") });
             return events;
         }
         events.extend(self.route(rest));
         events
+    }
+
+    /// After a failed write: rebuild the engine's circles from the profile.
+    /// If even that fails, stop rather than run on state that is not saved.
+    fn return_to_saved_state(&mut self) {
+        let reloaded = match self.profile.load_circles() {
+            Ok(stored) => self.engine.reload(stored).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = reloaded {
+            tracing::error!("could not re-read the profile after a failed write, stopping: {e}");
+            self.stop = true;
+        }
     }
 
     /// Carry out network outputs; returns the events among them.
@@ -210,9 +246,13 @@ impl Node {
                 Output::Dial { circle, network_key, addresses } => {
                     let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
                     self.ensure_network(circle, network_key.0, addrs.clone());
+                    if let Some(book) = self.books.get_mut(&circle) {
+                        book.bootstrap = addrs.clone();
+                    }
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
                 Output::Persist(_) => {}
+                Output::Verdict { verdict, .. } => self.last_verdict = Some(verdict),
                 Output::Event(e) => {
                     self.on_engine_event(&e);
                     events.push(e);
@@ -258,12 +298,21 @@ impl Node {
         };
         match event.kind {
             NetEventKind::Gossip { frame, message_id, source } => {
-                let events = self.handle(Input::Frame { circle, bytes: frame });
-                let accept = !events.iter().any(|e| matches!(e, Event::Rejected { .. }));
-                self.send_net(&circle, NetCommand::Validate { message_id, source, accept });
+                self.last_verdict = None;
+                self.handle(Input::Frame { circle, bytes: frame });
+                // No verdict means the profile could not record the frame:
+                // do not relay it, and do not blame the peer.
+                let verdict = self.last_verdict.take().unwrap_or(Verdict::Ignore);
+                self.send_net(&circle, NetCommand::Validate { message_id, source, verdict });
             }
             NetEventKind::Direct { peer, frame } => {
                 tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
+                if frame.get(1) == Some(&crate::wire::frame_type::SYNC_RESPONSE) {
+                    self.tell_watchers(NodeEvent::CatchUp { circle });
+                }
+                let Some(book) = self.books.get_mut(&circle) else {
+                    return;
+                };
                 let peer = book.handle_of(peer);
                 self.handle(Input::Direct { circle, peer, bytes: frame });
             }
@@ -271,9 +320,11 @@ impl Node {
                 book.connected.insert(peer, relayed);
                 let handle = book.handle_of(peer);
                 self.handle(Input::PeerAvailable { circle, peer: handle });
+                self.tell_watchers(NodeEvent::Peers { circle });
             }
             NetEventKind::PeerDisconnected { peer } => {
                 book.connected.remove(&peer);
+                self.tell_watchers(NodeEvent::Peers { circle });
             }
             NetEventKind::Listening { address } => {
                 if !book.listen.contains(&address) {
@@ -296,6 +347,10 @@ impl Node {
                 }
             }
             NetEventKind::DialFailed { reason } => tracing::debug!("dial failed: {reason}"),
+            NetEventKind::PeerBanned { peer } => {
+                book.connected.remove(&peer);
+                book.banned += 1;
+            }
         }
     }
 
@@ -337,6 +392,10 @@ impl Node {
             Event::Error { .. } => tracing::debug!("a command failed"),
             _ => {}
         }
+        self.tell_watchers(NodeEvent::Engine(Box::new(event.clone())));
+    }
+
+    fn tell_watchers(&mut self, event: NodeEvent) {
         self.watchers.retain(|w| !w.is_closed());
         for w in &self.watchers {
             let _ = w.try_send(event.clone());
@@ -354,9 +413,17 @@ impl Node {
                 continue;
             }
             let transport = book.local.to_bytes();
-            let addresses = book.listen.iter().map(ToString::to_string).collect();
+            let addresses = self.advertised(&circle);
             self.handle(Input::Command(Command::AnnouncePresence { circle, transport, addresses }));
         }
+    }
+
+    /// The addresses members should dial us on for `circle`.
+    fn advertised(&self, circle: &CircleId) -> Vec<String> {
+        if !self.config.announce.is_empty() {
+            return self.config.announce.iter().map(ToString::to_string).collect();
+        }
+        self.books.get(circle).map(|b| b.listen.iter().map(ToString::to_string).collect()).unwrap_or_default()
     }
 
     fn sync_round(&mut self) {
@@ -370,6 +437,22 @@ impl Node {
     fn redial(&mut self) {
         let plans: Vec<(CircleId, Vec<Multiaddr>)> =
             self.books.iter().map(|(c, b)| (*c, b.addresses_to_redial())).collect();
+        for (circle, addrs) in plans {
+            if !addrs.is_empty() {
+                self.send_net(&circle, NetCommand::Dial(addrs));
+            }
+        }
+    }
+
+    /// A join waits for a member to admit us: while we reach nobody in the
+    /// circle's network, keep dialling (sooner than the general redial; the
+    /// join gives up after `JOIN_TIMEOUT`).
+    fn redial_joins(&mut self) {
+        let plans: Vec<(CircleId, Vec<Multiaddr>)> = self
+            .join_waiters
+            .keys()
+            .filter_map(|c| self.books.get(c).filter(|b| b.connected.is_empty()).map(|b| (*c, b.addresses_to_redial())))
+            .collect();
         for (circle, addrs) in plans {
             if !addrs.is_empty() {
                 self.send_net(&circle, NetCommand::Dial(addrs));

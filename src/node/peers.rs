@@ -69,6 +69,11 @@ pub struct PeerBook {
     addresses: HashMap<PeerId, BTreeSet<Multiaddr>>,
     pub listen: Vec<Multiaddr>,
     pub saved: NetInfo,
+    /// Peers cut off for relaying invalid frames (status, tests).
+    pub banned: u64,
+    /// Addresses from an invite being used: dialled again while nothing
+    /// is connected (a first dial can fail on a bad network).
+    pub bootstrap: Vec<Multiaddr>,
     round: usize,
 }
 
@@ -84,6 +89,8 @@ impl PeerBook {
             addresses: HashMap::new(),
             listen: Vec::new(),
             saved: NetInfo::default(),
+            banned: 0,
+            bootstrap: Vec::new(),
             round: 0,
         }
     }
@@ -151,6 +158,7 @@ impl PeerBook {
             .collect();
         if self.connected.is_empty() {
             out.extend(self.saved.peers.iter().filter_map(|a| a.parse().ok()));
+            out.extend(self.bootstrap.iter().cloned());
         }
         out.sort();
         out.dedup();

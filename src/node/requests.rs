@@ -154,6 +154,18 @@ impl Node {
     fn answer(&mut self, request: Request) -> Result<Value, String> {
         match request {
             Request::Status => Ok(self.status()),
+            Request::Inspect { circle, message } => self.inspect(&circle, &message),
+            Request::AcknowledgeKey { circle, member } => {
+                let circle = self.resolve_circle(&circle)?;
+                let member = self.resolve_member(&circle, &member)?;
+                self.command(Command::AcknowledgeKeyChange { circle, member })?;
+                Ok(json!({ "acknowledged": member.fingerprint().to_string() }))
+            }
+            Request::SetDisappear { circle, secs } => {
+                let circle = self.resolve_circle(&circle)?;
+                self.command(Command::SetDisappear { circle, max_secs: parse_duration_free(Some(secs)) })?;
+                Ok(json!({ "disappear_secs": parse_duration_free(Some(secs)) }))
+            }
             Request::Shutdown => {
                 self.stop = true;
                 Ok(json!({ "stopping": true }))
@@ -183,17 +195,19 @@ impl Node {
                             "disappear_secs": c.log().max_disappear_secs(),
                             "role": c.log().role_of(&self.engine.member_id()).map(Role::label),
                             "removed": c.is_removed(),
+                            "pinned": c.pinned().map(|p| {
+                                let mut v = message_json(p, c.is_verified(&p.sender));
+                                v["acked_by"] = json!(c.acks(&p.id).iter().map(|m| c.member_name(m)).collect::<Vec<_>>());
+                                v
+                            }),
+                            "key_changes": c.unacknowledged_key_changes().iter().map(|m| c.member_name(m)).collect::<Vec<_>>(),
                         }))
                     })
                     .collect(),
             )),
             Request::Invite { circle, expires_secs, organiser } => {
                 let circle = self.resolve_circle(&circle)?;
-                let addresses = self
-                    .books
-                    .get(&circle)
-                    .map(|b| b.listen.iter().map(ToString::to_string).collect())
-                    .unwrap_or_default();
+                let addresses = self.advertised(&circle);
                 let role = if organiser.unwrap_or(false) { Role::Organiser } else { Role::Member };
                 let events = self.command(Command::CreateInvite {
                     circle,
@@ -291,6 +305,31 @@ impl Node {
         }
     }
 
+    fn inspect(&self, circle: &str, message: &str) -> Result<Value, String> {
+        let circle = self.resolve_circle(circle)?;
+        let id = self.resolve_message(&circle, message)?;
+        let c = self.engine.circle(&circle).ok_or("no such circle")?;
+        let m = c.message(&id).ok_or("no such message")?;
+        let info = m.envelope.as_ref().ok_or("this message has no envelope (a local notice)")?;
+        let frame = &info.frame;
+        let sig_at = frame.len().saturating_sub(crate::crypto::envelope::SIGNATURE_LEN);
+        let header_len = crate::crypto::envelope::HEADER_LEN.min(sig_at);
+        Ok(json!({
+            "id": hex(&id),
+            "frame_len": frame.len(),
+            "version": frame.first(),
+            "frame_type": frame.get(1),
+            "key_id": hex(&info.key_id),
+            "epoch": info.epoch,
+            "counter": info.counter,
+            "header": hex(&frame[..header_len]),
+            "ciphertext": hex(&frame[header_len..sig_at]),
+            "padded_len": sig_at.saturating_sub(header_len + crate::crypto::envelope::TAG_LEN),
+            "signature": hex(&frame[sig_at..]),
+            "signature_ok": c.check_signature(info),
+        }))
+    }
+
     fn resolve_message(&self, circle: &CircleId, prefix: &str) -> Result<[u8; 16], String> {
         let c = self.engine.circle(circle).ok_or("no such circle")?;
         let q = prefix.trim().to_lowercase();
@@ -314,6 +353,7 @@ impl Node {
                     "id": hex(id),
                     "name": self.engine.circle(id).map(|c| c.log().circle_name().to_owned()),
                     "peers": book.map_or(0, |b| b.connected.len()),
+                    "banned_peers": book.map_or(0, |b| b.banned),
                     "listen": book.map(|b| b.listen.iter().map(ToString::to_string).collect::<Vec<_>>()),
                 })
             })

@@ -190,6 +190,10 @@ impl Header {
                 supported: u32::from(FORMAT_VERSION),
             });
         }
+        if bytes[8] != FORMAT_VERSION {
+            // No format before 1 ever existed: a damaged header.
+            return Err(corrupt("unknown header format version"));
+        }
         if bytes.len() != HEADER_LEN {
             return Err(corrupt("header has the wrong length (truncated?)"));
         }
@@ -264,5 +268,16 @@ mod tests {
         assert!(matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Corrupt { .. })));
         bytes[8] = 9;
         assert!(matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Newer { .. })));
+    }
+
+    /// Found by the `store_header` fuzz target (input kept in
+    /// fuzz/corpus/store_header/): a format version 0, which never existed,
+    /// was read as version 1.
+    #[test]
+    fn a_format_version_that_never_existed_is_damage() {
+        let mut rng = SeededEntropy::from_u64(3);
+        let mut bytes = Header::new(KdfParams::TESTING, b"p", &[1; 32], &mut rng).unwrap().encode();
+        bytes[8] = 0;
+        assert!(matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -23,18 +23,28 @@
 pub mod codec;
 pub mod header;
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "app")]
+use std::path::Path;
+use std::path::PathBuf;
 
+#[cfg(feature = "app")]
 use rusqlite::{Connection, OptionalExtension, params};
+#[cfg(feature = "app")]
 use zeroize::Zeroizing;
 
 pub use header::KdfParams;
+#[cfg(feature = "app")]
 use header::{Header, Unlocked};
 
+#[cfg(feature = "app")]
 use crate::circle::CircleId;
+#[cfg(feature = "app")]
 use crate::crypto::{aead, kdf};
+#[cfg(feature = "app")]
 use crate::engine::{Engine, MessageView, Record, StoredCircle};
+#[cfg(feature = "app")]
 use crate::entropy::{Entropy, random_array};
+#[cfg(feature = "app")]
 use crate::identity::{IdentitySecret, hex};
 
 pub const DB_FILE: &str = "profile.db";
@@ -44,8 +54,11 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// Width of an expiry bucket.
 pub const BUCKET_MS: u64 = 60_000;
 
+#[cfg(feature = "app")]
 const LABEL_DB_KEY: &[u8] = b"kolo/v1/profile-db-key";
+#[cfg(feature = "app")]
 const AD_BUCKET_KEY: &[u8] = b"kolo/v1/bucket-key";
+#[cfg(feature = "app")]
 const AD_MESSAGE: &[u8] = b"kolo/v1/stored-message";
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +79,7 @@ pub enum StoreError {
     Db { path: PathBuf, reason: String },
 }
 
+#[cfg(feature = "app")]
 /// An open profile.
 pub struct Profile {
     conn: Connection,
@@ -75,6 +89,7 @@ pub struct Profile {
     master: Zeroizing<[u8; 32]>,
 }
 
+#[cfg(feature = "app")]
 /// What opening a profile yields.
 pub struct Opened {
     pub profile: Profile,
@@ -83,14 +98,17 @@ pub struct Opened {
     pub circles: Vec<StoredCircle>,
 }
 
+#[cfg(feature = "app")]
 fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
 }
 
+#[cfg(feature = "app")]
 fn header_path(dir: &Path) -> PathBuf {
     dir.join(HEADER_FILE)
 }
 
+#[cfg(feature = "app")]
 impl Profile {
     fn db_err(&self, e: rusqlite::Error) -> StoreError {
         let path = self.dir.as_deref().map(db_path).unwrap_or_else(|| PathBuf::from(":memory:"));
@@ -273,7 +291,9 @@ impl Profile {
         Ok((identity, String::from_utf8_lossy(&name).into_owned()))
     }
 
-    fn load_circles(&self) -> Result<Vec<StoredCircle>, StoreError> {
+    /// Every circle as stored (what `open` hands back), for an engine that
+    /// must return to what is durable after a failed write.
+    pub fn load_circles(&self) -> Result<Vec<StoredCircle>, StoreError> {
         let mut out = Vec::new();
         let rows: Vec<(Vec<u8>, Vec<u8>)> = {
             let mut st = self.conn.prepare("SELECT id, state FROM circles").map_err(|e| self.corrupt(e))?;
@@ -291,8 +311,10 @@ impl Profile {
                     .map_err(|e| self.corrupt(e))?
             };
             let chains: Vec<(Vec<u8>, Vec<u8>)> = {
-                let mut st =
-                    self.conn.prepare("SELECT key_id, state FROM chains WHERE circle = ?1").map_err(|e| self.corrupt(e))?;
+                let mut st = self
+                    .conn
+                    .prepare("SELECT key_id, state FROM chains WHERE circle = ?1")
+                    .map_err(|e| self.corrupt(e))?;
                 st.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .and_then(|it| it.collect())
                     .map_err(|e| self.corrupt(e))?
@@ -501,6 +523,7 @@ impl Profile {
     }
 }
 
+#[cfg(feature = "app")]
 /// The bucket a deadline falls in (0 = never expires).
 pub fn bucket_for(expires_at_ms: Option<u64>) -> i64 {
     match expires_at_ms {
@@ -509,6 +532,7 @@ pub fn bucket_for(expires_at_ms: Option<u64>) -> i64 {
     }
 }
 
+#[cfg(feature = "app")]
 fn apply_record(
     tx: &rusqlite::Transaction<'_>,
     record: &Record,
@@ -526,7 +550,13 @@ fn apply_record(
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO messages (circle, id, bucket, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![&m.circle[..], &m.id[..], bucket, m.expires_at_ms.map(|t| t as i64), body])?;
+            .execute(params![
+                &m.circle[..],
+                &m.id[..],
+                bucket,
+                m.expires_at_ms.map(|t| t as i64),
+                body
+            ])?;
         }
         Record::DeleteMessage { circle, id } => {
             tx.execute("DELETE FROM messages WHERE circle = ?1 AND id = ?2", params![&circle[..], &id[..]])?;
@@ -557,6 +587,7 @@ fn apply_record(
     Ok(())
 }
 
+#[cfg(feature = "app")]
 fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<(), rusqlite::Error> {
     tx.execute("DELETE FROM circle_net WHERE circle = ?1", params![&circle[..]])?;
     for table in ["circles", "messages", "frames", "chains"] {
@@ -566,6 +597,7 @@ fn delete_circle(tx: &rusqlite::Transaction<'_>, circle: &CircleId) -> Result<()
     Ok(())
 }
 
+#[cfg(feature = "app")]
 fn bucket_key(
     tx: &rusqlite::Transaction<'_>,
     wrapping: &[u8; 32],
@@ -590,6 +622,7 @@ fn bucket_key(
     Ok(key)
 }
 
+#[cfg(feature = "app")]
 /// `nonce || ChaCha20-Poly1305(key, nonce, plaintext, ad)`.
 fn seal_with(key: &[u8; 32], ad: &[u8], plaintext: &[u8], rng: &mut dyn Entropy) -> Vec<u8> {
     let nonce: [u8; 12] = random_array(rng);
@@ -599,6 +632,7 @@ fn seal_with(key: &[u8; 32], ad: &[u8], plaintext: &[u8], rng: &mut dyn Entropy)
     out
 }
 
+#[cfg(feature = "app")]
 fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     if sealed.len() < 12 + 16 {
         return None;
@@ -608,6 +642,7 @@ fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     aead::open(key, &nonce, ad, &sealed[12..]).ok()
 }
 
+#[cfg(feature = "app")]
 fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::Db { path: path.to_owned(), reason: e.to_string() })?;
     let db_key = Zeroizing::new(kdf::derive::<32>(b"", master, LABEL_DB_KEY, &[]));
@@ -626,6 +661,7 @@ fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+#[cfg(feature = "app")]
 fn restrict_permissions(dir: &Path) {
     #[cfg(unix)]
     {
@@ -634,6 +670,7 @@ fn restrict_permissions(dir: &Path) {
     }
 }
 
+#[cfg(feature = "app")]
 fn remove_db_files(dir: &Path) {
     for suffix in ["", "-journal", "-wal", "-shm"] {
         let p = dir.join(format!("{DB_FILE}{suffix}"));
@@ -643,6 +680,7 @@ fn remove_db_files(dir: &Path) {
     }
 }
 
+#[cfg(feature = "app")]
 fn overwrite_and_remove(path: &Path) {
     use std::io::Write;
     if let Ok(meta) = std::fs::metadata(path)
@@ -662,6 +700,7 @@ fn overwrite_and_remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
+#[cfg(feature = "app")]
 /// Destroy the profile in `dir`: the key slots first (after that nothing
 /// in the directory can be decrypted), then the database, then the
 /// directory. Needs no passphrase (`kolo panic`).
@@ -686,6 +725,7 @@ pub fn destroy(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+#[cfg(feature = "app")]
 /// Schema migrations, in order; the index + 1 is the version each yields.
 const MIGRATIONS: &[(u32, &str)] = &[
     (

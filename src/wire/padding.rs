@@ -24,13 +24,19 @@ pub fn pad(content: &[u8]) -> Result<Vec<u8>, WireError> {
     Ok(out)
 }
 
-/// Strip padding; rejects inputs that are not a bucket size or lack the marker.
+/// Strip padding; rejects inputs that are not a bucket size, lack the
+/// marker, or use a larger bucket than the content needs (only the
+/// canonical padding [`pad`] produces is accepted, so one plaintext has one
+/// encoding and a sender cannot pick its frame's size class freely).
 pub fn unpad(padded: &[u8]) -> Result<&[u8], WireError> {
     if !PADDING_BUCKETS.contains(&padded.len()) {
         return Err(WireError::BadPadding);
     }
     let marker = padded.iter().rposition(|b| *b != 0).ok_or(WireError::BadPadding)?;
     if padded[marker] != 0x80 {
+        return Err(WireError::BadPadding);
+    }
+    if PADDING_BUCKETS.iter().any(|b| *b > marker && *b < padded.len()) {
         return Err(WireError::BadPadding);
     }
     Ok(&padded[..marker])
@@ -47,6 +53,20 @@ mod tests {
         assert_eq!(pad(&[1; 255]).map(|p| p.len()), Ok(256));
         assert_eq!(pad(&[1; 256]).map(|p| p.len()), Ok(1024));
         assert!(pad(&[0; 64 * 1024]).is_err());
+    }
+
+    /// Found by the `pair_payload` fuzz target (its input is kept in
+    /// fuzz/corpus/pair_payload/): 69 bytes of content padded to 1024.
+    #[test]
+    fn padding_to_a_larger_bucket_than_needed_is_refused() {
+        let mut oversized = vec![7u8; 69];
+        oversized.push(0x80);
+        oversized.resize(1024, 0);
+        assert_eq!(unpad(&oversized), Err(WireError::BadPadding));
+        let mut exact = vec![7u8; 256];
+        exact.push(0x80);
+        exact.resize(1024, 0);
+        assert_eq!(unpad(&exact).map(<[u8]>::len), Ok(256));
     }
 
     proptest! {

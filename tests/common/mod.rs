@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 use kolo::api::{self, Request};
 use serde_json::Value;
 
+pub mod impair;
+pub mod netlab;
+pub mod seeded;
+pub mod tinyfs;
+
 pub const PASS: &str = "test passphrase, not a real one";
 
 /// A fresh profile directory under the test's target dir.
@@ -105,6 +110,23 @@ impl Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, as a crash or a pulled plug would: no shutdown, no cleanup.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn call(&self, r: Request) -> Value {

@@ -1,0 +1,1006 @@
+//! The terminal client's state and its pure update functions.
+//!
+//! Owns: what is on screen (circles, messages, members, pinned
+//! announcements, dialogs, the trainer's inspection) and how keys, node
+//! events and control-socket answers change it. It performs no I/O: every
+//! update returns [`Effect`]s (requests for the node, quit) that the runtime
+//! carries out, so tests drive it exactly as a user and a node would.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::input::Input;
+use super::keymap::{Action, Key, KeyCode, Keymap};
+use crate::api::{Request, parse_duration};
+use crate::engine::{Event, MessageKind, MessageView};
+use crate::identity::hex;
+use crate::node::NodeEvent;
+
+/// Identifies a request so its answer finds its way back.
+pub type Tag = u64;
+
+/// Something the runtime must do for the model.
+#[derive(Debug, PartialEq)]
+pub enum Effect {
+    Request(Tag, Request),
+    Quit,
+    /// Destroy the profile (keys first) and quit; confirmed by the user.
+    Panic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    You,
+    Direct,
+    Relayed,
+    Offline,
+}
+
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub name: String,
+    pub fingerprint: String,
+    pub role: String,
+    pub link: Link,
+    pub verified: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    Text,
+    Announcement { title: String, when: String, place: String, details: String },
+    System,
+}
+
+#[derive(Clone, Debug)]
+pub struct Msg {
+    /// Hex id, as the control socket names messages.
+    pub id: String,
+    pub sender: String,
+    pub sender_fingerprint: String,
+    pub verified: bool,
+    pub kind: Kind,
+    pub text: String,
+    pub sent_at_ms: u64,
+    pub expires_at_ms: Option<u64>,
+    /// Whether this message came in an envelope (the trainer can inspect it).
+    pub sealed: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pinned {
+    pub msg: Msg,
+    pub acked_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Circle {
+    /// Hex id.
+    pub id: String,
+    pub name: String,
+    pub role: Option<String>,
+    pub epoch: u64,
+    pub disappear_secs: Option<u64>,
+    pub removed: bool,
+    pub members: Vec<Member>,
+    /// In display order (sender's time, then id).
+    pub messages: Vec<Msg>,
+    pub pinned: Option<Pinned>,
+    /// Members whose key changed and who the user has not accepted yet.
+    pub key_changes: Vec<String>,
+    pub unread: usize,
+    pub peers: u64,
+    /// Frames refused from the network (shown in the trainer view).
+    pub refused: u64,
+    /// Lines scrolled up from the newest message.
+    pub scroll: usize,
+    /// Index into `messages` of the message the trainer view inspects.
+    pub selected: Option<usize>,
+    pub catch_up_until_ms: Option<u64>,
+}
+
+impl Circle {
+    fn insert(&mut self, msg: Msg) {
+        let selected_id = self.selected.and_then(|i| self.messages.get(i)).map(|m| m.id.clone());
+        match self.messages.iter().position(|m| m.id == msg.id) {
+            Some(i) => self.messages[i] = msg,
+            None => {
+                let at = self.messages.partition_point(|m| (m.sent_at_ms, &m.id) < (msg.sent_at_ms, &msg.id));
+                self.messages.insert(at, msg);
+            }
+        }
+        self.reselect(selected_id);
+    }
+
+    fn remove(&mut self, id: &str) {
+        let selected_id = self.selected.and_then(|i| self.messages.get(i)).map(|m| m.id.clone());
+        self.messages.retain(|m| m.id != id);
+        if self.pinned.as_ref().is_some_and(|p| p.msg.id == id) {
+            self.pinned = None;
+        }
+        self.reselect(selected_id);
+    }
+
+    fn reselect(&mut self, id: Option<String>) {
+        self.selected = id.and_then(|id| self.messages.iter().position(|m| m.id == id));
+    }
+
+    fn is_verified(&self, fingerprint: &str) -> bool {
+        self.members.iter().any(|m| m.fingerprint == fingerprint && m.verified)
+    }
+
+    /// The newest message that came in an envelope.
+    fn newest_sealed(&self) -> Option<usize> {
+        self.messages.iter().rposition(|m| m.sealed)
+    }
+}
+
+/// The safety-number comparison dialog.
+#[derive(Clone, Debug)]
+pub struct VerifyView {
+    pub circle: String,
+    pub member: String,
+    pub yours: String,
+    pub theirs: String,
+    pub verified: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum Overlay {
+    Help,
+    Verify(VerifyView),
+    Invite { circle: String, code: String, qr: Vec<String> },
+    ConfirmPanic,
+}
+
+/// A message's envelope, as the node reported it for the trainer view.
+#[derive(Clone, Debug, Default)]
+pub struct Inspection {
+    pub id: String,
+    pub frame_len: u64,
+    pub key_id: String,
+    pub epoch: u64,
+    pub counter: u64,
+    pub header: String,
+    pub ciphertext: String,
+    pub padded_len: u64,
+    pub signature: String,
+    pub signature_ok: Option<bool>,
+}
+
+/// What the demo's non-member relay has carried so far.
+#[derive(Clone, Debug, Default)]
+pub struct RelayStats {
+    pub bytes: u64,
+    pub connections: u64,
+    /// The latest bytes it saw, in hex.
+    pub sample: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+/// What an answer from the node is for.
+#[derive(Debug)]
+enum Expect {
+    Status,
+    Circles,
+    Messages(String),
+    Members(String),
+    Sent { circle: String, text: String },
+    Invite(String),
+    Join,
+    Verify { confirm: bool, circle: String, member: String },
+    Inspect,
+    Done(String),
+}
+
+/// The slash commands, for the help screen.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/create NAME [TIMER]", "create a circle (optional disappearing timer, e.g. 1d)"),
+    ("/invite [organiser]", "make a one-time invite code (and QR) for this circle"),
+    ("/join CODE", "join a circle with a code someone gave you (paste it)"),
+    ("/announce TITLE | WHEN | WHERE | DETAILS", "pin an announcement (organisers); replaces the pinned one"),
+    ("/once TIMER TEXT", "send one message that disappears after TIMER"),
+    ("/disappear TIMER|off", "set the circle's disappearing timer (organisers)"),
+    ("/verify NAME", "compare safety numbers in person, then mark verified"),
+    ("/accept NAME", "accept a member's changed key (after verifying)"),
+    ("/remove NAME", "remove a member; everyone's keys are replaced"),
+    ("/panic", "destroy this profile now (asks first)"),
+    ("/quit", "leave kolo (the circle keeps working without you)"),
+];
+
+pub struct App {
+    pub keymap: Keymap,
+    pub me: String,
+    pub fingerprint: String,
+    pub circles: Vec<Circle>,
+    pub current: usize,
+    pub input: Input,
+    pub overlay: Option<Overlay>,
+    pub trainer: bool,
+    pub inspection: Option<Inspection>,
+    pub notice: Option<Notice>,
+    pub relay: Option<RelayStats>,
+    /// Seconds east of UTC for clock times on screen.
+    pub utc_offset_secs: i64,
+    pending: HashMap<Tag, Expect>,
+    next_tag: Tag,
+}
+
+/// Lines moved by one page key or one mouse-wheel step.
+pub const PAGE_LINES: usize = 10;
+pub const WHEEL_LINES: usize = 3;
+/// How long "catching up" stays on the status line after frames arrived.
+const CATCH_UP_SHOWN_MS: u64 = 3_000;
+
+impl App {
+    pub fn new(keymap: Keymap) -> Self {
+        Self {
+            keymap,
+            me: String::new(),
+            fingerprint: String::new(),
+            circles: Vec::new(),
+            current: 0,
+            input: Input::default(),
+            overlay: None,
+            trainer: false,
+            inspection: None,
+            notice: None,
+            relay: None,
+            utc_offset_secs: 0,
+            pending: HashMap::new(),
+            next_tag: 1,
+        }
+    }
+
+    /// The requests that fill the screen at start.
+    pub fn start(&mut self) -> Vec<Effect> {
+        vec![self.request(Request::Status, Expect::Status), self.request(Request::Circles, Expect::Circles)]
+    }
+
+    fn request(&mut self, request: Request, expect: Expect) -> Effect {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.pending.insert(tag, expect);
+        Effect::Request(tag, request)
+    }
+
+    pub fn circle(&self) -> Option<&Circle> {
+        self.circles.get(self.current)
+    }
+
+    fn circle_mut(&mut self) -> Option<&mut Circle> {
+        self.circles.get_mut(self.current)
+    }
+
+    fn circle_by_id(&mut self, id: &str) -> Option<&mut Circle> {
+        self.circles.iter_mut().find(|c| c.id == id)
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), error: false });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), error: true });
+    }
+
+    // ---- keys -------------------------------------------------------------
+
+    pub fn key(&mut self, key: Key) -> Vec<Effect> {
+        if let Some(overlay) = self.overlay.take() {
+            return self.dialog_key(overlay, key);
+        }
+        if let Some(action) = self.keymap.action(&key) {
+            return self.act(action);
+        }
+        if key.ctrl || key.alt {
+            return Vec::new();
+        }
+        self.notice = None;
+        match key.code {
+            KeyCode::Char('?') if self.input.is_empty() => self.overlay = Some(Overlay::Help),
+            KeyCode::Char(c) => self.input.insert(c),
+            KeyCode::Backspace => self.input.backspace(),
+            KeyCode::Delete => self.input.delete(),
+            KeyCode::Left => self.input.left(),
+            KeyCode::Right => self.input.right(),
+            KeyCode::Home => self.input.home(),
+            KeyCode::End => self.input.end(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Pasted text goes into the input as typed (a code, a long message).
+    pub fn paste(&mut self, text: &str) {
+        if self.overlay.is_none() {
+            self.input.insert_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
+        }
+    }
+
+    pub fn wheel(&mut self, up: bool) {
+        self.scroll(up, WHEEL_LINES);
+    }
+
+    fn scroll(&mut self, up: bool, lines: usize) {
+        if let Some(c) = self.circle_mut() {
+            c.scroll = if up { c.scroll.saturating_add(lines) } else { c.scroll.saturating_sub(lines) };
+        }
+    }
+
+    fn dialog_key(&mut self, overlay: Overlay, key: Key) -> Vec<Effect> {
+        let cancel = key.code == KeyCode::Esc || self.keymap.action(&key) == Some(Action::Cancel);
+        match overlay {
+            Overlay::Verify(v) if !cancel && matches!(key.code, KeyCode::Char('y' | 'Y')) && !v.verified => {
+                let request =
+                    Request::Verify { circle: v.circle.clone(), member: v.member.clone(), confirm: Some(true) };
+                let expect = Expect::Verify { confirm: true, circle: v.circle.clone(), member: v.member.clone() };
+                self.overlay = Some(Overlay::Verify(v));
+                vec![self.request(request, expect)]
+            }
+            Overlay::ConfirmPanic if !cancel && matches!(key.code, KeyCode::Char('y' | 'Y')) => vec![Effect::Panic],
+            Overlay::ConfirmPanic => {
+                self.info("nothing destroyed");
+                Vec::new()
+            }
+            _ => Vec::new(), // Any other key closes the dialog.
+        }
+    }
+
+    fn act(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Send => return self.submit(),
+            Action::NewLine => self.input.insert('\n'),
+            Action::NextCircle | Action::PrevCircle => return self.switch(action == Action::NextCircle),
+            Action::ScrollUp => self.scroll(true, PAGE_LINES),
+            Action::ScrollDown => self.scroll(false, PAGE_LINES),
+            Action::HistoryPrev => self.input.history_prev(),
+            Action::HistoryNext => self.input.history_next(),
+            Action::ToggleTrainer => {
+                self.trainer = !self.trainer;
+                if self.trainer {
+                    if let Some(c) = self.circle_mut()
+                        && c.selected.is_none()
+                    {
+                        c.selected = c.newest_sealed();
+                    }
+                    return self.inspect_selected();
+                }
+                self.inspection = None;
+            }
+            Action::SelectOlder | Action::SelectNewer => {
+                if !self.trainer {
+                    self.trainer = true;
+                }
+                let older = action == Action::SelectOlder;
+                if let Some(c) = self.circle_mut() {
+                    c.selected = step_sealed(&c.messages, c.selected, older);
+                }
+                return self.inspect_selected();
+            }
+            Action::Cancel => {
+                if self.input.is_empty() {
+                    self.trainer = false;
+                    self.inspection = None;
+                }
+                self.input.clear();
+                self.notice = None;
+            }
+        }
+        Vec::new()
+    }
+
+    fn inspect_selected(&mut self) -> Vec<Effect> {
+        let Some(c) = self.circle() else {
+            return Vec::new();
+        };
+        let Some(m) = c.selected.and_then(|i| c.messages.get(i)) else {
+            self.inspection = None;
+            return Vec::new();
+        };
+        if self.inspection.as_ref().is_some_and(|i| i.id == m.id) {
+            return Vec::new();
+        }
+        let request = Request::Inspect { circle: c.id.clone(), message: m.id.clone() };
+        vec![self.request(request, Expect::Inspect)]
+    }
+
+    fn switch(&mut self, forward: bool) -> Vec<Effect> {
+        let n = self.circles.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        self.current = if forward { (self.current + 1) % n } else { (self.current + n - 1) % n };
+        self.inspection = None;
+        let Some(c) = self.circle_mut() else {
+            return Vec::new();
+        };
+        c.unread = 0;
+        if self.trainer {
+            if let Some(c) = self.circle_mut()
+                && c.selected.is_none()
+            {
+                c.selected = c.newest_sealed();
+            }
+            return self.inspect_selected();
+        }
+        Vec::new()
+    }
+
+    fn submit(&mut self) -> Vec<Effect> {
+        let text = self.input.take();
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Vec::new();
+        }
+        self.notice = None;
+        if let Some(command) = trimmed.strip_prefix('/') {
+            return self.command(command);
+        }
+        self.send(text, None)
+    }
+
+    fn send(&mut self, text: String, timer: Option<u32>) -> Vec<Effect> {
+        let Some(c) = self.circle() else {
+            self.error("you are in no circle yet: /create NAME, or /join CODE");
+            self.input.insert_str(&text);
+            return Vec::new();
+        };
+        if c.removed {
+            self.error("you are no longer a member of this circle");
+            return Vec::new();
+        }
+        if let Some(name) = c.key_changes.first() {
+            let reason = format!(
+                "sending is blocked: {name}'s key changed. Compare safety numbers with /verify {name}, then /accept {name}"
+            );
+            self.error(reason);
+            self.input.insert_str(&text);
+            return Vec::new();
+        }
+        let circle = c.id.clone();
+        let request = Request::Send { circle: circle.clone(), text: text.clone(), disappear_secs: timer };
+        if let Some(c) = self.circle_mut() {
+            c.scroll = 0;
+        }
+        vec![self.request(request, Expect::Sent { circle, text })]
+    }
+
+    fn command(&mut self, line: &str) -> Vec<Effect> {
+        let (name, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim();
+        let circle = self.circle().map(|c| c.id.clone());
+        let needs_circle = |me: &mut Self| {
+            me.error("open a circle first (tab switches circles; /create or /join makes one)");
+            Vec::new()
+        };
+        let needs_arg = |me: &mut Self, usage: &str| {
+            me.error(format!("usage: {usage}"));
+            Vec::new()
+        };
+        match name.to_lowercase().as_str() {
+            "help" | "?" => {
+                self.overlay = Some(Overlay::Help);
+                Vec::new()
+            }
+            "quit" | "exit" => vec![Effect::Quit],
+            "panic" => {
+                self.overlay = Some(Overlay::ConfirmPanic);
+                Vec::new()
+            }
+            "create" => {
+                let mut words: Vec<&str> = rest.split_whitespace().collect();
+                let timer = match words.last().map(|w| parse_duration(w)) {
+                    Some(Ok(secs)) if words.len() > 1 => {
+                        words.pop();
+                        Some(secs)
+                    }
+                    _ => None,
+                };
+                if words.is_empty() {
+                    return needs_arg(self, "/create NAME [TIMER]");
+                }
+                let disappear_secs = match timer.map(u32::try_from) {
+                    Some(Err(_)) => return needs_arg(self, "/create NAME [TIMER] (a shorter timer)"),
+                    other => other.and_then(Result::ok),
+                };
+                let request = Request::CircleCreate { name: words.join(" "), disappear_secs };
+                vec![self.request(request, Expect::Done("circle created".into()))]
+            }
+            "join" => {
+                if rest.is_empty() {
+                    return needs_arg(self, "/join CODE");
+                }
+                self.info("joining: waiting for a member to let you in…");
+                vec![self.request(Request::Join { code: rest.to_owned() }, Expect::Join)]
+            }
+            "invite" => {
+                let Some(circle) = circle else { return needs_circle(self) };
+                let organiser = rest.eq_ignore_ascii_case("organiser") || rest.eq_ignore_ascii_case("organizer");
+                let request =
+                    Request::Invite { circle: circle.clone(), expires_secs: None, organiser: Some(organiser) };
+                vec![self.request(request, Expect::Invite(circle))]
+            }
+            "announce" => {
+                let Some(circle) = circle else { return needs_circle(self) };
+                let parts: Vec<&str> = rest.split('|').map(str::trim).collect();
+                let Some(title) = parts.first().filter(|t| !t.is_empty()) else {
+                    return needs_arg(self, "/announce TITLE | WHEN | WHERE | DETAILS");
+                };
+                let part = |i: usize| parts.get(i).filter(|p| !p.is_empty()).map(|p| (*p).to_owned());
+                let supersedes = self.circle().and_then(|c| c.pinned.as_ref()).map(|p| p.msg.id.clone());
+                let request = Request::Announce {
+                    circle,
+                    title: (*title).to_owned(),
+                    when: part(1),
+                    place: part(2),
+                    details: part(3),
+                    supersedes,
+                    disappear_secs: None,
+                };
+                vec![self.request(request, Expect::Done("announcement pinned".into()))]
+            }
+            "once" => {
+                let (timer, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                match parse_duration(timer).map(u32::try_from) {
+                    Ok(Ok(secs)) if secs > 0 && !text.trim().is_empty() => {
+                        self.send(text.trim().to_owned(), Some(secs))
+                    }
+                    _ => needs_arg(self, "/once TIMER TEXT (e.g. /once 30s the door code is 4471)"),
+                }
+            }
+            "disappear" => {
+                let Some(circle) = circle else { return needs_circle(self) };
+                let secs = if rest.eq_ignore_ascii_case("off") { Ok(0) } else { parse_duration(rest) };
+                match secs.map(u32::try_from) {
+                    Ok(Ok(secs)) if !rest.is_empty() => {
+                        let label = if secs == 0 {
+                            "messages no longer disappear by default".to_owned()
+                        } else {
+                            format!("messages now disappear after {}", duration_label(u64::from(secs)))
+                        };
+                        vec![self.request(Request::SetDisappear { circle, secs }, Expect::Done(label))]
+                    }
+                    _ => needs_arg(self, "/disappear TIMER|off (e.g. /disappear 1d)"),
+                }
+            }
+            "verify" | "accept" | "remove" => {
+                let Some(circle) = circle else { return needs_circle(self) };
+                if rest.is_empty() {
+                    return needs_arg(self, &format!("/{name} NAME"));
+                }
+                let member = rest.to_owned();
+                match name {
+                    "verify" => {
+                        let request =
+                            Request::Verify { circle: circle.clone(), member: member.clone(), confirm: Some(false) };
+                        vec![self.request(request, Expect::Verify { confirm: false, circle, member })]
+                    }
+                    "accept" => {
+                        let label = format!("accepted {member}'s new key");
+                        vec![self.request(Request::AcknowledgeKey { circle, member }, Expect::Done(label))]
+                    }
+                    _ => {
+                        let label = format!("{member} removed; keys are being replaced");
+                        vec![self.request(Request::Remove { circle, member }, Expect::Done(label))]
+                    }
+                }
+            }
+            other => {
+                self.error(format!("unknown command /{other}; ? or F1 lists them"));
+                Vec::new()
+            }
+        }
+    }
+
+    // ---- answers from the node ---------------------------------------------
+
+    pub fn reply(&mut self, tag: Tag, result: Result<Value, String>) -> Vec<Effect> {
+        let Some(expect) = self.pending.remove(&tag) else {
+            return Vec::new();
+        };
+        let value = match (result, &expect) {
+            (Ok(v), _) => v,
+            (Err(e), Expect::Sent { circle, text }) => {
+                let same_circle = self.circle().is_some_and(|c| &c.id == circle);
+                if same_circle && self.input.is_empty() {
+                    self.input.insert_str(text); // Nothing typed is lost.
+                }
+                self.error(format!("not sent: {e}"));
+                return Vec::new();
+            }
+            (Err(e), Expect::Verify { .. }) => {
+                self.overlay = None;
+                self.error(e);
+                return Vec::new();
+            }
+            (Err(e), _) => {
+                self.error(e);
+                return Vec::new();
+            }
+        };
+        match expect {
+            Expect::Status => {
+                self.me = str_of(&value["name"]);
+                self.fingerprint = str_of(&value["fingerprint"]);
+                for c in value["circles"].as_array().into_iter().flatten() {
+                    let id = str_of(&c["id"]);
+                    if let Some(circle) = self.circle_by_id(&id) {
+                        circle.peers = c["peers"].as_u64().unwrap_or(0);
+                    }
+                }
+                Vec::new()
+            }
+            Expect::Circles => self.circles_answer(&value),
+            Expect::Messages(id) => {
+                if let Some(c) = self.circle_by_id(&id) {
+                    let selected_id = c.selected.and_then(|i| c.messages.get(i)).map(|m| m.id.clone());
+                    c.messages = value.as_array().into_iter().flatten().map(msg_from_json).collect();
+                    c.reselect(selected_id);
+                }
+                Vec::new()
+            }
+            Expect::Members(id) => {
+                if let Some(c) = self.circle_by_id(&id) {
+                    c.members = value.as_array().into_iter().flatten().map(member_from_json).collect();
+                    let verified: Vec<(String, bool)> =
+                        c.members.iter().map(|m| (m.fingerprint.clone(), m.verified)).collect();
+                    for m in &mut c.messages {
+                        m.verified = verified.iter().any(|(f, v)| *v && *f == m.sender_fingerprint);
+                    }
+                }
+                Vec::new()
+            }
+            Expect::Sent { .. } => {
+                if let Some(reason) = value["queued"].as_str() {
+                    self.info(format!("queued: {reason}"));
+                }
+                Vec::new()
+            }
+            Expect::Invite(circle) => {
+                let code = str_of(&value["code"]);
+                let name = self.circles.iter().find(|c| c.id == circle).map(|c| c.name.clone()).unwrap_or_default();
+                self.overlay = Some(Overlay::Invite { circle: name, qr: qr_lines(&code), code });
+                Vec::new()
+            }
+            Expect::Join => {
+                self.info(format!("joined {}", str_of(&value["name"])));
+                vec![self.request(Request::Circles, Expect::Circles)]
+            }
+            Expect::Verify { confirm, circle, member } => {
+                let v = VerifyView {
+                    circle: circle.clone(),
+                    member,
+                    yours: str_of(&value["you"]),
+                    theirs: str_of(&value["them"]),
+                    verified: value["verified"].as_bool().unwrap_or(false),
+                };
+                self.overlay = Some(Overlay::Verify(v));
+                if confirm {
+                    self.info("marked verified");
+                    return vec![self.request(Request::Members { circle: circle.clone() }, Expect::Members(circle))];
+                }
+                Vec::new()
+            }
+            Expect::Inspect => {
+                self.inspection = Some(Inspection {
+                    id: str_of(&value["id"]),
+                    frame_len: value["frame_len"].as_u64().unwrap_or(0),
+                    key_id: str_of(&value["key_id"]),
+                    epoch: value["epoch"].as_u64().unwrap_or(0),
+                    counter: value["counter"].as_u64().unwrap_or(0),
+                    header: str_of(&value["header"]),
+                    ciphertext: str_of(&value["ciphertext"]),
+                    padded_len: value["padded_len"].as_u64().unwrap_or(0),
+                    signature: str_of(&value["signature"]),
+                    signature_ok: value["signature_ok"].as_bool(),
+                });
+                Vec::new()
+            }
+            Expect::Done(label) => {
+                self.info(label);
+                self.refresh_current()
+            }
+        }
+    }
+
+    fn refresh_current(&mut self) -> Vec<Effect> {
+        let mut out = vec![self.request(Request::Circles, Expect::Circles)];
+        if let Some(id) = self.circle().map(|c| c.id.clone()) {
+            out.push(self.request(Request::Members { circle: id.clone() }, Expect::Members(id)));
+        }
+        out
+    }
+
+    fn circles_answer(&mut self, value: &Value) -> Vec<Effect> {
+        let current_id = self.circle().map(|c| c.id.clone());
+        let mut effects = Vec::new();
+        let mut next = Vec::new();
+        for c in value.as_array().into_iter().flatten() {
+            let id = str_of(&c["id"]);
+            let mut circle = match self.circles.iter().position(|x| x.id == id) {
+                Some(i) => std::mem::take(&mut self.circles[i]),
+                None => {
+                    effects.push(self.request(Request::Messages { circle: id.clone() }, Expect::Messages(id.clone())));
+                    effects.push(self.request(Request::Members { circle: id.clone() }, Expect::Members(id.clone())));
+                    Circle { id: id.clone(), ..Circle::default() }
+                }
+            };
+            circle.name = str_of(&c["name"]);
+            circle.role = c["role"].as_str().map(str::to_owned);
+            circle.epoch = c["epoch"].as_u64().unwrap_or(0);
+            circle.disappear_secs = c["disappear_secs"].as_u64();
+            circle.removed = c["removed"].as_bool().unwrap_or(false);
+            circle.key_changes = c["key_changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str())
+                .map(str::to_owned)
+                .collect();
+            circle.pinned = c["pinned"].as_object().map(|_| Pinned {
+                msg: msg_from_json(&c["pinned"]),
+                acked_by: c["pinned"]["acked_by"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str())
+                    .map(str::to_owned)
+                    .collect(),
+            });
+            next.push(circle);
+        }
+        if !effects.is_empty() {
+            // New circles: their connection counts come with the status.
+            effects.push(self.request(Request::Status, Expect::Status));
+        }
+        self.circles = next;
+        self.current = current_id.and_then(|id| self.circles.iter().position(|c| c.id == id)).unwrap_or(0);
+        effects
+    }
+
+    // ---- events from the node ----------------------------------------------
+
+    pub fn event(&mut self, event: &NodeEvent, now_ms: u64) -> Vec<Effect> {
+        let event = match event {
+            NodeEvent::Engine(e) => &**e,
+            NodeEvent::Peers { circle } => {
+                let id = hex(circle);
+                return vec![
+                    self.request(Request::Status, Expect::Status),
+                    self.request(Request::Members { circle: id.clone() }, Expect::Members(id)),
+                ];
+            }
+            NodeEvent::CatchUp { circle } => {
+                if let Some(c) = self.circle_by_id(&hex(circle)) {
+                    c.catch_up_until_ms = Some(now_ms + CATCH_UP_SHOWN_MS);
+                }
+                return Vec::new();
+            }
+        };
+        match event {
+            Event::Message(m) => {
+                let me = self.fingerprint.clone();
+                let current = self.circle().map(|c| c.id.clone());
+                let id = hex(&m.circle);
+                let is_current = current.as_deref() == Some(id.as_str());
+                let trainer = self.trainer;
+                let Some(c) = self.circle_by_id(&id) else {
+                    return vec![self.request(Request::Circles, Expect::Circles)];
+                };
+                let verified = c.is_verified(&m.sender.fingerprint().to_string());
+                let msg = msg_from_view(m, verified);
+                let announcement = matches!(msg.kind, Kind::Announcement { .. });
+                let counts = msg.sender_fingerprint != me && msg.kind != Kind::System;
+                c.insert(msg);
+                if !is_current && counts {
+                    c.unread += 1;
+                }
+                let mut out = Vec::new();
+                if trainer && is_current && c.selected.is_none() {
+                    c.selected = c.newest_sealed();
+                    out.extend(self.inspect_selected());
+                }
+                if announcement {
+                    out.push(self.request(Request::Circles, Expect::Circles));
+                }
+                out
+            }
+            Event::MessageExpired { circle, id } => {
+                let id = hex(id);
+                if let Some(c) = self.circle_by_id(&hex(circle)) {
+                    c.remove(&id);
+                }
+                if self.inspection.as_ref().is_some_and(|i| i.id == id) {
+                    self.inspection = None;
+                }
+                Vec::new()
+            }
+            Event::Membership { circle, .. } | Event::Verified { circle, .. } | Event::Presence { circle, .. } => {
+                let id = hex(circle);
+                vec![
+                    self.request(Request::Circles, Expect::Circles),
+                    self.request(Request::Members { circle: id.clone() }, Expect::Members(id)),
+                ]
+            }
+            Event::AnnouncementAcked { .. } | Event::CircleCreated { .. } | Event::Joined { .. } => {
+                vec![self.request(Request::Circles, Expect::Circles)]
+            }
+            Event::KeyChangeWarning { name, .. } => {
+                self.error(format!(
+                    "{name}'s key changed: this can mean a new device, or someone posing as {name}. \
+                     Sending is blocked until you /verify {name} and /accept {name}"
+                ));
+                vec![self.request(Request::Circles, Expect::Circles)]
+            }
+            Event::JoinFailed { reason, .. } | Event::Error { reason } => {
+                self.error(reason.clone());
+                Vec::new()
+            }
+            Event::Queued { reason, .. } => {
+                self.info(reason.clone());
+                Vec::new()
+            }
+            Event::Rejected { circle, .. } => {
+                if let Some(c) = self.circle_by_id(&hex(circle)) {
+                    c.refused += 1;
+                }
+                Vec::new()
+            }
+            Event::InviteCreated { .. } => Vec::new(),
+        }
+    }
+
+    /// Time passed: messages whose deadline is reached leave the screen
+    /// now, even before the node's own expiry event arrives.
+    pub fn tick(&mut self, now_ms: u64) {
+        let mut gone = Vec::new();
+        for c in &mut self.circles {
+            let expired: Vec<String> = c
+                .messages
+                .iter()
+                .filter(|m| m.expires_at_ms.is_some_and(|d| d <= now_ms))
+                .map(|m| m.id.clone())
+                .collect();
+            for id in expired {
+                c.remove(&id);
+                gone.push(id);
+            }
+            if c.catch_up_until_ms.is_some_and(|t| t <= now_ms) {
+                c.catch_up_until_ms = None;
+            }
+        }
+        if self.inspection.as_ref().is_some_and(|i| gone.contains(&i.id)) {
+            self.inspection = None;
+        }
+    }
+
+    /// When the screen next changes by itself: a countdown's next second,
+    /// a deadline, or the end of the catch-up note. The runtime sleeps until
+    /// then (or until an event), so nothing polls.
+    pub fn next_wake(&self, now_ms: u64) -> Option<u64> {
+        let c = self.circle()?;
+        let countdown = c.messages.iter().any(|m| m.expires_at_ms.is_some()).then(|| now_ms - now_ms % 1000 + 1000);
+        let deadlines = self.circles.iter().flat_map(|c| c.messages.iter().filter_map(|m| m.expires_at_ms));
+        let catch_up = self.circles.iter().filter_map(|c| c.catch_up_until_ms);
+        countdown.into_iter().chain(deadlines).chain(catch_up).filter(|t| *t > now_ms).min()
+    }
+}
+
+/// The next (older or newer) message with an envelope.
+fn step_sealed(messages: &[Msg], from: Option<usize>, older: bool) -> Option<usize> {
+    let start = from.unwrap_or(messages.len());
+    let found = if older {
+        messages[..start.min(messages.len())].iter().rposition(|m| m.sealed)
+    } else {
+        messages.iter().enumerate().skip(start + 1).find(|(_, m)| m.sealed).map(|(i, _)| i)
+    };
+    found.or(from)
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+fn msg_from_json(v: &Value) -> Msg {
+    let kind = match v["kind"].as_str() {
+        Some("announcement") => Kind::Announcement {
+            title: str_of(&v["title"]),
+            when: str_of(&v["when"]),
+            place: str_of(&v["where"]),
+            details: str_of(&v["details"]),
+        },
+        Some("system") => Kind::System,
+        _ => Kind::Text,
+    };
+    Msg {
+        id: str_of(&v["id"]),
+        sender: str_of(&v["sender"]),
+        sender_fingerprint: str_of(&v["sender_fingerprint"]),
+        verified: v["verified"].as_bool().unwrap_or(false),
+        sealed: kind != Kind::System,
+        kind,
+        text: str_of(&v["text"]),
+        sent_at_ms: v["sent_at"].as_u64().unwrap_or(0),
+        expires_at_ms: v["expires_at"].as_u64(),
+    }
+}
+
+fn msg_from_view(m: &MessageView, verified: bool) -> Msg {
+    let kind = match &m.kind {
+        MessageKind::Text => Kind::Text,
+        MessageKind::Announcement(a) => Kind::Announcement {
+            title: a.title.clone(),
+            when: a.when.clone(),
+            place: a.place.clone(),
+            details: a.details.clone(),
+        },
+        MessageKind::System => Kind::System,
+    };
+    Msg {
+        id: hex(&m.id),
+        sender: m.sender_name.clone(),
+        sender_fingerprint: m.sender.fingerprint().to_string(),
+        verified,
+        kind,
+        text: m.text.clone(),
+        sent_at_ms: m.sent_at_ms,
+        expires_at_ms: m.expires_at_ms,
+        sealed: m.envelope.is_some(),
+    }
+}
+
+fn member_from_json(v: &Value) -> Member {
+    let link = match (v["you"].as_bool(), v["link"].as_str()) {
+        (Some(true), _) => Link::You,
+        (_, Some("direct")) => Link::Direct,
+        (_, Some("relayed")) => Link::Relayed,
+        _ => Link::Offline,
+    };
+    Member {
+        name: str_of(&v["name"]),
+        fingerprint: str_of(&v["fingerprint"]),
+        role: str_of(&v["role"]),
+        link,
+        verified: v["verified"].as_bool().unwrap_or(false),
+    }
+}
+
+/// A QR code as terminal lines (two modules per character cell).
+pub fn qr_lines(code: &str) -> Vec<String> {
+    match qrcode::QrCode::new(code.as_bytes()) {
+        Ok(qr) => qr
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        Err(_) => vec!["(code too long for a QR code)".into()],
+    }
+}
+
+/// `90` → "1m 30s", `86400` → "1d".
+pub fn duration_label(secs: u64) -> String {
+    let parts = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let mut rest = secs;
+    let mut out = Vec::new();
+    for (size, unit) in parts {
+        if rest >= size {
+            out.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+        if out.len() == 2 {
+            break;
+        }
+    }
+    if out.is_empty() { "0s".into() } else { out.join(" ") }
+}

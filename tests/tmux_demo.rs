@@ -1,0 +1,82 @@
+//! A real terminal: `kolo demo` under tmux. It waits for the scripted
+//! members, sends a line as a user would, checks what is on the screen,
+//! quits with the key the help names, and checks the shell got its
+//! terminal back. Skips with a reason where tmux is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+    }
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(session: &str, what: &[&str], limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        if what.iter().all(|w| screen.contains(w)) {
+            return screen;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what:?}; the screen shows:\n{screen}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_demo_runs_in_a_real_terminal_and_gives_it_back() {
+    if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let name = format!("kolo-test-{}", std::process::id());
+    let home = std::env::temp_dir().join(format!("kolo-tmux-home-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    // The shell prints a marker after kolo exits, proving it has its terminal back.
+    let command = format!(
+        "KOLO_HOME={} {} demo; stty -a >/dev/null && echo SHELL-IS-BACK; sleep 30",
+        home.display(),
+        env!("CARGO_BIN_EXE_kolo")
+    );
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "130", "-y", "40", &command])
+        .status()
+        .expect("start tmux");
+    assert!(status.success(), "tmux could not start a session");
+    let session = Session(name.clone());
+
+    let screen = wait_for(&name, &["Who is coming to the assembly", "📌 Assembly"], Duration::from_secs(60));
+    assert!(screen.contains("riverside"), "{screen}");
+
+    tmux(&["send-keys", "-t", &name, "-l", "Hello from the test 👋"]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    let screen =
+        wait_for(&name, &["you: Hello from the test", "Noted: \"Hello from the test"], Duration::from_secs(30));
+    assert!(screen.contains("📌"), "the announcement stays pinned:\n{screen}");
+
+    // The help names the quit key; use the first one it lists.
+    tmux(&["send-keys", "-t", &name, "F1"]);
+    let help = wait_for(&name, &["quit kolo"], Duration::from_secs(10));
+    let line = help.lines().find(|l| l.contains("quit kolo")).unwrap_or_default();
+    let quit = line.trim_start_matches(['│', ' ']).split([',', ' ']).next().unwrap_or("ctrl-q");
+    assert!(quit.starts_with("ctrl-"), "expected a ctrl key for quit, help says: {line}");
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+    let tmux_key = format!("C-{}", &quit["ctrl-".len()..]);
+    tmux(&["send-keys", "-t", &name, &tmux_key]);
+    wait_for(&name, &["SHELL-IS-BACK"], Duration::from_secs(20));
+    let alternate = tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]);
+    assert_eq!(alternate.trim(), "0", "the terminal left the alternate screen");
+    drop(session);
+    assert!(std::fs::read_dir(&home).map(|d| d.count() == 0).unwrap_or(true), "the demo wrote into the home");
+    let _ = std::fs::remove_dir_all(&home);
+}

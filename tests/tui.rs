@@ -1,0 +1,522 @@
+//! The terminal client, driven as a user and a node would drive it: keys go
+//! into the model, its requests are answered by a fake node that keeps
+//! circles the way the real one does, and the screen is drawn on ratatui's
+//! `TestBackend` and compared with snapshots in tests/snapshots/.
+//!
+//! Set `KOLO_UPDATE_SNAPSHOTS=1` to rewrite the snapshots after a
+//! deliberate change to the screen, then review the diff.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+
+use kolo::api::Request;
+use kolo::engine::{Announcement, EnvelopeInfo, Event, MessageKind, MessageView};
+use kolo::identity::{IdentitySecret, MemberId, hex, safety_number};
+use kolo::node::NodeEvent;
+use kolo::node::requests::message_json;
+use kolo::ui::keymap::{Key, KeyCode, Keymap};
+use kolo::ui::model::{App, Effect};
+use kolo::ui::view;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::{Value, json};
+
+/// 2026-11-23 09:00 UTC.
+const T0: u64 = 1_795_424_400_000;
+
+fn member(seed: u8) -> MemberId {
+    IdentitySecret::from_seed(&[seed; 32]).member_id()
+}
+
+struct FakeMember {
+    name: &'static str,
+    id: MemberId,
+    role: &'static str,
+    link: &'static str,
+    verified: bool,
+}
+
+struct FakeCircle {
+    id: [u8; 32],
+    name: &'static str,
+    epoch: u32,
+    disappear: Option<u32>,
+    members: Vec<FakeMember>,
+    messages: Vec<MessageView>,
+    pinned: Option<[u8; 16]>,
+    acked_by: Vec<&'static str>,
+    key_changes: Vec<&'static str>,
+    peers: u64,
+}
+
+/// Answers the model's requests like the node does (same JSON shapes).
+struct FakeNode {
+    me: MemberId,
+    circles: Vec<FakeCircle>,
+    counter: u8,
+    /// Events the node would have sent to watchers after a request.
+    events: VecDeque<NodeEvent>,
+    requests: Vec<Request>,
+}
+
+fn view_of(circle: [u8; 32], n: u8, sender: &FakeMember, kind: MessageKind, text: &str, at: u64) -> MessageView {
+    let mut frame = vec![1u8, 1];
+    frame.extend_from_slice(&[n; 24]);
+    frame.extend(std::iter::repeat_n(0xA5, 256 + 16 + 64));
+    MessageView {
+        circle,
+        id: [n; 16],
+        sender: sender.id,
+        sender_name: sender.name.into(),
+        kind,
+        text: text.into(),
+        sent_at_ms: at,
+        received_at_ms: at,
+        expires_at_ms: None,
+        envelope: Some(EnvelopeInfo { key_id: [n; 16], epoch: 3, counter: u32::from(n), frame }),
+    }
+}
+
+impl FakeNode {
+    fn riverside() -> FakeNode {
+        let me = member(1);
+        let members = vec![
+            FakeMember { name: "You", id: me, role: "organiser", link: "you", verified: false },
+            FakeMember { name: "Ana", id: member(2), role: "organiser", link: "direct", verified: true },
+            FakeMember { name: "Bongani", id: member(3), role: "member", link: "relayed", verified: false },
+            FakeMember { name: "Chen", id: member(4), role: "member", link: "offline", verified: false },
+        ];
+        let id = [7u8; 32];
+        let lines = [
+            (1, "Welcome, everyone. This circle is end-to-end encrypted."),
+            (2, "Who is coming to the assembly on Saturday?"),
+            (3, "Me. I'll bring the banner 🚩 and 横断幕."),
+            (1, "Great. Remember: phones off at the door."),
+        ];
+        let messages = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (who, text))| {
+                view_of(id, i as u8 + 1, &members[*who], MessageKind::Text, text, T0 + i as u64 * 60_000)
+            })
+            .collect();
+        let other = FakeCircle {
+            id: [9u8; 32],
+            name: "legal-support",
+            epoch: 1,
+            disappear: Some(86_400),
+            members: vec![FakeMember { name: "You", id: me, role: "member", link: "you", verified: false }],
+            messages: Vec::new(),
+            pinned: None,
+            acked_by: Vec::new(),
+            key_changes: Vec::new(),
+            peers: 0,
+        };
+        FakeNode {
+            me,
+            circles: vec![
+                FakeCircle {
+                    id,
+                    name: "riverside",
+                    epoch: 3,
+                    disappear: None,
+                    members,
+                    messages,
+                    pinned: None,
+                    acked_by: Vec::new(),
+                    key_changes: Vec::new(),
+                    peers: 2,
+                },
+                other,
+            ],
+            counter: 50,
+            events: VecDeque::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    fn circle(&mut self, q: &str) -> Result<&mut FakeCircle, String> {
+        self.circles.iter_mut().find(|c| c.name == q || hex(&c.id) == q).ok_or_else(|| format!("no circle {q}"))
+    }
+
+    fn pin(&mut self, title: &str, place: &str) {
+        let c = &mut self.circles[0];
+        let ana = &c.members[1];
+        let a = Announcement {
+            title: title.into(),
+            when: "Saturday 10:00".into(),
+            place: place.into(),
+            details: "Bring water.".into(),
+            supersedes: None,
+        };
+        let n = c.messages.len() as u8 + 1;
+        let m = view_of(c.id, n, ana, MessageKind::Announcement(a), "", T0 + 10 * 60_000);
+        c.pinned = Some(m.id);
+        c.acked_by = vec!["Bongani", "You"];
+        c.messages.push(m.clone());
+        self.events.push_back(NodeEvent::Engine(Box::new(Event::Message(m))));
+    }
+
+    /// A member's message arrives (the node's watcher event).
+    fn arrive(&mut self, circle: usize, who: usize, text: &str, at: u64, expires: Option<u64>) {
+        self.counter += 1;
+        let c = &mut self.circles[circle];
+        let mut m = view_of(c.id, self.counter, &c.members[who], MessageKind::Text, text, at);
+        m.expires_at_ms = expires;
+        c.messages.push(m.clone());
+        self.events.push_back(NodeEvent::Engine(Box::new(Event::Message(m))));
+    }
+
+    fn answer(&mut self, request: &Request) -> Result<Value, String> {
+        self.requests.push(request.clone());
+        match request {
+            Request::Status => Ok(json!({
+                "name": "You",
+                "fingerprint": self.me.fingerprint().to_string(),
+                "circles": self.circles.iter().map(|c| json!({"id": hex(&c.id), "peers": c.peers})).collect::<Vec<_>>(),
+            })),
+            Request::Circles => Ok(Value::Array(
+                self.circles
+                    .iter()
+                    .map(|c| {
+                        let pinned = c.pinned.and_then(|p| c.messages.iter().find(|m| m.id == p)).map(|m| {
+                            let mut v = message_json(m, false);
+                            v["acked_by"] = json!(c.acked_by);
+                            v
+                        });
+                        json!({
+                            "id": hex(&c.id), "name": c.name, "members": c.members.len(), "epoch": c.epoch,
+                            "disappear_secs": c.disappear, "role": c.members[0].role, "removed": false,
+                            "pinned": pinned, "key_changes": c.key_changes,
+                        })
+                    })
+                    .collect(),
+            )),
+            Request::Messages { circle } => {
+                let c = self.circle(circle)?;
+                let verified: Vec<MemberId> = c.members.iter().filter(|m| m.verified).map(|m| m.id).collect();
+                Ok(Value::Array(c.messages.iter().map(|m| message_json(m, verified.contains(&m.sender))).collect()))
+            }
+            Request::Members { circle } => {
+                let c = self.circle(circle)?;
+                Ok(Value::Array(
+                    c.members
+                        .iter()
+                        .map(|m| {
+                            json!({"name": m.name, "fingerprint": m.id.fingerprint().to_string(), "role": m.role,
+                                   "link": m.link, "verified": m.verified, "you": m.link == "you", "online": m.link != "offline"})
+                        })
+                        .collect(),
+                ))
+            }
+            Request::Send { circle, text, disappear_secs } => {
+                let circle = circle.clone();
+                let idx = self.circles.iter().position(|c| hex(&c.id) == circle).ok_or("no circle")?;
+                let expires = disappear_secs.map(|s| T0 + 3_600_000 + u64::from(s) * 1000);
+                self.arrive(idx, 0, text, T0 + 3_600_000, expires);
+                Ok(json!({"id": hex(&[self.counter; 16])}))
+            }
+            Request::Verify { circle, member, confirm } => {
+                let me = self.me;
+                let c = self.circle(circle)?;
+                let m = c.members.iter_mut().find(|m| m.name == member).ok_or("no such member")?;
+                if *confirm == Some(true) {
+                    m.verified = true;
+                }
+                Ok(
+                    json!({"you": safety_number(&me).to_string(), "them": safety_number(&m.id).to_string(), "verified": m.verified}),
+                )
+            }
+            Request::Inspect { circle, message } => {
+                let c = self.circle(circle)?;
+                let m = c.messages.iter().find(|m| hex(&m.id) == *message).ok_or("no such message")?;
+                let e = m.envelope.as_ref().ok_or("no envelope")?;
+                let n = e.frame.len();
+                Ok(json!({
+                    "id": hex(&m.id), "frame_len": n, "key_id": hex(&e.key_id), "epoch": e.epoch, "counter": e.counter,
+                    "header": hex(&e.frame[..26]), "ciphertext": hex(&e.frame[26..n - 64]), "padded_len": n - 26 - 64 - 16,
+                    "signature": hex(&e.frame[n - 64..]), "signature_ok": true,
+                }))
+            }
+            Request::Invite { .. } => Ok(json!({"code": "kolo1-abcdefghijklmnopqrstuvwxyz234567", "expires_at": T0})),
+            other => Err(format!("the fake node does not do {other:?}")),
+        }
+    }
+}
+
+/// Carry out effects until the model asks for nothing more; deliver the
+/// node's events too. Returns whether the model asked to quit.
+fn pump(app: &mut App, node: &mut FakeNode, effects: Vec<Effect>, now: u64) -> bool {
+    let mut queue: VecDeque<Effect> = effects.into();
+    loop {
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Request(tag, request) => {
+                    let answer = node.answer(&request);
+                    queue.extend(app.reply(tag, answer));
+                }
+                Effect::Quit | Effect::Panic => return true,
+            }
+        }
+        match node.events.pop_front() {
+            Some(event) => queue.extend(app.event(&event, now)),
+            None => return false,
+        }
+    }
+}
+
+fn started(node: &mut FakeNode) -> App {
+    let mut app = App::new(Keymap::default());
+    let effects = app.start();
+    pump(&mut app, node, effects, T0);
+    app
+}
+
+fn key(code: KeyCode) -> Key {
+    Key::plain(code)
+}
+
+fn ctrl(c: char) -> Key {
+    Key { code: KeyCode::Char(c), ctrl: true, alt: false }
+}
+
+fn type_text(app: &mut App, node: &mut FakeNode, text: &str) {
+    for c in text.chars() {
+        let effects = app.key(key(KeyCode::Char(c)));
+        pump(app, node, effects, T0);
+    }
+}
+
+fn press(app: &mut App, node: &mut FakeNode, k: Key, now: u64) -> bool {
+    let effects = app.key(k);
+    pump(app, node, effects, now)
+}
+
+fn screen(app: &App, width: u16, height: u16, now: u64) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal.draw(|f| view::draw(f, app, now)).expect("draw");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..height {
+        let mut skip = 0;
+        for x in 0..width {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let symbol = buffer[(x, y)].symbol();
+            skip = unicode_width::UnicodeWidthStr::width(symbol).saturating_sub(1);
+            out.push_str(symbol);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn snapshot(name: &str, text: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    if std::env::var_os("KOLO_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, text).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {}; run with KOLO_UPDATE_SNAPSHOTS=1", path.display()));
+    assert!(expected == text, "screen {name} differs from its snapshot:\n--- expected\n{expected}\n--- got\n{text}");
+}
+
+#[test]
+fn main_screen_narrow_and_wide() {
+    let mut node = FakeNode::riverside();
+    let app = started(&mut node);
+    let main = screen(&app, 110, 24, T0 + 3_600_000);
+    assert!(main.contains("Who is coming to the assembly"), "{main}");
+    assert!(main.contains("Ana✓"), "verified mark next to Ana:\n{main}");
+    assert!(main.contains("relayed") && main.contains("direct") && main.contains("offline"), "{main}");
+    assert!(main.contains("● 2 peers"), "{main}");
+    snapshot("main_110x24", &main);
+    let narrow = screen(&app, 60, 20, T0 + 3_600_000);
+    assert!(!narrow.contains("they see your IP"), "no members pane at 60 columns:\n{narrow}");
+    assert!(narrow.contains("Remember: phones off"), "{narrow}");
+    snapshot("narrow_60x20", &narrow);
+    let wide = screen(&app, 180, 30, T0 + 3_600_000);
+    snapshot("wide_180x30", &wide);
+}
+
+#[test]
+fn pinned_announcement_sits_on_top_with_acknowledgements() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    node.pin("Assembly", "Market square");
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let s = screen(&app, 110, 24, T0 + 3_600_000);
+    let pin_line = s.lines().position(|l| l.contains("📌 Assembly  Saturday 10:00  @ Market square")).expect(&s);
+    let first_message = s.lines().position(|l| l.contains("Welcome, everyone")).expect(&s);
+    assert!(pin_line < first_message, "the announcement is pinned above the messages:\n{s}");
+    assert!(s.contains("acknowledged by Bongani, You"), "{s}");
+    snapshot("pinned_110x24", &s);
+}
+
+#[test]
+fn trainer_view_shows_both_sides_of_the_selected_message() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    assert!(!press(&mut app, &mut node, key(KeyCode::F(2)), T0));
+    let s = screen(&app, 120, 34, T0 + 3_600_000);
+    assert!(s.contains("What a member sees") && s.contains("What a non-member relay sees"), "{s}");
+    assert!(s.contains("text  Great. Remember: phones off"), "newest message selected:\n{s}");
+    assert!(s.contains("signature valid"), "{s}");
+    assert!(s.contains("ciphertext a5a5"), "{s}");
+    snapshot("trainer_120x34", &s);
+    // Choosing an older message asks the node about that envelope.
+    press(&mut app, &mut node, Key { code: KeyCode::Up, ctrl: false, alt: true }, T0);
+    let s = screen(&app, 120, 34, T0 + 3_600_000);
+    assert!(s.contains("text  Me. I'll bring the banner"), "{s}");
+    assert!(matches!(node.requests.last(), Some(Request::Inspect { .. })));
+}
+
+#[test]
+fn help_is_generated_from_the_key_bindings() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    press(&mut app, &mut node, key(KeyCode::Char('?')), T0);
+    let s = screen(&app, 110, 40, T0);
+    assert!(s.contains("ctrl-c, ctrl-q") && s.contains("quit kolo"), "{s}");
+    assert!(s.contains("/verify NAME"), "{s}");
+    snapshot("help_110x40", &s);
+    // Any key closes it; `?` inside a message is just a character.
+    press(&mut app, &mut node, key(KeyCode::Esc), T0);
+    type_text(&mut app, &mut node, "why?");
+    assert_eq!(app.input.text(), "why?");
+    assert!(app.overlay.is_none());
+    // Rebinding quit changes the help and the status line.
+    let app = App::new(Keymap::with_overrides("ctrl-x = quit\n").expect("keys"));
+    let s = screen(&app, 110, 20, T0);
+    assert!(s.contains("ctrl-x quit"), "{s}");
+}
+
+#[test]
+fn a_disappearing_message_is_on_screen_before_its_deadline_and_gone_after() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    let deadline = T0 + 3_600_000 + 30_000;
+    node.arrive(0, 2, "Door code is 4471.", T0 + 3_600_000, Some(deadline));
+    pump(&mut app, &mut node, Vec::new(), T0 + 3_600_000);
+    let before = screen(&app, 110, 24, deadline - 12_000);
+    assert!(before.contains("Door code is 4471. ⏳12s"), "countdown shown:\n{before}");
+    assert_eq!(app.next_wake(deadline - 12_000), Some(deadline - 11_000), "redraw at the next second, not by polling");
+    app.tick(deadline);
+    let after = screen(&app, 110, 24, deadline);
+    assert!(!after.contains("4471"), "gone at the deadline:\n{after}");
+}
+
+#[test]
+fn typing_sending_scrolling_and_switching_circles() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "See you at 10 — 日本 too");
+    press(&mut app, &mut node, key(KeyCode::Left), T0);
+    press(&mut app, &mut node, key(KeyCode::Backspace), T0);
+    assert_eq!(app.input.text(), "See you at 10 — 日本 to");
+    press(&mut app, &mut node, key(KeyCode::End), T0);
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(matches!(node.requests.last(), Some(Request::Send { text, .. }) if text == "See you at 10 — 日本 to"));
+    assert!(app.input.is_empty());
+    let s = screen(&app, 110, 24, T0 + 3_600_000);
+    assert!(s.contains("you: See you at 10 — 日本 to"), "{s}");
+    // Up recalls the line just sent.
+    press(&mut app, &mut node, key(KeyCode::Up), T0);
+    assert_eq!(app.input.text(), "See you at 10 — 日本 to");
+    press(&mut app, &mut node, key(KeyCode::Esc), T0);
+    // A multi-line message.
+    type_text(&mut app, &mut node, "line one");
+    press(&mut app, &mut node, ctrl('n'), T0);
+    type_text(&mut app, &mut node, "line two");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(matches!(node.requests.last(), Some(Request::Send { text, .. }) if text == "line one\nline two"));
+
+    // Many messages: page up shows older ones, page down returns.
+    for i in 0..40 {
+        node.arrive(0, 1 + i % 3, &format!("filler message number {i}"), T0 + 4_000_000 + i as u64, None);
+    }
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let bottom = screen(&app, 110, 24, T0 + 5_000_000);
+    assert!(bottom.contains("filler message number 39") && !bottom.contains("filler message number 20"));
+    press(&mut app, &mut node, key(KeyCode::PageUp), T0);
+    let up = screen(&app, 110, 24, T0 + 5_000_000);
+    assert!(!up.contains("filler message number 39") && up.contains("filler message number 29"), "{up}");
+    app.wheel(true);
+    let wheel = screen(&app, 110, 24, T0 + 5_000_000);
+    assert!(!wheel.contains("filler message number 29") && wheel.contains("filler message number 26"), "{wheel}");
+    press(&mut app, &mut node, key(KeyCode::PageDown), T0);
+    app.wheel(false);
+    assert!(screen(&app, 110, 24, T0 + 5_000_000).contains("filler message number 39"));
+
+    // A message in another circle counts as unread until the user goes there.
+    node.circles[1].members.push(FakeMember {
+        name: "Dara",
+        id: member(5),
+        role: "organiser",
+        link: "direct",
+        verified: false,
+    });
+    node.arrive(1, 1, "Court date moved to Monday.", T0 + 5_000, None);
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let s = screen(&app, 110, 24, T0 + 5_000_000);
+    assert!(s.lines().any(|l| l.contains("legal-suppo… 1")), "unread count:\n{s}");
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    let s = screen(&app, 110, 24, T0 + 5_000_000);
+    assert!(s.contains("Court date moved to Monday.") && s.contains("disappearing 1d"), "{s}");
+    assert!(!s.lines().any(|l| l.contains("legal-suppo… 1")), "read now:\n{s}");
+    press(&mut app, &mut node, key(KeyCode::BackTab), T0);
+    assert_eq!(app.circle().map(|c| c.name.as_str()), Some("riverside"));
+}
+
+#[test]
+fn verifying_a_member_compares_safety_numbers_then_marks_them() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "/verify Bongani");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    let s = screen(&app, 110, 24, T0);
+    let mine = safety_number(&member(1)).to_string();
+    let theirs = safety_number(&member(3)).to_string();
+    assert!(s.contains(&mine) && s.contains(&theirs), "both numbers side by side:\n{s}");
+    assert!(s.contains("y: the numbers match"), "{s}");
+    press(&mut app, &mut node, key(KeyCode::Char('y')), T0);
+    assert!(matches!(node.requests.iter().rev().nth(1), Some(Request::Verify { confirm: Some(true), .. })));
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("Bongani is verified ✓"), "{s}");
+    press(&mut app, &mut node, key(KeyCode::Esc), T0);
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.lines().any(|l| l.contains("Bongani✓")), "members pane marks Bongani:\n{s}");
+}
+
+#[test]
+fn a_changed_key_blocks_sending_until_accepted() {
+    let mut node = FakeNode::riverside();
+    node.circles[0].key_changes = vec!["Ana"];
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "meet at 6");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(!node.requests.iter().any(|r| matches!(r, Request::Send { .. })), "nothing sent");
+    assert_eq!(app.input.text(), "meet at 6", "the typed text is kept");
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("key changed: Ana") && s.contains("sending is blocked"), "{s}");
+}
+
+#[test]
+fn invites_show_the_code_and_a_qr_code_and_quit_is_a_key() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "/invite");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    let s = screen(&app, 110, 40, T0);
+    assert!(s.contains("kolo1-abcdefghijklmnopqrstuvwxyz234567"), "{s}");
+    assert!(s.contains('█') || s.contains('▀'), "a QR code is drawn:\n{s}");
+    press(&mut app, &mut node, key(KeyCode::Esc), T0);
+    // Pasting a code joins with it.
+    app.paste("/join kolo1-pasted");
+    assert_eq!(app.input.text(), "/join kolo1-pasted");
+    assert!(press(&mut app, &mut node, ctrl('q'), T0), "ctrl-q quits");
+}
