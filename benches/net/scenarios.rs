@@ -170,7 +170,8 @@ async fn run_messages(
         let mut ranks: Vec<Vec<f64>> = vec![Vec::new(); receivers];
         for (seq, at) in &ledger.sent {
             if let Some(r) = ledger.received.get(seq) {
-                let mut v: Vec<f64> = r.values().map(|t| t.saturating_duration_since(*at).as_secs_f64() * 1e3).collect();
+                let mut v: Vec<f64> =
+                    r.values().map(|t| t.saturating_duration_since(*at).as_secs_f64() * 1e3).collect();
                 v.sort_by(f64::total_cmp);
                 for (k, x) in v.into_iter().enumerate() {
                     ranks[k].push(x);
@@ -275,7 +276,8 @@ pub async fn latency(opts: &Opts) -> Result<()> {
         rows.push(row);
     }
     let rates: Vec<f64> = sizes.iter().map(|n| latency_rate(*n)).collect();
-    let doc = json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": rates, "rows": rows });
+    let doc =
+        json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": rates, "rows": rows });
     write_result("latency", &doc);
     crate::svg::latency_chart(&doc, &results_dir().join("latency.svg"))?;
     Ok(())
