@@ -68,8 +68,16 @@ pub enum Net {
 
 impl Net {
     async fn start(kolo: bool, n: usize, seed: u64) -> Result<Self> {
+        Self::start_in(kolo, n, seed, None).await
+    }
+
+    /// With `disk`, every kolo node keeps a file profile under that directory.
+    async fn start_in(kolo: bool, n: usize, seed: u64, disk: Option<&Path>) -> Result<Self> {
         Ok(if kolo {
-            Net::Kolo(KoloCircle::start(n, 0, seed).await?)
+            Net::Kolo(match disk {
+                Some(home) => KoloCircle::start_on_disk(n, seed, home).await?,
+                None => KoloCircle::start(n, 0, seed).await?,
+            })
         } else {
             Net::Base(BaseCircle::start(n, seed).await?)
         })
@@ -221,6 +229,9 @@ fn ratio(a: f64, b: f64) -> f64 {
 pub async fn latency(opts: &Opts) -> Result<()> {
     let sizes = opts.sizes.clone().unwrap_or_else(|| vec![10, 25, 50]);
     let count = opts.messages.unwrap_or(150);
+    // `--disk`: kolo nodes keep file profiles (SQLCipher on disk, fsync per
+    // transaction) instead of in-memory ones.
+    let on_disk = opts.rest.iter().any(|a| a == "--disk");
     let mut rows = Vec::new();
     for &n in &sizes {
         let mut per_system = Vec::new();
@@ -229,7 +240,8 @@ pub async fn latency(opts: &Opts) -> Result<()> {
             if only_kolo && !kolo {
                 return Ok(());
             }
-            let mut net = Net::start(kolo, n, opts.seed).await?;
+            let home = if on_disk { Some(tempdir(&format!("latency-{n}"))?) } else { None };
+            let mut net = Net::start_in(kolo, n, opts.seed, home.as_deref()).await?;
             tokio::time::sleep(SETTLE).await;
             // Warm-up (mesh formed, caches filled); not counted.
             run_messages(&mut net, 0, 10, 64, 20.0, 1_000_000, Duration::from_secs(30)).await?;
@@ -248,6 +260,9 @@ pub async fn latency(opts: &Opts) -> Result<()> {
                 large.bytes_per_delivery()
             );
             net.stop().await;
+            if let Some(home) = home {
+                let _ = std::fs::remove_dir_all(home);
+            }
             per_system.push((small, large));
         }
         let (ks, kl) = &per_system[0];
@@ -276,10 +291,15 @@ pub async fn latency(opts: &Opts) -> Result<()> {
         rows.push(row);
     }
     let rates: Vec<f64> = sizes.iter().map(|n| latency_rate(*n)).collect();
-    let doc =
-        json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": rates, "rows": rows });
-    write_result("latency", &doc);
-    crate::svg::latency_chart(&doc, &results_dir().join("latency.svg"))?;
+    let profiles = if on_disk { "file (on disk)" } else { "in memory" };
+    let doc = json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": rates,
+                      "kolo_profiles": profiles, "rows": rows });
+    if on_disk {
+        write_result("latency-disk", &doc);
+    } else {
+        write_result("latency", &doc);
+        crate::svg::latency_chart(&doc, &results_dir().join("latency.svg"))?;
+    }
     Ok(())
 }
 
