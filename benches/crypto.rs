@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench crypto`. After criterion has measured every
 //! case, the ratios (kolo / bare, median against median, same run) are
 //! printed and written to `target/bench-results/crypto.json`, which
-//! `benches/report.py` turns into the table in `docs/performance.md`.
+//! is where the table in `docs/performance.md` comes from.
 //!
 //! * kolo send: encode the plaintext message (`engine::message::Inner`),
 //!   pad it to its size bucket, step the sender chain (HKDF), seal with

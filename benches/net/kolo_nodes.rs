@@ -343,7 +343,9 @@ impl KoloCircle {
         }
         let circle =
             Self { circle: keyed.circle, nodes, dummies: keyed.dummies, deliveries: rx, tx, setup: Duration::ZERO };
-        circle.wait_connected(Duration::from_secs(60 + 2 * n as u64)).await?;
+        // Generous: on 2 shared cores a 50- or 100-node circle can take minutes
+        // (a failed dial is retried on the node's 30 s redial).
+        circle.wait_connected(Duration::from_secs(60 + 5 * n as u64)).await?;
         Ok(Self { setup: started.elapsed(), ..circle })
     }
 

@@ -289,8 +289,14 @@ pub async fn latency(opts: &Opts) -> Result<()> {
         });
         println!("n={n}: ratios {}", row["ratio"]);
         rows.push(row);
+        // Written after every size, so a failure at a later size keeps these.
+        write_latency(&rows, count, on_disk)?;
     }
-    let rates: Vec<f64> = sizes.iter().map(|n| latency_rate(*n)).collect();
+    Ok(())
+}
+
+fn write_latency(rows: &[Value], count: usize, on_disk: bool) -> Result<()> {
+    let rates: Vec<f64> = rows.iter().filter_map(|r| r["n"].as_u64()).map(|n| latency_rate(n as usize)).collect();
     let profiles = if on_disk { "file (on disk)" } else { "in memory" };
     let doc = json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": rates,
                       "kolo_profiles": profiles, "rows": rows });
@@ -695,10 +701,12 @@ pub fn cpu(opts: &Opts) -> Result<()> {
 
 fn callgrind_total(file: &Path) -> Result<u64> {
     let text = std::fs::read_to_string(file)?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow!("no totals in {}", file.display()))
+    // `summary:` comes first in the header and is 0 when instrumentation
+    // starts off (`--instr-atstart=no`); `totals:` at the end is the count.
+    let field = |key: &str| {
+        text.lines().filter_map(|l| l.strip_prefix(key)).filter_map(|v| v.split_whitespace().next()?.parse().ok()).max()
+    };
+    field("totals:").or_else(|| field("summary:")).ok_or_else(|| anyhow!("no totals in {}", file.display()))
 }
 
 fn callgrind_instrumentation(on: bool) {
