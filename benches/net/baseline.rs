@@ -71,6 +71,20 @@ fn build(seed: u64) -> Result<Swarm<gossipsub::Behaviour>> {
     Ok(swarm)
 }
 
+/// The baseline's application: like a kolo watcher, a bounded channel to a
+/// task on the observer thread, which stamps the delivery.
+fn spawn_collector(index: usize, deliveries: mpsc::UnboundedSender<Delivery>) -> mpsc::Sender<u64> {
+    let (tx, mut rx) = mpsc::channel::<u64>(1024);
+    crate::measure::observer().spawn(async move {
+        while let Some(seq) = rx.recv().await {
+            if deliveries.send(Delivery::Message { node: index, seq, at: Instant::now() }).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
 async fn run(
     index: usize,
     mut swarm: Swarm<gossipsub::Behaviour>,
@@ -79,6 +93,7 @@ async fn run(
     deliveries: mpsc::UnboundedSender<Delivery>,
 ) {
     let topic = IdentTopic::new(TOPIC);
+    let app = spawn_collector(index, deliveries);
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -89,9 +104,8 @@ async fn run(
             },
             event = swarm.select_next_some() => match event {
                 SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
-                    let at = Instant::now();
                     if let Some(seq) = std::str::from_utf8(&message.data).ok().and_then(parse_tag) {
-                        let _ = deliveries.send(Delivery::Message { node: index, seq, at });
+                        let _ = app.try_send(seq);
                     }
                 }
                 SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) => {

@@ -238,7 +238,8 @@ pub fn start_node(
     };
     let mut node = Node::new(engine, profile, config);
     let events = node.watch();
-    tokio::spawn(collect(index, member, events, deliveries));
+    // Deliveries are stamped on the observer thread (see `measure::observer`).
+    crate::measure::observer().spawn(collect(index, member, events, deliveries));
     let (api, api_rx) = mpsc::channel(16_384);
     let task = tokio::spawn(node.run(api_rx));
     Ok(RunningNode { index, port, api, task })
@@ -287,10 +288,34 @@ impl KoloCircle {
         Self::start_inner(n, 0, seed, Some(home)).await
     }
 
+    /// As [`start`](Self::start), but every node keeps a file profile (SQLCipher
+    /// on disk, as a user's node does) under `home`.
+    pub async fn start_on_disk(n: usize, seed: u64, home: &Path) -> Result<Self> {
+        Self::start_with(n, 0, seed, Some(home), true).await
+    }
+
     async fn start_inner(n: usize, dummies: usize, seed: u64, durable: Option<&Path>) -> Result<Self> {
+        Self::start_with(n, dummies, seed, durable, false).await
+    }
+
+    async fn start_with(
+        n: usize,
+        dummies: usize,
+        seed: u64,
+        durable: Option<&Path>,
+        all_on_disk: bool,
+    ) -> Result<Self> {
         let started = Instant::now();
         let mut profiles = ephemeral_profiles(n, seed)?;
-        if let Some(home) = durable {
+        if let (Some(home), true) = (durable, all_on_disk) {
+            for (i, slot) in profiles.iter_mut().enumerate() {
+                let mut rng = SeededEntropy::from_u64(seed ^ 0xd5_d5 ^ i as u64);
+                let name = format!("m{i:03}");
+                let opened =
+                    Profile::create(&home.join(&name), PASSPHRASE, &name, KdfParams::TESTING, &mut rng).map_err(err)?;
+                *slot = (name, opened.profile, opened.identity);
+            }
+        } else if let Some(home) = durable {
             let mut rng = SeededEntropy::from_u64(seed ^ 0xd0_d0);
             let name = format!("m{:03}", n - 1);
             let opened = Profile::create(&home.join("observer"), PASSPHRASE, &name, KdfParams::TESTING, &mut rng)
@@ -318,7 +343,9 @@ impl KoloCircle {
         }
         let circle =
             Self { circle: keyed.circle, nodes, dummies: keyed.dummies, deliveries: rx, tx, setup: Duration::ZERO };
-        circle.wait_connected(Duration::from_secs(60 + 2 * n as u64)).await?;
+        // Generous: on 2 shared cores a 50- or 100-node circle can take minutes
+        // (a failed dial is retried on the node's 30 s redial).
+        circle.wait_connected(Duration::from_secs(60 + 4 * n as u64)).await?;
         Ok(Self { setup: started.elapsed(), ..circle })
     }
 
@@ -345,6 +372,14 @@ impl KoloCircle {
                 worst = worst.min(node.peers().await);
             }
             if worst >= want {
+                return Ok(());
+            }
+            // In circles of 50 and more on two loaded cores, a pair of nodes
+            // sometimes never connects (a dial lost in the start-up storm);
+            // gossipsub does not need a full mesh. After half the limit,
+            // one or two missing links per node are accepted and reported.
+            if want >= 40 && worst + 2 >= want && Instant::now() + limit / 2 > deadline {
+                eprintln!("kolo circle: every node has at least {worst} of {want} peers; going on");
                 return Ok(());
             }
             if Instant::now() > deadline {

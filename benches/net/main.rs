@@ -75,6 +75,7 @@ fn main() -> Result<()> {
             "catchup" => scenarios::catchup(&opts).await,
             "saturation" => scenarios::saturation(&opts).await,
             "memory" => scenarios::memory(&opts),
+            "node-cost" => scenarios::node_cost(&opts).await,
             "cpu" => scenarios::cpu(&opts),
             "all" => {
                 scenarios::latency(&opts).await?;

@@ -32,6 +32,24 @@ pub fn parse_tag(text: &str) -> Option<u64> {
     rest.get(..10)?.parse().ok()
 }
 
+/// The observer: one thread of its own, outside the runtime the nodes run
+/// in, where deliveries are time-stamped for both systems alike. Stamping
+/// inside the nodes' busy 2-worker runtime measured how long a collector
+/// task waited behind every node's network work (tens of tasks), not when
+/// the node handed the message to its application.
+#[allow(clippy::panic)] // Bench harness: without it nothing can be measured.
+pub fn observer() -> &'static tokio::runtime::Runtime {
+    static OBSERVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    OBSERVER.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("observer")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("observer runtime: {e}"))
+    })
+}
+
 /// What the nodes report back to the harness.
 #[derive(Debug)]
 pub enum Delivery {

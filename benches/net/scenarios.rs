@@ -68,8 +68,16 @@ pub enum Net {
 
 impl Net {
     async fn start(kolo: bool, n: usize, seed: u64) -> Result<Self> {
+        Self::start_in(kolo, n, seed, None).await
+    }
+
+    /// With `disk`, every kolo node keeps a file profile under that directory.
+    async fn start_in(kolo: bool, n: usize, seed: u64, disk: Option<&Path>) -> Result<Self> {
         Ok(if kolo {
-            Net::Kolo(KoloCircle::start(n, 0, seed).await?)
+            Net::Kolo(match disk {
+                Some(home) => KoloCircle::start_on_disk(n, seed, home).await?,
+                None => KoloCircle::start(n, 0, seed).await?,
+            })
         } else {
             Net::Base(BaseCircle::start(n, seed).await?)
         })
@@ -165,6 +173,26 @@ async fn run_messages(
     // Let trailing gossip (IHAVE, acknowledgements) land in the same window.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bytes = loopback_bytes(&ports)?.saturating_sub(bytes_before);
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        // Per receiver rank: how long until the k-th member had each message.
+        let mut ranks: Vec<Vec<f64>> = vec![Vec::new(); receivers];
+        for (seq, at) in &ledger.sent {
+            if let Some(r) = ledger.received.get(seq) {
+                let mut v: Vec<f64> =
+                    r.values().map(|t| t.saturating_duration_since(*at).as_secs_f64() * 1e3).collect();
+                v.sort_by(f64::total_cmp);
+                for (k, x) in v.into_iter().enumerate() {
+                    ranks[k].push(x);
+                }
+            }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let line: Vec<String> = ranks.iter_mut().map(|v| format!("{:.2}", med(v))).collect();
+        eprintln!("{} size {size}: median ms to the k-th receiver: {}", net.name(), line.join(" "));
+    }
     Ok(Run {
         latencies: ledger.latencies(receivers),
         missing: ledger.missing(receivers),
@@ -201,16 +229,25 @@ fn ratio(a: f64, b: f64) -> f64 {
 pub async fn latency(opts: &Opts) -> Result<()> {
     let sizes = opts.sizes.clone().unwrap_or_else(|| vec![10, 25, 50]);
     let count = opts.messages.unwrap_or(150);
+    // `--disk`: kolo nodes keep file profiles (SQLCipher on disk, fsync per
+    // transaction) instead of in-memory ones.
+    let on_disk = opts.rest.iter().any(|a| a == "--disk");
     let mut rows = Vec::new();
     for &n in &sizes {
         let mut per_system = Vec::new();
+        let only_kolo = opts.rest.iter().any(|a| a == "--kolo-only");
         for kolo in [true, false] {
-            let mut net = Net::start(kolo, n, opts.seed).await?;
+            if only_kolo && !kolo {
+                return Ok(());
+            }
+            let home = if on_disk { Some(tempdir(&format!("latency-{n}"))?) } else { None };
+            let mut net = Net::start_in(kolo, n, opts.seed, home.as_deref()).await?;
             tokio::time::sleep(SETTLE).await;
             // Warm-up (mesh formed, caches filled); not counted.
             run_messages(&mut net, 0, 10, 64, 20.0, 1_000_000, Duration::from_secs(30)).await?;
-            let small = run_messages(&mut net, 0, count, 64, 15.0, 0, Duration::from_secs(60)).await?;
-            let large = run_messages(&mut net, 0, count / 2, 1024, 15.0, 100_000, Duration::from_secs(60)).await?;
+            let rate = latency_rate(n);
+            let small = run_messages(&mut net, 0, count, 64, rate, 0, Duration::from_secs(60)).await?;
+            let large = run_messages(&mut net, 0, count / 2, 1024, rate, 100_000, Duration::from_secs(60)).await?;
             println!(
                 "{:>8} n={n:<3} 64 B: p50 {:.2} ms p99 {:.2} ms missing {} | {:.0} B/delivery; 1 KiB: p50 {:.2} ms p99 {:.2} ms | {:.0} B/delivery",
                 net.name(),
@@ -223,6 +260,9 @@ pub async fn latency(opts: &Opts) -> Result<()> {
                 large.bytes_per_delivery()
             );
             net.stop().await;
+            if let Some(home) = home {
+                let _ = std::fs::remove_dir_all(home);
+            }
             per_system.push((small, large));
         }
         let (ks, kl) = &per_system[0];
@@ -249,11 +289,31 @@ pub async fn latency(opts: &Opts) -> Result<()> {
         });
         println!("n={n}: ratios {}", row["ratio"]);
         rows.push(row);
+        // Written after every size, so a failure at a later size keeps these.
+        write_latency(&rows, count, on_disk)?;
     }
-    let doc = json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": 15, "rows": rows });
-    write_result("latency", &doc);
-    crate::svg::latency_chart(&doc, &results_dir().join("latency.svg"))?;
     Ok(())
+}
+
+fn write_latency(rows: &[Value], count: usize, on_disk: bool) -> Result<()> {
+    let rates: Vec<f64> = rows.iter().filter_map(|r| r["n"].as_u64()).map(|n| latency_rate(n as usize)).collect();
+    let profiles = if on_disk { "file (on disk)" } else { "in memory" };
+    let doc = json!({ "scenario": "latency", "machine": machine(), "messages": count, "rate_per_s": rates,
+                      "kolo_profiles": profiles, "rows": rows });
+    if on_disk {
+        write_result("latency-disk", &doc);
+    } else {
+        write_result("latency", &doc);
+        crate::svg::latency_chart(&doc, &results_dir().join("latency.svg"))?;
+    }
+    Ok(())
+}
+
+/// Messages per second for the latency runs: low enough that neither
+/// system queues on this 2-core machine (latency, not throughput; the
+/// saturation scenario measures throughput).
+fn latency_rate(n: usize) -> f64 {
+    (300.0 / n as f64).min(15.0)
 }
 
 // -------------------------------------------------------------------
@@ -319,11 +379,14 @@ async fn rekey_kolo(n: usize, seed: u64) -> Result<Value> {
     let complete = ledger.sent.len() == n && ledger.all_complete(receivers);
     let time = ledger.latencies(receivers).last().copied().unwrap_or_default();
     let all_removed = removed_seen.iter().flatten().max().map(|t| t.saturating_duration_since(t0));
+    let missing = ledger.missing(receivers) + (n - ledger.sent.len()) * receivers;
     circle.stop().await;
     if !complete {
-        bail!("kolo rekey n={n}: incomplete after 180 s ({} probes missing deliveries)", ledger.missing(receivers));
+        eprintln!("kolo rekey n={n}: incomplete after 180 s ({missing} probe deliveries missing)");
     }
     Ok(json!({
+        "complete": complete,
+        "missing": missing,
         "time_ms": time.as_secs_f64() * 1000.0,
         "removal_seen_ms": all_removed.map(|d| d.as_secs_f64() * 1000.0),
         "bytes": bytes,
@@ -638,10 +701,12 @@ pub fn cpu(opts: &Opts) -> Result<()> {
 
 fn callgrind_total(file: &Path) -> Result<u64> {
     let text = std::fs::read_to_string(file)?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow!("no totals in {}", file.display()))
+    // `summary:` comes first in the header and is 0 when instrumentation
+    // starts off (`--instr-atstart=no`); `totals:` at the end is the count.
+    let field = |key: &str| {
+        text.lines().filter_map(|l| l.strip_prefix(key)).filter_map(|v| v.split_whitespace().next()?.parse().ok()).max()
+    };
+    field("totals:").or_else(|| field("summary:")).ok_or_else(|| anyhow!("no totals in {}", file.display()))
 }
 
 fn callgrind_instrumentation(on: bool) {
@@ -729,4 +794,85 @@ async fn cpu_child(kolo: bool, messages: usize, seed: u64) -> Result<()> {
         bail!("{missing} deliveries missing inside the measurement window");
     }
     Ok(())
+}
+
+// -------------------------------------------------------------------
+// Where a node's time goes per message (engine, store), no network
+// -------------------------------------------------------------------
+
+/// Per-message cost of the node's own work on the critical path, split
+/// into engine and profile write, for a sender and a receiver in circles
+/// of each size: the figures the latency fixes are judged by.
+pub async fn node_cost(opts: &Opts) -> Result<()> {
+    let sizes = opts.sizes.clone().unwrap_or_else(|| vec![10, 100]);
+    let count = opts.messages.unwrap_or(2000);
+    let mut rows = Vec::new();
+    for n in sizes {
+        let row = tokio::task::block_in_place(|| node_cost_one(n, count, opts.seed))?;
+        println!("node cost n={n}: {row}");
+        rows.push(row);
+    }
+    write_result("node-cost", &json!({ "scenario": "node-cost", "machine": machine(), "rows": rows }));
+    Ok(())
+}
+
+fn node_cost_one(n: usize, count: usize, seed: u64) -> Result<Value> {
+    let mut rng = SeededEntropy::from_u64(seed);
+    let profiles = crate::kolo_nodes::ephemeral_profiles(n, seed)?;
+    let mut ids = Vec::new();
+    let mut stores = Vec::new();
+    for (name, profile, identity) in profiles {
+        ids.push((name, identity));
+        stores.push(profile);
+    }
+    let t = Instant::now();
+    let keyed = key_circle(ids, 0, seed)?;
+    eprintln!("circle of {n} keyed in {:.1} s", t.elapsed().as_secs_f64());
+    let circle = keyed.circle;
+    let mut sender = restore_engine(&keyed.members[1])?;
+    let mut receiver = restore_engine(&keyed.members[0])?;
+    let mut receiver_store = stores.swap_remove(0);
+    let mut sender_store = stores.swap_remove(0);
+    let persist = |outs: Vec<Output>| -> (Vec<Record>, Vec<Output>) {
+        let mut records = Vec::new();
+        let mut rest = Vec::new();
+        for o in outs {
+            match o {
+                Output::Persist(r) => records.push(r),
+                other => rest.push(other),
+            }
+        }
+        (records, rest)
+    };
+    let (mut send_engine, mut send_store, mut recv_engine, mut recv_store) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for seq in 0..count {
+        let now = now_ms();
+        let t = Instant::now();
+        let text = tagged(seq as u64, 64);
+        let outs = sender.handle(now, Input::Command(Command::SendText { circle, text, timer_secs: None }), &mut rng);
+        let (records, rest) = persist(outs);
+        send_engine += t.elapsed();
+        let t = Instant::now();
+        sender_store.apply(&records, &sender, &mut rng).map_err(|e| anyhow!("{e}"))?;
+        send_store += t.elapsed();
+        for o in rest {
+            if let Output::Publish { frame, .. } = o {
+                let t = Instant::now();
+                let (records, _) = persist(receiver.handle(now, Input::Frame { circle, bytes: frame }, &mut rng));
+                recv_engine += t.elapsed();
+                let t = Instant::now();
+                receiver_store.apply(&records, &receiver, &mut rng).map_err(|e| anyhow!("{e}"))?;
+                recv_store += t.elapsed();
+            }
+        }
+    }
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
+    let held = receiver.circle(&circle).map_or(0, |c| c.history().len());
+    Ok(json!({
+        "n": n, "messages": count, "received": held,
+        "send_engine_us": us(send_engine), "send_store_us": us(send_store),
+        "receive_engine_us": us(recv_engine), "receive_store_us": us(recv_store),
+        "snapshot_bytes": receiver.export_circle(&circle).map_or(0, |s| s.len()),
+    }))
 }

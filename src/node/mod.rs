@@ -2,7 +2,10 @@
 //! the encrypted profile and one network per circle, and drives them:
 //! network events and API requests become engine inputs; engine outputs
 //! are persisted first (one transaction per input) and only then sent or
-//! answered, so nothing is acknowledged before it is durable.
+//! answered, so nothing is acknowledged before it is durable. The one
+//! output that does not wait for the write is the verdict on a gossip
+//! frame (relay it or not, and the relaying peer's score): relaying
+//! acknowledges nothing, and every member checks the frame itself.
 //!
 //! Owns: the mapping between the engine's opaque peer handles and libp2p
 //! peer ids, which member is reachable at which transport id (learned from
@@ -16,6 +19,7 @@ pub mod requests;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -91,8 +95,6 @@ pub struct Node {
     /// code can carry a reachable address.
     invite_waiters: Vec<InviteWaiter>,
     presence_due: HashSet<CircleId>,
-    /// The engine's verdict on the last gossip frame handled.
-    last_verdict: Option<Verdict>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
     watchers: Vec<mpsc::Sender<NodeEvent>>,
     stop: bool,
@@ -117,7 +119,6 @@ impl Node {
             join_waiters: HashMap::new(),
             invite_waiters: Vec::new(),
             presence_due: HashSet::new(),
-            last_verdict: None,
             watchers: Vec::new(),
             stop: false,
         }
@@ -184,14 +185,37 @@ impl Node {
 
     /// Feed the engine, persist what it asks (one transaction), then act.
     fn handle(&mut self, input: Input) -> Vec<Event> {
+        self.handle_judged(input, None)
+    }
+
+    /// As [`handle`](Self::handle); for a gossip frame (`relay`: the swarm's
+    /// message id and the peer that passed it on), the engine's verdict goes
+    /// back to the swarm as soon as the engine has judged the frame, before
+    /// the profile write. Forwarding then waits for the signature check
+    /// and decryption only, as in plain gossipsub it waits for the
+    /// signature check, not for our own database commit (on disk, an
+    /// fsync). A frame the engine rejects or ignores is still never
+    /// relayed, and the peer is scored on the engine's verdict alone. If
+    /// the write then fails, the frame has been relayed (every member
+    /// checks it for itself) but is not shown, and the engine returns to
+    /// what is saved; catch-up fetches it again later.
+    fn handle_judged(&mut self, input: Input, relay: Option<(CircleId, MessageId, PeerId)>) -> Vec<Event> {
         let outputs = self.engine.handle(now_ms(), input, &mut self.rng);
         let mut records: Vec<Record> = Vec::new();
         let mut rest = Vec::new();
+        let mut verdict = None;
         for o in outputs {
             match o {
                 Output::Persist(r) => records.push(r),
+                Output::Verdict { verdict: v, .. } => verdict = Some(v),
                 other => rest.push(other),
             }
+        }
+        if let Some((circle, message_id, source)) = relay {
+            // The engine judges every frame; no verdict would be a bug: do
+            // not relay, do not blame the peer.
+            let verdict = verdict.unwrap_or(Verdict::Ignore);
+            self.send_net(&circle, NetCommand::Validate { message_id, source, verdict });
         }
         let mut events = Vec::new();
         if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
@@ -252,7 +276,9 @@ impl Node {
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
                 Output::Persist(_) => {}
-                Output::Verdict { verdict, .. } => self.last_verdict = Some(verdict),
+                // Verdicts go to the swarm from `handle_judged`; elsewhere
+                // (catch-up) there is no relay to judge.
+                Output::Verdict { .. } => {}
                 Output::Event(e) => {
                     self.on_engine_event(&e);
                     events.push(e);
@@ -298,12 +324,7 @@ impl Node {
         };
         match event.kind {
             NetEventKind::Gossip { frame, message_id, source } => {
-                self.last_verdict = None;
-                self.handle(Input::Frame { circle, bytes: frame });
-                // No verdict means the profile could not record the frame:
-                // do not relay it, and do not blame the peer.
-                let verdict = self.last_verdict.take().unwrap_or(Verdict::Ignore);
-                self.send_net(&circle, NetCommand::Validate { message_id, source, verdict });
+                self.handle_judged(Input::Frame { circle, bytes: frame }, Some((circle, message_id, source)));
             }
             NetEventKind::Direct { peer, frame } => {
                 tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
