@@ -31,6 +31,29 @@ pub struct Cli {
     command: Option<Cmd>,
 }
 
+/// Where a circle network listens by default: every interface, any port.
+const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/0";
+
+/// How the node runs, for `kolo chat` and `kolo daemon` alike.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Where circle networks listen (repeatable), e.g. /ip4/0.0.0.0/tcp/0.
+    #[arg(long = "listen", default_value = DEFAULT_LISTEN)]
+    listen: Vec<String>,
+    /// Find members on the local network with mDNS (off by default).
+    #[arg(long)]
+    mdns: bool,
+    /// Your display name (only with --ephemeral, which has no profile).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+impl Default for NodeArgs {
+    fn default() -> Self {
+        NodeArgs { listen: vec![DEFAULT_LISTEN.into()], mdns: false, name: None }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scripted circle and show what members and the network see.
@@ -57,29 +80,9 @@ enum Cmd {
         yes: bool,
     },
     /// Open the terminal client (the default when no command is given).
-    Chat {
-        /// Where circle networks listen (repeatable).
-        #[arg(long = "listen", default_value = "/ip4/0.0.0.0/tcp/0")]
-        listen: Vec<String>,
-        /// Find members on the local network with mDNS (off by default).
-        #[arg(long)]
-        mdns: bool,
-        /// Your display name (only with --ephemeral, which has no profile).
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Chat(NodeArgs),
     /// Run the node headless: join circles' networks and serve the control socket.
-    Daemon {
-        /// Where circle networks listen (repeatable), e.g. /ip4/0.0.0.0/tcp/0.
-        #[arg(long = "listen", default_value = "/ip4/0.0.0.0/tcp/0")]
-        listen: Vec<String>,
-        /// Find members on the local network with mDNS (off by default).
-        #[arg(long)]
-        mdns: bool,
-        /// Your display name (only with --ephemeral, which has no profile).
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Daemon(NodeArgs),
     /// Circles: create.
     Circle {
         #[command(subcommand)]
@@ -222,7 +225,7 @@ fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Resu
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let chat = Cmd::Chat { listen: vec!["/ip4/0.0.0.0/tcp/0".into()], mdns: false, name: None };
+    let chat = Cmd::Chat(NodeArgs::default());
     let command = cli.command.as_ref().unwrap_or(&chat);
     let mut rng = OsEntropy;
     match command {
@@ -297,9 +300,9 @@ pub fn run() -> anyhow::Result<()> {
             store::destroy(&dir)?;
             println!("profile destroyed");
         }
-        Cmd::Daemon { listen, mdns, name } | Cmd::Chat { listen, mdns, name } => {
+        Cmd::Daemon(NodeArgs { listen, mdns, name }) | Cmd::Chat(NodeArgs { listen, mdns, name }) => {
             let dir = home(&cli)?;
-            let frontend = if matches!(command, Cmd::Chat { .. }) {
+            let frontend = if matches!(command, Cmd::Chat(_)) {
                 if !std::io::stdout().is_terminal() {
                     bail!("the chat needs a terminal; use `kolo daemon` and the subcommands in scripts");
                 }
@@ -453,8 +456,8 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
         | Cmd::Passphrase
         | Cmd::Duress
         | Cmd::Panic { .. }
-        | Cmd::Chat { .. }
-        | Cmd::Daemon { .. } => {}
+        | Cmd::Chat(_)
+        | Cmd::Daemon(_) => {}
     }
     Ok(())
 }

@@ -375,18 +375,14 @@ mod tests {
             .collect()
     }
 
-    /// Regression: members send catch-up requests to every peer on the
-    /// circle's network, a joiner among them. Such a request used to abort
-    /// the joiner's handshake in progress, so on a slow link (a reply slower
-    /// than a member's catch-up interval) the join never completed.
-    #[test]
-    fn a_catch_up_request_during_the_handshake_does_not_abort_the_join() {
-        let (mut rng, now) = (SeededEntropy::from_u64(7), 1_700_000_000_000);
+    /// Ana creates a circle and invites Bo, who starts to join (nothing
+    /// sent yet): the two engines and the circle.
+    fn ana_invites_bo(now: u64, rng: &mut SeededEntropy) -> (Engine, Engine, crate::circle::CircleId) {
         let config = EngineConfig::default();
-        let mut ana = Engine::new(IdentitySecret::generate(&mut rng), "ana".into(), config.clone());
-        let mut bo = Engine::new(IdentitySecret::generate(&mut rng), "bo".into(), config);
+        let mut ana = Engine::new(IdentitySecret::generate(rng), "ana".into(), config.clone());
+        let mut bo = Engine::new(IdentitySecret::generate(rng), "bo".into(), config);
         let create = Command::CreateCircle { name: "kitchen".into(), max_disappear_secs: None };
-        let out = ana.handle(now, Input::Command(create), &mut rng);
+        let out = ana.handle(now, Input::Command(create), rng);
         let circle = events(&out)
             .iter()
             .find_map(|e| match e {
@@ -395,7 +391,7 @@ mod tests {
             })
             .unwrap();
         let invite = Command::CreateInvite { circle, expires_in_ms: 3_600_000, role: Role::Member, addresses: vec![] };
-        let out = ana.handle(now, Input::Command(invite), &mut rng);
+        let out = ana.handle(now, Input::Command(invite), rng);
         let code = events(&out)
             .iter()
             .find_map(|e| match e {
@@ -403,7 +399,18 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        bo.handle(now, Input::Command(Command::Join { code }), &mut rng);
+        bo.handle(now, Input::Command(Command::Join { code }), rng);
+        (ana, bo, circle)
+    }
+
+    /// Regression: members send catch-up requests to every peer on the
+    /// circle's network, a joiner among them. Such a request used to abort
+    /// the joiner's handshake in progress, so on a slow link (a reply slower
+    /// than a member's catch-up interval) the join never completed.
+    #[test]
+    fn a_catch_up_request_during_the_handshake_does_not_abort_the_join() {
+        let (mut rng, now) = (SeededEntropy::from_u64(7), 1_700_000_000_000);
+        let (mut ana, mut bo, circle) = ana_invites_bo(now, &mut rng);
         // Bo knows Ana as peer 1; Ana knows Bo as peer 2.
         let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
         let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
@@ -424,28 +431,7 @@ mod tests {
     #[test]
     fn a_lost_join_frame_is_recovered_by_a_fresh_handshake() {
         let (mut rng, now) = (SeededEntropy::from_u64(8), 1_700_000_000_000);
-        let config = EngineConfig::default();
-        let mut ana = Engine::new(IdentitySecret::generate(&mut rng), "ana".into(), config.clone());
-        let mut bo = Engine::new(IdentitySecret::generate(&mut rng), "bo".into(), config);
-        let create = Command::CreateCircle { name: "kitchen".into(), max_disappear_secs: None };
-        let out = ana.handle(now, Input::Command(create), &mut rng);
-        let circle = events(&out)
-            .iter()
-            .find_map(|e| match e {
-                Event::CircleCreated { circle, .. } => Some(*circle),
-                _ => None,
-            })
-            .unwrap();
-        let invite = Command::CreateInvite { circle, expires_in_ms: 3_600_000, role: Role::Member, addresses: vec![] };
-        let out = ana.handle(now, Input::Command(invite), &mut rng);
-        let code = events(&out)
-            .iter()
-            .find_map(|e| match e {
-                Event::InviteCreated { code, .. } => Some(code.clone()),
-                _ => None,
-            })
-            .unwrap();
-        bo.handle(now, Input::Command(Command::Join { code }), &mut rng);
+        let (mut ana, mut bo, circle) = ana_invites_bo(now, &mut rng);
         let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
         let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
         let request = direct_frame(&bo.handle(now, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng));
