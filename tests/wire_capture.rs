@@ -105,16 +105,7 @@ fn the_wire_carries_no_plaintext_names_or_identity_keys() {
     }
     std::thread::sleep(Duration::from_secs(2));
 
-    let members = api::call(&ana.home, &Request::Members { circle: "mill".into() }).unwrap();
-    let ids: Vec<Vec<u8>> = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let h = m["id"].as_str().unwrap();
-            (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
-        })
-        .collect();
+    let ids = member_ids(&api::call(&ana.home, &Request::Members { circle: "mill".into() }).unwrap());
     let wire = wire.lock().unwrap().clone();
     assert!(wire.len() > 2000, "the proxy saw the conversation ({} bytes)", wire.len());
     for needle in [CANARY.as_bytes(), b"anastasia", b"bonaventure", b"mill"] {
@@ -196,16 +187,7 @@ fn a_non_member_inside_the_network_collects_only_ciphertext() {
     });
     assert!(ok, "members answered the outsider's catch-up request");
     let all: Vec<u8> = collected.concat();
-    let members = ana.call(Request::Members { circle: "mill".into() });
-    let ids: Vec<Vec<u8>> = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let h = m["id"].as_str().unwrap();
-            (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
-        })
-        .collect();
+    let ids = member_ids(&ana.call(Request::Members { circle: "mill".into() }));
     for needle in [CANARY.as_bytes(), b"nadia", b"bartholomew", b"mill", b"dawn"] {
         assert!(!contains(&all, needle), "{:?} reached a non-member in clear", String::from_utf8_lossy(needle));
     }
@@ -216,4 +198,17 @@ fn a_non_member_inside_the_network_collects_only_ciphertext() {
     ana.send("mill", "after the outsider");
     assert!(bo.wait_for_text("mill", "after the outsider", 60));
     assert_eq!(ana.call(Request::Members { circle: "mill".into() }).as_array().unwrap().len(), 2);
+}
+
+/// The member ids (raw bytes) in a `members` answer, to look for on the wire.
+fn member_ids(members: &serde_json::Value) -> Vec<Vec<u8>> {
+    members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let h = m["id"].as_str().unwrap();
+            (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+        })
+        .collect()
 }
