@@ -251,13 +251,8 @@ pub fn control_request(data: &[u8]) {
 /// so its message_1 is a valid seed), XX messages, transport ciphertexts
 /// and a stored session's bytes.
 pub fn handshake(data: &[u8]) {
-    let seed = |n: u8| -> [u8; 32] { std::array::from_fn(|i| n.wrapping_add(i as u8)) };
-    let a = IdentitySecret::from_seed(&seed(1)).member_id();
-    let b = IdentitySecret::from_seed(&seed(8)).member_id();
-    let a_noise = NoiseSecret::from_bytes(seed(2));
-    let b_noise = NoiseSecret::from_bytes(seed(9));
-    let psk = seed(13);
-    let context = KkContext { circle_id: seed(3), epoch: 2, initiator: a, responder: b };
+    use crate::vectors::{PairwiseFixture, pairwise_fixture, seed};
+    let PairwiseFixture { a_noise, b_noise, psk, context } = pairwise_fixture();
     let mut rng = SeededEntropy::new(seed(15));
     if let Ok((mut session, _payload, _reply)) =
         pairwise::kk_respond(&b_noise, &a_noise.public(), &psk, &context, data, b"", &mut rng)

@@ -28,7 +28,8 @@ pub fn all() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn seed(byte: u8) -> [u8; 32] {
+/// 32 bytes counting up from `byte`: the fixed keys of the vectors.
+pub(crate) fn seed(byte: u8) -> [u8; 32] {
     let mut s = [0u8; 32];
     for (i, b) in s.iter_mut().enumerate() {
         *b = byte.wrapping_add(i as u8);
@@ -216,13 +217,28 @@ fn ephemeral_for(handshake_seed: [u8; 32]) -> [u8; 32] {
     SeededEntropy::new(inner_seed).array()
 }
 
-fn pairwise_vectors() -> Value {
+/// The two members, keys and prologue of `pairwise.json` (also the fuzz
+/// target's, so the vector's first message is a valid seed there).
+pub(crate) struct PairwiseFixture {
+    pub a_noise: NoiseSecret,
+    pub b_noise: NoiseSecret,
+    pub psk: [u8; 32],
+    pub context: KkContext,
+}
+
+pub(crate) fn pairwise_fixture() -> PairwiseFixture {
     let a = IdentitySecret::from_seed(&seed(1)).member_id();
     let b = IdentitySecret::from_seed(&seed(8)).member_id();
-    let a_noise = NoiseSecret::from_bytes(seed(2));
-    let b_noise = NoiseSecret::from_bytes(seed(9));
-    let psk = seed(13);
-    let context = KkContext { circle_id: seed(3), epoch: 2, initiator: a, responder: b };
+    PairwiseFixture {
+        a_noise: NoiseSecret::from_bytes(seed(2)),
+        b_noise: NoiseSecret::from_bytes(seed(9)),
+        psk: seed(13),
+        context: KkContext { circle_id: seed(3), epoch: 2, initiator: a, responder: b },
+    }
+}
+
+fn pairwise_vectors() -> Value {
+    let PairwiseFixture { a_noise, b_noise, psk, context } = pairwise_fixture();
     let payload = b"sender key distribution goes here";
     let mut rng_a = SeededEntropy::new(seed(14));
     let mut rng_b = SeededEntropy::new(seed(15));
