@@ -105,6 +105,7 @@ pub fn direct_frame(data: &[u8]) {
         }
         DirectFrame::SyncRequest { have } => frames::encode_sync_request(have),
         DirectFrame::SyncResponse { frames: list } => frames::encode_sync_response(list),
+        DirectFrame::Pairwise { frame } => frame.to_vec(),
     };
     assert_eq!(again, data);
 }

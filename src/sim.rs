@@ -97,6 +97,10 @@ pub struct Sim {
     config: EngineConfig,
     /// Milliseconds between catch-up rounds.
     pub sync_every_ms: u64,
+    /// Hand pairwise frames to their recipient directly when it is online
+    /// in the circle's network, as a node does when connected to it;
+    /// otherwise (and when off) they go on the topic as mailbox frames.
+    pub direct_pairwise: bool,
     next_sync: u64,
     next_tick: u64,
 }
@@ -136,6 +140,7 @@ impl Sim {
             identity_seeds,
             config,
             sync_every_ms: 500,
+            direct_pairwise: false,
             next_sync: 0,
             next_tick: 0,
         }
@@ -175,7 +180,7 @@ impl Sim {
     /// Deliver raw bytes to every node in the circle's network, as if
     /// `from` had published them (replays, garbage, captured frames).
     pub fn inject(&mut self, circle: CircleId, from: usize, bytes: Vec<u8>) {
-        self.route(from, vec![Output::Publish { circle, topic: String::new(), frame: bytes }]);
+        self.route(from, vec![Output::Publish { circle, topic: String::new(), frame: bytes, recipient: None }]);
     }
 
     pub fn command(&mut self, i: usize, command: Command) {
@@ -185,6 +190,13 @@ impl Sim {
     fn route(&mut self, from: usize, outputs: Vec<Output>) {
         for out in outputs {
             match out {
+                Output::Publish { circle, frame, recipient: Some(member), .. }
+                    if let Some(to) = self.direct_recipient(&circle, &member) =>
+                {
+                    self.captured.push(Captured { at_ms: self.now, from, direct: true, bytes: frame.clone() });
+                    let d = self.delay();
+                    self.schedule(to, d, Input::Direct { circle, peer: from as PeerRef, bytes: frame });
+                }
                 Output::Publish { circle, frame, .. } => {
                     self.captured.push(Captured { at_ms: self.now, from, direct: false, bytes: frame.clone() });
                     let peers: Vec<usize> = self
@@ -239,6 +251,17 @@ impl Sim {
                 Output::Verdict { verdict, .. } => self.nodes[from].verdicts.push(verdict),
             }
         }
+    }
+
+    /// The node of `member`, if pairwise frames go directly and it is
+    /// online in the circle's network.
+    fn direct_recipient(&self, circle: &CircleId, member: &crate::identity::MemberId) -> Option<usize> {
+        if !self.direct_pairwise {
+            return None;
+        }
+        let present = self.networks.get(circle)?;
+        (0..self.nodes.len())
+            .find(|&j| present.contains(&j) && self.nodes[j].online && self.nodes[j].engine.member_id() == *member)
     }
 
     fn sync_round(&mut self) {

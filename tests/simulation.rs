@@ -470,3 +470,49 @@ fn a_sync_request_during_a_join_does_not_abort_the_handshake() {
     }
     assert!(joined, "the joiner got in on the first handshake");
 }
+
+/// After a removal every remaining member sends its new sending key to
+/// each other member. A member it reaches gets it directly (no one else
+/// receives a copy, so a rekey costs n(n-1) deliveries, not n^2(n-1)); a
+/// member who is away gets it as a topic mailbox frame, kept by the others
+/// and fetched on return even when its sender has gone away by then.
+#[test]
+fn new_keys_go_directly_to_reachable_members_and_by_mailbox_to_absent_ones() {
+    let (mut sim, circle) = circle_of_six(12, Faults::HOSTILE, EngineConfig::default());
+    sim.direct_pairwise = true;
+    let away = 4;
+    sim.set_online(away, false);
+    let away_tag = sim.nodes[away].engine.circle(&circle).unwrap().my_pair_tag();
+    let femi = sim.nodes[5].engine.member_id();
+    let start = sim.captured.len();
+    sim.command(0, Command::Remove { circle, member: femi });
+    sim.run_for(30_000);
+    for i in 0..4 {
+        send(&mut sim, i, circle, &format!("after removal {i}"));
+    }
+    sim.run_for(30_000);
+    for i in 0..4 {
+        for j in 0..4 {
+            assert_eq!(count_text(&sim, i, &circle, &format!("after removal {j}")), 1, "{} misses {j}", NAMES[i]);
+        }
+    }
+    let pairwise: Vec<_> = sim.captured[start..].iter().filter(|c| (0x02..=0x04).contains(&c.bytes[1])).collect();
+    let on_topic: Vec<_> = pairwise.iter().filter(|c| !c.direct).collect();
+    // Three online members receive a new key from each of the four senders.
+    assert!(pairwise.iter().filter(|c| c.direct).count() >= 4 * 3, "keys were not handed over directly");
+    assert!(!on_topic.is_empty(), "the absent member's keys did not go to the mailbox");
+    assert!(on_topic.iter().all(|c| c.bytes[2..18] == away_tag), "a reachable member's key went on the topic");
+
+    // The absent member returns after member 1 has gone: it still gets
+    // member 1's new key from the others' mailbox copies.
+    sim.set_online(1, false);
+    sim.set_online(away, true);
+    sim.run_for(40_000);
+    for j in 0..4 {
+        assert_eq!(
+            count_text(&sim, away, &circle, &format!("after removal {j}")),
+            1,
+            "the returning member misses {j}"
+        );
+    }
+}

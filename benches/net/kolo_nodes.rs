@@ -123,6 +123,9 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
     sim.networks.insert(circle, (0..n).collect());
     sim.now = now;
     sim.sync_every_ms = 3_600_000;
+    // As running nodes do when connected: each key frame goes to its
+    // recipient only, not to all n members (n^2 deliveries, not n^3).
+    sim.direct_pairwise = true;
     // One tick (at once), then well under a second of deliveries: hellos
     // out, replies back. The next tick (which would rotate again) is 1 s on.
     sim.run_for(900);
@@ -383,7 +386,15 @@ impl KoloCircle {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("kolo circle: only {worst} of {want} peers connected after {limit:?}");
+                let mut banned = 0;
+                for node in &self.nodes {
+                    if let Ok(v) = node.call(Request::Status).await {
+                        banned += v["circles"][0]["banned_peers"].as_u64().unwrap_or(0);
+                    }
+                }
+                bail!(
+                    "kolo circle: only {worst} of {want} peers connected after {limit:?} ({banned} peers cut off for low scores in all)"
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -233,9 +233,16 @@ impl CircleState {
     }
 
     fn publish(&mut self, ctx: &mut Ctx<'_>, frame: Vec<u8>, expires_at_ms: u64) {
+        self.publish_to(ctx, None, frame, expires_at_ms);
+    }
+
+    /// Publish; a pairwise frame names its recipient so that the node can
+    /// deliver it directly (see [`Output::Publish`]). Either way we keep it,
+    /// so a recipient who missed it gets it from us at the next catch-up.
+    fn publish_to(&mut self, ctx: &mut Ctx<'_>, recipient: Option<MemberId>, frame: Vec<u8>, expires_at_ms: u64) {
         let id = frame_id(&frame);
         self.keep_frame(ctx, id, frame.clone(), expires_at_ms);
-        ctx.out.push(Output::Publish { circle: self.id(), topic: self.topic(), frame });
+        ctx.out.push(Output::Publish { circle: self.id(), topic: self.topic(), frame, recipient });
     }
 
     fn keep_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
@@ -376,7 +383,7 @@ impl CircleState {
             }
         };
         let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
-        self.publish(ctx, frame, expiry);
+        self.publish_to(ctx, Some(*member), frame, expiry);
     }
 
     fn on_pair_frame(&mut self, ctx: &mut Ctx<'_>, frame: PairFrame<'_>) -> Result<(), String> {
@@ -407,7 +414,7 @@ impl CircleState {
                 let their_tag = circle::pair_tag(&self.secret, &self.id(), &from);
                 let reply_frame = frames::encode_reply(&their_tag, &self.my_tag, &sid, &reply);
                 let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
-                self.publish(ctx, reply_frame, expiry);
+                self.publish_to(ctx, Some(from), reply_frame, expiry);
                 ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 let payload = Zeroizing::new(payload);
                 self.on_pair_payload(ctx, from, &payload)
@@ -1010,6 +1017,11 @@ impl CircleState {
     /// Encrypted frames held for catch-up and mailboxing.
     pub fn stored_frames(&self) -> usize {
         self.frames.len()
+    }
+
+    /// The tag pairwise frames to us carry (public: it is on the wire).
+    pub fn my_pair_tag(&self) -> Tag {
+        self.my_tag
     }
 
     /// Messages in display order (sender's time, then id).

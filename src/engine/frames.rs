@@ -180,12 +180,32 @@ fn decode_ops(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, WireError> {
 /// A decoded direct (request-response) frame.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DirectFrame<'a> {
-    JoinHello { invite_op: [u8; 32], noise: &'a [u8] },
-    JoinReply { noise: &'a [u8] },
-    JoinRequest { noise: &'a [u8] },
-    JoinAnswer { nonce: u64, header: &'a [u8], ciphertext: &'a [u8] },
-    SyncRequest { have: Vec<[u8; 8]> },
-    SyncResponse { frames: Vec<&'a [u8]> },
+    JoinHello {
+        invite_op: [u8; 32],
+        noise: &'a [u8],
+    },
+    JoinReply {
+        noise: &'a [u8],
+    },
+    JoinRequest {
+        noise: &'a [u8],
+    },
+    JoinAnswer {
+        nonce: u64,
+        header: &'a [u8],
+        ciphertext: &'a [u8],
+    },
+    SyncRequest {
+        have: Vec<[u8; 8]>,
+    },
+    SyncResponse {
+        frames: Vec<&'a [u8]>,
+    },
+    /// A pairwise frame (§6) handed to its recipient directly instead of
+    /// through the topic: the same bytes, handled as if gossiped.
+    Pairwise {
+        frame: &'a [u8],
+    },
 }
 
 pub fn encode_join_hello(invite_op: &[u8; 32], noise: &[u8]) -> Vec<u8> {
@@ -259,6 +279,10 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
             let frames = (0..n).map(|_| r.bytes32("frame", MAX_GOSSIP_FRAME)).collect::<Result<_, _>>()?;
             r.finish()?;
             DirectFrame::SyncResponse { frames }
+        }
+        frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
+            parse_pair(bytes)?;
+            DirectFrame::Pairwise { frame: bytes }
         }
         other => return Err(WireError::UnknownType(other)),
     };

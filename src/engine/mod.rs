@@ -297,6 +297,11 @@ fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut 
             }
             Ok(())
         }
+        Ok(frames::DirectFrame::Pairwise { frame }) => {
+            // Handed to us instead of gossiped: no relay to judge either.
+            let _ = state.on_topic_frame(ctx, frame.to_vec());
+            Ok(())
+        }
         Ok(frame) => joins.as_member(state, ctx, peer, frame),
     };
     if let Err(reason) = result {

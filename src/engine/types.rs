@@ -103,8 +103,11 @@ pub enum Verdict {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // Outputs are moved once, never stored in bulk.
 pub enum Output {
-    /// Publish on the circle's current topic.
-    Publish { circle: CircleId, topic: String, frame: Vec<u8> },
+    /// Publish on the circle's current topic. A pairwise frame names its
+    /// `recipient`: the node may hand it to that member directly when
+    /// connected to them (no other member needs a copy), and publishes it
+    /// on the topic as a mailbox frame otherwise.
+    Publish { circle: CircleId, topic: String, frame: Vec<u8>, recipient: Option<MemberId> },
     /// Send to one peer directly (join handshake, sync).
     SendDirect { circle: CircleId, peer: PeerRef, frame: Vec<u8> },
     /// Be in this circle's closed network and listen on these topics.

@@ -45,13 +45,24 @@ const RESERVE_RETRY_EVERY: Duration = Duration::from_secs(15);
 /// so a steady stream of such frames is a flood of made-up ones.
 const IGNORED_PER_SEC: f64 = 5.0;
 const IGNORED_BURST: f64 = 300.0;
-/// A peer scored below this (just under the graylist threshold: three
-/// invalid frames) is disconnected and refused for `BAN_TIME`. Once
-/// graylisted its frames are no longer even validated, so its score stops
-/// falling: the cut must not wait for a lower one.
-const DISCONNECT_SCORE: f64 = -100.0;
+/// A peer that relayed this many invalid frames (decaying by
+/// `STRIKE_DECAY_PER_SEC`) is disconnected and refused for `BAN_TIME`.
+/// Counted by us, from the engine's verdicts, rather than read off the
+/// total gossipsub score: that score also falls for honest peers that are
+/// merely slow (broken IWANT promises, a GRAFT during backoff), and a
+/// 100-member circle on one loaded machine cut off thousands of honest
+/// links that way. 2.24 is where the invalid-delivery penalty alone
+/// (-20 × n²) crosses -100: three invalid frames in quick succession.
+/// Gossipsub graylists at the same point (-80 is passed at n = 3), and a
+/// graylisted peer's frames are no longer validated, so the cut must not
+/// wait for more.
+const STRIKES_TO_BAN: f64 = 2.24;
+const STRIKE_DECAY_PER_SEC: f64 = 0.99;
 const BAN_TIME: Duration = Duration::from_secs(600);
 const SCORE_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Direct deliveries awaiting the recipient's receipt; beyond this many,
+/// frames go straight to the topic.
+const MAX_PENDING_DELIVERIES: usize = 4096;
 
 /// Per-topic scoring. P4 (invalid deliveries) is what cuts a flooder off:
 /// -20 × n², decaying ~1 %/s, so three invalid frames graylist a peer and
@@ -111,10 +122,28 @@ pub struct CircleNetConfig {
 #[derive(Debug)]
 pub enum NetCommand {
     Subscribe(Vec<String>),
-    Publish { topic: String, frame: Vec<u8> },
-    SendDirect { peer: PeerId, frame: Vec<u8> },
+    Publish {
+        topic: String,
+        frame: Vec<u8>,
+    },
+    SendDirect {
+        peer: PeerId,
+        frame: Vec<u8>,
+    },
+    /// Hand a frame meant for one peer's member to that peer directly;
+    /// if it does not take it (disconnect, timeout), publish it on
+    /// `topic` instead, where members keep it as a mailbox frame.
+    Deliver {
+        peer: PeerId,
+        topic: String,
+        frame: Vec<u8>,
+    },
     Dial(Vec<Multiaddr>),
-    Validate { message_id: MessageId, source: PeerId, verdict: Verdict },
+    Validate {
+        message_id: MessageId,
+        source: PeerId,
+        verdict: Verdict,
+    },
     Shutdown,
 }
 
@@ -281,10 +310,12 @@ pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> 
         events,
         buckets: HashMap::new(),
         ignored: HashMap::new(),
+        strikes: HashMap::new(),
         banned: HashMap::new(),
         reservations: HashMap::new(),
         dialed: HashMap::new(),
         links: HashMap::new(),
+        deliveries: HashMap::new(),
     };
     tokio::spawn(task.run(rx));
     Ok(CircleNetwork { peer_id, commands: tx })
@@ -342,6 +373,8 @@ struct SwarmTask {
     buckets: HashMap<PeerId, Bucket>,
     /// Per relaying peer: budget for frames we could not judge.
     ignored: HashMap<PeerId, Bucket>,
+    /// Invalid frames each peer relayed (decaying), and when last counted.
+    strikes: HashMap<PeerId, (f64, Instant)>,
     /// Peers cut off for invalid frames, until when.
     banned: HashMap<PeerId, Instant>,
     /// Members we asked to relay for us, by the listener that holds it.
@@ -350,6 +383,9 @@ struct SwarmTask {
     dialed: HashMap<PeerId, Multiaddr>,
     /// Open connections per peer, direct and relayed.
     links: HashMap<PeerId, Links>,
+    /// Frames handed to a peer directly, kept until it confirms them so
+    /// they can go to the topic if it does not.
+    deliveries: HashMap<request_response::OutboundRequestId, (String, Vec<u8>)>,
 }
 
 impl SwarmTask {
@@ -360,7 +396,7 @@ impl SwarmTask {
         loop {
             tokio::select! {
                 _ = scores.tick() => {
-                    for peer in self.cut_off_low_scores() {
+                    for peer in self.cut_off_strikers() {
                         let event = NetEvent { circle: self.circle, kind: NetEventKind::PeerBanned { peer } };
                         if self.events.send(event).await.is_err() {
                             return;
@@ -405,14 +441,18 @@ impl SwarmTask {
                     let _ = b.gossipsub.subscribe(&topic);
                 }
             }
-            NetCommand::Publish { topic, frame } => {
-                if let Err(e) = b.gossipsub.publish(IdentTopic::new(topic), frame) {
-                    // No peers yet is normal; members catch up later.
-                    tracing::debug!("publish: {e}");
-                }
-            }
+            NetCommand::Publish { topic, frame } => self.publish(topic, frame),
             NetCommand::SendDirect { peer, frame } => {
                 b.direct.send_request(&peer, frame);
+            }
+            NetCommand::Deliver { peer, topic, frame } => {
+                let direct = &mut self.swarm.behaviour_mut().direct;
+                if self.deliveries.len() < MAX_PENDING_DELIVERIES && direct.is_connected(&peer) {
+                    let request = direct.send_request(&peer, frame.clone());
+                    self.deliveries.insert(request, (topic, frame));
+                } else {
+                    self.publish(topic, frame);
+                }
             }
             NetCommand::Dial(addresses) => {
                 for a in addresses {
@@ -428,9 +468,19 @@ impl SwarmTask {
                     }
                     Verdict::Ignore => MessageAcceptance::Reject,
                 };
+                if matches!(acceptance, MessageAcceptance::Reject) {
+                    self.strike(source);
+                }
                 self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
             }
             NetCommand::Shutdown => {}
+        }
+    }
+
+    fn publish(&mut self, topic: String, frame: Vec<u8>) {
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), frame) {
+            // No peers yet is normal; members catch up later.
+            tracing::debug!("publish: {e}");
         }
     }
 
@@ -455,22 +505,33 @@ impl SwarmTask {
         take_token(&mut self.buckets, peer, DIRECT_RATE_PER_SEC, DIRECT_BURST)
     }
 
-    /// Disconnect and refuse peers whose score fell below `DISCONNECT_SCORE`.
-    fn cut_off_low_scores(&mut self) -> Vec<PeerId> {
+    /// Count an invalid frame against `peer`.
+    fn strike(&mut self, peer: PeerId) {
+        let now = Instant::now();
+        let (count, at) = self.strikes.entry(peer).or_insert((0.0, now));
+        *count = *count * STRIKE_DECAY_PER_SEC.powf(now.duration_since(*at).as_secs_f64()) + 1.0;
+        *at = now;
+    }
+
+    /// Disconnect and refuse peers with `STRIKES_TO_BAN` invalid frames.
+    fn cut_off_strikers(&mut self) -> Vec<PeerId> {
         let now = Instant::now();
         self.banned.retain(|_, until| *until > now);
-        let low: Vec<PeerId> = self
-            .swarm
-            .connected_peers()
-            .filter(|p| self.swarm.behaviour().gossipsub.peer_score(p).is_some_and(|s| s < DISCONNECT_SCORE))
-            .copied()
+        let struck: Vec<PeerId> = self
+            .strikes
+            .iter()
+            .filter(|(_, (count, at))| {
+                count * STRIKE_DECAY_PER_SEC.powf(now.duration_since(*at).as_secs_f64()) >= STRIKES_TO_BAN
+            })
+            .map(|(p, _)| *p)
             .collect();
-        for peer in &low {
+        for peer in &struck {
             tracing::warn!("disconnected a peer that relayed invalid frames");
+            self.strikes.remove(peer);
             self.banned.insert(*peer, now + BAN_TIME);
             let _ = self.swarm.disconnect_peer_id(*peer);
         }
-        low
+        struck
     }
 
     /// Handle a swarm event; returns what the node should hear of it.
@@ -493,6 +554,22 @@ impl SwarmTask {
                     return Some(NetEventKind::Direct { peer, frame: request });
                 }
                 tracing::warn!("direct requests from a peer over the rate limit were dropped");
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Direct(request_response::Event::Message {
+                message: request_response::Message::Response { request_id, .. },
+                ..
+            })) => {
+                self.deliveries.remove(&request_id);
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Direct(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            })) => {
+                if let Some((topic, frame)) = self.deliveries.remove(&request_id) {
+                    tracing::debug!("direct delivery failed ({error}); publishing on the topic instead");
+                    self.publish(topic, frame);
+                }
             }
             SwarmEvent::Behaviour(CircleBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (_, address) in found {
@@ -530,6 +607,7 @@ impl SwarmTask {
                     self.links.remove(&peer_id);
                     self.buckets.remove(&peer_id);
                     self.ignored.remove(&peer_id);
+                    self.strikes.remove(&peer_id);
                     self.dialed.remove(&peer_id);
                     return Some(NetEventKind::PeerDisconnected { peer: peer_id });
                 }

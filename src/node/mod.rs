@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Pending;
-use crate::circle::CircleId;
+use crate::circle::{CircleId, MembershipChange};
 use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record, Verdict};
 use crate::entropy::OsEntropy;
 use crate::net::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
@@ -97,6 +97,9 @@ pub struct Node {
     presence_due: HashSet<CircleId>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
     watchers: Vec<mpsc::Sender<NodeEvent>>,
+    /// Our safety number, computed once: it costs 1,024 SHA-512 rounds
+    /// and `status` is asked for often (the UI, scripts polling it).
+    own_safety_number: String,
     stop: bool,
 }
 
@@ -107,7 +110,9 @@ fn now_ms() -> u64 {
 impl Node {
     pub fn new(engine: Engine, profile: Profile, config: NodeConfig) -> Self {
         let (net_tx, net_rx) = mpsc::channel(1024);
+        let own_safety_number = crate::identity::safety_number(&engine.member_id()).to_string();
         Self {
+            own_safety_number,
             engine,
             profile,
             rng: OsEntropy,
@@ -248,8 +253,21 @@ impl Node {
         let mut events = Vec::new();
         for output in outputs {
             match output {
-                Output::Publish { circle, topic, frame } => {
-                    self.send_net(&circle, NetCommand::Publish { topic, frame });
+                Output::Publish { circle, topic, frame, recipient } => {
+                    // A pairwise frame goes straight to its recipient when we
+                    // are connected to them: the other members need no copy
+                    // (after a removal that is n(n-1) frames instead of each
+                    // reaching all n members). Otherwise it travels on the
+                    // topic, where members keep it as the recipient's mailbox.
+                    let peer = recipient.and_then(|member| {
+                        let book = self.books.get(&circle)?;
+                        book.members.get(&member).filter(|p| book.connected.contains_key(p)).copied()
+                    });
+                    let command = match peer {
+                        Some(peer) => NetCommand::Deliver { peer, topic, frame },
+                        None => NetCommand::Publish { topic, frame },
+                    };
+                    self.send_net(&circle, command);
                 }
                 Output::SendDirect { circle, peer, frame } => {
                     tracing::debug!("sending direct frame type {:?}, {} bytes", frame.get(1), frame.len());
@@ -381,8 +399,15 @@ impl Node {
 
     fn on_engine_event(&mut self, event: &Event) {
         match event {
-            Event::Membership { circle, .. } => {
+            Event::Membership {
+                circle,
+                change: MembershipChange::Added { .. } | MembershipChange::Joined { .. },
+                ..
+            } => {
                 // Newcomers cannot read presence sent before they joined.
+                // (Other changes need none: the members who remain already
+                // know where we are, and a second broadcast round from
+                // every member would slow a rekey after a removal.)
                 self.presence_due.insert(*circle);
             }
             Event::Joined { circle, name } => {

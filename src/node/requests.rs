@@ -296,7 +296,7 @@ impl Node {
                     self.command(Command::Verify { circle, member })?;
                 }
                 Ok(json!({
-                    "you": safety_number(&me).to_string(),
+                    "you": self.own_safety_number,
                     "them": safety_number(&member).to_string(),
                     "compare": [first.to_string(), second.to_string()],
                     "verified": self.engine.circle(&circle).is_some_and(|c| c.is_verified(&member)),
@@ -361,7 +361,7 @@ impl Node {
         json!({
             "name": self.engine.display_name(),
             "fingerprint": me.fingerprint().to_string(),
-            "safety_number": safety_number(&me).to_string(),
+            "safety_number": self.own_safety_number,
             "circles": circles,
         })
     }
