@@ -181,6 +181,18 @@ pub fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) this process has used so far, in seconds
+/// (`/proc/self/stat` fields 14 and 15, in clock ticks of 1/100 s).
+pub fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; count from after it.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // After the name: state is field 3, so utime (14) and stime (15) sit at 11 and 12.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// Bytes of every file under `dir`.
 pub fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)

@@ -19,7 +19,9 @@ use tokio::time::MissedTickBehavior;
 use crate::Opts;
 use crate::baseline::BaseCircle;
 use crate::kolo_nodes::{KoloCircle, PASSPHRASE, key_circle, restore_engine, start_node};
-use crate::measure::{Delivery, Ledger, drain_until, loopback_bytes, now_ms, pct_ms, rss_kib, tagged};
+use crate::measure::{
+    Delivery, Ledger, drain_until, loopback_bytes, now_ms, pct_ms, process_cpu_secs, rss_kib, tagged,
+};
 
 /// Time for presence announcements and the first catch-up rounds to pass
 /// before anything is measured.
@@ -351,6 +353,7 @@ async fn rekey_kolo(n: usize, seed: u64) -> Result<Value> {
     while circle.deliveries.try_recv().is_ok() {}
     let ports: HashSet<u16> = circle.ports().into_iter().collect();
     let bytes_before = loopback_bytes(&ports)?;
+    let cpu_before = process_cpu_secs();
     let dummy = circle.dummies[0];
     let t0 = Instant::now();
     circle.nodes[0].call(Request::Remove { circle: hex(&circle.circle), member: dummy.to_hex() }).await?;
@@ -375,6 +378,7 @@ async fn rekey_kolo(n: usize, seed: u64) -> Result<Value> {
             break;
         }
     }
+    let cpu = process_cpu_secs() - cpu_before;
     let bytes = loopback_bytes(&ports)?.saturating_sub(bytes_before);
     let complete = ledger.sent.len() == n && ledger.all_complete(receivers);
     let time = ledger.latencies(receivers).last().copied().unwrap_or_default();
@@ -390,6 +394,10 @@ async fn rekey_kolo(n: usize, seed: u64) -> Result<Value> {
         "time_ms": time.as_secs_f64() * 1000.0,
         "removal_seen_ms": all_removed.map(|d| d.as_secs_f64() * 1000.0),
         "bytes": bytes,
+        // All n nodes share this process: CPU per member is what one
+        // member's own machine would spend on the rekey.
+        "cpu_s": cpu,
+        "cpu_per_member_ms": cpu * 1000.0 / n as f64,
         "key_deliveries": n * (n - 1),
     }))
 }
@@ -401,6 +409,7 @@ async fn broadcast_round(n: usize, seed: u64) -> Result<Value> {
     tokio::time::sleep(SETTLE).await;
     let ports = net.ports();
     let bytes_before = loopback_bytes(&ports)?;
+    let cpu_before = process_cpu_secs();
     let mut ledger = Ledger::default();
     let t0 = Instant::now();
     for node in 0..n {
@@ -409,11 +418,13 @@ async fn broadcast_round(n: usize, seed: u64) -> Result<Value> {
         net.publish(node, seq, 64).await?;
     }
     drain_until(net.rx(), &mut ledger, Duration::from_secs(120), |l| l.all_complete(n - 1)).await;
+    let cpu = process_cpu_secs() - cpu_before;
     let bytes = loopback_bytes(&ports)?.saturating_sub(bytes_before);
     let time = ledger.latencies(n - 1).last().copied().unwrap_or_default();
     let missing = ledger.missing(n - 1);
     net.stop().await;
-    Ok(json!({ "time_ms": time.as_secs_f64() * 1000.0, "bytes": bytes, "missing": missing }))
+    Ok(json!({ "time_ms": time.as_secs_f64() * 1000.0, "bytes": bytes, "missing": missing,
+               "cpu_s": cpu, "cpu_per_member_ms": cpu * 1000.0 / n as f64 }))
 }
 
 // -------------------------------------------------------------------

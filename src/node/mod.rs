@@ -38,6 +38,10 @@ const SYNC_EVERY: Duration = Duration::from_secs(5);
 const PRESENCE_EVERY: Duration = Duration::from_secs(300);
 const REDIAL_EVERY: Duration = Duration::from_secs(30);
 const PURGE_EVERY: Duration = Duration::from_secs(10);
+/// Most network events handled together; their frames share one profile
+/// transaction. Small, because the first frame's message is shown only
+/// when the whole batch is saved.
+const MAX_NET_BATCH: usize = 32;
 /// How long `join` waits for a member to admit us.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -72,6 +76,9 @@ impl Default for NodeConfig {
         Self { listen: vec![any], mdns: false, announce: Vec::new(), engine: EngineConfig::default() }
     }
 }
+
+/// A gossip frame's swarm message id and the peer that relayed it.
+type Relay = (CircleId, MessageId, PeerId);
 
 /// An invite request held until its circle's network listens.
 type InviteWaiter = (CircleId, crate::api::Request, oneshot::Sender<Result<Value, String>>, Instant);
@@ -152,7 +159,18 @@ impl Node {
             (Instant::now(), Instant::now(), Instant::now(), Instant::now());
         while !self.stop {
             tokio::select! {
-                Some(event) = net_rx.recv() => self.on_net(event),
+                Some(event) = net_rx.recv() => {
+                    // Whatever else has already arrived is handled with it,
+                    // frames in one profile transaction (see `on_net_batch`).
+                    let mut batch = vec![event];
+                    while batch.len() < MAX_NET_BATCH {
+                        match net_rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_net_batch(batch);
+                }
                 request = api.recv() => match request {
                     Some((request, reply)) => self.on_request(request, reply),
                     None => break,
@@ -190,37 +208,42 @@ impl Node {
 
     /// Feed the engine, persist what it asks (one transaction), then act.
     fn handle(&mut self, input: Input) -> Vec<Event> {
-        self.handle_judged(input, None)
+        self.handle_all(vec![(input, None)])
     }
 
-    /// As [`handle`](Self::handle); for a gossip frame (`relay`: the swarm's
-    /// message id and the peer that passed it on), the engine's verdict goes
-    /// back to the swarm as soon as the engine has judged the frame, before
-    /// the profile write. Forwarding then waits for the signature check
-    /// and decryption only, as in plain gossipsub it waits for the
-    /// signature check, not for our own database commit (on disk, an
-    /// fsync). A frame the engine rejects or ignores is still never
-    /// relayed, and the peer is scored on the engine's verdict alone. If
-    /// the write then fails, the frame has been relayed (every member
-    /// checks it for itself) but is not shown, and the engine returns to
-    /// what is saved; catch-up fetches it again later.
-    fn handle_judged(&mut self, input: Input, relay: Option<(CircleId, MessageId, PeerId)>) -> Vec<Event> {
-        let outputs = self.engine.handle(now_ms(), input, &mut self.rng);
+    /// Feed the engine several inputs, persist everything they asked for in
+    /// one transaction, and only then act on their other outputs. A burst
+    /// of frames (the key frames after a removal, a catch-up answer
+    /// arriving with live traffic) so costs one commit instead of one each.
+    ///
+    /// For a gossip frame (`relay`: the swarm's message id and the peer
+    /// that passed it on), the engine's verdict goes back to the swarm as
+    /// soon as the engine has judged the frame, before the profile write.
+    /// Forwarding then waits for the signature check and decryption only,
+    /// as in plain gossipsub it waits for the signature check, not for our
+    /// own database commit (on disk, an fsync). A frame the engine rejects
+    /// or ignores is still never relayed, and the peer is scored on the
+    /// engine's verdict alone. If the write then fails, the frame has been
+    /// relayed (every member checks it for itself) but is not shown, and
+    /// the engine returns to what is saved; catch-up fetches it again later.
+    fn handle_all(&mut self, inputs: Vec<(Input, Option<Relay>)>) -> Vec<Event> {
         let mut records: Vec<Record> = Vec::new();
         let mut rest = Vec::new();
-        let mut verdict = None;
-        for o in outputs {
-            match o {
-                Output::Persist(r) => records.push(r),
-                Output::Verdict { verdict: v, .. } => verdict = Some(v),
-                other => rest.push(other),
+        for (input, relay) in inputs {
+            let mut verdict = None;
+            for o in self.engine.handle(now_ms(), input, &mut self.rng) {
+                match o {
+                    Output::Persist(r) => records.push(r),
+                    Output::Verdict { verdict: v, .. } => verdict = Some(v),
+                    other => rest.push(other),
+                }
             }
-        }
-        if let Some((circle, message_id, source)) = relay {
-            // The engine judges every frame; no verdict would be a bug: do
-            // not relay, do not blame the peer.
-            let verdict = verdict.unwrap_or(Verdict::Ignore);
-            self.send_net(&circle, NetCommand::Validate { message_id, source, verdict });
+            if let Some((circle, message_id, source)) = relay {
+                // The engine judges every frame; no verdict would be a bug: do
+                // not relay, do not blame the peer.
+                let verdict = verdict.unwrap_or(Verdict::Ignore);
+                self.send_net(&circle, NetCommand::Validate { message_id, source, verdict });
+            }
         }
         let mut events = Vec::new();
         if let Err(e) = self.profile.apply(&records, &self.engine, &mut self.rng) {
@@ -294,7 +317,7 @@ impl Node {
                     self.send_net(&circle, NetCommand::Dial(addrs));
                 }
                 Output::Persist(_) => {}
-                // Verdicts go to the swarm from `handle_judged`; elsewhere
+                // Verdicts go to the swarm from `handle_all`; elsewhere
                 // (catch-up) there is no relay to judge.
                 Output::Verdict { .. } => {}
                 Output::Event(e) => {
@@ -335,26 +358,62 @@ impl Node {
         }
     }
 
+    /// Network events in arrival order; consecutive frames are handled
+    /// together ([`handle_all`](Self::handle_all)), other events one by one
+    /// between them.
+    fn on_net_batch(&mut self, events: Vec<NetEvent>) {
+        let mut frames: Vec<(Input, Option<Relay>)> = Vec::new();
+        for event in events {
+            match self.frame_input(event) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => {}
+                Err(other) => {
+                    if !frames.is_empty() {
+                        self.handle_all(std::mem::take(&mut frames));
+                    }
+                    self.on_net(other);
+                }
+            }
+        }
+        if !frames.is_empty() {
+            self.handle_all(frames);
+        }
+    }
+
+    /// The engine input of a frame event (`Ok(None)`: for a circle we no
+    /// longer run); any other event is handed back.
+    fn frame_input(&mut self, event: NetEvent) -> Result<Option<(Input, Option<Relay>)>, NetEvent> {
+        let circle = event.circle;
+        match event.kind {
+            NetEventKind::Gossip { frame, message_id, source } => {
+                if !self.books.contains_key(&circle) {
+                    return Ok(None);
+                }
+                Ok(Some((Input::Frame { circle, bytes: frame }, Some((circle, message_id, source)))))
+            }
+            NetEventKind::Direct { peer, frame } => {
+                tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
+                let Some(book) = self.books.get_mut(&circle) else {
+                    return Ok(None);
+                };
+                let peer = book.handle_of(peer);
+                if frame.get(1) == Some(&crate::wire::frame_type::SYNC_RESPONSE) {
+                    self.tell_watchers(NodeEvent::CatchUp { circle });
+                }
+                Ok(Some((Input::Direct { circle, peer, bytes: frame }, None)))
+            }
+            kind => Err(NetEvent { circle, kind }),
+        }
+    }
+
     fn on_net(&mut self, event: NetEvent) {
         let circle = event.circle;
         let Some(book) = self.books.get_mut(&circle) else {
             return;
         };
         match event.kind {
-            NetEventKind::Gossip { frame, message_id, source } => {
-                self.handle_judged(Input::Frame { circle, bytes: frame }, Some((circle, message_id, source)));
-            }
-            NetEventKind::Direct { peer, frame } => {
-                tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
-                if frame.get(1) == Some(&crate::wire::frame_type::SYNC_RESPONSE) {
-                    self.tell_watchers(NodeEvent::CatchUp { circle });
-                }
-                let Some(book) = self.books.get_mut(&circle) else {
-                    return;
-                };
-                let peer = book.handle_of(peer);
-                self.handle(Input::Direct { circle, peer, bytes: frame });
-            }
+            // Frames go through `on_net_batch`.
+            NetEventKind::Gossip { .. } | NetEventKind::Direct { .. } => {}
             NetEventKind::PeerConnected { peer, relayed, .. } => {
                 book.connected.insert(peer, relayed);
                 let handle = book.handle_of(peer);

@@ -37,6 +37,9 @@ pub use header::KdfParams;
 use header::{Header, Unlocked};
 
 #[cfg(feature = "app")]
+use std::collections::HashMap;
+
+#[cfg(feature = "app")]
 use crate::circle::CircleId;
 #[cfg(feature = "app")]
 use crate::crypto::{aead, kdf};
@@ -418,7 +421,24 @@ impl Profile {
         }
         let wrapping = self.wrapping_key(&self.conn)?;
         let tx = self.conn.transaction().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
-        for record in records {
+        // A circle's snapshot is exported from the engine as it is now, so
+        // every `CircleState` of one circle in this transaction would write
+        // the same bytes: write it once, at its last place (a snapshot is
+        // 76 KB at 100 members, and a burst of key frames asks for many).
+        let last_snapshot: HashMap<CircleId, usize> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Record::CircleState { circle } => Some((*circle, i)),
+                _ => None,
+            })
+            .collect();
+        for (i, record) in records.iter().enumerate() {
+            if let Record::CircleState { circle } = record
+                && last_snapshot.get(circle) != Some(&i)
+            {
+                continue;
+            }
             let r = apply_record(&tx, record, engine, &wrapping, rng);
             if let Err(e) = r {
                 let path = self.dir.as_deref().map(db_path).unwrap_or_default();
