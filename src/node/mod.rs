@@ -80,6 +80,16 @@ impl Default for NodeConfig {
 /// A gossip frame's swarm message id and the peer that relayed it.
 type Relay = (CircleId, MessageId, PeerId);
 
+/// A network event sorted for [`Node::on_net_batch`].
+enum Arrival {
+    /// A frame, as the engine's input.
+    Frame(Input, Option<Relay>),
+    /// Anything else, handled on its own.
+    Other(NetEvent),
+    /// For a circle we no longer run.
+    Gone,
+}
+
 /// An invite request held until its circle's network listens.
 type InviteWaiter = (CircleId, crate::api::Request, oneshot::Sender<Result<Value, String>>, Instant);
 
@@ -364,10 +374,10 @@ impl Node {
     fn on_net_batch(&mut self, events: Vec<NetEvent>) {
         let mut frames: Vec<(Input, Option<Relay>)> = Vec::new();
         for event in events {
-            match self.frame_input(event) {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => {}
-                Err(other) => {
+            match self.sort_arrival(event) {
+                Arrival::Frame(input, relay) => frames.push((input, relay)),
+                Arrival::Gone => {}
+                Arrival::Other(other) => {
                     if !frames.is_empty() {
                         self.handle_all(std::mem::take(&mut frames));
                     }
@@ -380,29 +390,28 @@ impl Node {
         }
     }
 
-    /// The engine input of a frame event (`Ok(None)`: for a circle we no
-    /// longer run); any other event is handed back.
-    fn frame_input(&mut self, event: NetEvent) -> Result<Option<(Input, Option<Relay>)>, NetEvent> {
+    /// A frame event becomes its engine input; any other event is handed back.
+    fn sort_arrival(&mut self, event: NetEvent) -> Arrival {
         let circle = event.circle;
         match event.kind {
             NetEventKind::Gossip { frame, message_id, source } => {
                 if !self.books.contains_key(&circle) {
-                    return Ok(None);
+                    return Arrival::Gone;
                 }
-                Ok(Some((Input::Frame { circle, bytes: frame }, Some((circle, message_id, source)))))
+                Arrival::Frame(Input::Frame { circle, bytes: frame }, Some((circle, message_id, source)))
             }
             NetEventKind::Direct { peer, frame } => {
                 tracing::debug!("direct frame type {:?}, {} bytes", frame.get(1), frame.len());
                 let Some(book) = self.books.get_mut(&circle) else {
-                    return Ok(None);
+                    return Arrival::Gone;
                 };
                 let peer = book.handle_of(peer);
                 if frame.get(1) == Some(&crate::wire::frame_type::SYNC_RESPONSE) {
                     self.tell_watchers(NodeEvent::CatchUp { circle });
                 }
-                Ok(Some((Input::Direct { circle, peer, bytes: frame }, None)))
+                Arrival::Frame(Input::Direct { circle, peer, bytes: frame }, None)
             }
-            kind => Err(NetEvent { circle, kind }),
+            kind => Arrival::Other(NetEvent { circle, kind }),
         }
     }
 
