@@ -393,7 +393,7 @@ impl KoloCircle {
                     }
                 }
                 bail!(
-                    "kolo circle: only {worst} of {want} peers connected after {limit:?} ({banned} peers cut off for low scores in all)"
+                    "kolo circle: only {worst} of {want} peers connected after {limit:?} ({banned} peers cut off for invalid frames in all)"
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

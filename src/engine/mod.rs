@@ -298,9 +298,18 @@ fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut 
             Ok(())
         }
         Ok(frames::DirectFrame::Pairwise { frame }) => {
-            // Handed to us instead of gossiped: no relay to judge either.
-            let _ = state.on_topic_frame(ctx, frame.to_vec());
-            Ok(())
+            // Only a frame for us may come directly: one for another member
+            // belongs on the topic, and keeping it as a mailbox frame here
+            // would let any peer with the network key fill our store.
+            match frames::parse_pair(frame) {
+                Ok(pair) if *pair.to() == state.my_pair_tag() => {
+                    // Handed to us instead of gossiped: no relay to judge.
+                    let _ = state.on_topic_frame(ctx, frame.to_vec());
+                    Ok(())
+                }
+                Ok(_) => Err("a pairwise frame for another member was sent to us directly".into()),
+                Err(e) => Err(e.to_string()),
+            }
         }
         Ok(frame) => joins.as_member(state, ctx, peer, frame),
     };

@@ -350,6 +350,11 @@ struct Bucket {
     at: Instant,
 }
 
+/// `count` strikes counted at `at`, decayed to `now`.
+fn decayed_strikes(count: f64, at: Instant, now: Instant) -> f64 {
+    count * STRIKE_DECAY_PER_SEC.powf(now.duration_since(at).as_secs_f64())
+}
+
 /// Take one token from `peer`'s bucket (refilled at `rate` per second up
 /// to `burst`); false when empty.
 fn take_token(buckets: &mut HashMap<PeerId, Bucket>, peer: PeerId, rate: f64, burst: f64) -> bool {
@@ -509,7 +514,7 @@ impl SwarmTask {
     fn strike(&mut self, peer: PeerId) {
         let now = Instant::now();
         let (count, at) = self.strikes.entry(peer).or_insert((0.0, now));
-        *count = *count * STRIKE_DECAY_PER_SEC.powf(now.duration_since(*at).as_secs_f64()) + 1.0;
+        *count = decayed_strikes(*count, *at, now) + 1.0;
         *at = now;
     }
 
@@ -520,9 +525,7 @@ impl SwarmTask {
         let struck: Vec<PeerId> = self
             .strikes
             .iter()
-            .filter(|(_, (count, at))| {
-                count * STRIKE_DECAY_PER_SEC.powf(now.duration_since(*at).as_secs_f64()) >= STRIKES_TO_BAN
-            })
+            .filter(|(_, (count, at))| decayed_strikes(*count, *at, now) >= STRIKES_TO_BAN)
             .map(|(p, _)| *p)
             .collect();
         for peer in &struck {
@@ -549,8 +552,11 @@ impl SwarmTask {
                 message: request_response::Message::Request { request, channel, .. },
                 ..
             })) => {
-                let _ = self.swarm.behaviour_mut().direct.send_response(channel, Vec::new());
                 if self.allow_direct(peer) {
+                    // The empty answer is the receipt a direct delivery
+                    // waits for; a dropped request gets none, so its sender
+                    // falls back to the topic.
+                    let _ = self.swarm.behaviour_mut().direct.send_response(channel, Vec::new());
                     return Some(NetEventKind::Direct { peer, frame: request });
                 }
                 tracing::warn!("direct requests from a peer over the rate limit were dropped");

@@ -292,10 +292,8 @@ impl Node {
                     // (after a removal that is n(n-1) frames instead of each
                     // reaching all n members). Otherwise it travels on the
                     // topic, where members keep it as the recipient's mailbox.
-                    let peer = recipient.and_then(|member| {
-                        let book = self.books.get(&circle)?;
-                        book.members.get(&member).filter(|p| book.connected.contains_key(p)).copied()
-                    });
+                    let book = self.books.get(&circle);
+                    let peer = recipient.and_then(|m| book?.connected_peer_of_member(&m));
                     let command = match peer {
                         Some(peer) => NetCommand::Deliver { peer, topic, frame },
                         None => NetCommand::Publish { topic, frame },

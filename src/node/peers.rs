@@ -110,6 +110,12 @@ impl PeerBook {
         self.by_handle.get(&handle).copied()
     }
 
+    /// The transport peer of `member`, if it announced one and we are
+    /// connected to it now.
+    pub fn connected_peer_of_member(&self, member: &MemberId) -> Option<PeerId> {
+        self.members.get(member).filter(|p| self.connected.contains_key(p)).copied()
+    }
+
     /// Remember a peer's addresses; true if something new was saved.
     pub fn learn_addresses(&mut self, peer: PeerId, addresses: &[Multiaddr]) -> bool {
         if peer == self.local {
