@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::circle::{InviteCode, InviteSecret, Op, OpBody, Role};
+use crate::circle::{CircleLog, InviteCode, InviteSecret, Op, OpBody, Role};
 use crate::crypto::pairwise::{KkContext, KkInitiator, kk_respond};
 use crate::crypto::ratchet::SendingChain;
 use crate::crypto::{envelope, kdf};
@@ -23,6 +23,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("ratchet.json", ratchet_vectors()),
         ("envelope.json", envelope_vectors()),
         ("operations.json", operation_vectors()),
+        ("resolution.json", resolution_vectors()),
         ("invite.json", invite_vectors()),
         ("pairwise.json", pairwise_vectors()),
     ]
@@ -154,10 +155,9 @@ fn operation_vectors() -> Value {
     else {
         return Value::Null;
     };
+    let sign = |parents: Vec<[u8; 32]>, body: OpBody, t: u64| Op::sign(&creator, &circle_id, parents, body, t).ok();
     let invite = InviteSecret::from_seed(&seed(7));
-    let Ok(invite_op) = Op::sign(
-        &creator,
-        &circle_id,
+    let Some(invite_op) = sign(
         vec![genesis.id()],
         OpBody::Invite { invite_public: invite.public(), expires_at_ms: 1_700_000_600_000, role: Role::Member },
         1_700_000_001_000,
@@ -171,9 +171,40 @@ fn operation_vectors() -> Value {
     else {
         return Value::Null;
     };
+    let Some(admit) = sign(vec![invite_op.id()], OpBody::Admit { join: Box::new(join.clone()) }, 1_700_000_003_000)
+    else {
+        return Value::Null;
+    };
+    let after = vec![admit.id()];
+    let member = joiner.member_id();
+    let t = 1_700_000_004_000;
+    let (Some(set_role), Some(rotate), Some(disappear), Some(revoke), Some(rename), Some(remove)) = (
+        sign(after.clone(), OpBody::SetRole { member, role: Role::Organiser }, t),
+        sign(after.clone(), OpBody::Rotate, t),
+        sign(after.clone(), OpBody::SetDisappear { max_secs: 3600 }, t),
+        sign(after.clone(), OpBody::RevokeInvite { invite_op: invite_op.id() }, t),
+        sign(after.clone(), OpBody::Rename { display_name: "Ana M".into() }, t),
+        sign(after.clone(), OpBody::Remove { member }, t),
+    ) else {
+        return Value::Null;
+    };
+    let adder = IdentitySecret::from_seed(&seed(13));
+    let adder_binding = NoiseBinding::create(&adder, &circle_id, &NoiseSecret::from_bytes(seed(14)));
+    let Some(add) = sign(
+        after.clone(),
+        OpBody::Add {
+            member: adder.member_id(),
+            binding: adder_binding,
+            display_name: "Chen".into(),
+            role: Role::Member,
+        },
+        t,
+    ) else {
+        return Value::Null;
+    };
     let op = |o: &Op| json!({ "encoded": hex(&o.encode()), "op_id": hex(&o.id()) });
     json!({
-        "description": "membership operations: create, invite, join, SPEC §4.2",
+        "description": "membership operations of every kind, SPEC §4.2 (each signed by the creator but the join, signed by the joiner and the invite key)",
         "creator_seed": hex(&seed(1)),
         "creator_noise_secret": hex(&seed(2)),
         "circle_id": hex(&circle_id),
@@ -183,6 +214,120 @@ fn operation_vectors() -> Value {
         "joiner_seed": hex(&seed(8)),
         "joiner_noise_secret": hex(&seed(9)),
         "join": op(&join),
+        "admit": op(&admit),
+        "added_seed": hex(&seed(13)),
+        "added_noise_secret": hex(&seed(14)),
+        "add": op(&add),
+        "set_role": op(&set_role),
+        "rotate": op(&rotate),
+        "set_disappear": op(&disappear),
+        "revoke_invite": op(&revoke),
+        "rename": op(&rename),
+        "remove": op(&remove),
+    })
+}
+
+/// One resolution case: the operations (genesis first, then in the order
+/// given, which any order must match), and the roster they resolve to.
+fn resolution_case(name: &str, description: &str, ops: &[&Op]) -> Value {
+    let Ok(log) = CircleLog::from_ops(ops.iter().map(|o| (*o).clone()).collect()) else {
+        return Value::Null;
+    };
+    let roster: Vec<Value> = log
+        .members()
+        .iter()
+        .map(|m| json!({ "member": hex(m.id.as_bytes()), "role": m.role.label(), "name": m.display_name }))
+        .collect();
+    let order: Vec<String> = log.ops_in_order().iter().map(|o| hex(&o.id())).collect();
+    json!({
+        "name": name,
+        "description": description,
+        "ops": ops.iter().map(|o| hex(&o.encode())).collect::<Vec<_>>(),
+        "order": order,
+        "heads": log.heads().iter().map(|h| hex(h)).collect::<Vec<_>>(),
+        "epoch": log.epoch(),
+        "roster": roster,
+        "ignored": log.ignored_ops().iter().map(|(id, why)| json!({ "op_id": hex(id), "reason": why })).collect::<Vec<_>>(),
+    })
+}
+
+fn resolution_vectors() -> Value {
+    let ana = IdentitySecret::from_seed(&seed(1));
+    let mut rng = SeededEntropy::new(seed(6));
+    let Ok((genesis, c)) =
+        Op::create(&ana, &NoiseSecret::from_bytes(seed(2)), "riverside", "Ana", 0, 1_700_000_000_000, &mut rng)
+    else {
+        return Value::Null;
+    };
+    let people: Vec<IdentitySecret> = (20..24).map(|b| IdentitySecret::from_seed(&seed(b))).collect();
+    let [bo, cy, dee, eve] = [&people[0], &people[1], &people[2], &people[3]];
+    let t = 1_700_000_000_000u64;
+    let add = |by: &IdentitySecret, who: &IdentitySecret, name: &str, role: Role, parents: Vec<[u8; 32]>, k: u8| {
+        let binding = NoiseBinding::create(who, &c, &NoiseSecret::from_bytes(seed(40 + k)));
+        Op::sign(by, &c, parents, OpBody::Add { member: who.member_id(), binding, display_name: name.into(), role }, t)
+            .ok()
+    };
+    let sign = |by: &IdentitySecret, parents: Vec<[u8; 32]>, body: OpBody, dt: u64| {
+        Op::sign(by, &c, parents, body, t + dt).ok()
+    };
+    let (Some(add_bo), Some(add_cy)) = (
+        add(&ana, bo, "Bo", Role::Organiser, vec![genesis.id()], 0),
+        add(&ana, cy, "Cy", Role::Organiser, vec![genesis.id()], 1),
+    ) else {
+        return Value::Null;
+    };
+    let base = vec![add_bo.id(), add_cy.id()];
+    let Some(merge) = add(&ana, dee, "Dee", Role::Member, base.clone(), 2) else {
+        return Value::Null;
+    };
+    let h = vec![merge.id()];
+    // Mutual removal: the senior (Bo, added first in the order) wins.
+    let (Some(bo_rm_cy), Some(cy_rm_bo)) = (
+        sign(bo, h.clone(), OpBody::Remove { member: cy.member_id() }, 10),
+        sign(cy, h.clone(), OpBody::Remove { member: bo.member_id() }, 10),
+    ) else {
+        return Value::Null;
+    };
+    // A demotion concurrent with the demoted organiser's own operations.
+    let (Some(demote_bo), Some(bo_promotes_dee)) = (
+        sign(&ana, h.clone(), OpBody::SetRole { member: bo.member_id(), role: Role::Member }, 20),
+        sign(bo, h.clone(), OpBody::SetRole { member: dee.member_id(), role: Role::Organiser }, 20),
+    ) else {
+        return Value::Null;
+    };
+    // An admission concurrent with the removal of the inviter.
+    let invite = InviteSecret::from_seed(&seed(30));
+    let Some(inv) = sign(
+        bo,
+        h.clone(),
+        OpBody::Invite { invite_public: invite.public(), expires_at_ms: t + 1_000_000, role: Role::Member },
+        30,
+    ) else {
+        return Value::Null;
+    };
+    let eve_binding = NoiseBinding::create(eve, &c, &NoiseSecret::from_bytes(seed(31)));
+    let Ok(join) = Op::sign_join(eve, &c, &invite, inv.id(), eve_binding, "Eve", t + 31) else {
+        return Value::Null;
+    };
+    let (Some(admit), Some(ana_rm_bo)) = (
+        sign(bo, vec![inv.id()], OpBody::Admit { join: Box::new(join) }, 32),
+        sign(&ana, vec![inv.id()], OpBody::Remove { member: bo.member_id() }, 32),
+    ) else {
+        return Value::Null;
+    };
+    json!({
+        "description": "log resolution, SPEC §4.3: each case lists operations (genesis first); resolving them in any order gives this order, heads, epoch, roster and set of stored-but-uncounted operations",
+        "circle_id": hex(&c),
+        "cases": [
+            resolution_case("linear", "create, two organisers added concurrently, a member added by a merge",
+                &[&genesis, &add_bo, &add_cy, &merge]),
+            resolution_case("mutual-removal", "two organisers remove each other concurrently: the more senior (earlier standing) wins",
+                &[&genesis, &add_bo, &add_cy, &merge, &bo_rm_cy, &cy_rm_bo]),
+            resolution_case("demotion", "an organiser is demoted while promoting someone: the promotion, concurrent with the demotion, does not count",
+                &[&genesis, &add_bo, &add_cy, &merge, &demote_bo, &bo_promotes_dee]),
+            resolution_case("admit-vs-removal", "an inviter admits a joiner concurrently with its own removal: the admission does not count",
+                &[&genesis, &add_bo, &add_cy, &merge, &inv, &admit, &ana_rm_bo]),
+        ],
     })
 }
 

@@ -46,8 +46,9 @@ fn flipping_any_byte_of_a_group_frame_is_refused_and_changes_nothing() {
 #[test]
 fn unknown_versions_and_types_get_a_clear_reason() {
     let (mut sim, circle) = two_members(32);
-    sim.input(1, Input::Frame { circle, bytes: vec![2, 1, 0, 0] });
-    sim.input(1, Input::Frame { circle, bytes: vec![1, 0x7f] });
+    sim.input(1, Input::Frame { circle, bytes: vec![3, 1, 0, 0] });
+    sim.input(1, Input::Frame { circle, bytes: vec![1, 1, 0, 0] });
+    sim.input(1, Input::Frame { circle, bytes: vec![kolo::wire::VERSION, 0x7f] });
     let reasons: Vec<String> = sim.nodes[1]
         .events
         .iter()
@@ -56,7 +57,8 @@ fn unknown_versions_and_types_get_a_clear_reason() {
             _ => None,
         })
         .collect();
-    assert!(reasons.iter().any(|r| r.contains("unsupported wire version 2")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("unsupported wire version 3")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("older kolo (wire version 1)")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("0x7f")), "{reasons:?}");
 }
 
@@ -71,7 +73,7 @@ proptest! {
             // Half the inputs get a valid version and a plausible type so
             // they reach the deeper decoders.
             if i % 2 == 0 && bytes.len() >= 2 {
-                bytes[0] = 1;
+                bytes[0] = kolo::wire::VERSION;
                 bytes[1] = prefixes[i % prefixes.len()];
             }
             sim.input(1, Input::Frame { circle, bytes: bytes.clone() });

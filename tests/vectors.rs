@@ -40,3 +40,30 @@ fn envelope_vector_opens_with_the_published_chain_key() {
     let plaintext = kolo::wire::unpad(&padded).unwrap();
     assert_eq!(kolo::identity::hex(plaintext), v["plaintext"].as_str().unwrap());
 }
+
+/// Every resolution case resolves to its roster whatever order its
+/// operations arrive in (reversed here), as SPEC §4.3 requires.
+#[test]
+fn resolution_cases_hold_in_any_delivery_order() {
+    use kolo::circle::{CircleLog, Op};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/vectors");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("resolution.json")).unwrap()).unwrap();
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    for case in v["cases"].as_array().unwrap() {
+        let ops: Vec<Op> =
+            case["ops"].as_array().unwrap().iter().map(|o| Op::decode(&unhex(o.as_str().unwrap())).unwrap()).collect();
+        let (genesis, rest) = ops.split_first().unwrap();
+        let mut log = CircleLog::from_genesis(genesis.clone()).unwrap();
+        for op in rest.iter().rev() {
+            let _ = log.insert(op.clone());
+        }
+        let roster: Vec<String> = log.members().iter().map(|m| kolo::identity::hex(m.id.as_bytes())).collect();
+        let expected: Vec<String> =
+            case["roster"].as_array().unwrap().iter().map(|m| m["member"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(roster, expected, "{}", case["name"]);
+        assert_eq!(u64::from(log.epoch()), case["epoch"].as_u64().unwrap(), "{}", case["name"]);
+    }
+}

@@ -15,7 +15,7 @@ use crate::identity::MemberId;
 use crate::wire::{Reader, Writer};
 
 pub const INVITE_PREFIX: &str = "kolo1-";
-const INVITE_VERSION: u8 = 1;
+const INVITE_VERSION: u8 = 2;
 const LABEL_CHECKSUM: &[u8] = b"kolo/v1/invite-checksum";
 const MAX_ADDRESSES: usize = 8;
 const MAX_ADDRESS_LEN: usize = 200;
@@ -110,6 +110,9 @@ impl InviteCode {
         }
         let mut r = Reader::new(content);
         let version = r.u8().map_err(|_| CircleError::InviteCorrupt)?;
+        if version < INVITE_VERSION {
+            return Err(CircleError::InviteOlder(version));
+        }
         if version != INVITE_VERSION {
             return Err(CircleError::InviteVersion(version));
         }

@@ -68,14 +68,22 @@ pub enum CircleError {
     WrongCircle,
     #[error("the membership log is full")]
     LogFull,
-    #[error("invalid {0}: names are 1 to 64 bytes without control characters")]
+    #[error("invalid {0}: names are 1 to 64 characters, without control, zero-width or text-direction characters")]
     InvalidName(&'static str),
+    #[error("this was made by an older version of kolo (operation format {0}); this kolo speaks format 2")]
+    OlderVersion(u8),
+    #[error("operation refused: {0}")]
+    Unauthorised(&'static str),
+    #[error("operation refused: its author has made as many operations as a circle accepts from one member")]
+    QuotaExceeded,
     #[error("this is not a kolo invite (it should start with \"kolo1-\")")]
     NotAnInvite,
     #[error("this invite is damaged (a typo, or cut short)")]
     InviteCorrupt,
     #[error("this invite is from a newer version of kolo (format {0})")]
     InviteVersion(u8),
+    #[error("this invite was made by an older kolo (format {0}); ask for a new one from an up-to-date kolo")]
+    InviteOlder(u8),
 }
 
 /// The closed network's pre-shared key.
@@ -103,15 +111,51 @@ pub fn pair_tag(circle_secret: &[u8; 32], circle_id: &CircleId, member: &MemberI
     out
 }
 
-/// Names are 1..=64 bytes of UTF-8 without control characters.
-pub fn check_name(name: &str, what: &'static str) -> Result<(), CircleError> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+/// Longest name in characters, after normalisation.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest name in bytes of UTF-8 (64 characters of at most 4 bytes).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Characters a name may not hold: controls, and the invisible ones that
+/// make two different names look the same or reorder what is around them
+/// (zero-width characters, joiners, bidi controls, variation selectors,
+/// fillers, tags). Emoji sequences that need a zero-width joiner are
+/// therefore refused too: we prefer that to invisible look-alikes.
+fn forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+            | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+            | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF)
+}
+
+/// Check a display or circle name and return its normal form: Unicode
+/// NFKC, surrounding white space trimmed, 1 to 64 characters, none of
+/// them a control or an invisible formatting character. Names on the
+/// wire must already be in this form.
+pub fn check_name(name: &str, what: &'static str) -> Result<String, CircleError> {
+    use unicode_normalization::UnicodeNormalization;
+    let normal: String = name.nfkc().collect::<String>().trim().to_owned();
+    let chars = normal.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || normal.len() > MAX_NAME_BYTES || normal.chars().any(forbidden_in_name) {
         return Err(CircleError::InvalidName(what));
     }
-    Ok(())
+    Ok(normal)
+}
+
+/// What a name looks like, for spotting look-alikes: the Unicode
+/// confusable skeleton (UTS #39) of its lower-case form. Two names with the
+/// same skeleton ("Ana" and "Аna" with a Cyrillic А, "rn" and "m") are
+/// marked in every member list.
+pub fn name_skeleton(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let skeleton: String = unicode_security::confusable_detection::skeleton(&lower).collect();
+    skeleton.to_lowercase()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -128,10 +172,28 @@ mod tests {
     }
 
     #[test]
-    fn names_are_checked() {
-        assert!(check_name("Ana María", "name").is_ok());
+    fn names_are_checked_and_normalised() {
+        assert_eq!(check_name("Ana María", "name").unwrap(), "Ana María");
         assert!(check_name("", "name").is_err());
+        assert!(check_name("   ", "name").is_err());
         assert!(check_name("a\nb", "name").is_err());
         assert!(check_name(&"x".repeat(65), "name").is_err());
+        assert!(check_name(&"é".repeat(64), "name").is_ok(), "64 characters of two bytes each");
+        // Zero-width, bidi and escape characters are refused.
+        for bad in ["Ana\u{200B}", "\u{202E}anA", "Ana\u{2066}", "A\u{1b}[2Jna", "Ana\u{FE0F}", "An\u{AD}a"] {
+            assert!(check_name(bad, "name").is_err(), "{bad:?}");
+        }
+        // NFKC: a full-width or composed form becomes the plain one.
+        assert_eq!(check_name("Ａｎａ", "name").unwrap(), "Ana");
+        assert_eq!(check_name("Jose\u{301}", "name").unwrap(), "José");
+        assert_eq!(check_name("  Bo  ", "name").unwrap(), "Bo");
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        assert_eq!(name_skeleton("Ana"), name_skeleton("\u{410}na"), "Cyrillic A");
+        assert_eq!(name_skeleton("Ana"), name_skeleton("ana"));
+        assert_eq!(name_skeleton("paypal"), name_skeleton("paypa1"));
+        assert_ne!(name_skeleton("Ana"), name_skeleton("Bo"));
     }
 }

@@ -4,15 +4,17 @@
 use ed25519_dalek::VerifyingKey;
 
 use super::invite::InviteSecret;
-use super::{CircleError, CircleId, OpId, Role, check_name};
+use super::{CircleError, CircleId, MAX_NAME_BYTES, OpId, Role, check_name};
 use crate::crypto::kdf::{LABEL_CIRCLE_ID, LABEL_OP_ID, hash};
 use crate::entropy::{Entropy, random_array};
 use crate::identity::{IdentitySecret, MemberId, NoiseBinding, NoiseSecret};
 use crate::wire::{Reader, WireError, Writer};
 
-pub const OP_VERSION: u8 = 1;
+/// Version 2: Join carries its invite in the body and enters the log only
+/// inside the inviter's Admit; parents are strictly ascending; Admit,
+/// RevokeInvite and Rename exist.
+pub const OP_VERSION: u8 = 2;
 pub const MAX_PARENTS: usize = 16;
-const NAME_LIMIT: usize = 64;
 const LABEL_OP_SIG: &[u8] = b"kolo/v1/op-sig";
 const LABEL_OP_INVITE_SIG: &[u8] = b"kolo/v1/op-invite-sig";
 
@@ -36,7 +38,11 @@ pub enum OpBody {
         expires_at_ms: u64,
         role: Role,
     },
+    /// The joiner's request, signed by the joiner and by the invite key.
+    /// It has no parents and never enters the log on its own: the inviter's
+    /// [`OpBody::Admit`] carries it.
     Join {
+        invite_op: OpId,
         binding: NoiseBinding,
         display_name: String,
     },
@@ -51,6 +57,17 @@ pub enum OpBody {
     SetDisappear {
         max_secs: u32,
     },
+    /// The inviter admits a joiner: `join` is the joiner's whole Join.
+    Admit {
+        join: Box<Op>,
+    },
+    RevokeInvite {
+        invite_op: OpId,
+    },
+    /// The author changes its own display name.
+    Rename {
+        display_name: String,
+    },
 }
 
 impl OpBody {
@@ -64,6 +81,9 @@ impl OpBody {
             OpBody::SetRole { .. } => 6,
             OpBody::Rotate => 7,
             OpBody::SetDisappear { .. } => 8,
+            OpBody::Admit { .. } => 9,
+            OpBody::RevokeInvite { .. } => 10,
+            OpBody::Rename { .. } => 11,
         }
     }
 }
@@ -96,11 +116,19 @@ fn read_binding(r: &mut Reader<'_>) -> Result<NoiseBinding, WireError> {
     Ok(NoiseBinding { noise_public: r.array()?, signature: r.array()? })
 }
 
+/// A name on the wire must already be in the normal form `check_name`
+/// gives, so every member shows and compares the same string.
 fn read_name(r: &mut Reader<'_>, what: &'static str) -> Result<String, WireError> {
-    let name = r.str16(what, NAME_LIMIT)?;
-    check_name(&name, what).map_err(|_| WireError::Invalid(what))?;
-    Ok(name)
+    let name = r.str16(what, MAX_NAME_BYTES)?;
+    match check_name(&name, what) {
+        Ok(normal) if normal == name => Ok(name),
+        _ => Err(WireError::Invalid(what)),
+    }
 }
+
+/// The longest encoded operation (an Admit carrying a Join with two
+/// 256-byte names is far below it).
+pub const MAX_OP_BYTES: usize = 4096;
 
 impl Op {
     /// Everything the signatures cover.
@@ -125,7 +153,8 @@ impl Op {
             OpBody::Invite { invite_public, expires_at_ms, role } => {
                 w.raw(invite_public).u64(*expires_at_ms).u8(role.code());
             }
-            OpBody::Join { binding, display_name } => {
+            OpBody::Join { invite_op, binding, display_name } => {
+                w.raw(invite_op);
                 write_binding(&mut w, binding);
                 w.str16(display_name);
             }
@@ -138,6 +167,15 @@ impl Op {
             OpBody::Rotate => {}
             OpBody::SetDisappear { max_secs } => {
                 w.u32(*max_secs);
+            }
+            OpBody::Admit { join } => {
+                w.bytes16(&join.encode());
+            }
+            OpBody::RevokeInvite { invite_op } => {
+                w.raw(invite_op);
+            }
+            OpBody::Rename { display_name } => {
+                w.str16(display_name);
             }
         }
         w.finish()
@@ -157,9 +195,23 @@ impl Op {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Op, CircleError> {
+        if bytes.len() > MAX_OP_BYTES {
+            return Err(WireError::LimitExceeded { what: "operation bytes", limit: MAX_OP_BYTES }.into());
+        }
         let mut r = Reader::new(bytes);
+        let op = Self::read(&mut r, true)?;
+        r.finish()?;
+        Ok(op)
+    }
+
+    /// Decode one operation from `r`; `nested_allowed` is false inside an
+    /// Admit, whose Join carries no further operation.
+    fn read(r: &mut Reader<'_>, nested_allowed: bool) -> Result<Op, CircleError> {
         let version = r.u8()?;
         if version != OP_VERSION {
+            if version < OP_VERSION {
+                return Err(CircleError::OlderVersion(version));
+            }
             return Err(WireError::UnknownCode { what: "operation version", code: version }.into());
         }
         let kind = r.u8()?;
@@ -170,40 +222,58 @@ impl Op {
             return Err(WireError::LimitExceeded { what: "parents", limit: MAX_PARENTS }.into());
         }
         let parents: Vec<OpId> = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
+        if parents.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(WireError::Invalid("parents must be distinct and in ascending order").into());
+        }
         let body = match kind {
             1 => OpBody::Create {
                 nonce: r.array()?,
-                circle_name: read_name(&mut r, "circle name")?,
+                circle_name: read_name(r, "circle name")?,
                 max_disappear_secs: r.u32()?,
-                binding: read_binding(&mut r)?,
-                display_name: read_name(&mut r, "display name")?,
+                binding: read_binding(r)?,
+                display_name: read_name(r, "display name")?,
             },
             2 => OpBody::Add {
                 member: MemberId(r.array()?),
-                binding: read_binding(&mut r)?,
-                display_name: read_name(&mut r, "display name")?,
+                binding: read_binding(r)?,
+                display_name: read_name(r, "display name")?,
                 role: Role::from_code(r.u8()?)?,
             },
             3 => OpBody::Invite { invite_public: r.array()?, expires_at_ms: r.u64()?, role: Role::from_code(r.u8()?)? },
-            4 => OpBody::Join { binding: read_binding(&mut r)?, display_name: read_name(&mut r, "display name")? },
+            4 => OpBody::Join {
+                invite_op: r.array()?,
+                binding: read_binding(r)?,
+                display_name: read_name(r, "display name")?,
+            },
             5 => OpBody::Remove { member: MemberId(r.array()?) },
             6 => OpBody::SetRole { member: MemberId(r.array()?), role: Role::from_code(r.u8()?)? },
             7 => OpBody::Rotate,
             8 => OpBody::SetDisappear { max_secs: r.u32()? },
+            9 if nested_allowed => {
+                let bytes = r.bytes16("admitted join", MAX_OP_BYTES)?;
+                let mut inner = Reader::new(bytes);
+                let join = Self::read(&mut inner, false)?;
+                inner.finish()?;
+                if !matches!(join.body, OpBody::Join { .. }) {
+                    return Err(WireError::Invalid("an admit carries a join").into());
+                }
+                OpBody::Admit { join: Box::new(join) }
+            }
+            10 => OpBody::RevokeInvite { invite_op: r.array()? },
+            11 => OpBody::Rename { display_name: read_name(r, "display name")? },
             code => {
                 return Err(WireError::UnknownCode { what: "operation kind", code }.into());
             }
         };
-        let is_create = matches!(body, OpBody::Create { .. });
-        if is_create != parents.is_empty() {
-            return Err(WireError::Invalid("only the creation has no parents").into());
+        let parentless = matches!(body, OpBody::Create { .. } | OpBody::Join { .. });
+        if parentless != parents.is_empty() {
+            return Err(WireError::Invalid("only a creation or a join has no parents").into());
         }
         let signature = r.array()?;
         let invite_signature = match body {
             OpBody::Join { .. } => Some(r.array()?),
             _ => None,
         };
-        r.finish()?;
         Ok(Op { author, timestamp_ms, parents, body, signature, invite_signature })
     }
 
@@ -242,16 +312,16 @@ impl Op {
         now_ms: u64,
         rng: &mut dyn Entropy,
     ) -> Result<(Op, CircleId), CircleError> {
-        check_name(circle_name, "circle name")?;
-        check_name(display_name, "display name")?;
+        let circle_name = check_name(circle_name, "circle name")?;
+        let display_name = check_name(display_name, "display name")?;
         let nonce: [u8; 32] = random_array(rng);
         let circle_id = circle_id_of(&identity.member_id(), &nonce);
         let body = OpBody::Create {
             nonce,
-            circle_name: circle_name.to_owned(),
+            circle_name,
             max_disappear_secs,
             binding: NoiseBinding::create(identity, &circle_id, noise),
-            display_name: display_name.to_owned(),
+            display_name,
         };
         let op = Self::sign_body(identity, &circle_id, Vec::new(), body, now_ms);
         Ok((op, circle_id))
@@ -281,15 +351,27 @@ impl Op {
         if matches!(body, OpBody::Create { .. } | OpBody::Join { .. }) || parents.is_empty() {
             return Err(CircleError::NotGenesis);
         }
-        if let OpBody::Add { display_name, .. } = &body {
-            check_name(display_name, "display name")?;
-        }
+        let body = match body {
+            OpBody::Add { member, binding, display_name, role } => {
+                OpBody::Add { member, binding, display_name: check_name(&display_name, "display name")?, role }
+            }
+            OpBody::Rename { display_name } => {
+                OpBody::Rename { display_name: check_name(&display_name, "display name")? }
+            }
+            other => other,
+        };
         let mut parents = parents;
+        parents.sort_unstable();
+        parents.dedup();
+        // More heads than fit: the rest stay heads, merged by a later
+        // operation (this one is concurrent with them).
         parents.truncate(MAX_PARENTS);
         Ok(Self::sign_body(identity, circle_id, parents, body, now_ms))
     }
 
-    /// A joiner's operation, signed by the joiner and by the invite key.
+    /// A joiner's request, signed by the joiner and by the invite key. It
+    /// has no parents: it names its invite and enters the log only inside
+    /// the inviter's Admit.
     pub fn sign_join(
         identity: &IdentitySecret,
         circle_id: &CircleId,
@@ -299,28 +381,20 @@ impl Op {
         display_name: &str,
         now_ms: u64,
     ) -> Result<Op, CircleError> {
-        Self::sign_join_with_parents(identity, circle_id, invite, vec![invite_op], binding, display_name, now_ms)
-    }
-
-    /// As [`Op::sign_join`], with more parents after the invite (the heads
-    /// the joiner knows of).
-    pub fn sign_join_with_parents(
-        identity: &IdentitySecret,
-        circle_id: &CircleId,
-        invite: &InviteSecret,
-        parents: Vec<OpId>,
-        binding: NoiseBinding,
-        display_name: &str,
-        now_ms: u64,
-    ) -> Result<Op, CircleError> {
-        check_name(display_name, "display name")?;
-        if parents.is_empty() || parents.len() > MAX_PARENTS {
-            return Err(CircleError::WrongCircle);
-        }
-        let body = OpBody::Join { binding, display_name: display_name.to_owned() };
-        let mut op = Self::sign_body(identity, circle_id, parents, body, now_ms);
+        let display_name = check_name(display_name, "display name")?;
+        let body = OpBody::Join { invite_op, binding, display_name };
+        let mut op = Self::sign_body(identity, circle_id, Vec::new(), body, now_ms);
         op.invite_signature = Some(invite.sign(&signed_message(LABEL_OP_INVITE_SIG, circle_id, &op.unsigned_bytes())));
         Ok(op)
+    }
+
+    /// The invite a Join names, or the invite of the Join an Admit carries.
+    pub fn invite_of(&self) -> Option<OpId> {
+        match &self.body {
+            OpBody::Join { invite_op, .. } => Some(*invite_op),
+            OpBody::Admit { join } => join.invite_of(),
+            _ => None,
+        }
     }
 }
 
@@ -348,14 +422,58 @@ mod tests {
             OpBody::SetRole { member: other.member_id(), role: Role::Organiser },
             OpBody::Rotate,
             OpBody::SetDisappear { max_secs: 3600 },
+            OpBody::Rename { display_name: "Ana B".into() },
         ];
         let mut ops = vec![genesis];
         for b in bodies {
             ops.push(Op::sign(&id, &c, p.clone(), b, 2).unwrap());
         }
         let invite_id = ops[2].id();
-        ops.push(Op::sign_join(&other, &c, &invite, invite_id, binding, "Bo", 3).unwrap());
+        ops.push(Op::sign(&id, &c, p.clone(), OpBody::RevokeInvite { invite_op: invite_id }, 2).unwrap());
+        let join = Op::sign_join(&other, &c, &invite, invite_id, binding, "Bo", 3).unwrap();
+        ops.push(Op::sign(&id, &c, vec![invite_id], OpBody::Admit { join: Box::new(join.clone()) }, 4).unwrap());
+        ops.push(join);
         (c, ops, invite)
+    }
+
+    #[test]
+    fn decoding_is_strict() {
+        let (_, ops, _) = sample_ops();
+        // Trailing bytes.
+        let mut bytes = ops[1].encode();
+        bytes.push(0);
+        assert!(Op::decode(&bytes).is_err());
+        // An older format is named as such.
+        let mut old = ops[1].encode();
+        old[0] = 1;
+        assert_eq!(Op::decode(&old), Err(CircleError::OlderVersion(1)));
+        // Unknown role.
+        let mut role = ops[4].encode();
+        let at = role.len() - 64 - 1;
+        role[at] = 3;
+        assert!(Op::decode(&role).is_err());
+        // A name that is not in normal form (full-width letters).
+        let mut rng = SeededEntropy::from_u64(2);
+        let id = IdentitySecret::generate(&mut rng);
+        let mut op = ops[7].clone();
+        op.body = OpBody::Rename { display_name: "Ａｎａ".into() };
+        op.author = id.member_id();
+        assert!(Op::decode(&op.encode()).is_err());
+    }
+
+    #[test]
+    fn parents_are_sorted_and_distinct() {
+        let (c, ops, _) = sample_ops();
+        let mut rng = SeededEntropy::from_u64(3);
+        let id = IdentitySecret::generate(&mut rng);
+        let (a, b) = (ops[1].id(), ops[2].id());
+        let op = Op::sign(&id, &c, vec![b, a, b], OpBody::Rotate, 5).unwrap();
+        let mut sorted = vec![a, b];
+        sorted.sort();
+        assert_eq!(op.parents, sorted);
+        let mut unsorted = op.clone();
+        unsorted.parents.reverse();
+        assert!(Op::decode(&unsorted.encode()).is_err());
     }
 
     #[test]
@@ -367,6 +485,9 @@ mod tests {
             assert_eq!(back.id(), op.id());
             let invite_pk = matches!(op.body, OpBody::Join { .. }).then(|| invite.public());
             assert!(back.verify_signatures(&c, invite_pk.as_ref()).is_ok());
+            if let OpBody::Admit { join } = &back.body {
+                assert!(join.verify_signatures(&c, Some(&invite.public())).is_ok());
+            }
             assert!(back.verify_signatures(&[9; 32], invite_pk.as_ref()).is_err(), "bound to its circle");
         }
     }
@@ -378,7 +499,7 @@ mod tests {
         }
 
         #[test]
-        fn any_tampered_byte_is_caught(which in 0usize..8, pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+        fn any_tampered_byte_is_caught(which in 0usize..11, pos in any::<prop::sample::Index>(), bit in 0u8..8) {
             let (c, ops, invite) = sample_ops();
             let op = &ops[which % ops.len()];
             let mut bytes = op.encode();
@@ -387,7 +508,13 @@ mod tests {
             let invite_pk = matches!(op.body, OpBody::Join { .. }).then(|| invite.public());
             let caught = match Op::decode(&bytes) {
                 Err(_) => true,
-                Ok(back) => back.verify_signatures(&c, invite_pk.as_ref()).is_err(),
+                Ok(back) => {
+                    back.verify_signatures(&c, invite_pk.as_ref()).is_err()
+                        || match &back.body {
+                            OpBody::Admit { join } => join.verify_signatures(&c, Some(&invite.public())).is_err(),
+                            _ => false,
+                        }
+                }
             };
             prop_assert!(caught);
         }

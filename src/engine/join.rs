@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use super::Ctx;
 use super::circle_state::CircleState;
 use super::frames::{self, DirectFrame, JoinAnswer, MemberProof};
-use super::message::Body;
 use super::types::{Event, NetworkKey, Output, PeerRef, Record};
 use crate::circle::{CircleId, CircleLog, InviteCode, InviteStatus, Op, OpBody};
 use crate::crypto::pairwise::{Session, XxInitiator, XxResponder};
@@ -287,8 +286,10 @@ impl Joins {
     }
 }
 
-/// Check a join operation against our log and, if it holds, publish and
-/// apply it; the answer is the welcome or the reason for refusal.
+/// Check a joiner's Join against our log and, if it holds, admit it: we
+/// author the Admit that carries it (only the invite's author can, so one
+/// code admits at most one person and a second joiner learns nothing); the
+/// answer is the welcome or the reason for refusal.
 fn admit(
     state: &mut CircleState,
     ctx: &mut Ctx<'_>,
@@ -301,31 +302,35 @@ fn admit(
     let Ok(op) = Op::decode(payload) else {
         return refuse("malformed join request");
     };
-    let OpBody::Join { binding, .. } = &op.body else {
+    let OpBody::Join { invite_op: named, binding, .. } = &op.body else {
         return refuse("not a join request");
     };
-    if op.parents.first() != Some(&invite_op) || binding.noise_public != joiner_static {
+    if *named != invite_op || binding.noise_public != joiner_static {
         return refuse("join request does not match the handshake");
     }
-    // The joiner sends its one Join to every member it reaches: a second
-    // member seeing the same, already applied operation just welcomes.
-    let already_in = state.log.contains(&op.id()) && state.log.is_member(&op.author);
-    if already_in {
+    // The joiner sends its one Join to every member it reaches: the same
+    // Join, already admitted, is just welcomed again.
+    if state.log.admitted_join(&invite_op).is_some_and(|j| j.id() == op.id()) && state.log.is_member(&op.author) {
         return welcome(state);
     }
     let invite_public = match state.log.invite_status(&invite_op, ctx.now) {
-        InviteStatus::Open { invite_public, .. } => invite_public,
+        InviteStatus::Open { invite_public, author, .. } if author == ctx.me => invite_public,
+        InviteStatus::Open { .. } => return retry("only the member who made this invite can admit with it"),
         InviteStatus::Unknown => return retry("a member does not know that invite yet"),
         InviteStatus::Expired => return refuse("this invite has expired"),
         InviteStatus::Used => return refuse("this invite was already used"),
+        InviteStatus::Revoked => return refuse("this invite was revoked"),
+        InviteStatus::AuthorLostAuthority => return refuse("the member who made this invite can no longer invite"),
     };
     if op.verify_signatures(&state.id(), Some(&invite_public)).is_err() {
         return refuse("join request signatures do not verify");
     }
     let joiner = op.author;
-    state.send_group(ctx, Body::Op(op.encode()), None);
+    if let Err(e) = super::author_op(state, ctx, OpBody::Admit { join: Box::new(op) }) {
+        return refuse(&format!("the circle did not accept this join: {e}"));
+    }
     if !state.log.is_member(&joiner) {
-        return refuse("the circle did not accept this join (was the invite used twice?)");
+        return refuse("the circle did not accept this join");
     }
     welcome(state)
 }
@@ -337,14 +342,8 @@ fn welcome(state: &CircleState) -> JoinAnswer {
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {
-    let (first, rest) = ops.split_first().ok_or("welcome carries no log")?;
-    let genesis = Op::decode(first).map_err(|e| e.to_string())?;
-    let mut log = CircleLog::from_genesis(genesis).map_err(|e| e.to_string())?;
-    for bytes in rest {
-        let op = Op::decode(bytes).map_err(|e| e.to_string())?;
-        log.insert(op).map_err(|e| e.to_string())?;
-    }
-    Ok(log)
+    let ops: Vec<Op> = ops.iter().map(|b| Op::decode(b)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    CircleLog::from_ops(ops).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

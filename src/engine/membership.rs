@@ -67,8 +67,15 @@ impl CircleState {
             MembershipChange::RoleChanged { member, role, by } => {
                 format!("{} made {} {:?}", self.member_name(by), self.member_name(member), role).to_lowercase()
             }
+            MembershipChange::Renamed { member, from, to } => {
+                self.check_key_change(ctx, member, to);
+                format!("{from} is now called {to}")
+            }
             MembershipChange::Rotated { by } => {
                 format!("{} rotated the circle's keys", self.member_name(by))
+            }
+            MembershipChange::InviteRevoked { by, .. } => {
+                format!("{} revoked an invite", self.member_name(by))
             }
             MembershipChange::DisappearChanged { max_secs, by } => match max_secs {
                 Some(s) => format!("{} set disappearing messages to {}", self.member_name(by), human_secs(*s)),
@@ -88,8 +95,9 @@ impl CircleState {
             | MembershipChange::Removed { by, .. }
             | MembershipChange::RoleChanged { by, .. }
             | MembershipChange::Rotated { by }
-            | MembershipChange::DisappearChanged { by, .. } => *by,
-            MembershipChange::Joined { member, .. } => *member,
+            | MembershipChange::DisappearChanged { by, .. }
+            | MembershipChange::InviteRevoked { by, .. } => *by,
+            MembershipChange::Joined { member, .. } | MembershipChange::Renamed { member, .. } => *member,
             MembershipChange::Ignored { .. } => ctx.me,
         };
         self.system_message(ctx, by, text);
@@ -102,9 +110,11 @@ impl CircleState {
         if *member == ctx.me {
             return;
         }
-        let lower = name.to_lowercase();
-        let current = self.log.members().into_iter().any(|r| r.id != *member && r.display_name.to_lowercase() == lower);
-        let former = self.log.former_members().into_iter().any(|(id, n)| id != *member && n.to_lowercase() == lower);
+        // Same confusable skeleton: "Ana", "ana" and "Аna" (Cyrillic А).
+        let skeleton = crate::circle::name_skeleton(name);
+        let looks_alike = |n: &str| crate::circle::name_skeleton(n) == skeleton;
+        let current = self.log.members().into_iter().any(|r| r.id != *member && looks_alike(&r.display_name));
+        let former = self.log.former_members().into_iter().any(|(id, n)| id != *member && looks_alike(&n));
         if current || former {
             self.unacked_key_changes.insert(*member);
             ctx.event(Event::KeyChangeWarning { circle: self.id(), member: *member, name: name.to_owned() });

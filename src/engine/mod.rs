@@ -400,6 +400,8 @@ fn require(state: &CircleState, me: &MemberId, action: Action, what: &str) -> Re
 /// apply it.
 fn author_op(state: &mut CircleState, ctx: &mut Ctx<'_>, body: OpBody) -> Result<Op, String> {
     let op = Op::sign(ctx.identity, &state.id(), state.log.heads(), body, ctx.now).map_err(|e| e.to_string())?;
+    // Never publish what the log would refuse (everyone else would too).
+    state.log.check(&op).map_err(|e| e.to_string())?;
     state.send_group(ctx, Body::Op(op.encode()), None);
     Ok(op)
 }

@@ -22,7 +22,8 @@ use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
 use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{Reader, WireError, Writer};
 
-const SNAPSHOT_VERSION: u8 = 1;
+/// 2: protocol v2 (membership operations of format 2).
+const SNAPSHOT_VERSION: u8 = 2;
 const MAX_ITEMS: usize = 1 << 20;
 
 /// Why a stored snapshot could not be loaded.
@@ -32,6 +33,11 @@ pub enum RestoreError {
     Corrupt(#[from] WireError),
     #[error("stored circle state is from a newer version ({0})")]
     NewerVersion(u8),
+    #[error(
+        "this circle was stored by an older kolo (state format {0}, protocol v1), which this kolo cannot read; \
+         v1 circles are not carried over: create or join the circle again"
+    )]
+    OlderVersion(u8),
     #[error("stored membership log is invalid: {0}")]
     Log(String),
     #[error("stored key material is invalid: {0}")]
@@ -173,17 +179,17 @@ impl CircleState {
         if version > SNAPSHOT_VERSION {
             return Err(RestoreError::NewerVersion(version));
         }
+        if version < SNAPSHOT_VERSION {
+            return Err(RestoreError::OlderVersion(version));
+        }
         let n = count(&mut r)?;
         let mut ops = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             ops.push(Op::decode(r.bytes32("op", 4096)?).map_err(|e| RestoreError::Log(e.to_string()))?);
         }
-        let mut ops = ops.into_iter();
-        let genesis = ops.next().ok_or_else(|| RestoreError::Log("empty log".into()))?;
-        let mut log = CircleLog::from_genesis(genesis).map_err(|e| RestoreError::Log(e.to_string()))?;
-        for op in ops {
-            log.insert(op).map_err(|e| RestoreError::Log(e.to_string()))?;
-        }
+        // One resolution for the whole log (in order, each descends from
+        // what came before it, so most are placed without resolving again).
+        let log = CircleLog::from_ops(ops).map_err(|e| RestoreError::Log(e.to_string()))?;
         let secret: [u8; 32] = r.array()?;
         let noise = NoiseSecret::from_bytes(r.array()?);
         let keys = |e: crate::crypto::CryptoError| RestoreError::Keys(e.to_string());

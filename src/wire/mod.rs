@@ -16,7 +16,7 @@ pub use codec::{Reader, Writer};
 pub use padding::{PADDING_BUCKETS, pad, unpad};
 
 /// The only wire version this build speaks. Every frame starts with it.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Upper bound on any frame kolo accepts from outside, checked before decoding.
 pub const MAX_FRAME_LEN: usize = 72 * 1024;
@@ -54,8 +54,10 @@ pub enum WireError {
     TrailingBytes(usize),
     #[error("frame is too long ({0} bytes)")]
     TooLong(usize),
-    #[error("unsupported wire version {0}; this build speaks version 1")]
+    #[error("unsupported wire version {0}; this build speaks version 2")]
     UnsupportedVersion(u8),
+    #[error("frame from an older kolo (wire version {0}); this build speaks version 2 only: update that peer")]
+    OlderVersion(u8),
     #[error("unknown frame type 0x{0:02x}")]
     UnknownType(u8),
     #[error("unknown {what} code {code}")]
@@ -82,6 +84,9 @@ pub fn read_prefix_within(bytes: &[u8], max_len: usize) -> Result<u8, WireError>
         return Err(WireError::TooLong(bytes.len()));
     }
     let (&version, rest) = bytes.split_first().ok_or(WireError::Truncated)?;
+    if version < VERSION {
+        return Err(WireError::OlderVersion(version));
+    }
     if version != VERSION {
         return Err(WireError::UnsupportedVersion(version));
     }

@@ -1,0 +1,496 @@
+//! The membership log: a DAG of signed operations, resolved into a roster
+//! the same way by every member (`protocol/SPEC.md` §4.3 states the rule
+//! in full; [`resolve`] implements it).
+//!
+//! Owns: storing operations whose parents are known (holding the others
+//! until their parents arrive), refusing at insert every operation its
+//! author could not make in its own causal past or beyond its quota
+//! ([`policy`]), the causal order ([`dag`]), and the roster, settings,
+//! invites and epoch the resolution gives. Resolution is incremental: an
+//! operation that descends from every operation held is applied on its
+//! own; anything else resolves the log again.
+
+mod dag;
+mod policy;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+pub use policy::{Action, MEMBER_QUOTA, ORGANISER_QUOTA};
+
+use self::resolve::{Resolution, Roster, past_of};
+use super::op::{Op, OpBody, circle_id_of};
+use super::{CircleError, CircleId, OpId, Role, name_skeleton};
+use crate::identity::{MemberId, NoiseBinding};
+
+/// Most operations a circle's log may hold.
+pub const MAX_OPS: usize = 10_000;
+/// Most operations held while their parents are missing.
+pub const MAX_PENDING: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub id: MemberId,
+    pub display_name: String,
+    pub role: Role,
+    pub binding: NoiseBinding,
+    /// The organiser who added them, or who admitted them with an invite.
+    pub added_by: MemberId,
+    pub added_op: OpId,
+    /// Whether they came in through an invite.
+    pub joined: bool,
+}
+
+/// A visible change to the circle, for notices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    Created {
+        by: MemberId,
+    },
+    Added {
+        member: MemberId,
+        name: String,
+        role: Role,
+        by: MemberId,
+    },
+    Joined {
+        member: MemberId,
+        name: String,
+        role: Role,
+        invited_by: MemberId,
+    },
+    /// `by == member` means the member left.
+    Removed {
+        member: MemberId,
+        name: String,
+        by: MemberId,
+    },
+    RoleChanged {
+        member: MemberId,
+        role: Role,
+        by: MemberId,
+    },
+    Renamed {
+        member: MemberId,
+        from: String,
+        to: String,
+    },
+    Rotated {
+        by: MemberId,
+    },
+    DisappearChanged {
+        max_secs: Option<u32>,
+        by: MemberId,
+    },
+    InviteRevoked {
+        invite: OpId,
+        by: MemberId,
+    },
+    /// A stored operation the rules did not count (it lost to a concurrent
+    /// removal, demotion or revocation).
+    Ignored {
+        op: OpId,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Duplicate,
+    /// Held until its parents arrive.
+    Pending,
+    Applied {
+        changes: Vec<MembershipChange>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InviteStatus {
+    Unknown,
+    Expired,
+    Used,
+    Revoked,
+    /// Its author is no longer an organiser: invites die with their
+    /// author's authority.
+    AuthorLostAuthority,
+    Open {
+        role: Role,
+        invite_public: [u8; 32],
+        author: MemberId,
+    },
+}
+
+pub struct CircleLog {
+    circle_id: CircleId,
+    ops: HashMap<OpId, Op>,
+    pending: VecDeque<Op>,
+    res: Resolution,
+    /// Operations stored per author (quotas).
+    authored: HashMap<MemberId, usize>,
+}
+
+impl CircleLog {
+    /// Start a log from its Create operation.
+    pub fn from_genesis(genesis: Op) -> Result<Self, CircleError> {
+        let OpBody::Create { nonce, binding, .. } = &genesis.body else {
+            return Err(CircleError::NotGenesis);
+        };
+        if !genesis.parents.is_empty() {
+            return Err(CircleError::NotGenesis);
+        }
+        let circle_id = circle_id_of(&genesis.author, nonce);
+        genesis.verify_signatures(&circle_id, None)?;
+        binding.verify(&genesis.author, &circle_id).map_err(|_| CircleError::BadBinding)?;
+        let mut log = CircleLog {
+            circle_id,
+            ops: HashMap::new(),
+            pending: VecDeque::new(),
+            res: Resolution::default(),
+            authored: HashMap::from([(genesis.author, 1)]),
+        };
+        log.ops.insert(genesis.id(), genesis);
+        log.res = Resolution::resolve(&log.ops);
+        Ok(log)
+    }
+
+    /// Rebuild a log from operations (genesis first, the rest in any order).
+    pub fn from_ops(mut ops: Vec<Op>) -> Result<Self, CircleError> {
+        if ops.is_empty() {
+            return Err(CircleError::NotGenesis);
+        }
+        let genesis = ops.remove(0);
+        let mut log = Self::from_genesis(genesis)?;
+        log.insert_many(ops)?;
+        Ok(log)
+    }
+
+    pub fn circle_id(&self) -> CircleId {
+        self.circle_id
+    }
+
+    fn roster(&self) -> &Roster {
+        &self.res.roster
+    }
+
+    pub fn circle_name(&self) -> &str {
+        &self.roster().circle_name
+    }
+
+    pub fn max_disappear_secs(&self) -> Option<u32> {
+        let s = self.roster().max_disappear_secs;
+        (s > 0).then_some(s)
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.roster().epoch
+    }
+
+    pub fn heads(&self) -> Vec<OpId> {
+        self.res.dag.heads()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn contains(&self, id: &OpId) -> bool {
+        self.ops.contains_key(id)
+    }
+
+    pub fn get(&self, id: &OpId) -> Option<&Op> {
+        self.ops.get(id)
+    }
+
+    pub fn members(&self) -> Vec<&MemberRecord> {
+        self.roster().members.values().collect()
+    }
+
+    pub fn member(&self, id: &MemberId) -> Option<&MemberRecord> {
+        self.roster().members.get(id)
+    }
+
+    pub fn is_member(&self, id: &MemberId) -> bool {
+        self.roster().members.contains_key(id)
+    }
+
+    pub fn role_of(&self, id: &MemberId) -> Option<Role> {
+        self.roster().members.get(id).map(|m| m.role)
+    }
+
+    /// How many organisers the circle has.
+    pub fn organisers(&self) -> usize {
+        self.roster().members.values().filter(|m| m.role == Role::Organiser).count()
+    }
+
+    /// Members who were removed or left, with their last name.
+    pub fn former_members(&self) -> Vec<(MemberId, String)> {
+        self.roster().former.iter().map(|(id, n)| (*id, n.clone())).collect()
+    }
+
+    /// Another current or former member whose name looks like `member`'s
+    /// (same confusable skeleton, `circle::name_skeleton`).
+    pub fn lookalike_of(&self, member: &MemberId) -> Option<MemberId> {
+        let name = self.member(member)?.display_name.as_str();
+        let skeleton = name_skeleton(name);
+        let current = self.roster().members.values().map(|m| (m.id, m.display_name.as_str()));
+        let former = self.roster().former.iter().map(|(id, n)| (*id, n.as_str()));
+        current.chain(former).find(|(id, n)| id != member && name_skeleton(n) == skeleton).map(|(id, _)| id)
+    }
+
+    /// The operations in resolution order, genesis first.
+    pub fn ops_in_order(&self) -> Vec<&Op> {
+        self.res.dag.order().iter().filter_map(|id| self.ops.get(id)).collect()
+    }
+
+    pub fn invite_status(&self, invite_op: &OpId, now_ms: u64) -> InviteStatus {
+        let Some(info) = self.roster().invites.get(invite_op) else {
+            return InviteStatus::Unknown;
+        };
+        if self.roster().revoked_invites.contains_key(invite_op) {
+            InviteStatus::Revoked
+        } else if self.roster().used_invites.contains_key(invite_op) {
+            InviteStatus::Used
+        } else if self.role_of(&info.author) != Some(Role::Organiser) {
+            InviteStatus::AuthorLostAuthority
+        } else if now_ms > info.expires_at_ms {
+            InviteStatus::Expired
+        } else {
+            InviteStatus::Open { role: info.role, invite_public: info.public, author: info.author }
+        }
+    }
+
+    /// Stored operations the resolution did not count, with why, by op id.
+    pub fn ignored_ops(&self) -> Vec<(OpId, &'static str)> {
+        let mut v: Vec<(OpId, &'static str)> = self.roster().ignored.iter().map(|(id, r)| (*id, *r)).collect();
+        v.sort();
+        v
+    }
+
+    /// The Join an invite admitted, if it was used.
+    pub fn admitted_join(&self, invite_op: &OpId) -> Option<&Op> {
+        let admit = self.ops.get(self.roster().used_invites.get(invite_op)?)?;
+        match &admit.body {
+            OpBody::Admit { join } => Some(join),
+            _ => None,
+        }
+    }
+
+    /// May `member` do this now? The same table the resolver uses.
+    pub fn can(&self, member: &MemberId, action: Action) -> bool {
+        action.needs().met_by(self.role_of(member))
+    }
+
+    /// Insert one operation received from anyone.
+    pub fn insert(&mut self, op: Op) -> Result<InsertOutcome, CircleError> {
+        self.insert_many(vec![op])
+    }
+
+    /// Insert several operations. Each is checked against its causal past
+    /// and refused (never stored) if its author could not make it; the
+    /// roster is resolved once for the batch, or extended in place when
+    /// every operation descends from all before it.
+    pub fn insert_many(&mut self, ops: Vec<Op>) -> Result<InsertOutcome, CircleError> {
+        let before = self.res.roster.clone();
+        let mut added: Vec<OpId> = Vec::new();
+        // Inserted but not yet placed in the causal order.
+        let mut unplaced: HashSet<OpId> = HashSet::new();
+        let mut pending = false;
+        let mut first_error = None;
+        let mut queue: VecDeque<Op> = ops.into();
+        while let Some(op) = queue.pop_front() {
+            let id = op.id();
+            if self.ops.contains_key(&id) || self.pending.iter().any(|p| p.id() == id) {
+                continue;
+            }
+            if self.ops.len() >= MAX_OPS {
+                first_error.get_or_insert(CircleError::LogFull);
+                break;
+            }
+            if !op.parents.iter().all(|p| self.ops.contains_key(p)) {
+                // Cheap check now so forged junk does not fill the pending set.
+                if let Err(e) = self.check_early(&op) {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+                self.pending.push_back(op);
+                while self.pending.len() > MAX_PENDING {
+                    self.pending.pop_front();
+                }
+                pending = true;
+                continue;
+            }
+            if op.parents.iter().any(|p| unplaced.contains(p)) {
+                self.res = Resolution::resolve(&self.ops);
+                unplaced.clear();
+            }
+            match self.admit_one(&op, &id, unplaced.is_empty()) {
+                Ok(placed) => {
+                    if !placed {
+                        unplaced.insert(id);
+                    }
+                    *self.authored.entry(op.author).or_default() += 1;
+                    self.ops.insert(id, op);
+                    added.push(id);
+                    // Parked children of this one may now be ready.
+                    let (ready, waiting): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
+                        .into_iter()
+                        .partition(|p| p.parents.iter().all(|q| self.ops.contains_key(q)));
+                    self.pending = waiting.into();
+                    queue.extend(ready);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !unplaced.is_empty() {
+            self.res = Resolution::resolve(&self.ops);
+        }
+        if added.is_empty() {
+            return match (first_error, pending) {
+                (Some(e), _) => Err(e),
+                (None, true) => Ok(InsertOutcome::Pending),
+                (None, false) => Ok(InsertOutcome::Duplicate),
+            };
+        }
+        Ok(InsertOutcome::Applied { changes: diff(&before, &self.res.roster, &added) })
+    }
+
+    /// Checks possible before the parents are known.
+    fn check_early(&self, op: &Op) -> Result<(), CircleError> {
+        if matches!(op.body, OpBody::Create { .. }) {
+            return Err(CircleError::NotGenesis);
+        }
+        if matches!(op.body, OpBody::Join { .. }) {
+            return Err(CircleError::Unauthorised("a join enters the log only inside the inviter's admit"));
+        }
+        op.verify_author(&self.circle_id)
+    }
+
+    /// Would the log accept `op` now (its parents held, its author allowed
+    /// in its causal past, within quota)? Authors check before publishing.
+    pub fn check(&self, op: &Op) -> Result<(), CircleError> {
+        if !op.parents.iter().all(|p| self.ops.contains_key(p)) {
+            return Err(CircleError::Unauthorised("its parents are not all known"));
+        }
+        self.checked_ancestors(op).map(|_| ())
+    }
+
+    /// Check one operation whose parents are all held against its causal
+    /// past; place it at once when it descends from everything placed
+    /// (`may_place`: nothing inserted is waiting to be placed). Returns
+    /// whether it was placed.
+    fn admit_one(&mut self, op: &Op, id: &OpId, may_place: bool) -> Result<bool, CircleError> {
+        let bits = self.checked_ancestors(op)?;
+        if may_place && self.res.dag.covers_all(&bits) {
+            self.res.append(*id, op, bits);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Every check of an operation whose parents are held; its ancestor set.
+    fn checked_ancestors(&self, op: &Op) -> Result<dag::Ancestors, CircleError> {
+        self.check_early(op)?;
+        if let OpBody::Admit { join } = &op.body {
+            let invite_op = join.invite_of().ok_or(CircleError::WrongCircle)?;
+            let Some(OpBody::Invite { invite_public, .. }) = self.ops.get(&invite_op).map(|o| &o.body) else {
+                return Err(CircleError::Unauthorised("the admit names an unknown invite"));
+            };
+            join.verify_signatures(&self.circle_id, Some(invite_public))?;
+        }
+        match &op.body {
+            OpBody::Add { member, binding, .. } => binding.verify(member, &self.circle_id),
+            OpBody::Admit { join } => match &join.body {
+                OpBody::Join { binding, .. } => binding.verify(&join.author, &self.circle_id),
+                _ => return Err(CircleError::WrongCircle),
+            },
+            _ => Ok(()),
+        }
+        .map_err(|_| CircleError::BadBinding)?;
+        let bits = self.res.dag.ancestors_of_new(&op.parents);
+        {
+            let past = past_of(&bits);
+            self.res.causal.allows(op, false, &past).map_err(CircleError::Unauthorised)?;
+            let authored = self.authored.get(&op.author).copied().unwrap_or(0);
+            if authored >= policy::quota(self.res.causal.role_in(&op.author, &past)) {
+                return Err(CircleError::QuotaExceeded);
+            }
+        }
+        Ok(bits)
+    }
+}
+
+fn diff(before: &Roster, after: &Roster, added: &[OpId]) -> Vec<MembershipChange> {
+    let mut out = Vec::new();
+    for (id, rec) in &after.members {
+        match before.members.get(id) {
+            None if rec.joined => out.push(MembershipChange::Joined {
+                member: *id,
+                name: rec.display_name.clone(),
+                role: rec.role,
+                invited_by: rec.added_by,
+            }),
+            None => out.push(MembershipChange::Added {
+                member: *id,
+                name: rec.display_name.clone(),
+                role: rec.role,
+                by: rec.added_by,
+            }),
+            Some(old) => {
+                if old.role != rec.role {
+                    out.push(MembershipChange::RoleChanged {
+                        member: *id,
+                        role: rec.role,
+                        by: after.role_set_by.get(id).copied().unwrap_or(*id),
+                    });
+                }
+                if old.display_name != rec.display_name {
+                    out.push(MembershipChange::Renamed {
+                        member: *id,
+                        from: old.display_name.clone(),
+                        to: rec.display_name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for (id, rec) in &before.members {
+        if !after.members.contains_key(id) {
+            out.push(MembershipChange::Removed {
+                member: *id,
+                name: rec.display_name.clone(),
+                by: after.removed_by.get(id).copied().unwrap_or(*id),
+            });
+        }
+    }
+    if before.max_disappear_secs != after.max_disappear_secs {
+        out.push(MembershipChange::DisappearChanged {
+            max_secs: (after.max_disappear_secs > 0).then_some(after.max_disappear_secs),
+            by: after.disappear_set_by.unwrap_or(MemberId([0; 32])),
+        });
+    }
+    for (op, by) in &after.rotations {
+        if !before.rotations.iter().any(|(o, _)| o == op) {
+            out.push(MembershipChange::Rotated { by: *by });
+        }
+    }
+    for (invite, by) in &after.revoked_invites {
+        if !before.revoked_invites.contains_key(invite) {
+            out.push(MembershipChange::InviteRevoked { invite: *invite, by: *by });
+        }
+    }
+    for id in added {
+        if let Some(reason) = after.ignored.get(id) {
+            out.push(MembershipChange::Ignored { op: *id, reason });
+        }
+    }
+    out
+}
