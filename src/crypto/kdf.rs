@@ -18,6 +18,10 @@ pub const LABEL_MESSAGE_ID: &[u8] = b"kolo/v1/message-id";
 pub const LABEL_FRAME_ID: &[u8] = b"kolo/v1/frame-id";
 pub const LABEL_OP_ID: &[u8] = b"kolo/v1/op-id";
 pub const LABEL_CIRCLE_ID: &[u8] = b"kolo/v1/circle-id";
+/// A member's view of the roster (SPEC §4.5).
+pub const LABEL_GROUP_CONTEXT: &[u8] = b"kolo/v2/group-context";
+/// A chain signing key's proof that it belongs to its sender (SPEC §6.3).
+pub const LABEL_CHAIN_OWNER: &[u8] = b"kolo/v2/chain-owner";
 
 /// SHA-256 over `label` followed by each part with a u32 length prefix,
 /// so that no two different part lists hash the same bytes.

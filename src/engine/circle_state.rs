@@ -34,6 +34,11 @@ pub(super) const RETIRED_KEYS: usize = 4096;
 const STALE_EPOCHS: u32 = 3;
 /// How long before asking the same member for the log again.
 const LOG_REQUEST_INTERVAL_MS: u64 = 30_000;
+/// Receiving chains kept per member (the current one and a few it
+/// replaced whose messages may still be in flight).
+pub(super) const MAX_CHAINS_PER_MEMBER: usize = 4;
+/// Evidence of equivocation kept per circle.
+const MAX_EQUIVOCATIONS: usize = 16;
 
 pub fn message_id(key_id: &KeyId, counter: u32) -> MessageId {
     let h = hash(LABEL_MESSAGE_ID, &[key_id, &counter.to_be_bytes()]);
@@ -86,6 +91,17 @@ impl<T: std::hash::Hash + Eq + Copy> BoundedSet<T> {
     }
 }
 
+/// Proof that a member signed two different frames as the same message:
+/// both frames verify under its chain key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Equivocation {
+    pub member: MemberId,
+    pub key_id: KeyId,
+    pub counter: u32,
+    pub first: Vec<u8>,
+    pub second: Vec<u8>,
+}
+
 pub struct CircleState {
     pub(super) log: CircleLog,
     pub(super) secret: Zeroizing<[u8; 32]>,
@@ -113,6 +129,10 @@ pub struct CircleState {
     pub(super) verified: BTreeSet<MemberId>,
     pub(super) unacked_key_changes: BTreeSet<MemberId>,
     pub(super) log_requested_at: HashMap<MemberId, u64>,
+    /// Members told to be seeing another roster (warned once each).
+    pub(super) split_views: BTreeSet<MemberId>,
+    /// Two validly signed frames for one key id and counter: the evidence.
+    pub(super) equivocations: Vec<Equivocation>,
     /// We were removed: no more sending; history kept until the user wipes.
     pub(super) removed: bool,
     pub(super) system_counter: u64,
@@ -160,6 +180,8 @@ impl CircleState {
             verified: BTreeSet::new(),
             unacked_key_changes: BTreeSet::new(),
             log_requested_at: HashMap::new(),
+            split_views: BTreeSet::new(),
+            equivocations: Vec::new(),
             removed: false,
             system_counter: 0,
         };
@@ -287,8 +309,13 @@ impl CircleState {
     }
 
     fn send_chain_to(&mut self, ctx: &mut Ctx<'_>, member: &MemberId) {
+        let context = self.log.group_context();
+        let owner_proof =
+            self.chain.sign(&frames::chain_owner_message(&self.id(), &ctx.me, self.chain.epoch(), &context));
         let payload = PairPayload::SenderKey {
             distribution: self.chain.distribution(),
+            context,
+            owner_proof,
             previous: self.previous_chain,
             heads: self.log.heads(),
         };
@@ -444,11 +471,11 @@ impl CircleState {
         }
     }
 
-    fn on_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, padded: &[u8]) -> Result<(), String> {
+    pub(super) fn on_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, padded: &[u8]) -> Result<(), String> {
         let content = unpad(padded).map_err(|e| e.to_string())?;
         let payload = PairPayload::decode(content).map_err(|e| e.to_string())?;
         match payload {
-            PairPayload::SenderKey { distribution, previous, heads } => {
+            PairPayload::SenderKey { distribution, context, owner_proof, previous, heads } => {
                 let key_id = distribution.key_id();
                 if self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id) {
                     return Ok(()); // Already known: a duplicate or a replay.
@@ -460,6 +487,26 @@ impl CircleState {
                     return Err("stale sender key (much older epoch) refused".into());
                 }
                 let chain = ReceivingChain::from_distribution(&distribution).map_err(|e| e.to_string())?;
+                // Only the holder of the chain's signing key can bind it to
+                // a sender: a member passing on someone else's chain as its
+                // own cannot.
+                let claim = frames::chain_owner_message(&self.id(), &from, distribution.epoch, &context);
+                chain.verify(&claim, &owner_proof).map_err(|_| "sender key not bound to its sender: refused")?;
+                self.check_agreement(ctx, from, &context, &heads);
+                // A member holds at most a few chains: a flood of
+                // distributions replaces its oldest instead of growing.
+                let mine: Vec<(u32, bool, KeyId)> = self
+                    .receiving
+                    .iter()
+                    .filter(|(_, r)| r.sender == from)
+                    .map(|(k, r)| (r.chain.epoch(), r.final_counter.is_none(), *k))
+                    .collect();
+                if mine.len() >= MAX_CHAINS_PER_MEMBER
+                    && let Some((_, _, oldest)) = mine.into_iter().min()
+                {
+                    self.receiving.remove(&oldest);
+                    self.retired_keys.insert(oldest);
+                }
                 let newest = self.latest_epoch_of.get(&from).copied().unwrap_or(0).max(distribution.epoch);
                 self.latest_epoch_of.insert(from, newest);
                 if let Some((prev_id, final_counter)) = previous
@@ -488,14 +535,92 @@ impl CircleState {
                 Ok(())
             }
             PairPayload::LogOps(ops) => {
+                let mut refused = 0;
                 for bytes in ops {
-                    if let Ok(op) = Op::decode(&bytes) {
-                        self.insert_op(ctx, op);
+                    match Op::decode(&bytes) {
+                        Ok(op) if self.log.check(&op).is_err() && !self.log.contains(&op.id()) => {
+                            // Parents unknown yet is fine (held); anything
+                            // else is an operation this member holds and we
+                            // refuse: our logs will differ.
+                            let parents_known = op.parents.iter().all(|p| self.log.contains(p));
+                            if parents_known {
+                                refused += 1;
+                            }
+                            self.insert_op(ctx, op);
+                        }
+                        Ok(op) => self.insert_op(ctx, op),
+                        Err(_) => refused += 1,
                     }
+                }
+                if refused > 0 {
+                    self.split_view(ctx, from);
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Agreement (SPEC §4.5): a distribution names the sender's group
+    /// context and heads. Heads we lack: ask for the log. Heads we hold
+    /// that do not give the context claimed: the sender's view of the
+    /// roster differs from what the operations say, shown loudly.
+    fn check_agreement(&mut self, ctx: &mut Ctx<'_>, from: MemberId, context: &[u8; 32], heads: &[[u8; 32]]) {
+        if heads.len() >= frames::MAX_HEADS {
+            return; // Possibly cut short: not enough to judge.
+        }
+        match self.log.context_at(heads) {
+            None => self.request_log(ctx, from),
+            Some(ours) if ours != *context => self.split_view(ctx, from),
+            Some(_) => {}
+        }
+    }
+
+    /// A second, different frame that verifies as message `counter` of
+    /// `key_id`: keep both as evidence and warn in every member's client.
+    fn check_equivocation(&mut self, ctx: &mut Ctx<'_>, member: MemberId, key_id: &KeyId, counter: u32, frame: &[u8]) {
+        let id = message_id(key_id, counter);
+        let Some(first) = self.messages.get(&id).and_then(|m| m.envelope.as_ref()).map(|e| e.frame.clone()) else {
+            return;
+        };
+        if first.as_slice() == frame || self.equivocations.iter().any(|e| e.key_id == *key_id && e.counter == counter) {
+            return;
+        }
+        if self.equivocations.len() >= MAX_EQUIVOCATIONS {
+            self.equivocations.remove(0);
+        }
+        self.equivocations.push(Equivocation { member, key_id: *key_id, counter, first, second: frame.to_vec() });
+        let name = self.member_name(&member);
+        ctx.event(Event::Equivocation { circle: self.id(), member, name: name.clone() });
+        self.system_message(
+            ctx,
+            member,
+            format!(
+                "⚠ {name} signed two different messages as the same one: members may have been shown different \
+                 things. Their client is misbehaving or their keys are in someone else's hands."
+            ),
+        );
+    }
+
+    /// Evidence of equivocation seen in this circle.
+    pub fn equivocations(&self) -> &[Equivocation] {
+        &self.equivocations
+    }
+
+    /// Tell the user, once per member, that `member` sees another roster.
+    pub(super) fn split_view(&mut self, ctx: &mut Ctx<'_>, member: MemberId) {
+        if !self.split_views.insert(member) {
+            return;
+        }
+        let name = self.member_name(&member);
+        ctx.event(Event::SplitView { circle: self.id(), member, name: name.clone() });
+        self.system_message(
+            ctx,
+            member,
+            format!(
+                "⚠ {name}'s view of who is in this circle differs from yours. Someone may be showing members different \
+                 rosters: compare the member list with {name} in person."
+            ),
+        );
     }
 
     fn request_log(&mut self, ctx: &mut Ctx<'_>, from: MemberId) {
@@ -650,7 +775,12 @@ impl CircleState {
         }
         let (padded, advance) = match envelope::open_uncommitted(&receiver.chain, &frame) {
             Ok(x) => x,
-            Err(CryptoError::Replay { .. }) => return Ok(Verdict::Ignore), // Shown once already.
+            Err(CryptoError::Replay { .. }) => {
+                // Shown once already, unless it is another frame signed as
+                // the same message: equivocation (the signature checked).
+                self.check_equivocation(ctx, sender, &header.key_id, header.counter, bytes);
+                return Ok(Verdict::Ignore);
+            }
             // How far ahead depends on how much of the chain this member saw.
             Err(e @ CryptoError::TooFarAhead { .. }) => return Err(Refusal::local(format!("message refused: {e}"))),
             // A bad signature, or a signed frame that does not open: the

@@ -93,7 +93,16 @@ pub enum PairPayload {
     /// A sending chain for the recipient to read us with, the final
     /// counter of the chain it replaces, and our log heads (so a member
     /// missing operations can ask for them).
-    SenderKey { distribution: SenderKeyDistribution, previous: Option<(KeyId, u32)>, heads: Vec<[u8; 32]> },
+    /// A new sending chain. `context` is the sender's group context (SPEC
+    /// §4.5); `owner_proof` is the chain signing key's signature binding
+    /// the chain to its sender, epoch and context (`chain_owner_message`).
+    SenderKey {
+        distribution: SenderKeyDistribution,
+        context: [u8; 32],
+        owner_proof: [u8; 64],
+        previous: Option<(KeyId, u32)>,
+        heads: Vec<[u8; 32]>,
+    },
     /// "Send me the membership log; I am missing operations."
     LogRequest,
     /// The membership log, genesis first.
@@ -104,8 +113,9 @@ impl PairPayload {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(256);
         match self {
-            PairPayload::SenderKey { distribution: d, previous, heads } => {
+            PairPayload::SenderKey { distribution: d, context, owner_proof, previous, heads } => {
                 w.u8(1).u32(d.epoch).raw(&d.signing_public).raw(&d.chain_key).u32(d.counter);
+                w.raw(context).raw(owner_proof);
                 match previous {
                     Some((id, last)) => w.u8(1).raw(id).u32(*last),
                     None => w.u8(0),
@@ -136,6 +146,8 @@ impl PairPayload {
                     chain_key: r.array()?,
                     counter: r.u32()?,
                 };
+                let context = r.array()?;
+                let owner_proof = r.array()?;
                 let previous = match r.u8()? {
                     0 => None,
                     1 => Some((r.array()?, r.u32()?)),
@@ -148,7 +160,7 @@ impl PairPayload {
                     return Err(WireError::LimitExceeded { what: "heads", limit: MAX_HEADS });
                 }
                 let heads = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
-                PairPayload::SenderKey { distribution, previous, heads }
+                PairPayload::SenderKey { distribution, context, owner_proof, previous, heads }
             }
             2 => PairPayload::LogRequest,
             3 => PairPayload::LogOps(decode_ops(&mut r)?),
@@ -377,12 +389,14 @@ mod tests {
     fn payloads_round_trip() {
         let p = PairPayload::SenderKey {
             distribution: SenderKeyDistribution { epoch: 2, signing_public: [3; 32], chain_key: [4; 32], counter: 5 },
+            context: [9; 32],
+            owner_proof: [10; 64],
             previous: Some(([6; 16], 7)),
             heads: vec![[8; 32]],
         };
         let bytes = p.encode();
         match PairPayload::decode(&bytes).unwrap() {
-            PairPayload::SenderKey { distribution, previous, heads } => {
+            PairPayload::SenderKey { distribution, previous, heads, .. } => {
                 assert_eq!(distribution.counter, 5);
                 assert_eq!(previous, Some(([6; 16], 7)));
                 assert_eq!(heads, vec![[8; 32]]);
@@ -409,4 +423,16 @@ mod tests {
             let _ = MemberProof::decode(&bytes);
         }
     }
+}
+
+/// What a chain signing key signs to prove the chain is `owner`'s, for
+/// `epoch`, under `context` (SPEC §6.3): without it another member could
+/// hand out someone else's chain as its own and so silence them.
+pub fn chain_owner_message(
+    circle_id: &[u8; 32],
+    owner: &crate::identity::MemberId,
+    epoch: u32,
+    context: &[u8; 32],
+) -> Vec<u8> {
+    [crate::crypto::kdf::LABEL_CHAIN_OWNER, circle_id, owner.as_bytes(), &epoch.to_be_bytes(), context].concat()
 }

@@ -12,6 +12,8 @@
 //! joins in progress ([`join`]), catch-up between members ([`sync`]),
 //! reactions to membership changes ([`membership`]).
 
+#[cfg(test)]
+mod agreement_tests;
 mod circle_state;
 pub(crate) mod frames;
 mod join;

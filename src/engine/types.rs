@@ -227,6 +227,21 @@ pub enum Event {
         announcement: MessageId,
         by: MemberId,
     },
+    /// A member's key distribution claims a roster that differs from what
+    /// the operations it names give, or it holds operations we refuse:
+    /// our views of the circle differ.
+    SplitView {
+        circle: CircleId,
+        member: MemberId,
+        name: String,
+    },
+    /// A member signed two different frames as one message (evidence kept:
+    /// `CircleState::equivocations`).
+    Equivocation {
+        circle: CircleId,
+        member: MemberId,
+        name: String,
+    },
     /// A member whose name we knew now shows a different key; sending in
     /// the circle is blocked until acknowledged.
     KeyChangeWarning {

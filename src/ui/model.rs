@@ -841,6 +841,18 @@ impl App {
                 ));
                 vec![self.request(Request::Circles, Expect::Circles)]
             }
+            Event::SplitView { name, .. } => {
+                self.error(format!(
+                    "{name} sees a different list of members than you: compare the member list with {name} in person"
+                ));
+                Vec::new()
+            }
+            Event::Equivocation { name, .. } => {
+                self.error(format!(
+                    "{name} signed two different messages as the same one: their client or keys are compromised"
+                ));
+                Vec::new()
+            }
             Event::JoinFailed { reason, .. } | Event::Error { reason } => {
                 self.error(reason.clone());
                 Vec::new()

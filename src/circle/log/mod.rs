@@ -265,6 +265,32 @@ impl CircleLog {
         }
     }
 
+    /// This member's view of the roster (SPEC §4.5): the epoch and every
+    /// member with its role. Bound into every sender-key distribution, and
+    /// so into every message under that key.
+    pub fn group_context(&self) -> [u8; 32] {
+        context_of(&self.circle_id, self.roster())
+    }
+
+    /// The group context the log held at `heads` (all known), or `None`
+    /// if one of them is unknown.
+    pub fn context_at(&self, heads: &[OpId]) -> Option<[u8; 32]> {
+        let mut sub: HashMap<OpId, Op> = HashMap::new();
+        let mut stack: Vec<OpId> = heads.to_vec();
+        while let Some(id) = stack.pop() {
+            if sub.contains_key(&id) {
+                continue;
+            }
+            let op = self.ops.get(&id)?;
+            stack.extend(op.parents.iter().copied());
+            sub.insert(id, op.clone());
+        }
+        if sub.len() == self.ops.len() {
+            return Some(self.group_context());
+        }
+        Some(context_of(&self.circle_id, &Resolution::resolve(&sub).roster))
+    }
+
     /// Stored operations the resolution did not count, with why, by op id.
     pub fn ignored_ops(&self) -> Vec<(OpId, &'static str)> {
         let mut v: Vec<(OpId, &'static str)> = self.roster().ignored.iter().map(|(id, r)| (*id, *r)).collect();
@@ -426,6 +452,18 @@ impl CircleLog {
         }
         Ok(bits)
     }
+}
+
+fn context_of(circle_id: &CircleId, roster: &Roster) -> [u8; 32] {
+    let mut members = Vec::with_capacity(roster.members.len() * 33);
+    for (id, rec) in &roster.members {
+        members.extend_from_slice(id.as_bytes());
+        members.push(rec.role.code());
+    }
+    crate::crypto::kdf::hash(
+        crate::crypto::kdf::LABEL_GROUP_CONTEXT,
+        &[circle_id, &roster.epoch.to_be_bytes(), &members],
+    )
 }
 
 fn diff(before: &Roster, after: &Roster, added: &[OpId]) -> Vec<MembershipChange> {

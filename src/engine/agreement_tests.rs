@@ -1,0 +1,138 @@
+//! Agreement attacks of issue 12 against the engine: a member passing on
+//! another's chain as its own (key-id squatting), a flood of chains from
+//! one member, two frames signed as one message (equivocation), and a
+//! distribution whose roster its own heads do not give (split view).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::circle_state::MAX_CHAINS_PER_MEMBER;
+use super::frames::{PairPayload, chain_owner_message};
+use super::*;
+use crate::crypto::ratchet::SendingChain;
+use crate::entropy::SeededEntropy;
+use crate::sim::{Faults, Sim};
+use crate::wire::pad;
+
+fn circle_of_three() -> (Sim, CircleId) {
+    let mut sim = Sim::new(7, &["ana", "bo", "cy"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    assert!(sim.invite_and_join(circle, 0, 2));
+    sim.run_for(5_000);
+    (sim, circle)
+}
+
+fn member(sim: &Sim, i: usize) -> MemberId {
+    sim.nodes[i].engine.identity.member_id()
+}
+
+/// Hand `payload` to node `to` as a pairwise payload from `from` (what a
+/// modified client can make its own pairwise channel carry).
+fn deliver_payload(sim: &mut Sim, to: usize, circle: CircleId, from: MemberId, payload: &PairPayload) -> Vec<Output> {
+    let padded = pad(&payload.encode()).unwrap();
+    let mut rng = SeededEntropy::from_u64(99);
+    let now = sim.now;
+    let mut result = Ok(());
+    let out = sim.nodes[to].engine.with_ctx(now, &mut rng, |circles, _, ctx| {
+        result = circles.get_mut(&circle).unwrap().on_pair_payload(ctx, from, &padded);
+    });
+    let _ = result;
+    out
+}
+
+/// A fresh chain of `owner`'s with a valid ownership proof.
+fn distribution_of(sim: &Sim, circle: CircleId, owner: usize, seed: u64) -> (PairPayload, KeyIdOf) {
+    let state = sim.nodes[owner].engine.circle(&circle).unwrap();
+    let chain = SendingChain::generate(state.log.epoch(), sim.now, &mut SeededEntropy::from_u64(seed));
+    let context = state.log.group_context();
+    let proof = chain.sign(&chain_owner_message(&circle, &member(sim, owner), chain.epoch(), &context));
+    let key = chain.key_id();
+    (
+        PairPayload::SenderKey {
+            distribution: chain.distribution(),
+            context,
+            owner_proof: proof,
+            previous: None,
+            heads: state.log.heads(),
+        },
+        key,
+    )
+}
+
+type KeyIdOf = crate::crypto::ratchet::KeyId;
+
+#[test]
+fn attack8_a_member_cannot_squat_on_another_members_chain() {
+    let (mut sim, circle) = circle_of_three();
+    let (ana, bo) = (member(&sim, 0), member(&sim, 1));
+    // Ana's new chain, exactly as Bo received it from Ana (proof included),
+    // reaches Cy first from Bo, as Bo's own.
+    let (payload, key) = distribution_of(&sim, circle, 0, 1);
+    deliver_payload(&mut sim, 2, circle, bo, &payload);
+    let held = |sim: &Sim| sim.nodes[2].engine.circle(&circle).unwrap().receiving.get(&key).map(|r| r.sender);
+    assert_ne!(held(&sim), Some(bo), "Bo's claim on Ana's chain was accepted");
+    // Ana's own distribution still binds the chain to Ana.
+    deliver_payload(&mut sim, 2, circle, ana, &payload);
+    assert_eq!(held(&sim), Some(ana), "Ana was silenced");
+}
+
+#[test]
+fn attack9_one_member_cannot_grow_anothers_state_without_bound() {
+    let (mut sim, circle) = circle_of_three();
+    let bo = member(&sim, 1);
+    let before = sim.nodes[2].engine.circle(&circle).unwrap().export().len();
+    for seed in 0..150 {
+        let (payload, _) = distribution_of(&sim, circle, 1, 1000 + seed);
+        deliver_payload(&mut sim, 2, circle, bo, &payload);
+    }
+    let state = sim.nodes[2].engine.circle(&circle).unwrap();
+    let chains = state.receiving.values().filter(|r| r.sender == bo).count();
+    assert!(chains <= MAX_CHAINS_PER_MEMBER, "{chains} chains held for one member");
+    let after = state.export().len();
+    assert!(after < before + 64 * 1024, "snapshot grew from {before} to {after} bytes");
+}
+
+#[test]
+fn attack7_two_frames_signed_as_one_message_are_flagged() {
+    let (mut sim, circle) = circle_of_three();
+    let ana = member(&sim, 0);
+    // Ana's client seals two different texts under the same key and counter.
+    let saved = sim.nodes[0].engine.circles.get(&circle).unwrap().chain.export();
+    let inner = |text: &str, sim: &Sim| message::Inner {
+        circle_id: circle,
+        sender: ana,
+        epoch: sim.nodes[0].engine.circle(&circle).unwrap().chain.epoch(),
+        sent_at_ms: sim.now,
+        timer_secs: 0,
+        body: message::Body::Text(text.into()),
+    };
+    let first = inner("meet at the north gate", &sim);
+    sim.seal_raw(0, circle, &first);
+    sim.run_for(1_000);
+    sim.nodes[0].engine.circles.get_mut(&circle).unwrap().chain = SendingChain::import(&saved).unwrap();
+    let second = inner("meet at the south gate", &sim);
+    sim.seal_raw(0, circle, &second);
+    sim.run_for(1_000);
+    for i in [1, 2] {
+        let state = sim.nodes[i].engine.circle(&circle).unwrap();
+        assert_eq!(state.equivocations().len(), 1, "node {i} did not flag the equivocation");
+        assert_eq!(state.equivocations()[0].member, ana);
+        assert!(sim.nodes[i].events.iter().any(|e| matches!(e, Event::Equivocation { member, .. } if *member == ana)));
+    }
+}
+
+#[test]
+fn a_distribution_whose_heads_do_not_give_its_roster_is_a_split_view() {
+    let (mut sim, circle) = circle_of_three();
+    let bo = member(&sim, 1);
+    let (mut payload, _) = distribution_of(&sim, circle, 1, 5);
+    // Bo claims a roster (context) other than the one its heads resolve to.
+    if let PairPayload::SenderKey { context, owner_proof, distribution, .. } = &mut payload {
+        *context = [7; 32];
+        let chain = SendingChain::generate(distribution.epoch, sim.now, &mut SeededEntropy::from_u64(5));
+        *owner_proof = chain.sign(&chain_owner_message(&circle, &bo, distribution.epoch, context));
+    }
+    let out = deliver_payload(&mut sim, 2, circle, bo, &payload);
+    assert!(out.iter().any(|o| matches!(o, Output::Event(Event::SplitView { member, .. }) if *member == bo)));
+}
