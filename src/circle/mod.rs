@@ -76,6 +76,8 @@ pub enum CircleError {
     Unauthorised(&'static str),
     #[error("operation refused: its author has made as many operations as a circle accepts from one member")]
     QuotaExceeded,
+    #[error("operation refused as backdated: it ignores membership changes every current member had already seen")]
+    Backdated,
     #[error("this is not a kolo invite (it should start with \"kolo1-\")")]
     NotAnInvite,
     #[error("this invite is damaged (a typo, or cut short)")]

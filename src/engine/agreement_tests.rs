@@ -10,6 +10,7 @@ use super::frames::{PairPayload, chain_owner_message};
 use super::*;
 use crate::crypto::ratchet::SendingChain;
 use crate::entropy::SeededEntropy;
+use crate::identity::IdentitySecret;
 use crate::sim::{Faults, Sim};
 use crate::wire::pad;
 
@@ -135,4 +136,75 @@ fn a_distribution_whose_heads_do_not_give_its_roster_is_a_split_view() {
     }
     let out = deliver_payload(&mut sim, 2, circle, bo, &payload);
     assert!(out.iter().any(|o| matches!(o, Output::Event(Event::SplitView { member, .. }) if *member == bo)));
+}
+
+fn four_with_two_organisers() -> (Sim, CircleId) {
+    let mut sim = Sim::new(11, &["ana", "bo", "cy", "dee"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    for j in 1..4 {
+        assert!(sim.invite_and_join(circle, 0, j));
+    }
+    let bo = member(&sim, 1);
+    sim.command(0, Command::SetRole { circle, member: bo, role: Role::Organiser });
+    sim.run_for(5_000);
+    (sim, circle)
+}
+
+fn roster(sim: &Sim, i: usize, circle: &CircleId) -> Vec<MemberId> {
+    sim.nodes[i].engine.circle(circle).unwrap().log.members().iter().map(|m| m.id).collect()
+}
+
+/// Attack 1 with engines: Bo, removed while Dee was offline, signs Removes
+/// of everyone on the heads from before its removal and gets them to Dee,
+/// who still counts Bo as an organiser; then Dee meets the others.
+#[test]
+fn attack1_engines_a_removed_organiser_striking_back_through_an_offline_member_changes_nothing() {
+    let (mut sim, circle) = four_with_two_organisers();
+    let (ana, bo, cy, dee) = (member(&sim, 0), member(&sim, 1), member(&sim, 2), member(&sim, 3));
+    let before = sim.nodes[1].engine.circle(&circle).unwrap().log.heads();
+    sim.set_online(3, false);
+    sim.command(0, Command::Remove { circle, member: bo });
+    sim.run_for(5_000);
+    assert!(!roster(&sim, 0, &circle).contains(&bo));
+    // Only Dee hears Bo now.
+    sim.set_online(0, false);
+    sim.set_online(2, false);
+    sim.set_online(3, true);
+    let bo_identity = IdentitySecret::from_seed(&sim.nodes[1].engine.identity.expose_seed());
+    sim.nodes[1].engine.circles.get_mut(&circle).unwrap().removed = false;
+    for (t, target) in [(1, ana), (2, cy), (3, dee)] {
+        let strike =
+            Op::sign(&bo_identity, &circle, before.clone(), OpBody::Remove { member: target }, sim.now - t).unwrap();
+        let inner = message::Inner {
+            circle_id: circle,
+            sender: bo,
+            epoch: sim.nodes[1].engine.circle(&circle).unwrap().chain.epoch(),
+            sent_at_ms: sim.now,
+            timer_secs: 0,
+            body: message::Body::Op(strike.encode()),
+        };
+        sim.seal_raw(1, circle, &inner);
+    }
+    sim.run_for(5_000);
+    // Everyone meets again.
+    sim.set_online(0, true);
+    sim.set_online(2, true);
+    sim.run_for(60_000);
+    for i in [0, 2, 3] {
+        let r = roster(&sim, i, &circle);
+        assert!(
+            r.contains(&ana) && r.contains(&cy) && r.contains(&dee),
+            "node {i}: the strike-back removed members: {r:?}"
+        );
+        assert!(!r.contains(&bo), "node {i}: Bo is back");
+    }
+    // The circle goes on: a message from Ana reaches Cy and Dee, not Bo.
+    sim.command(0, Command::SendText { circle, text: "after the strike".into(), timer_secs: None });
+    sim.run_for(20_000);
+    let has = |sim: &Sim, i: usize| {
+        sim.nodes[i].engine.circle(&circle).unwrap().history().iter().any(|m| m.text == "after the strike")
+    };
+    assert!(has(&sim, 2) && has(&sim, 3));
+    assert!(!has(&sim, 1), "the removed organiser reads new messages");
 }

@@ -39,6 +39,10 @@ const LOG_REQUEST_INTERVAL_MS: u64 = 30_000;
 pub(super) const MAX_CHAINS_PER_MEMBER: usize = 4;
 /// Evidence of equivocation kept per circle.
 const MAX_EQUIVOCATIONS: usize = 16;
+/// After our removal, how long we stay on the circle's network to learn
+/// whether a concurrent, more senior revocation voids it (SPEC §4.3):
+/// a removal by someone who was being removed at the same time is undone.
+pub(super) const REMOVAL_GRACE_MS: u64 = 10 * 60 * 1000;
 
 pub fn message_id(key_id: &KeyId, counter: u32) -> MessageId {
     let h = hash(LABEL_MESSAGE_ID, &[key_id, &counter.to_be_bytes()]);
@@ -131,10 +135,15 @@ pub struct CircleState {
     pub(super) log_requested_at: HashMap<MemberId, u64>,
     /// Members told to be seeing another roster (warned once each).
     pub(super) split_views: BTreeSet<MemberId>,
+    /// The group context each member last claimed in a key distribution.
+    pub(super) claimed_context: HashMap<MemberId, [u8; 32]>,
     /// Two validly signed frames for one key id and counter: the evidence.
     pub(super) equivocations: Vec<Equivocation>,
     /// We were removed: no more sending; history kept until the user wipes.
     pub(super) removed: bool,
+    /// Since when (in memory): until the grace period ends we stay on the
+    /// network in case the removal is voided.
+    pub(super) removed_since: Option<u64>,
     pub(super) system_counter: u64,
 }
 
@@ -181,8 +190,10 @@ impl CircleState {
             unacked_key_changes: BTreeSet::new(),
             log_requested_at: HashMap::new(),
             split_views: BTreeSet::new(),
+            claimed_context: HashMap::new(),
             equivocations: Vec::new(),
             removed: false,
+            removed_since: None,
             system_counter: 0,
         };
         state.refresh_member_tags();
@@ -493,6 +504,7 @@ impl CircleState {
                 let claim = frames::chain_owner_message(&self.id(), &from, distribution.epoch, &context);
                 chain.verify(&claim, &owner_proof).map_err(|_| "sender key not bound to its sender: refused")?;
                 self.check_agreement(ctx, from, &context, &heads);
+                self.log.acknowledge(from, &heads);
                 // A member holds at most a few chains: a flood of
                 // distributions replaces its oldest instead of growing.
                 let mine: Vec<(u32, bool, KeyId)> = self
@@ -552,7 +564,10 @@ impl CircleState {
                         Err(_) => refused += 1,
                     }
                 }
-                if refused > 0 {
+                // Holding operations we refuse is a split only if it shows in
+                // the roster: the member's claimed view differs from ours.
+                let differs = self.claimed_context.get(&from).is_some_and(|c| *c != self.log.group_context());
+                if refused > 0 && differs {
                     self.split_view(ctx, from);
                 }
                 Ok(())
@@ -565,6 +580,7 @@ impl CircleState {
     /// that do not give the context claimed: the sender's view of the
     /// roster differs from what the operations say, shown loudly.
     fn check_agreement(&mut self, ctx: &mut Ctx<'_>, from: MemberId, context: &[u8; 32], heads: &[[u8; 32]]) {
+        self.claimed_context.insert(from, *context);
         if heads.len() >= frames::MAX_HEADS {
             return; // Possibly cut short: not enough to judge.
         }
@@ -766,10 +782,10 @@ impl CircleState {
             return Ok(Verdict::Ignore);
         };
         let sender = receiver.sender;
-        if !self.log.is_member(&sender) {
-            let reason = format!("{} is no longer a member; message refused", self.member_name(&sender));
-            return Err(Refusal::local(reason));
-        }
+        // A sender who is not a member in our view may still carry the
+        // membership operation that changes that view (its removal may
+        // lose to a concurrent one): open it, and keep only an operation.
+        let former_member = !self.log.is_member(&sender);
         if receiver.final_counter.is_some_and(|f| header.counter >= f) {
             return Err(Refusal::local("message on a replaced chain refused (stale)"));
         }
@@ -796,6 +812,10 @@ impl CircleState {
         if inner.sent_at_ms > ctx.now.saturating_add(ctx.config.max_future_skew_ms) {
             // Clocks differ between members: not proof against whoever relayed it.
             return Err(Refusal::local("message refused: dated in the future"));
+        }
+        if former_member && !matches!(inner.body, Body::Op(_)) {
+            let reason = format!("{} is no longer a member; message refused", self.member_name(&sender));
+            return Err(Refusal::local(reason));
         }
         if let Some(r) = self.receiving.get_mut(&header.key_id) {
             r.chain.commit(advance);
@@ -1064,14 +1084,16 @@ impl CircleState {
 impl CircleState {
     /// Drop everything that would let a removed member's keys or sessions
     /// be used again.
-    pub(super) fn forget_member(&mut self, member: &MemberId) {
-        let keys: Vec<KeyId> = self.receiving.iter().filter(|(_, r)| r.sender == *member).map(|(k, _)| *k).collect();
-        for k in keys {
-            self.receiving.remove(&k);
-            self.retired_keys.insert(k);
+    pub(super) fn forget_member(&mut self, member: &MemberId, now_ms: u64) {
+        // Their chains stay for the removal grace period, to read a
+        // membership operation they sent before (the removal may lose to a
+        // concurrent one); nothing else of theirs is shown (`open_group`).
+        for r in self.receiving.values_mut().filter(|r| r.sender == *member) {
+            r.retired_at_ms.get_or_insert(now_ms);
         }
+        // Their sessions towards us stay as long (a key distribution sent
+        // before the removal may still be in a mailbox); ours to them go.
         self.outbound.remove(member);
-        self.inbound.remove(member);
         self.latest_epoch_of.remove(member);
     }
 
@@ -1093,11 +1115,25 @@ impl CircleState {
         for id in self.frames.expire(ctx.now) {
             ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id }));
         }
+        let gone: Vec<MemberId> = self.inbound.keys().filter(|m| !self.log.is_member(m)).copied().collect();
+        for m in gone {
+            let still_held = self.receiving.values().any(|r| r.sender == m);
+            if !still_held {
+                self.inbound.remove(&m);
+            }
+        }
+        if self.removed && self.removed_since.is_some_and(|t| ctx.now.saturating_sub(t) >= REMOVAL_GRACE_MS) {
+            self.removed_since = None;
+            ctx.out.push(Output::Unsubscribe { circle });
+        }
         let retention = ctx.config.frame_retention_ms;
         let stale: Vec<KeyId> = self
             .receiving
             .iter()
-            .filter(|(_, r)| r.retired_at_ms.is_some_and(|t| ctx.now.saturating_sub(t) > retention))
+            .filter(|(_, r)| {
+                let horizon = if self.log.is_member(&r.sender) { retention } else { REMOVAL_GRACE_MS };
+                r.retired_at_ms.is_some_and(|t| ctx.now.saturating_sub(t) > horizon)
+            })
             .map(|(k, _)| *k)
             .collect();
         for k in &stale {

@@ -12,7 +12,14 @@ impl CircleState {
     /// Insert an operation (ours or received) and act on what changed.
     pub fn insert_op(&mut self, ctx: &mut Ctx<'_>, op: Op) {
         let epoch_before = self.log.epoch();
-        match self.log.insert(op) {
+        let (author, id) = (op.author, op.id());
+        self.log.set_local(ctx.me);
+        let result = self.log.insert(op);
+        if matches!(result, Ok(InsertOutcome::Applied { .. } | InsertOutcome::Duplicate)) {
+            // Its author holds everything before it.
+            self.log.acknowledge(author, &[id]);
+        }
+        match result {
             Err(e) => {
                 ctx.event(Event::Rejected { circle: self.id(), reason: format!("membership operation refused: {e}") })
             }
@@ -30,12 +37,22 @@ impl CircleState {
         ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
         if !self.log.is_member(&ctx.me) {
             if !self.removed {
+                // No more sending; we leave the network after a grace
+                // period, in case a concurrent revocation voids this.
                 self.removed = true;
-                ctx.out.push(Output::Unsubscribe { circle: self.id() });
+                self.removed_since = Some(ctx.now);
             }
             return;
         }
-        if self.log.epoch() != epoch_before {
+        if self.removed {
+            // The removal lost to a concurrent, more senior revocation.
+            self.removed = false;
+            self.removed_since = None;
+            let me = ctx.me;
+            self.system_message(ctx, me, "your removal was undone: it conflicted with a removal of its author".into());
+            self.new_chain(ctx);
+            ctx.out.push(self.subscribe_output());
+        } else if self.log.epoch() != epoch_before {
             // New epoch: a fresh chain for the new membership, on a new topic.
             self.new_chain(ctx);
             ctx.out.push(self.subscribe_output());
@@ -57,7 +74,7 @@ impl CircleState {
                 format!("{} joined (invited by {})", name, self.member_name(invited_by))
             }
             MembershipChange::Removed { member, name, by } => {
-                self.forget_member(member);
+                self.forget_member(member, ctx.now);
                 if by == member {
                     format!("{name} left the circle")
                 } else {

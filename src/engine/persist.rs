@@ -163,6 +163,14 @@ impl CircleState {
             }
         }
         w.u8(u8::from(self.removed)).u64(self.system_counter);
+        let acknowledged = self.log.acknowledgements();
+        w.u32(acknowledged.len() as u32);
+        for (m, heads) in acknowledged {
+            w.raw(m.as_bytes()).u32(heads.len() as u32);
+            for h in heads {
+                w.raw(&h);
+            }
+        }
         Zeroizing::new(w.finish())
     }
 
@@ -256,6 +264,12 @@ impl CircleState {
         }
         let removed = r.u8()? == 1;
         let system_counter = r.u64()?;
+        let mut log = log;
+        for _ in 0..count(&mut r)? {
+            let m = MemberId(r.array()?);
+            let heads: Vec<[u8; 32]> = (0..count(&mut r)?).map(|_| r.array()).collect::<Result<_, _>>()?;
+            log.acknowledge(m, &heads);
+        }
         r.finish()?;
 
         let circle_id = log.circle_id();

@@ -105,6 +105,17 @@ impl Dag {
         self.order.len()
     }
 
+    /// Everything at or before these operations (unknown ones add nothing).
+    pub(super) fn closure(&self, heads: &[OpId]) -> Ancestors {
+        let mut bits = self.ancestors_of_new(heads);
+        for h in heads {
+            if let Some(&p) = self.index.get(h) {
+                set_bit(&mut bits, p);
+            }
+        }
+        bits
+    }
+
     pub(super) fn order(&self) -> &[OpId] {
         &self.order
     }
@@ -123,6 +134,16 @@ impl Dag {
     pub(super) fn heads(&self) -> Vec<OpId> {
         self.heads.iter().copied().collect()
     }
+}
+
+/// Is every operation in `small` also in `big`?
+pub(super) fn is_subset(small: &Ancestors, big: &Ancestors) -> bool {
+    small.iter().enumerate().all(|(i, w)| w & !big.get(i).copied().unwrap_or(0) == 0)
+}
+
+/// Operations in both sets.
+pub(super) fn intersect(a: &Ancestors, b: &Ancestors) -> Ancestors {
+    a.iter().zip(b).map(|(x, y)| x & y).collect()
 }
 
 /// Membership test in an ancestor set.

@@ -129,7 +129,15 @@ pub struct CircleLog {
     res: Resolution,
     /// Operations stored per author (quotas).
     authored: HashMap<MemberId, usize>,
+    /// The heads each member last told us it holds (bounded backdating).
+    acknowledged: HashMap<MemberId, Vec<OpId>>,
+    /// Who holds this log: its own acknowledgement does not settle
+    /// anything (what it holds, others may not have seen).
+    local: Option<MemberId>,
 }
+
+/// Heads remembered per member.
+const MAX_ACKNOWLEDGED_HEADS: usize = 32;
 
 impl CircleLog {
     /// Start a log from its Create operation.
@@ -149,6 +157,8 @@ impl CircleLog {
             pending: VecDeque::new(),
             res: Resolution::default(),
             authored: HashMap::from([(genesis.author, 1)]),
+            acknowledged: HashMap::new(),
+            local: None,
         };
         log.ops.insert(genesis.id(), genesis);
         log.res = Resolution::resolve(&log.ops);
@@ -289,6 +299,62 @@ impl CircleLog {
             return Some(self.group_context());
         }
         Some(context_of(&self.circle_id, &Resolution::resolve(&sub).roster))
+    }
+
+    /// `member` told us it holds these operations (its heads, in a key
+    /// distribution or as the parents of an operation it made). What every
+    /// current member has acknowledged is settled: a new operation that
+    /// does not descend from all of it is refused as backdated.
+    pub fn acknowledge(&mut self, member: MemberId, heads: &[OpId]) {
+        let known: Vec<OpId> = heads.iter().filter(|h| self.ops.contains_key(*h)).copied().collect();
+        if known.is_empty() {
+            return;
+        }
+        let entry = self.acknowledged.entry(member).or_default();
+        entry.extend(known);
+        entry.sort_unstable();
+        entry.dedup();
+        if entry.len() > MAX_ACKNOWLEDGED_HEADS {
+            // Keep the latest-placed ones: their pasts hold the others'.
+            let dag = &self.res.dag;
+            let order: HashMap<&OpId, usize> = dag.order().iter().enumerate().map(|(i, id)| (id, i)).collect();
+            entry.sort_by_key(|h| std::cmp::Reverse(order.get(h).copied().unwrap_or(0)));
+            entry.truncate(MAX_ACKNOWLEDGED_HEADS);
+            entry.sort_unstable();
+        }
+    }
+
+    /// Whose log this is (see `settled`).
+    pub fn set_local(&mut self, me: MemberId) {
+        self.local = Some(me);
+    }
+
+    /// What each member acknowledged (for persistence).
+    pub fn acknowledgements(&self) -> Vec<(MemberId, Vec<OpId>)> {
+        let mut v: Vec<(MemberId, Vec<OpId>)> = self.acknowledged.iter().map(|(m, h)| (*m, h.clone())).collect();
+        v.sort();
+        v
+    }
+
+    /// The operations every other current member has acknowledged; `None`
+    /// while one has acknowledged nothing yet, or there is no other member
+    /// (then nothing is settled, and nothing refused as backdated).
+    fn settled(&self) -> Option<dag::Ancestors> {
+        // Removed in our own view: that view may be the attacker's doing
+        // (a removal that loses to a concurrent one), so it settles nothing.
+        if self.local.is_some_and(|me| !self.is_member(&me)) {
+            return None;
+        }
+        let mut settled: Option<dag::Ancestors> = None;
+        for m in self.roster().members.keys().filter(|m| Some(**m) != self.local) {
+            let heads = self.acknowledged.get(m)?;
+            let closure = self.res.dag.closure(heads);
+            settled = Some(match settled {
+                None => closure,
+                Some(s) => dag::intersect(&s, &closure),
+            });
+        }
+        settled
     }
 
     /// Stored operations the resolution did not count, with why, by op id.
@@ -442,6 +508,12 @@ impl CircleLog {
         }
         .map_err(|_| CircleError::BadBinding)?;
         let bits = self.res.dag.ancestors_of_new(&op.parents);
+        if !self.ops.contains_key(&op.id())
+            && let Some(settled) = self.settled()
+            && !dag::is_subset(&settled, &bits)
+        {
+            return Err(CircleError::Backdated);
+        }
         {
             let past = past_of(&bits);
             self.res.causal.allows(op, false, &past).map_err(CircleError::Unauthorised)?;

@@ -496,3 +496,41 @@ proptest! {
         prop_assert!(a.organisers() >= 1, "a circle always keeps an organiser");
     }
 }
+
+#[test]
+fn attack1_once_every_member_saw_the_removal_a_backdated_operation_is_refused() {
+    let mut w = world();
+    let ana = clone_id(&w.ana);
+    let (bo, cy) = with_organiser_and_member(&mut w);
+    let before = w.log.heads();
+    let rm = sign(&w, &ana, before.clone(), OpBody::Remove { member: bo.member_id() }, 3000);
+    w.log.insert(rm).unwrap();
+    // Ana and Cy both echo heads that hold the removal (their key
+    // distributions after it carry them).
+    let heads = w.log.heads();
+    w.log.acknowledge(ana.member_id(), &heads);
+    w.log.acknowledge(cy.member_id(), &heads);
+    let strike = sign(&w, &bo, before, OpBody::Remove { member: ana.member_id() }, 3001);
+    let len = w.log.len();
+    assert_eq!(w.log.insert(strike), Err(CircleError::Backdated));
+    assert_eq!(w.log.len(), len, "a backdated operation was stored");
+}
+
+#[test]
+fn an_offline_members_honest_concurrent_operation_is_kept() {
+    let mut w = world();
+    let ana = clone_id(&w.ana);
+    let (bo, cy) = with_organiser_and_member(&mut w);
+    let before = w.log.heads();
+    w.log.acknowledge(cy.member_id(), &before);
+    // While Cy is away, Ana rotates; Bo and Ana acknowledge it, Cy cannot.
+    let rot = sign(&w, &ana, before.clone(), OpBody::Rotate, 3000);
+    w.log.insert(rot).unwrap();
+    let heads = w.log.heads();
+    w.log.acknowledge(ana.member_id(), &heads);
+    w.log.acknowledge(bo.member_id(), &heads);
+    // Cy, back, renames itself from what it had: not settled, so accepted.
+    let rename = sign(&w, &cy, before, OpBody::Rename { display_name: "Cyrus".into() }, 3500);
+    w.log.insert(rename).unwrap();
+    assert_eq!(w.log.member(&cy.member_id()).unwrap().display_name, "Cyrus");
+}
