@@ -105,6 +105,9 @@ enum Cmd {
         /// Also draw the code as a QR code in the terminal.
         #[arg(long)]
         qr: bool,
+        /// Revoke this unused invite code instead of making a new one.
+        #[arg(long, value_name = "CODE")]
+        revoke: Option<String>,
     },
     /// Join a circle with an invite code.
     Join { code: String },
@@ -147,6 +150,8 @@ enum Cmd {
     },
     /// Remove a member (organisers); every remaining member rekeys.
     Remove { circle: String, member: String },
+    /// Change your display name in a circle (every member sees the change).
+    Rename { circle: String, name: String },
     /// Compare safety numbers with a member; --confirm marks them verified.
     Verify {
         circle: String,
@@ -349,7 +354,11 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                 }
             }
         }
-        Cmd::Invite { circle, expires, organiser, qr } => {
+        Cmd::Invite { circle, revoke: Some(code), .. } => {
+            call(Request::RevokeInvite { circle: circle.clone(), code: code.clone() })?;
+            println!("invite revoked: nobody can join with that code");
+        }
+        Cmd::Invite { circle, expires, organiser, qr, revoke: None } => {
             let v = call(Request::Invite {
                 circle: circle.clone(),
                 expires_secs: Some(parse_duration(expires)?),
@@ -417,10 +426,18 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                         m["name"].as_str().unwrap_or(""),
                         m["role"].as_str().unwrap_or(""),
                         m["link"].as_str().unwrap_or(""),
-                        if m["verified"].as_bool() == Some(true) { "  verified" } else { "" }
+                        match (m["verified"].as_bool() == Some(true), m["looks_like"].as_str()) {
+                            (_, Some(other)) => format!("  ⚠ name looks like {other}'s"),
+                            (true, None) => "  verified".to_owned(),
+                            (false, None) => String::new(),
+                        }
                     );
                 }
             }
+        }
+        Cmd::Rename { circle, name } => {
+            call(Request::Rename { circle: circle.clone(), name: name.clone() })?;
+            println!("renamed; every member will see the change");
         }
         Cmd::Remove { circle, member } => {
             let v = call(Request::Remove { circle: circle.clone(), member: member.clone() })?;

@@ -78,6 +78,16 @@ pub enum Request {
         circle: String,
         member: String,
     },
+    /// Change our display name in a circle.
+    Rename {
+        circle: String,
+        name: String,
+    },
+    /// Revoke an unused invite by its code.
+    RevokeInvite {
+        circle: String,
+        code: String,
+    },
     Verify {
         circle: String,
         member: String,

@@ -208,3 +208,78 @@ fn attack1_engines_a_removed_organiser_striking_back_through_an_offline_member_c
     assert!(has(&sim, 2) && has(&sim, 3));
     assert!(!has(&sim, 1), "the removed organiser reads new messages");
 }
+
+fn invite_code(sim: &mut Sim, circle: CircleId, organiser: usize) -> String {
+    sim.command(
+        organiser,
+        Command::CreateInvite { circle, expires_in_ms: 3600 * 1000, role: Role::Member, addresses: vec![] },
+    );
+    let code = sim.nodes[organiser].events.iter().rev().find_map(|e| match e {
+        Event::InviteCreated { code, .. } => Some(code.clone()),
+        _ => None,
+    });
+    sim.run_for(2_000);
+    code.unwrap()
+}
+
+/// Attack 5 with engines: one code used by two people at once (the real
+/// invitee and someone who photographed it). At most one gets in, and the
+/// other learns no circle secret.
+#[test]
+fn attack5_engines_one_code_two_joiners_admits_one_and_the_other_learns_nothing() {
+    let mut sim = Sim::new(13, &["ana", "bo", "real", "thief"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    sim.run_for(3_000);
+    let code = invite_code(&mut sim, circle, 0);
+    sim.command(2, Command::Join { code: code.clone() });
+    sim.command(3, Command::Join { code });
+    sim.run_for(60_000);
+    let admitted: Vec<usize> = [2, 3].into_iter().filter(|i| sim.nodes[*i].engine.circle(&circle).is_some()).collect();
+    assert_eq!(admitted.len(), 1, "one code let {} people in", admitted.len());
+    let winner = member(&sim, admitted[0]);
+    for i in [0, 1] {
+        assert!(roster(&sim, i, &circle).contains(&winner), "node {i} ejected the joiner that won");
+    }
+}
+
+/// Attack 3 with engines: an organiser's invite dies with its author's
+/// authority, even when handed to a friend after the removal.
+#[test]
+fn attack3_engines_a_removed_organisers_invite_admits_nobody() {
+    let mut sim = Sim::new(17, &["ana", "bo", "friend"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    let bo = member(&sim, 1);
+    sim.command(0, Command::SetRole { circle, member: bo, role: Role::Organiser });
+    sim.run_for(3_000);
+    let code = invite_code(&mut sim, circle, 1);
+    sim.command(0, Command::Remove { circle, member: bo });
+    sim.run_for(5_000);
+    sim.command(2, Command::Join { code });
+    sim.run_for(60_000);
+    assert!(sim.nodes[2].engine.circle(&circle).is_none(), "the removed organiser's invite admitted someone");
+    assert!(!roster(&sim, 0, &circle).contains(&member(&sim, 2)));
+}
+
+#[test]
+fn rename_and_revoke_reach_every_member() {
+    let (mut sim, circle) = circle_of_three();
+    sim.command(2, Command::Rename { circle, name: "Ｃｙｒｕｓ".into() });
+    sim.run_for(5_000);
+    let cy = member(&sim, 2);
+    for i in 0..3 {
+        let name = sim.nodes[i].engine.circle(&circle).unwrap().log.member(&cy).unwrap().display_name.clone();
+        assert_eq!(name, "Cyrus", "node {i}: the rename is normalised and applied everywhere");
+    }
+    let code = invite_code(&mut sim, circle, 0);
+    sim.command(0, Command::RevokeInvite { circle, code: code.clone() });
+    sim.run_for(3_000);
+    let code = crate::circle::InviteCode::parse(&code).unwrap();
+    for i in 0..3 {
+        let status = sim.nodes[i].engine.circle(&circle).unwrap().log.invite_status(&code.invite_op, sim.now);
+        assert_eq!(status, crate::circle::InviteStatus::Revoked, "node {i}");
+    }
+}

@@ -96,6 +96,9 @@ pub struct MemberView {
     pub name: String,
     pub role: Role,
     pub verified: bool,
+    /// Another current or former member whose name looks like this one's
+    /// (confusable skeleton): shown in every member list.
+    pub lookalike_of: Option<MemberId>,
 }
 
 /// One circle as the store hands it back at start-up.
@@ -198,6 +201,7 @@ impl Engine {
             .into_iter()
             .map(|r| MemberView {
                 id: r.id,
+                lookalike_of: c.log.lookalike_of(&r.id),
                 name: r.display_name.clone(),
                 role: r.role,
                 verified: c.verified.contains(&r.id),
@@ -340,6 +344,8 @@ fn command(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Join
         | Command::Verify { circle, .. }
         | Command::AcknowledgeKeyChange { circle, .. }
         | Command::AnnouncePresence { circle, .. }
+        | Command::Rename { circle, .. }
+        | Command::RevokeInvite { circle, .. }
         | Command::Leave { circle } => *circle,
         Command::CreateCircle { .. } | Command::Join { .. } => return,
     };
@@ -453,6 +459,19 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
                 return Err("you are no longer a member of this circle".into());
             }
             author_op(state, ctx, OpBody::Remove { member: me })?;
+        }
+        Command::Rename { name, .. } => {
+            require(state, &me, Action::Rename, "rename themselves")?;
+            let display_name = crate::circle::check_name(&name, "display name").map_err(|e| e.to_string())?;
+            author_op(state, ctx, OpBody::Rename { display_name })?;
+        }
+        Command::RevokeInvite { code, .. } => {
+            require(state, &me, Action::RevokeInvite, "revoke invites")?;
+            let code = InviteCode::parse(&code).map_err(|e| e.to_string())?;
+            if code.circle_id != state.id() {
+                return Err("that invite is for another circle".into());
+            }
+            author_op(state, ctx, OpBody::RevokeInvite { invite_op: code.invite_op })?;
         }
         Command::SetRole { member, role, .. } => {
             require(state, &me, Action::SetRole, "change roles")?;

@@ -77,6 +77,16 @@ pub enum Command {
     Leave {
         circle: CircleId,
     },
+    /// Change our display name in this circle (a Rename operation).
+    Rename {
+        circle: CircleId,
+        name: String,
+    },
+    /// Revoke an unused invite (the code it made, as text).
+    RevokeInvite {
+        circle: CircleId,
+        code: String,
+    },
     /// Tell the circle's members where our node is (sent inside the encryption).
     AnnouncePresence {
         circle: CircleId,

@@ -276,10 +276,21 @@ impl Node {
                                 "link": match link { Some(true) => "relayed", Some(false) => "direct", None => "offline" },
                                 "verified": m.verified,
                                 "you": m.id == me,
+                                "looks_like": m.lookalike_of.map(|l| l.fingerprint().to_string()),
                             })
                         })
                         .collect(),
                 ))
+            }
+            Request::Rename { circle, name } => {
+                let circle = self.resolve_circle(&circle)?;
+                self.command(Command::Rename { circle, name })?;
+                Ok(json!({ "renamed": true }))
+            }
+            Request::RevokeInvite { circle, code } => {
+                let circle = self.resolve_circle(&circle)?;
+                self.command(Command::RevokeInvite { circle, code })?;
+                Ok(json!({ "revoked": true }))
             }
             Request::Remove { circle, member } => {
                 let circle = self.resolve_circle(&circle)?;

@@ -44,6 +44,8 @@ pub struct Member {
     pub role: String,
     pub link: Link,
     pub verified: bool,
+    /// The name looks like another member's (confusable): marked ⚠.
+    pub lookalike: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -983,6 +985,7 @@ fn member_from_json(v: &Value) -> Member {
         role: str_of(&v["role"]),
         link,
         verified: v["verified"].as_bool().unwrap_or(false),
+        lookalike: v["looks_like"].is_string(),
     }
 }
 

@@ -260,13 +260,17 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
             Link::Offline => ("○", "offline", Color::DarkGray),
         };
         let role = if m.role == "organiser" { " org" } else { "" };
-        let mark = if m.verified { "✓" } else { "" };
+        let mark = match (m.lookalike, m.verified) {
+            (true, _) => "⚠",
+            (false, true) => "✓",
+            (false, false) => "",
+        };
         let left = format!("{} {}{mark}{role}", dot, m.name);
         let pad = width.saturating_sub(left.width() + link.width());
         lines.push(Line::from(vec![
             Span::styled(format!("{dot} "), Style::new().fg(color)),
             Span::raw(fit(&m.name, width.saturating_sub(link.width() + 8))),
-            Span::styled(mark, Style::new().fg(Color::Green)),
+            Span::styled(mark, Style::new().fg(if m.lookalike { Color::Red } else { Color::Green })),
             Span::styled(role, dim()),
             Span::raw(" ".repeat(pad)),
             Span::styled(link, Style::new().fg(color)),
@@ -276,6 +280,9 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
     lines.push(Line::styled("direct: they see your IP", dim()));
     lines.push(Line::styled("relayed: only the relay does", dim()));
     lines.push(Line::styled("✓ safety number verified", dim()));
+    if c.members.iter().any(|m| m.lookalike) {
+        lines.push(Line::styled("⚠ name looks like another's", Style::new().fg(Color::Red)));
+    }
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" members ")), area);
 }
 
