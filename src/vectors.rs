@@ -25,6 +25,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("operations.json", operation_vectors()),
         ("invite.json", invite_vectors()),
         ("pairwise.json", pairwise_vectors()),
+        ("join_hello.json", join_hello_vectors()),
     ]
 }
 
@@ -271,5 +272,33 @@ fn pairwise_vectors() -> Value {
         "session_id": hex(&a_session.id()),
         "transport": { "ad_utf8": "header", "nonce": nonce, "ciphertext": hex(&ct),
                        "plaintext_utf8": String::from_utf8_lossy(&opened) },
+    })
+}
+
+/// The JOIN_HELLO of SPEC §8 (v2): the tag and the invite key's signature
+/// over fixed inputs, and the frame they make.
+fn join_hello_vectors() -> Value {
+    let invite = InviteSecret::from_seed(&seed(0x30));
+    let circle_id = seed(0x31);
+    let invite_op = seed(0x32);
+    let join_op_id = seed(0x33);
+    // XX message 1 is the joiner's ephemeral public key (empty payload).
+    let xx1 = seed(0x34);
+    let tag = crate::engine::frames::join_tag(&join_op_id, &xx1);
+    let signed = crate::engine::frames::join_hello_signed(&circle_id, &invite_op, &tag, &xx1);
+    let proof = invite.sign(&signed);
+    let frame = crate::engine::frames::encode_join_hello(&invite_op, &proof, &tag, &xx1);
+    json!({
+        "description": "JOIN_HELLO with its invite proof and join tag, SPEC §8",
+        "invite_seed": hex(&seed(0x30)),
+        "invite_public": hex(&invite.public()),
+        "circle_id": hex(&circle_id),
+        "invite_op": hex(&invite_op),
+        "join_op_id": hex(&join_op_id),
+        "xx_message_1": hex(&xx1),
+        "join_tag": hex(&tag),
+        "signed_message": hex(&signed),
+        "invite_proof": hex(&proof),
+        "frame": hex(&frame),
     })
 }

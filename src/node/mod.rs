@@ -126,6 +126,10 @@ fn now_ms() -> u64 {
 
 impl Node {
     pub fn new(engine: Engine, profile: Profile, config: NodeConfig) -> Self {
+        // Raise the open-files limit and fix the connection caps under it
+        // before any swarm listens (`net::limits`).
+        let caps = crate::net::limits::caps();
+        tracing::debug!("inbound connection caps: {caps:?}");
         let (net_tx, net_rx) = mpsc::channel(1024);
         let own_safety_number = crate::identity::safety_number(&engine.member_id()).to_string();
         Self {
