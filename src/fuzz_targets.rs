@@ -106,7 +106,12 @@ pub fn direct_frame(data: &[u8]) {
             assert_eq!(&h[..], *header);
             [h, ciphertext.to_vec()].concat()
         }
-        DirectFrame::SyncRequest { have } => frames::encode_sync_request(have),
+        DirectFrame::SyncRequest { sent_at_ms, have } => {
+            // The authenticator is carried along, not re-encoded.
+            let mut f = frames::encode_sync_request(*sent_at_ms, have);
+            f.extend_from_slice(&data[data.len() - frames::FRAME_MAC_TRAILER..]);
+            f
+        }
         DirectFrame::SyncResponse { frames: list } => frames::encode_sync_response(list),
         DirectFrame::Pairwise { frame } => frame.to_vec(),
     };

@@ -225,3 +225,99 @@ fn a_message_waiting_for_its_key_survives_a_restart() {
     sim.run_for(20_000); // catch-up rounds
     assert_eq!(shown(&sim, 1, &circle, "across a restart"), 1);
 }
+
+fn sent_direct(outputs: &[kolo::engine::Output]) -> Vec<Vec<u8>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            kolo::engine::Output::SendDirect { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejects(outputs: &[kolo::engine::Output]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, kolo::engine::Output::Verdict { verdict: kolo::engine::Verdict::Reject, .. }))
+        .count()
+}
+
+/// A SYNC_RESPONSE (SPEC §7) carrying `frames`.
+fn sync_response(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![1u8, 0x21];
+    out.extend_from_slice(&(frames.len() as u32).to_be_bytes());
+    for f in frames {
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Attack 3 of issue 14: catch-up was an unscored side channel. Requests
+/// were served to anyone in the network (the whole store), and answers
+/// were taken from any peer, asked or not, with nothing counted against a
+/// peer whose answer was full of forgeries. Now (SPEC §7) a request must
+/// carry the circle's frame authenticator and be fresh and new; an answer
+/// is taken only from a peer we asked; invalid frames in it are reported
+/// against that peer, as invalid gossip is.
+#[test]
+fn catch_up_serves_proven_members_only_and_takes_only_answers_we_asked_for() {
+    let (mut sim, circle) = two_members(41);
+    // Bo misses a message, so Ana has something to send him.
+    sim.set_online(1, false);
+    sim.command(0, Command::SendText { circle, text: "while you were away".into(), timer_secs: None });
+    sim.run_for(1_000);
+    let now = sim.now;
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(5);
+    let (ana, bo) = (0usize, 1usize);
+    let handle = |sim: &mut Sim, i: usize, input: Input, rng: &mut kolo::entropy::SeededEntropy| {
+        sim.nodes[i].engine.handle(now, input, rng)
+    };
+
+    // Bo asks Ana (peer 1 in her view, peer 0 in his).
+    let request = sent_direct(&handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 0 }, &mut rng)).remove(0);
+    assert_eq!(request[1], 0x20);
+
+    // An outsider's request: the same list with a made-up authenticator.
+    let mut forged = request.clone();
+    let n = forged.len();
+    forged[n - 1] ^= 0x55;
+    let out = handle(&mut sim, ana, Input::Direct { circle, peer: 9, bytes: forged }, &mut rng);
+    assert!(sent_direct(&out).is_empty(), "a request without the circle's authenticator is not served");
+    assert_eq!(rejects(&out), 1, "and counts against the peer that sent it");
+    // A v1 request (no authenticator at all) is not served either.
+    let v1 = [&[1u8, 0x20][..], &0u32.to_be_bytes()].concat();
+    assert!(sent_direct(&handle(&mut sim, ana, Input::Direct { circle, peer: 9, bytes: v1 }, &mut rng)).is_empty());
+
+    // The member's own request is served, once.
+    let out = handle(&mut sim, ana, Input::Direct { circle, peer: 1, bytes: request.clone() }, &mut rng);
+    let answer = sent_direct(&out).remove(0);
+    assert_eq!(answer[1], 0x21);
+    let replay = handle(&mut sim, ana, Input::Direct { circle, peer: 9, bytes: request }, &mut rng);
+    assert!(sent_direct(&replay).is_empty(), "a replayed request is not served again");
+
+    // An answer from a peer Bo never asked is not taken, and counts against it.
+    let shows = |sim: &Sim| {
+        sim.nodes[bo].engine.circle(&circle).unwrap().history().iter().any(|m| m.text == "while you were away")
+    };
+    let out = handle(&mut sim, bo, Input::Direct { circle, peer: 7, bytes: answer.clone() }, &mut rng);
+    assert!(!shows(&sim), "an unsolicited answer was taken");
+    assert_eq!(rejects(&out), 1);
+    // From Ana, whom he asked, it is.
+    let out = handle(&mut sim, bo, Input::Direct { circle, peer: 0, bytes: answer.clone() }, &mut rng);
+    assert!(shows(&sim));
+    assert_eq!(rejects(&out), 0, "an honest answer costs its sender nothing");
+    // One answer per request: a second answer to one request is unsolicited.
+    let _ = handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 3 }, &mut rng);
+    let first = handle(&mut sim, bo, Input::Direct { circle, peer: 3, bytes: answer.clone() }, &mut rng);
+    assert_eq!(rejects(&first), 0);
+    let again = handle(&mut sim, bo, Input::Direct { circle, peer: 3, bytes: answer }, &mut rng);
+    assert_eq!(rejects(&again), 1);
+
+    // An answer to our request that is full of forgeries is scored like gossip.
+    let _ = handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 8 }, &mut rng);
+    let junk: Vec<Vec<u8>> = (0..5u8).map(|i| [&[1u8, 0x04][..], &[i; 80]].concat()).collect();
+    let out = handle(&mut sim, bo, Input::Direct { circle, peer: 8, bytes: sync_response(&junk) }, &mut rng);
+    assert_eq!(rejects(&out), 3, "invalid frames in an answer count against its sender (up to the cut-off)");
+}

@@ -116,6 +116,8 @@ pub struct CircleState {
     /// We were removed: no more sending; history kept until the user wipes.
     pub(super) removed: bool,
     pub(super) system_counter: u64,
+    /// Catch-up requests we made and requests we served (`sync.rs`).
+    pub(super) sync: super::sync::SyncState,
 }
 
 impl CircleState {
@@ -162,6 +164,7 @@ impl CircleState {
             log_requested_at: HashMap::new(),
             removed: false,
             system_counter: 0,
+            sync: super::sync::SyncState::default(),
         };
         state.refresh_member_tags();
         state

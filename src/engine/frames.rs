@@ -260,7 +260,10 @@ pub enum DirectFrame<'a> {
         header: &'a [u8],
         ciphertext: &'a [u8],
     },
+    /// Authenticated under the frame key (SPEC §7); the check is the
+    /// engine's ([`frame_mac_valid`] over the whole frame).
     SyncRequest {
+        sent_at_ms: u64,
         have: Vec<[u8; 8]>,
     },
     SyncResponse {
@@ -305,10 +308,12 @@ pub fn join_answer_header(nonce: u64) -> Vec<u8> {
     w.finish()
 }
 
-pub fn encode_sync_request(have: &[[u8; 8]]) -> Vec<u8> {
+/// A SYNC_REQUEST without its authenticator (add it with [`add_frame_mac`]).
+pub fn encode_sync_request(sent_at_ms: u64, have: &[[u8; 8]]) -> Vec<u8> {
     let have = &have[..have.len().min(MAX_SYNC_ITEMS)];
-    let mut w = Writer::with_capacity(6 + have.len() * 8);
+    let mut w = Writer::with_capacity(14 + have.len() * 8 + FRAME_MAC_TRAILER);
     prefix(&mut w, frame_type::SYNC_REQUEST);
+    w.u64(sent_at_ms);
     w.u32(have.len() as u32);
     for h in have {
         w.raw(h);
@@ -344,13 +349,16 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
             DirectFrame::JoinAnswer { nonce: r.u64()?, header: &bytes[..10], ciphertext: r.rest() }
         }
         frame_type::SYNC_REQUEST => {
+            let body_len = bytes.len().checked_sub(FRAME_MAC_TRAILER).ok_or(WireError::Truncated)?;
+            let mut r = Reader::new(bytes.get(2..body_len).ok_or(WireError::Truncated)?);
+            let sent_at_ms = r.u64()?;
             let n = r.u32()? as usize;
             if n > MAX_SYNC_ITEMS {
                 return Err(WireError::LimitExceeded { what: "sync list", limit: MAX_SYNC_ITEMS });
             }
             let have = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
             r.finish()?;
-            DirectFrame::SyncRequest { have }
+            DirectFrame::SyncRequest { sent_at_ms, have }
         }
         frame_type::SYNC_RESPONSE => {
             let n = r.u32()? as usize;
@@ -497,8 +505,9 @@ mod tests {
         assert!(matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2));
         let w = JoinAnswer::Welcome { circle_secret: [1; 32], ops: vec![vec![9]] }.encode();
         assert!(matches!(JoinAnswer::decode(&w).unwrap(), JoinAnswer::Welcome { .. }));
-        let s = encode_sync_request(&[[1; 8], [2; 8]]);
-        assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { have: vec![[1; 8], [2; 8]] });
+        let s = add_frame_mac(encode_sync_request(77, &[[1; 8], [2; 8]]), &[5; 32], &[6; 32], 2);
+        assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { sent_at_ms: 77, have: vec![[1; 8], [2; 8]] });
+        assert!(frame_mac_valid(&s, &[5; 32], &[6; 32]));
         let s = encode_sync_response(&[b"a", b"bc"]);
         assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncResponse { frames: vec![b"a", b"bc"] });
     }

@@ -145,6 +145,13 @@ pub enum NetCommand {
         frame: Vec<u8>,
     },
     Dial(Vec<Multiaddr>),
+    /// Count `count` invalid frames against `peer` that came outside
+    /// gossip (a catch-up answer or request the engine refused): scored
+    /// like invalid gossip, so the same cut-off applies.
+    Strike {
+        peer: PeerId,
+        count: u32,
+    },
     Validate {
         message_id: MessageId,
         source: PeerId,
@@ -480,6 +487,11 @@ impl SwarmTask {
             NetCommand::Dial(addresses) => {
                 for a in addresses {
                     let _ = self.swarm.dial(a);
+                }
+            }
+            NetCommand::Strike { peer, count } => {
+                for _ in 0..count.min(16) {
+                    self.strike(peer);
                 }
             }
             NetCommand::Validate { message_id, source, verdict } => {
