@@ -26,6 +26,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("invite.json", invite_vectors()),
         ("pairwise.json", pairwise_vectors()),
         ("join_hello.json", join_hello_vectors()),
+        ("frame_mac.json", frame_mac_vectors()),
     ]
 }
 
@@ -300,5 +301,30 @@ fn join_hello_vectors() -> Value {
         "signed_message": hex(&signed),
         "invite_proof": hex(&proof),
         "frame": hex(&frame),
+    })
+}
+
+/// The outer authenticator of pairwise frames and catch-up requests, SPEC
+/// §4.1 (`frame_key`) and §6.2b, over fixed inputs.
+fn frame_mac_vectors() -> Value {
+    use crate::engine::frames;
+    let circle_secret = seed(0x50);
+    let circle_id = seed(0x51);
+    let epoch = 3u32;
+    let key = frames::frame_mac_key(&circle_secret, &circle_id, epoch);
+    let hello = frames::encode_hello(&[0x11; 16], &[0x22; 16], epoch, &seed(0x52));
+    let frame = frames::add_frame_mac(hello.clone(), &circle_secret, &circle_id, epoch);
+    let request = frames::encode_sync_request(1_700_000_000_000, &[[0x33; 8], [0x44; 8]]);
+    let request_frame = frames::add_frame_mac(request.clone(), &circle_secret, &circle_id, epoch);
+    json!({
+        "description": "frame_key(epoch) and the trailer u32 mac_epoch || HMAC-SHA256(frame_key, bytes before the mac)[0..16], SPEC §4.1, §6.2b, §7",
+        "circle_secret": hex(&circle_secret),
+        "circle_id": hex(&circle_id),
+        "epoch": epoch,
+        "frame_key": hex(&key[..]),
+        "pair_hello_without_trailer": hex(&hello),
+        "pair_hello": hex(&frame),
+        "sync_request_without_trailer": hex(&request),
+        "sync_request": hex(&request_frame),
     })
 }

@@ -910,7 +910,16 @@ fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
     drop(eve);
 
     let mallory = Rogue::new("mallory");
-    mallory.outsider(&invite(&ana, "c", false));
+    // Only ana's own address: an invite also lists relayed addresses
+    // through other members, and mallory must not reach bo.
+    let leaked = circle::InviteCode::parse(&invite(&ana, "c", false)).unwrap();
+    let direct: Vec<libp2p::Multiaddr> =
+        leaked.addresses.iter().filter(|a| !a.contains("p2p-circuit")).filter_map(|a| a.parse().ok()).collect();
+    let (key, circle_id) = (leaked.network_key, leaked.circle_id);
+    mallory.run(move |l| {
+        l.ensure_net(circle_id, key, direct.clone());
+        l.command(kolo::net::NetCommand::Dial(direct));
+    });
     assert!(wait_until(WAIT, || mallory.connected() >= 1), "mallory entered the closed network");
     let t = topic.clone();
     mallory.run(move |l| l.command(kolo::net::NetCommand::Subscribe(vec![t])));
@@ -935,6 +944,7 @@ fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
         let v = bo.call(Request::Members { circle: "c".into() });
         v.as_array().unwrap().iter().any(|m| m["name"] == "ana" && m["online"] == true)
     };
+    assert!(mallory.connected() <= 1, "mallory reached ana only");
     assert!(ana_online(), "bo cut off ana, an honest relay");
     ana.send("c", "after the mailbox flood");
     assert!(bo.wait_for_text("c", "after the mailbox flood", WAIT), "bo still hears ana (no honest relay cut off)");
