@@ -321,3 +321,65 @@ fn catch_up_serves_proven_members_only_and_takes_only_answers_we_asked_for() {
     let out = handle(&mut sim, bo, Input::Direct { circle, peer: 8, bytes: sync_response(&junk) }, &mut rng);
     assert_eq!(rejects(&out), 3, "invalid frames in an answer count against its sender (up to the cut-off)");
 }
+
+/// The authenticator of SPEC §6.2b, computed here from the spec (not with
+/// the crate's own helper): `u32 epoch || HMAC-SHA256(frame_key, ...)[..16]`.
+fn authenticate(mut frame: Vec<u8>, secret: &[u8; 32], circle: &CircleId, epoch: u32) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let key: [u8; 32] = kolo::crypto::kdf::derive(circle, secret, b"kolo/v2/frame-mac", &[&epoch.to_be_bytes()]);
+    frame.extend_from_slice(&epoch.to_be_bytes());
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    m.update(&frame);
+    frame.extend_from_slice(&m.finalize().into_bytes()[..16]);
+    frame
+}
+
+/// Attack 2 of issue 14, at the recipient: a member (or anyone holding the
+/// frame key) sends bo pairwise frames that do not open. In v1 bo judged
+/// them `Ignore`, and past the network's budget for unjudged frames (300)
+/// each counted against whichever honest member relayed them, which was
+/// then cut off. Now bo gives them the verdict every other member gives
+/// (`Accept`: authenticated, for a member): the relay is never charged.
+/// Without the authenticator they are `Reject` everywhere.
+#[test]
+fn a_pairwise_frame_for_us_that_does_not_open_is_not_charged_to_the_relay() {
+    let mut sim = Sim::new(43, &["ana", "bongani", "chen"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "c".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    assert!(sim.invite_and_join(circle, 0, 2));
+    sim.run_for(5_000);
+    let (bo, chen) = (sim.nodes[1].engine.member_id(), sim.nodes[2].engine.member_id());
+    let c = sim.nodes[2].engine.circle(&circle).unwrap();
+    let (secret, epoch) = (*c.secret(), c.log().epoch());
+    let (to, from) = (kolo::circle::pair_tag(&secret, &circle, &bo), kolo::circle::pair_tag(&secret, &circle, &chen));
+    let junk = |i: u8| {
+        let mut f = vec![1u8, 0x04];
+        f.extend_from_slice(&to);
+        f.extend_from_slice(&from);
+        f.extend_from_slice(&[i; 16]); // no such session
+        f.extend_from_slice(&u64::from(i).to_be_bytes());
+        f.extend_from_slice(&[i; 120]);
+        f
+    };
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(6);
+    let verdict_of = |sim: &mut Sim, i: usize, bytes: Vec<u8>, rng: &mut kolo::entropy::SeededEntropy| {
+        let out = sim.nodes[i].engine.handle(sim.now, Input::Frame { circle, bytes }, rng);
+        out.iter()
+            .find_map(|o| match o {
+                kolo::engine::Output::Verdict { verdict, .. } => Some(*verdict),
+                _ => None,
+            })
+            .unwrap()
+    };
+    for i in 0..5u8 {
+        let frame = authenticate(junk(i), &secret, &circle, epoch);
+        // Ana, relaying bo's mailbox, and bo, who cannot open it, agree.
+        assert_eq!(verdict_of(&mut sim, 0, frame.clone(), &mut rng), kolo::engine::Verdict::Accept);
+        assert_eq!(verdict_of(&mut sim, 1, frame, &mut rng), kolo::engine::Verdict::Accept, "frame {i}");
+    }
+    // Without a valid authenticator (an outsider's): refused by everyone.
+    let forged = authenticate(junk(9), &[7u8; 32], &circle, epoch);
+    assert_eq!(verdict_of(&mut sim, 0, forged.clone(), &mut rng), kolo::engine::Verdict::Reject);
+    assert_eq!(verdict_of(&mut sim, 1, forged, &mut rng), kolo::engine::Verdict::Reject);
+}
