@@ -713,12 +713,8 @@ fn a_tcp_connection_flood_leaves_the_daemon_running_and_its_owner_answered() {
     let bo = Daemon::loopback("tcp-flood", "bo");
     bo.call(Request::Join { code });
     assert!(wait_until(WAIT, || member_names(&bo, "c").len() == 2), "bo joined");
-    let target = invite_sockets(
-        &ana.call(Request::Invite { circle: "c".into(), expires_secs: Some(600), organiser: None })["code"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )[0];
+    let invite = ana.call(Request::Invite { circle: "c".into(), expires_secs: Some(600), organiser: None });
+    let target = invite_sockets(invite["code"].as_str().unwrap())[0];
 
     // Three times the hard limit, held open.
     let held = tcp_flood(target, 1536, Duration::from_secs(40));

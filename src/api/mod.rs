@@ -3,8 +3,9 @@
 //! it; `docs/api.md` is its specification.
 //!
 //! Owns: the request and response types, the socket server (one task per
-//! connection, requests forwarded to the node over a bounded channel), and
-//! a small blocking client for the CLI.
+//! connection, at most `net::MAX_CONTROL_CONNECTIONS` at once, lines read
+//! only up to their limit, requests forwarded to the node over a bounded
+//! channel), and a small blocking client for the CLI.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
