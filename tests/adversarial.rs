@@ -955,3 +955,91 @@ fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
     let junk = seen.frames.iter().filter(|(_, f)| contains(f, JUNK_MARK)).count();
     assert_eq!(junk, 0, "made-up mailbox frames were kept or relayed by ana");
 }
+
+/// Honest delivery during issue 14's floods (a benchmark, never run by
+/// `cargo test`: `cargo test --test adversarial -- --ignored
+/// closed_network_flood_latency --nocapture`). Ana → bo latency, 40
+/// messages each: quiet; while a TCP flood churns connections against
+/// ana (up to 1536 held, the oldest dropped and reopened, for at most
+/// 30 s); while an outsider floods ana with made-up mailbox frames.
+#[test]
+#[ignore]
+fn closed_network_flood_latency_bench() {
+    let (ana, others) = circle_of("adv-latency-14", "dam", None, &["bo"]);
+    let bo = &others[0];
+    assert!(wait_until(WAIT, || member_names(&ana, "dam").len() == 2));
+    let measure = |label: &str| -> Vec<u64> {
+        let mut lat = Vec::new();
+        for i in 0..40 {
+            let t = format!("{label} {i}");
+            ana.send("dam", &t);
+            assert!(bo.wait_for_text("dam", &t, WAIT), "{t} arrived");
+            let m = messages(bo, "dam").into_iter().find(|m| m["text"] == t.as_str()).unwrap();
+            lat.push(m["received_at"].as_u64().unwrap().saturating_sub(m["sent_at"].as_u64().unwrap()));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lat.sort_unstable();
+        lat
+    };
+    let stats = |v: &[u64]| (v[v.len() / 2], v[v.len() * 9 / 10], v[v.len() * 99 / 100], v[v.len() - 1]);
+    // The first messages after a join wait for the mesh to form.
+    let _ = measure("warm-up");
+    let quiet = measure("quiet");
+
+    let invite = ana.call(Request::Invite { circle: "dam".into(), expires_secs: Some(600), organiser: None });
+    let target = invite_sockets(invite["code"].as_str().unwrap())[0];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut held = std::collections::VecDeque::new();
+            let mut opened = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(30)
+                && opened < 50_000
+            {
+                if let Ok(s) = std::net::TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+                    held.push_back(s);
+                    opened += 1;
+                }
+                if held.len() > 1536 {
+                    held.pop_front();
+                }
+            }
+            opened
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let tcp = measure("tcp flood");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = churn.join().unwrap();
+
+    let mallory = Rogue::new("mallory");
+    let (topic, to, from, epoch) = {
+        let (eve, id) = rogue_member(&ana, "dam", "eve", false);
+        let bo_id = member_id_of(&ana, "dam", "bo");
+        let eve_id = eve.member_id();
+        eve.run(move |l| {
+            let c = l.engine.circle(&id).unwrap();
+            let tag = |m: &MemberId| circle::pair_tag(c.secret(), &id, m);
+            (c.topic(), tag(&bo_id), tag(&eve_id), c.log().epoch())
+        })
+    };
+    mallory.outsider(&invite["code"].as_str().unwrap().to_owned());
+    assert!(wait_until(WAIT, || mallory.connected() >= 1));
+    let t = topic.clone();
+    mallory.run(move |l| {
+        for _ in 0..200 {
+            l.command(kolo::net::NetCommand::Publish {
+                topic: t.clone(),
+                frame: junk_mailbox_frame(&to, &from, epoch),
+            });
+        }
+    });
+    let mailbox = measure("mailbox flood");
+    println!("latency ms (median, p90, p99, max) over 40 messages each:");
+    println!("  quiet          {:?}", stats(&quiet));
+    println!("  tcp flood      {:?}  ({opened} connections opened)", stats(&tcp));
+    println!("  mailbox flood  {:?}", stats(&mailbox));
+}
