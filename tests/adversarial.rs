@@ -1026,7 +1026,7 @@ fn closed_network_flood_latency_bench() {
             (c.topic(), tag(&bo_id), tag(&eve_id), c.log().epoch())
         })
     };
-    mallory.outsider(&invite["code"].as_str().unwrap().to_owned());
+    mallory.outsider(invite["code"].as_str().unwrap());
     assert!(wait_until(WAIT, || mallory.connected() >= 1));
     let t = topic.clone();
     mallory.run(move |l| {
