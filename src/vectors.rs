@@ -26,6 +26,8 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("resolution.json", resolution_vectors()),
         ("invite.json", invite_vectors()),
         ("pairwise.json", pairwise_vectors()),
+        ("join_hello.json", join_hello_vectors()),
+        ("frame_mac.json", frame_mac_vectors()),
     ]
 }
 
@@ -416,5 +418,58 @@ fn pairwise_vectors() -> Value {
         "session_id": hex(&a_session.id()),
         "transport": { "ad_utf8": "header", "nonce": nonce, "ciphertext": hex(&ct),
                        "plaintext_utf8": String::from_utf8_lossy(&opened) },
+    })
+}
+
+/// The JOIN_HELLO of SPEC §8 (v2): the tag and the invite key's signature
+/// over fixed inputs, and the frame they make.
+fn join_hello_vectors() -> Value {
+    let invite = InviteSecret::from_seed(&seed(0x30));
+    let circle_id = seed(0x31);
+    let invite_op = seed(0x32);
+    let join_op_id = seed(0x33);
+    // XX message 1 is the joiner's ephemeral public key (empty payload).
+    let xx1 = seed(0x34);
+    let tag = crate::engine::frames::join_tag(&join_op_id, &xx1);
+    let signed = crate::engine::frames::join_hello_signed(&circle_id, &invite_op, &tag, &xx1);
+    let proof = invite.sign(&signed);
+    let frame = crate::engine::frames::encode_join_hello(&invite_op, &proof, &tag, &xx1);
+    json!({
+        "description": "JOIN_HELLO with its invite proof and join tag, SPEC §8",
+        "invite_seed": hex(&seed(0x30)),
+        "invite_public": hex(&invite.public()),
+        "circle_id": hex(&circle_id),
+        "invite_op": hex(&invite_op),
+        "join_op_id": hex(&join_op_id),
+        "xx_message_1": hex(&xx1),
+        "join_tag": hex(&tag),
+        "signed_message": hex(&signed),
+        "invite_proof": hex(&proof),
+        "frame": hex(&frame),
+    })
+}
+
+/// The outer authenticator of pairwise frames and catch-up requests, SPEC
+/// §4.1 (`frame_key`) and §6.2b, over fixed inputs.
+fn frame_mac_vectors() -> Value {
+    use crate::engine::frames;
+    let circle_secret = seed(0x50);
+    let circle_id = seed(0x51);
+    let epoch = 3u32;
+    let key = frames::frame_mac_key(&circle_secret, &circle_id, epoch);
+    let hello = frames::encode_hello(&[0x11; 16], &[0x22; 16], epoch, &seed(0x52));
+    let frame = frames::add_frame_mac(hello.clone(), &circle_secret, &circle_id, epoch);
+    let request = frames::encode_sync_request(1_700_000_000_000, &[[0x33; 8], [0x44; 8]]);
+    let request_frame = frames::add_frame_mac(request.clone(), &circle_secret, &circle_id, epoch);
+    json!({
+        "description": "frame_key(epoch) and the trailer u32 mac_epoch || HMAC-SHA256(frame_key, bytes before the mac)[0..16], SPEC §4.1, §6.2b, §7",
+        "circle_secret": hex(&circle_secret),
+        "circle_id": hex(&circle_id),
+        "epoch": epoch,
+        "frame_key": hex(&key[..]),
+        "pair_hello_without_trailer": hex(&hello),
+        "pair_hello": hex(&frame),
+        "sync_request_without_trailer": hex(&request),
+        "sync_request": hex(&request_frame),
     })
 }

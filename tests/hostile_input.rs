@@ -104,7 +104,7 @@ fn topic_frames_get_the_verdict_every_member_would_agree_on() {
     flipped[40] ^= 1; // ciphertext: the signature no longer verifies
     sim.input(1, Input::Frame { circle, bytes: flipped });
     assert_eq!(last_verdict(&sim, 1), Verdict::Reject, "a forged frame under a known chain");
-    sim.input(1, Input::Frame { circle, bytes: vec![1, 0x7f, 1, 2, 3] });
+    sim.input(1, Input::Frame { circle, bytes: vec![kolo::wire::VERSION, 0x7f, 1, 2, 3] });
     assert_eq!(last_verdict(&sim, 1), Verdict::Reject, "an unknown frame type");
     let mut made_up = genuine.clone();
     made_up[2..18].copy_from_slice(&[0xab; 16]);
@@ -186,7 +186,7 @@ fn refused_forgeries_are_not_kept_for_catch_up() {
             f
         })
         .collect();
-    let mut response = vec![1u8, 0x21];
+    let mut response = vec![kolo::wire::VERSION, 0x21];
     response.extend_from_slice(&(forgeries.len() as u32).to_be_bytes());
     for f in &forgeries {
         response.extend_from_slice(&(f.len() as u32).to_be_bytes());
@@ -226,4 +226,162 @@ fn a_message_waiting_for_its_key_survives_a_restart() {
     }
     sim.run_for(20_000); // catch-up rounds
     assert_eq!(shown(&sim, 1, &circle, "across a restart"), 1);
+}
+
+fn sent_direct(outputs: &[kolo::engine::Output]) -> Vec<Vec<u8>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            kolo::engine::Output::SendDirect { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejects(outputs: &[kolo::engine::Output]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, kolo::engine::Output::Verdict { verdict: kolo::engine::Verdict::Reject, .. }))
+        .count()
+}
+
+/// A SYNC_RESPONSE (SPEC §7) carrying `frames`.
+fn sync_response(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![kolo::wire::VERSION, 0x21];
+    out.extend_from_slice(&(frames.len() as u32).to_be_bytes());
+    for f in frames {
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Attack 3 of issue 14: catch-up was an unscored side channel. Requests
+/// were served to anyone in the network (the whole store), and answers
+/// were taken from any peer, asked or not, with nothing counted against a
+/// peer whose answer was full of forgeries. Now (SPEC §7) a request must
+/// carry the circle's frame authenticator and be fresh and new; an answer
+/// is taken only from a peer we asked; invalid frames in it are reported
+/// against that peer, as invalid gossip is.
+#[test]
+fn catch_up_serves_proven_members_only_and_takes_only_answers_we_asked_for() {
+    let (mut sim, circle) = two_members(41);
+    // Bo misses a message, so Ana has something to send him.
+    sim.set_online(1, false);
+    sim.command(0, Command::SendText { circle, text: "while you were away".into(), timer_secs: None });
+    sim.run_for(1_000);
+    let now = sim.now;
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(5);
+    let (ana, bo) = (0usize, 1usize);
+    let handle = |sim: &mut Sim, i: usize, input: Input, rng: &mut kolo::entropy::SeededEntropy| {
+        sim.nodes[i].engine.handle(now, input, rng)
+    };
+
+    // Bo asks Ana (peer 1 in her view, peer 0 in his).
+    let request = sent_direct(&handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 0 }, &mut rng)).remove(0);
+    assert_eq!(request[1], 0x20);
+
+    // An outsider's request: the same list with a made-up authenticator.
+    let mut forged = request.clone();
+    let n = forged.len();
+    forged[n - 1] ^= 0x55;
+    let out = handle(&mut sim, ana, Input::Direct { circle, peer: 9, bytes: forged }, &mut rng);
+    assert!(sent_direct(&out).is_empty(), "a request without the circle's authenticator is not served");
+    assert_eq!(rejects(&out), 1, "and counts against the peer that sent it");
+    // A v1 request (no authenticator at all) is not served either.
+    let v1 = [&[kolo::wire::VERSION, 0x20][..], &0u32.to_be_bytes()].concat();
+    assert!(sent_direct(&handle(&mut sim, ana, Input::Direct { circle, peer: 9, bytes: v1 }, &mut rng)).is_empty());
+
+    // The member's own request is served, once.
+    let out = handle(&mut sim, ana, Input::Direct { circle, peer: 1, bytes: request.clone() }, &mut rng);
+    let answer = sent_direct(&out).remove(0);
+    assert_eq!(answer[1], 0x21);
+    let replay = handle(&mut sim, ana, Input::Direct { circle, peer: 9, bytes: request }, &mut rng);
+    assert!(sent_direct(&replay).is_empty(), "a replayed request is not served again");
+
+    // An answer from a peer Bo never asked is not taken, and counts against it.
+    let shows = |sim: &Sim| {
+        sim.nodes[bo].engine.circle(&circle).unwrap().history().iter().any(|m| m.text == "while you were away")
+    };
+    let out = handle(&mut sim, bo, Input::Direct { circle, peer: 7, bytes: answer.clone() }, &mut rng);
+    assert!(!shows(&sim), "an unsolicited answer was taken");
+    assert_eq!(rejects(&out), 1);
+    // From Ana, whom he asked, it is.
+    let out = handle(&mut sim, bo, Input::Direct { circle, peer: 0, bytes: answer.clone() }, &mut rng);
+    assert!(shows(&sim));
+    assert_eq!(rejects(&out), 0, "an honest answer costs its sender nothing");
+    // One answer per request: a second answer to one request is unsolicited.
+    let _ = handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 3 }, &mut rng);
+    let first = handle(&mut sim, bo, Input::Direct { circle, peer: 3, bytes: answer.clone() }, &mut rng);
+    assert_eq!(rejects(&first), 0);
+    let again = handle(&mut sim, bo, Input::Direct { circle, peer: 3, bytes: answer }, &mut rng);
+    assert_eq!(rejects(&again), 1);
+
+    // An answer to our request that is full of forgeries is scored like gossip.
+    let _ = handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 8 }, &mut rng);
+    let junk: Vec<Vec<u8>> = (0..5u8).map(|i| [&[kolo::wire::VERSION, 0x04][..], &[i; 80]].concat()).collect();
+    let out = handle(&mut sim, bo, Input::Direct { circle, peer: 8, bytes: sync_response(&junk) }, &mut rng);
+    assert_eq!(rejects(&out), 3, "invalid frames in an answer count against its sender (up to the cut-off)");
+}
+
+/// The authenticator of SPEC §6.2b, computed here from the spec (not with
+/// the crate's own helper): `u32 epoch || HMAC-SHA256(frame_key, ...)[..16]`.
+fn authenticate(mut frame: Vec<u8>, secret: &[u8; 32], circle: &CircleId, epoch: u32) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let key: [u8; 32] = kolo::crypto::kdf::derive(circle, secret, b"kolo/v2/frame-mac", &[&epoch.to_be_bytes()]);
+    frame.extend_from_slice(&epoch.to_be_bytes());
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    m.update(&frame);
+    frame.extend_from_slice(&m.finalize().into_bytes()[..16]);
+    frame
+}
+
+/// Attack 2 of issue 14, at the recipient: a member (or anyone holding the
+/// frame key) sends bo pairwise frames that do not open. In v1 bo judged
+/// them `Ignore`, and past the network's budget for unjudged frames (300)
+/// each counted against whichever honest member relayed them, which was
+/// then cut off. Now bo gives them the verdict every other member gives
+/// (`Accept`: authenticated, for a member): the relay is never charged.
+/// Without the authenticator they are `Reject` everywhere.
+#[test]
+fn a_pairwise_frame_for_us_that_does_not_open_is_not_charged_to_the_relay() {
+    let mut sim = Sim::new(43, &["ana", "bongani", "chen"], Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "c".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).unwrap();
+    assert!(sim.invite_and_join(circle, 0, 1));
+    assert!(sim.invite_and_join(circle, 0, 2));
+    sim.run_for(5_000);
+    let (bo, chen) = (sim.nodes[1].engine.member_id(), sim.nodes[2].engine.member_id());
+    let c = sim.nodes[2].engine.circle(&circle).unwrap();
+    let (secret, epoch) = (*c.secret(), c.log().epoch());
+    let (to, from) = (kolo::circle::pair_tag(&secret, &circle, &bo), kolo::circle::pair_tag(&secret, &circle, &chen));
+    let junk = |i: u8| {
+        let mut f = vec![kolo::wire::VERSION, 0x04];
+        f.extend_from_slice(&to);
+        f.extend_from_slice(&from);
+        f.extend_from_slice(&[i; 16]); // no such session
+        f.extend_from_slice(&u64::from(i).to_be_bytes());
+        f.extend_from_slice(&[i; 120]);
+        f
+    };
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(6);
+    let verdict_of = |sim: &mut Sim, i: usize, bytes: Vec<u8>, rng: &mut kolo::entropy::SeededEntropy| {
+        let out = sim.nodes[i].engine.handle(sim.now, Input::Frame { circle, bytes }, rng);
+        out.iter()
+            .find_map(|o| match o {
+                kolo::engine::Output::Verdict { verdict, .. } => Some(*verdict),
+                _ => None,
+            })
+            .unwrap()
+    };
+    for i in 0..5u8 {
+        let frame = authenticate(junk(i), &secret, &circle, epoch);
+        // Ana, relaying bo's mailbox, and bo, who cannot open it, agree.
+        assert_eq!(verdict_of(&mut sim, 0, frame.clone(), &mut rng), kolo::engine::Verdict::Accept);
+        assert_eq!(verdict_of(&mut sim, 1, frame, &mut rng), kolo::engine::Verdict::Accept, "frame {i}");
+    }
+    // Without a valid authenticator (an outsider's): refused by everyone.
+    let forged = authenticate(junk(9), &[7u8; 32], &circle, epoch);
+    assert_eq!(verdict_of(&mut sim, 0, forged.clone(), &mut rng), kolo::engine::Verdict::Reject);
+    assert_eq!(verdict_of(&mut sim, 1, forged, &mut rng), kolo::engine::Verdict::Reject);
 }

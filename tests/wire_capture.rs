@@ -146,10 +146,12 @@ fn a_node_without_the_network_key_cannot_connect() {
 }
 
 /// A leaked invite's holder enters the closed network without joining and
-/// asks every member for catch-up (members answer any peer: mailboxing),
-/// so it holds every frame the circle keeps, pairwise key distributions
-/// and announcements included. Defence: end-to-end encryption, anonymous
-/// envelopes (key ids, not member ids), pairwise tags, padding.
+/// asks every member for catch-up (in v1 members answered any peer, so it
+/// got every frame the circle keeps, pairwise key distributions and
+/// announcements included). Defence: end-to-end encryption, anonymous
+/// envelopes (key ids, not member ids), pairwise tags, padding; and since
+/// v2 catch-up only for members (SPEC §7): the outsider's request is not
+/// answered at all, and what it overhears is ciphertext.
 #[test]
 fn a_non_member_inside_the_network_collects_only_ciphertext() {
     let ana = start("nadia", 0);
@@ -172,20 +174,26 @@ fn a_non_member_inside_the_network_collects_only_ciphertext() {
     let outsider = rogue::Rogue::new("eve");
     outsider.outsider(&leaked);
     assert!(common::wait_until(60, || outsider.connected() >= 1), "the outsider reached the network");
-    // An empty SYNC_REQUEST: "I hold nothing, send me everything".
-    let request = vec![1u8, 0x20, 0, 0, 0, 0];
-    let mut collected = Vec::new();
-    let ok = common::wait_until(60, || {
+    // An empty SYNC_REQUEST: "I hold nothing, send me everything". In v1
+    // members answered it with their whole store; since v2 a request must
+    // carry the circle's frame authenticator (SPEC §7), which only members
+    // can make, so the outsider gets no answer, and is cut off.
+    let request = vec![kolo::wire::VERSION, 0x20, 0, 0, 0, 0];
+    for _ in 0..4 {
         outsider.run({
             let request = request.clone();
             move |l| l.direct_to_all(&request)
         });
         std::thread::sleep(Duration::from_millis(500));
-        collected = outsider.seen.lock().unwrap().frames.iter().map(|(_, f)| f.clone()).collect();
-        collected.iter().filter(|f| f.len() > 6 && f[1] == 0x21).count() >= 1
-            && collected.iter().map(Vec::len).sum::<usize>() > 4000
-    });
-    assert!(ok, "members answered the outsider's catch-up request");
+    }
+    // A fence: a member's message, which the outsider may overhear on the
+    // topic, shows the network carried traffic meanwhile.
+    ana.send("mill", "fence");
+    assert!(bo.wait_for_text("mill", "fence", 60));
+    std::thread::sleep(Duration::from_secs(2));
+    let collected: Vec<Vec<u8>> = outsider.seen.lock().unwrap().frames.iter().map(|(_, f)| f.clone()).collect();
+    let answers = collected.iter().filter(|f| f.len() > 6 && f[1] == 0x21).count();
+    assert_eq!(answers, 0, "a member answered an outsider's catch-up request");
     let all: Vec<u8> = collected.concat();
     let ids = member_ids(&ana.call(Request::Members { circle: "mill".into() }));
     for needle in [CANARY.as_bytes(), b"nadia", b"bartholomew", b"mill", b"dawn"] {

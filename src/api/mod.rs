@@ -3,8 +3,9 @@
 //! it; `docs/api.md` is its specification.
 //!
 //! Owns: the request and response types, the socket server (one task per
-//! connection, requests forwarded to the node over a bounded channel), and
-//! a small blocking client for the CLI.
+//! connection, at most `net::MAX_CONTROL_CONNECTIONS` at once, lines read
+//! only up to their limit, requests forwarded to the node over a bounded
+//! channel), and a small blocking client for the CLI.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -217,8 +218,11 @@ fn own_uid() -> Option<u32> {
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Accept connections and forward their requests to the node. Only the
-/// user running the node may talk to it. Returns when `closing` fires, after
-/// the open connections have finished writing (bounded by `DRAIN_TIME`).
+/// user running the node may talk to it, over at most
+/// `MAX_CONTROL_CONNECTIONS` connections at once (more are closed at once);
+/// a failed accept (out of descriptors) is waited out, never fatal.
+/// Returns when `closing` fires, after the open connections have finished
+/// writing (bounded by `DRAIN_TIME`).
 #[cfg(feature = "app")]
 pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>, mut closing: watch::Receiver<bool>) {
     let me = own_uid();
@@ -226,10 +230,23 @@ pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>, mut clos
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { break };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE and the like: the condition passes when
+                        // connections close; retrying at once would spin.
+                        tracing::warn!("control socket: accept failed: {e}");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                        continue;
+                    }
+                };
                 let peer = stream.peer_cred().ok().map(|c| c.uid());
                 if me.is_none() || peer != me {
                     continue; // Dropping the stream closes it.
+                }
+                if connections.len() >= crate::net::MAX_CONTROL_CONNECTIONS {
+                    tracing::warn!("control socket: too many connections; one refused");
+                    continue;
                 }
                 connections.spawn(connection(stream, node.clone()));
             }
@@ -242,12 +259,53 @@ pub async fn serve(listener: UnixListener, node: mpsc::Sender<Pending>, mut clos
     let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
 }
 
+/// How long to wait after a failed accept.
+#[cfg(feature = "app")]
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Read one line of at most `MAX_LINE` bytes (without its newline) into
+/// `line`. `Ok(false)` at the end of the stream; an error as soon as more
+/// than `MAX_LINE` bytes arrived without a newline (nothing more is read).
+#[cfg(feature = "app")]
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> Result<bool, String> {
+    use tokio::io::AsyncReadExt;
+    line.clear();
+    let limit = u64::try_from(MAX_LINE).unwrap_or(u64::MAX) + 1;
+    let read = (&mut *reader).take(limit).read_until(b'\n', line).await.map_err(|e| e.to_string())?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(true);
+    }
+    if line.len() > MAX_LINE {
+        return Err("request too long".into());
+    }
+    Ok(true) // The last line, without a newline.
+}
+
 #[cfg(feature = "app")]
 async fn connection(stream: tokio::net::UnixStream, node: mpsc::Sender<Pending>) {
     let (read, mut write) = stream.into_split();
-    let mut lines = tokio::io::BufReader::new(read).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let reply = answer(&line, &node).await;
+    let mut reader = tokio::io::BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        let reply = match read_line(&mut reader, &mut line).await {
+            Ok(false) => break,
+            Ok(true) => match std::str::from_utf8(&line) {
+                Ok(text) => answer(text, &node).await,
+                Err(_) => ResponseLine { id: 0, ok: false, result: None, error: Some("bad request: not UTF-8".into()) },
+            },
+            Err(error) => {
+                // Answer, then close: the rest of the line is never read.
+                let reply = ResponseLine { id: 0, ok: false, result: None, error: Some(error) };
+                let mut text = serde_json::to_string(&reply).unwrap_or_default();
+                text.push('\n');
+                let _ = write.write_all(text.as_bytes()).await;
+                break;
+            }
+        };
         let mut text = serde_json::to_string(&reply).unwrap_or_default();
         text.push('\n');
         if write.write_all(text.as_bytes()).await.is_err() {

@@ -1,7 +1,8 @@
 //! Hashes and key derivations with domain-separation labels.
 //!
 //! All derivations are HKDF-SHA256 (RFC 5869) or SHA-256 over a label and
-//! length-delimited parts; every label starts with `kolo/v1/`.
+//! length-delimited parts; every label starts with `kolo/v1/`, or `kolo/v2/` for those
+//! protocol v2 added.
 
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
@@ -22,6 +23,12 @@ pub const LABEL_CIRCLE_ID: &[u8] = b"kolo/v1/circle-id";
 pub const LABEL_GROUP_CONTEXT: &[u8] = b"kolo/v2/group-context";
 /// A chain signing key's proof that it belongs to its sender (SPEC §6.3).
 pub const LABEL_CHAIN_OWNER: &[u8] = b"kolo/v2/chain-owner";
+/// The per-epoch key of pairwise frames' outer authenticator (v2, SPEC §4.1).
+pub const LABEL_FRAME_MAC: &[u8] = b"kolo/v2/frame-mac";
+/// What the invite key signs in a JOIN_HELLO (protocol v2, SPEC §8).
+pub const LABEL_JOIN_HELLO: &[u8] = b"kolo/v2/join-hello";
+/// A JOIN_HELLO's tag keyed by the joiner's Join operation (SPEC §8).
+pub const LABEL_JOIN_TAG: &[u8] = b"kolo/v2/join-tag";
 
 /// SHA-256 over `label` followed by each part with a u32 length prefix,
 /// so that no two different part lists hash the same bytes.

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::frames::{self, PairFrame, PairPayload, Tag};
 use super::message::{Body, Inner};
-use super::store::{FrameId, FrameStore, frame_id};
+use super::store::{FrameId, FrameStore, Owner, UNVERIFIED, frame_id};
 use super::types::{EnvelopeInfo, Event, MessageId, MessageKind, MessageView, Output, Record, Verdict};
 use super::{Ctx, EngineConfig};
 use crate::circle::{self, Action, CircleId, CircleLog, Op};
@@ -145,6 +145,8 @@ pub struct CircleState {
     /// network in case the removal is voided.
     pub(super) removed_since: Option<u64>,
     pub(super) system_counter: u64,
+    /// Catch-up requests we made and requests we served (`sync.rs`).
+    pub(super) sync: super::sync::SyncState,
 }
 
 impl CircleState {
@@ -195,6 +197,7 @@ impl CircleState {
             removed: false,
             removed_since: None,
             system_counter: 0,
+            sync: super::sync::SyncState::default(),
         };
         state.refresh_member_tags();
         state
@@ -291,8 +294,32 @@ impl CircleState {
     /// it again (the node no longer holds it).
     fn hold_frame(&mut self, ctx: &mut Ctx<'_>, id: FrameId, bytes: Vec<u8>, expires_at_ms: u64) {
         let circle = self.id();
-        for gone in self.frames.insert(id, bytes, expires_at_ms) {
+        let owner = self.frame_owner(&bytes);
+        for gone in self.frames.insert(id, bytes, expires_at_ms, owner) {
             ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id: gone }));
+        }
+    }
+
+    /// Whose frame this is, for the store's per-sender quota: the member
+    /// whose chain sealed a group frame, or who an authenticated pairwise
+    /// frame names as its sender; `UNVERIFIED` while not known.
+    fn frame_owner(&self, bytes: &[u8]) -> Owner {
+        let member = match bytes.get(1).copied() {
+            Some(frame_type::GROUP) => {
+                envelope::parse(bytes).ok().and_then(|f| self.receiving.get(&f.header.key_id).map(|r| r.sender))
+            }
+            Some(_) => frames::parse_pair(bytes).ok().and_then(|f| self.tags.get(f.from()).copied()),
+            None => None,
+        };
+        member.map_or(UNVERIFIED, |m| *m.as_bytes())
+    }
+
+    /// After a restore: give every held frame its owner.
+    pub(super) fn reassign_frame_owners(&mut self) {
+        let owners: Vec<(FrameId, Owner)> =
+            self.frames.iter().map(|(id, f)| (*id, self.frame_owner(&f.bytes))).collect();
+        for (id, owner) in owners {
+            self.frames.set_owner(&id, owner);
         }
     }
 
@@ -421,7 +448,15 @@ impl CircleState {
             }
         };
         let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+        let frame = self.authenticate_pair(frame);
         self.publish_to(ctx, Some(*member), frame, expiry);
+    }
+
+    /// The outer authenticator every current member checks before keeping
+    /// or relaying a pairwise frame (SPEC §6.2b), under the current epoch's
+    /// frame key. Public for tests that craft frames as a member could.
+    pub fn authenticate_pair(&self, frame: Vec<u8>) -> Vec<u8> {
+        frames::add_frame_mac(frame, &self.secret, &self.id(), self.log.epoch())
     }
 
     fn on_pair_frame(&mut self, ctx: &mut Ctx<'_>, frame: PairFrame<'_>) -> Result<(), String> {
@@ -450,7 +485,7 @@ impl CircleState {
                     sessions.pop_front();
                 }
                 let their_tag = circle::pair_tag(&self.secret, &self.id(), &from);
-                let reply_frame = frames::encode_reply(&their_tag, &self.my_tag, &sid, &reply);
+                let reply_frame = self.authenticate_pair(frames::encode_reply(&their_tag, &self.my_tag, &sid, &reply));
                 let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
                 self.publish_to(ctx, Some(from), reply_frame, expiry);
                 ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
@@ -730,6 +765,13 @@ impl CircleState {
             }
             frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
                 let frame = frames::parse_pair(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
+                // Every current member holds the frame key: a frame without
+                // a valid authenticator was made up by someone outside the
+                // circle (only the network key), and no honest member
+                // relays it (SPEC §6.2b).
+                if !frames::frame_mac_valid(&bytes, &self.secret, &self.id()) {
+                    return Err(Refusal::invalid("pairwise frame without a valid circle authenticator"));
+                }
                 let mine = frame.to() == &self.my_tag;
                 let from_member = self.tags.contains_key(frame.from());
                 if !from_member {
@@ -755,9 +797,16 @@ impl CircleState {
                 // Keep our own pairwise frames only long enough to dedup.
                 let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
                 self.keep_frame(ctx, id, bytes.clone(), expiry);
-                // Only we can open a frame addressed to us: a failure is no
-                // proof against the member that relayed it.
-                result.map(|()| Verdict::Accept).map_err(Refusal::local)
+                // Only we can open a frame addressed to us, so whether it
+                // opens says nothing about the member that relayed it: that
+                // member checked what every member can (the authenticator,
+                // the sender's tag) and judged it as we do for others'
+                // mailbox frames. The verdict is the same, so a member
+                // minting junk for us cannot get its relays cut off.
+                if let Err(reason) = result {
+                    ctx.event(Event::Rejected { circle: self.id(), reason });
+                }
+                Ok(Verdict::Accept)
             }
             other => Err(Refusal::invalid(format!("frame type 0x{other:02x} does not belong on a circle topic"))),
         }
@@ -834,6 +883,7 @@ impl CircleState {
             self.frames.shorten(&id, d);
         }
         // Verified now: persist it for catch-up, with its final expiry.
+        self.frames.set_owner(&id, *sender.as_bytes());
         if let Some(f) = self.frames.get(&id) {
             ctx.out.push(Output::Persist(Record::Frame {
                 circle: self.id(),

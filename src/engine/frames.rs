@@ -67,12 +67,72 @@ pub fn data_header(to: &Tag, from: &Tag, session: &SessionId, nonce: u64) -> Vec
     w.finish()
 }
 
+/// Length of the outer authenticator every pairwise frame ends with
+/// (SPEC §6.2b): `u32 mac_epoch || [16] mac`.
+pub const FRAME_MAC_TRAILER: usize = 4 + 16;
+
+/// The per-epoch key every current member holds and uses to authenticate
+/// pairwise frames to each other (SPEC §4.1).
+pub fn frame_mac_key(circle_secret: &[u8; 32], circle_id: &[u8; 32], epoch: u32) -> zeroize::Zeroizing<[u8; 32]> {
+    zeroize::Zeroizing::new(crate::crypto::kdf::derive(
+        circle_id,
+        circle_secret,
+        crate::crypto::kdf::LABEL_FRAME_MAC,
+        &[&epoch.to_be_bytes()],
+    ))
+}
+
+fn frame_mac(key: &[u8; 32], authenticated: &[u8]) -> [u8; 16] {
+    use hmac::{KeyInit, Mac};
+    let mut out = [0u8; 16];
+    if let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+        m.update(authenticated);
+        out.copy_from_slice(&m.finalize().into_bytes()[..16]);
+    }
+    out
+}
+
+/// Append the outer authenticator under epoch `epoch`'s frame key.
+pub fn add_frame_mac(mut frame: Vec<u8>, circle_secret: &[u8; 32], circle_id: &[u8; 32], epoch: u32) -> Vec<u8> {
+    frame.extend_from_slice(&epoch.to_be_bytes());
+    let mac = frame_mac(&frame_mac_key(circle_secret, circle_id, epoch), &frame);
+    frame.extend_from_slice(&mac);
+    frame
+}
+
+/// The epoch a pairwise frame's authenticator names, if it is long enough
+/// to have one.
+pub fn frame_mac_epoch(bytes: &[u8]) -> Option<u32> {
+    let at = bytes.len().checked_sub(FRAME_MAC_TRAILER)?;
+    let e: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(e))
+}
+
+/// Whether a pairwise frame's authenticator verifies under its epoch's key
+/// (constant time).
+pub fn frame_mac_valid(bytes: &[u8], circle_secret: &[u8; 32], circle_id: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(epoch) = frame_mac_epoch(bytes) else {
+        return false;
+    };
+    let (authenticated, mac) = bytes.split_at(bytes.len() - 16);
+    let expected = frame_mac(&frame_mac_key(circle_secret, circle_id, epoch), authenticated);
+    bool::from(expected.ct_eq(mac))
+}
+
+/// Parse a pairwise frame (its authenticator is split off, not checked:
+/// see [`frame_mac_valid`]).
 pub fn parse_pair(bytes: &[u8]) -> Result<PairFrame<'_>, WireError> {
     if bytes.len() > MAX_GOSSIP_FRAME {
         return Err(WireError::TooLong(bytes.len()));
     }
     let kind = wire::read_prefix(bytes)?;
-    let mut r = Reader::new(&bytes[2..]);
+    let body_len = bytes.len().checked_sub(FRAME_MAC_TRAILER).ok_or(WireError::Truncated)?;
+    let body = &bytes[..body_len];
+    if body.len() < 2 {
+        return Err(WireError::Truncated);
+    }
+    let mut r = Reader::new(&body[2..]);
     let to = r.array()?;
     let from = r.array()?;
     let frame = match kind {
@@ -81,7 +141,7 @@ pub fn parse_pair(bytes: &[u8]) -> Result<PairFrame<'_>, WireError> {
         frame_type::PAIR_DATA => {
             let session = r.array()?;
             let nonce = r.u64()?;
-            PairFrame::Data { to, from, session, nonce, header: &bytes[..PAIR_DATA_HEADER], ciphertext: r.rest() }
+            PairFrame::Data { to, from, session, nonce, header: &body[..PAIR_DATA_HEADER], ciphertext: r.rest() }
         }
         other => return Err(WireError::UnknownType(other)),
     };
@@ -194,6 +254,11 @@ fn decode_ops(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, WireError> {
 pub enum DirectFrame<'a> {
     JoinHello {
         invite_op: [u8; 32],
+        /// Ed25519 by the invite key over [`join_hello_signed`].
+        invite_proof: [u8; 64],
+        /// Keyed by the id of the joiner's Join operation: lets a joiner
+        /// whose invite its own Join already used start over (§8).
+        join_tag: [u8; 32],
         noise: &'a [u8],
     },
     JoinReply {
@@ -207,7 +272,10 @@ pub enum DirectFrame<'a> {
         header: &'a [u8],
         ciphertext: &'a [u8],
     },
+    /// Authenticated under the frame key (SPEC §7); the check is the
+    /// engine's ([`frame_mac_valid`] over the whole frame).
     SyncRequest {
+        sent_at_ms: u64,
         have: Vec<[u8; 8]>,
     },
     SyncResponse {
@@ -220,11 +288,22 @@ pub enum DirectFrame<'a> {
     },
 }
 
-pub fn encode_join_hello(invite_op: &[u8; 32], noise: &[u8]) -> Vec<u8> {
+pub fn encode_join_hello(invite_op: &[u8; 32], invite_proof: &[u8; 64], join_tag: &[u8; 32], noise: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     prefix(&mut w, frame_type::JOIN_HELLO);
-    w.raw(invite_op).raw(noise);
+    w.raw(invite_op).raw(invite_proof).raw(join_tag).raw(noise);
     w.finish()
+}
+
+/// What the invite key signs in a JOIN_HELLO (SPEC §8).
+pub fn join_hello_signed(circle_id: &[u8; 32], invite_op: &[u8; 32], join_tag: &[u8; 32], noise: &[u8]) -> Vec<u8> {
+    [crate::crypto::kdf::LABEL_JOIN_HELLO, circle_id, invite_op, join_tag, noise].concat()
+}
+
+/// The JOIN_HELLO's `join_tag`: the id of the joiner's Join operation,
+/// hashed with the handshake's first message (SPEC §8).
+pub fn join_tag(join_op_id: &[u8; 32], noise: &[u8]) -> [u8; 32] {
+    crate::crypto::kdf::hash(crate::crypto::kdf::LABEL_JOIN_TAG, &[join_op_id, noise])
 }
 
 pub fn encode_join_noise(kind: u8, noise: &[u8]) -> Vec<u8> {
@@ -241,10 +320,12 @@ pub fn join_answer_header(nonce: u64) -> Vec<u8> {
     w.finish()
 }
 
-pub fn encode_sync_request(have: &[[u8; 8]]) -> Vec<u8> {
+/// A SYNC_REQUEST without its authenticator (add it with [`add_frame_mac`]).
+pub fn encode_sync_request(sent_at_ms: u64, have: &[[u8; 8]]) -> Vec<u8> {
     let have = &have[..have.len().min(MAX_SYNC_ITEMS)];
-    let mut w = Writer::with_capacity(6 + have.len() * 8);
+    let mut w = Writer::with_capacity(14 + have.len() * 8 + FRAME_MAC_TRAILER);
     prefix(&mut w, frame_type::SYNC_REQUEST);
+    w.u64(sent_at_ms);
     w.u32(have.len() as u32);
     for h in have {
         w.raw(h);
@@ -268,20 +349,28 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
     let kind = wire::read_prefix_within(bytes, MAX_DIRECT_FRAME)?;
     let mut r = Reader::new(&bytes[2..]);
     let frame = match kind {
-        frame_type::JOIN_HELLO => DirectFrame::JoinHello { invite_op: r.array()?, noise: r.rest() },
+        frame_type::JOIN_HELLO => DirectFrame::JoinHello {
+            invite_op: r.array()?,
+            invite_proof: r.array()?,
+            join_tag: r.array()?,
+            noise: r.rest(),
+        },
         frame_type::JOIN_REPLY => DirectFrame::JoinReply { noise: r.rest() },
         frame_type::JOIN_REQUEST => DirectFrame::JoinRequest { noise: r.rest() },
         frame_type::JOIN_ANSWER => {
             DirectFrame::JoinAnswer { nonce: r.u64()?, header: &bytes[..10], ciphertext: r.rest() }
         }
         frame_type::SYNC_REQUEST => {
+            let body_len = bytes.len().checked_sub(FRAME_MAC_TRAILER).ok_or(WireError::Truncated)?;
+            let mut r = Reader::new(bytes.get(2..body_len).ok_or(WireError::Truncated)?);
+            let sent_at_ms = r.u64()?;
             let n = r.u32()? as usize;
             if n > MAX_SYNC_ITEMS {
                 return Err(WireError::LimitExceeded { what: "sync list", limit: MAX_SYNC_ITEMS });
             }
             let have = (0..n).map(|_| r.array()).collect::<Result<_, _>>()?;
             r.finish()?;
-            DirectFrame::SyncRequest { have }
+            DirectFrame::SyncRequest { sent_at_ms, have }
         }
         frame_type::SYNC_RESPONSE => {
             let n = r.u32()? as usize;
@@ -371,10 +460,14 @@ mod tests {
 
     #[test]
     fn pair_frames_round_trip() {
-        let f = encode_hello(&[1; 16], &[2; 16], 7, b"noise");
+        let (secret, circle) = ([5u8; 32], [6u8; 32]);
+        let f = add_frame_mac(encode_hello(&[1; 16], &[2; 16], 7, b"noise"), &secret, &circle, 7);
         assert_eq!(parse_pair(&f).unwrap(), PairFrame::Hello { to: [1; 16], from: [2; 16], epoch: 7, noise: b"noise" });
+        assert!(frame_mac_valid(&f, &secret, &circle));
         let mut d = data_header(&[1; 16], &[2; 16], &[3; 16], 9);
         d.extend_from_slice(b"ct");
+        let d = add_frame_mac(d, &secret, &circle, 3);
+        assert_eq!(frame_mac_epoch(&d), Some(3));
         match parse_pair(&d).unwrap() {
             PairFrame::Data { nonce, ciphertext, header, .. } => {
                 assert_eq!(nonce, 9);
@@ -383,6 +476,25 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// The authenticator: every byte is covered, the key is the circle's
+    /// and the epoch's, and anything short of a trailer is refused.
+    #[test]
+    fn the_frame_authenticator_covers_every_byte_and_needs_the_circle_secret() {
+        let (secret, circle) = ([5u8; 32], [6u8; 32]);
+        let f = add_frame_mac(encode_reply(&[1; 16], &[2; 16], &[3; 16], b"noise"), &secret, &circle, 4);
+        assert!(frame_mac_valid(&f, &secret, &circle));
+        for i in 0..f.len() {
+            let mut g = f.clone();
+            g[i] ^= 0x01;
+            assert!(!frame_mac_valid(&g, &secret, &circle), "byte {i}");
+        }
+        assert!(!frame_mac_valid(&f, &[9u8; 32], &circle), "another circle secret");
+        assert!(!frame_mac_valid(&f, &secret, &[9u8; 32]), "another circle");
+        assert!(!frame_mac_valid(&f[..10], &secret, &circle));
+        assert!(!frame_mac_valid(&[], &secret, &circle));
+        assert!(parse_pair(&f[..FRAME_MAC_TRAILER + 1]).is_err());
     }
 
     #[test]
@@ -407,8 +519,9 @@ mod tests {
         assert!(matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2));
         let w = JoinAnswer::Welcome { circle_secret: [1; 32], ops: vec![vec![9]] }.encode();
         assert!(matches!(JoinAnswer::decode(&w).unwrap(), JoinAnswer::Welcome { .. }));
-        let s = encode_sync_request(&[[1; 8], [2; 8]]);
-        assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { have: vec![[1; 8], [2; 8]] });
+        let s = add_frame_mac(encode_sync_request(77, &[[1; 8], [2; 8]]), &[5; 32], &[6; 32], 2);
+        assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { sent_at_ms: 77, have: vec![[1; 8], [2; 8]] });
+        assert!(frame_mac_valid(&s, &[5; 32], &[6; 32]));
         let s = encode_sync_response(&[b"a", b"bc"]);
         assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncResponse { frames: vec![b"a", b"bc"] });
     }

@@ -106,10 +106,14 @@ impl Joins {
         match XxInitiator::start(&join.noise, &circle, &join.code.invite_op, ctx.rng) {
             Ok((init, msg)) => {
                 join.attempts.insert(peer, (ctx.now, Attempt::AwaitingReply(Box::new(init))));
+                // Prove the invite before anyone reveals who they are.
+                let invite_op = join.code.invite_op;
+                let tag = frames::join_tag(&join.op.id(), &msg);
+                let proof = join.code.secret.sign(&frames::join_hello_signed(&circle, &invite_op, &tag, &msg));
                 ctx.out.push(Output::SendDirect {
                     circle,
                     peer,
-                    frame: frames::encode_join_hello(&join.code.invite_op, &msg),
+                    frame: frames::encode_join_hello(&invite_op, &proof, &tag, &msg),
                 });
             }
             Err(e) => ctx.event(Event::JoinFailed { circle, reason: e.to_string() }),
@@ -243,10 +247,14 @@ impl Joins {
     ) -> Result<(), String> {
         let circle = state.id();
         match frame {
-            DirectFrame::JoinHello { invite_op, noise } => {
+            DirectFrame::JoinHello { invite_op, invite_proof, join_tag, noise } => {
                 if state.removed {
                     return Err("join request to a removed member".into());
                 }
+                // Nothing identifying (our reply carries our identity key)
+                // goes to a peer that has not proven an open invite, or
+                // that its own Join already used the invite.
+                hello_proven(state, ctx.now, &invite_op, &invite_proof, &join_tag, noise)?;
                 let proof = MemberProof {
                     member: *ctx.me.as_bytes(),
                     binding_signature: state.log.member(&ctx.me).map(|r| r.binding.signature).ok_or("not a member")?,
@@ -283,6 +291,42 @@ impl Joins {
             DirectFrame::JoinReply { .. } | DirectFrame::JoinAnswer { .. } => Ok(()),
             _ => Err("unexpected direct frame".into()),
         }
+    }
+}
+
+/// Whether a JOIN_HELLO proves what SPEC §8 asks before a member answers:
+/// a signature by the key of an invite that is open in our log, or a tag
+/// keyed by the Join operation that used the invite (a joiner starting
+/// over after a lost answer). Made-up, expired, unknown and used invites
+/// get no answer at all.
+fn hello_proven(
+    state: &CircleState,
+    now: u64,
+    invite_op: &[u8; 32],
+    invite_proof: &[u8; 64],
+    join_tag: &[u8; 32],
+    noise: &[u8],
+) -> Result<(), String> {
+    use subtle::ConstantTimeEq;
+    match state.log.invite_status(invite_op, now) {
+        InviteStatus::Open { invite_public, .. } => {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&invite_public)
+                .map_err(|_| "join hello: the invite's key is malformed".to_string())?;
+            let signed = frames::join_hello_signed(&state.id(), invite_op, join_tag, noise);
+            key.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(invite_proof))
+                .map_err(|_| "join hello does not prove the invite; not answered".to_string())
+        }
+        InviteStatus::Used => {
+            let retry = state
+                .log
+                .admitted_join(invite_op)
+                .is_some_and(|join| bool::from(frames::join_tag(&join.id(), noise).ct_eq(join_tag)));
+            if retry { Ok(()) } else { Err("join hello with a used invite; not answered".into()) }
+        }
+        InviteStatus::Expired => Err("join hello with an expired invite; not answered".into()),
+        InviteStatus::Revoked => Err("join hello with a revoked invite; not answered".into()),
+        InviteStatus::AuthorLostAuthority => Err("join hello with a dead invite; not answered".into()),
+        InviteStatus::Unknown => Err("join hello with an unknown invite; not answered".into()),
     }
 }
 

@@ -292,17 +292,10 @@ fn dispatch(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Joi
 fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut Ctx<'_>, peer: PeerRef, bytes: &[u8]) {
     let result = match frames::parse_direct(bytes) {
         Err(e) => Err(e.to_string()),
-        Ok(frames::DirectFrame::SyncRequest { have }) => {
-            sync::answer(state, ctx, peer, &have);
-            Ok(())
+        Ok(frames::DirectFrame::SyncRequest { sent_at_ms, have }) => {
+            sync::on_request(state, ctx, peer, bytes, sent_at_ms, &have)
         }
-        Ok(frames::DirectFrame::SyncResponse { frames }) => {
-            for f in frames {
-                // Catch-up is not gossip: there is no relay to score.
-                let _ = state.on_topic_frame(ctx, f.to_vec());
-            }
-            Ok(())
-        }
+        Ok(frames::DirectFrame::SyncResponse { frames }) => sync::on_response(state, ctx, peer, &frames),
         Ok(frames::DirectFrame::Pairwise { frame }) => {
             // Only a frame for us may come directly: one for another member
             // belongs on the topic, and keeping it as a mailbox frame here

@@ -275,7 +275,7 @@ impl CircleState {
         let circle_id = log.circle_id();
         let mut store = FrameStore::new(config.max_stored_frames);
         for (bytes, expires) in frames {
-            store.insert(super::store::frame_id(&bytes), bytes, expires);
+            store.insert(super::store::frame_id(&bytes), bytes, expires, super::store::UNVERIFIED);
         }
         let mut state = CircleState::assemble(log, secret, noise, chain, store);
         state.my_tag = circle::pair_tag(&secret, &circle_id, me);
@@ -294,6 +294,7 @@ impl CircleState {
         state.system_counter = system_counter;
         state.messages = messages.into_iter().map(|m| (m.id, m)).collect();
         state.refresh_member_tags();
+        state.reassign_frame_owners();
         state.requeue_waiting_frames();
         Ok(state)
     }

@@ -14,8 +14,10 @@
 //! node reports the verdict back so gossipsub can score peers.
 
 pub mod codec;
+pub mod limits;
 mod swarm;
 
+pub use limits::{MAX_CONTROL_CONNECTIONS, raise_fd_limit};
 pub use swarm::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
 
 #[derive(Debug, thiserror::Error)]

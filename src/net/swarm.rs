@@ -16,13 +16,15 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, Transport, dcutr, identify, kad, mdns, noise, ping, relay, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, Transport, connection_limits, dcutr, identify, kad, mdns, noise, ping,
+    relay, tcp, yamux,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::NetError;
 use super::codec::{DIRECT_PROTOCOL, DirectCodec};
+use super::limits::InboundLimits;
 use crate::circle::CircleId;
 use crate::engine::{MAX_GOSSIP_FRAME, Verdict};
 
@@ -60,6 +62,10 @@ const STRIKES_TO_BAN: f64 = 2.24;
 const STRIKE_DECAY_PER_SEC: f64 = 0.99;
 const BAN_TIME: Duration = Duration::from_secs(600);
 const SCORE_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Connections to one peer (direct, relayed, and one being upgraded).
+const MAX_CONNECTIONS_PER_PEER: u32 = 8;
+/// Our own dials in progress.
+const MAX_PENDING_DIALS: u32 = 64;
 /// Direct deliveries awaiting the recipient's receipt; beyond this many,
 /// frames go straight to the topic.
 const MAX_PENDING_DELIVERIES: usize = 4096;
@@ -139,6 +145,13 @@ pub enum NetCommand {
         frame: Vec<u8>,
     },
     Dial(Vec<Multiaddr>),
+    /// Count `count` invalid frames against `peer` that came outside
+    /// gossip (a catch-up answer or request the engine refused): scored
+    /// like invalid gossip, so the same cut-off applies.
+    Strike {
+        peer: PeerId,
+        count: u32,
+    },
     Validate {
         message_id: MessageId,
         source: PeerId,
@@ -205,6 +218,11 @@ pub struct CircleNetwork {
 
 #[derive(NetworkBehaviour)]
 struct CircleBehaviour {
+    /// First, so that a refused connection costs the others nothing:
+    /// inbound caps per address and in total (`limits.rs`)...
+    inbound: InboundLimits,
+    /// ...and per peer, and on our own dials.
+    connections: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     direct: request_response::Behaviour<DirectCodec>,
@@ -273,7 +291,14 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 kad::Config::new(KAD_PROTOCOL),
             );
             kad.set_mode(Some(kad::Mode::Server));
+            let connections = connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                    .with_max_pending_outgoing(Some(MAX_PENDING_DIALS)),
+            );
             Ok(CircleBehaviour {
+                inbound: InboundLimits::new(),
+                connections,
                 gossipsub,
                 identify,
                 direct,
@@ -462,6 +487,11 @@ impl SwarmTask {
             NetCommand::Dial(addresses) => {
                 for a in addresses {
                     let _ = self.swarm.dial(a);
+                }
+            }
+            NetCommand::Strike { peer, count } => {
+                for _ in 0..count.min(16) {
+                    self.strike(peer);
                 }
             }
             NetCommand::Validate { message_id, source, verdict } => {

@@ -126,6 +126,10 @@ fn now_ms() -> u64 {
 
 impl Node {
     pub fn new(engine: Engine, profile: Profile, config: NodeConfig) -> Self {
+        // Raise the open-files limit and fix the connection caps under it
+        // before any swarm listens (`net::limits`).
+        let caps = crate::net::limits::caps();
+        tracing::debug!("inbound connection caps: {caps:?}");
         let (net_tx, net_rx) = mpsc::channel(1024);
         let own_safety_number = crate::identity::safety_number(&engine.member_id()).to_string();
         Self {
@@ -241,12 +245,30 @@ impl Node {
         let mut rest = Vec::new();
         for (input, relay) in inputs {
             let mut verdict = None;
+            // A direct frame (catch-up) the engine refuses as every member
+            // would counts against the peer that sent it, as gossip does.
+            let direct_from = match &input {
+                Input::Direct { circle, peer, .. } => Some((*circle, *peer)),
+                _ => None,
+            };
+            let mut direct_rejects = 0u32;
             for o in self.engine.handle(now_ms(), input, &mut self.rng) {
                 match o {
                     Output::Persist(r) => records.push(r),
-                    Output::Verdict { verdict: v, .. } => verdict = Some(v),
+                    Output::Verdict { verdict: v, .. } => {
+                        verdict = Some(v);
+                        if v == Verdict::Reject {
+                            direct_rejects = direct_rejects.saturating_add(1);
+                        }
+                    }
                     other => rest.push(other),
                 }
+            }
+            if let Some((circle, handle)) = direct_from
+                && direct_rejects > 0
+                && let Some(peer) = self.books.get(&circle).and_then(|b| b.peer_of(handle))
+            {
+                self.send_net(&circle, NetCommand::Strike { peer, count: direct_rejects });
             }
             if let Some((circle, message_id, source)) = relay {
                 // The engine judges every frame; no verdict would be a bug: do
