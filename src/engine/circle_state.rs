@@ -616,7 +616,7 @@ impl CircleState {
     /// roster differs from what the operations say, shown loudly.
     fn check_agreement(&mut self, ctx: &mut Ctx<'_>, from: MemberId, context: &[u8; 32], heads: &[[u8; 32]]) {
         self.claimed_context.insert(from, *context);
-        if heads.len() >= frames::MAX_HEADS {
+        if heads.is_empty() || heads.len() >= frames::MAX_HEADS {
             return; // Possibly cut short: not enough to judge.
         }
         match self.log.context_at(heads) {
