@@ -158,6 +158,21 @@ async fn text(h: &Handle, text: &str, timer: Option<u32>) -> Result<(), String> 
     h.call(Request::Send { circle: CIRCLE.into(), text: text.into(), disappear_secs: timer }).await.map(|_| ())
 }
 
+/// `h` acknowledges the announcement `id` (hex), as a member pressing the
+/// key would: acknowledgements are never automatic. Retried briefly while
+/// the announcement is still on its way to them.
+async fn acknowledge(h: &Handle, id: Option<&str>) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match h.call(Request::Ack { circle: CIRCLE.into(), message: id.map(str::to_owned) }).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+        pause(250).await;
+    }
+    Err(format!("{} could not acknowledge the announcement: {last}", h.name))
+}
+
 /// The members' script, after the circle formed.
 pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
     let (ana, bongani, chen) = (&members[ANA], &members[BONGANI], &members[CHEN]);
@@ -181,7 +196,12 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
         })
         .await?;
     say("Ana (an organiser) pins an announcement: Assembly, Saturday 10:00, Market square.".into());
-    pause(3000).await;
+    pause(1500).await;
+    let first_id = first["id"].as_str();
+    acknowledge(bongani, first_id).await?;
+    acknowledge(chen, first_id).await?;
+    say("Bongani and Chen acknowledge it (a key press each): Ana sees who read it.".into());
+    pause(1500).await;
     text(bongani, DOOR_CODE, Some(DOOR_CODE_SECS)).await?;
     say(format!("Bongani sends a message that disappears after {DOOR_CODE_SECS} s."));
     pause(4000).await;
@@ -201,7 +221,10 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
     })
     .await?;
     say("Ana moves the meeting to the old mill; the new announcement replaces the pinned one.".into());
-    pause(2500).await;
+    pause(1500).await;
+    acknowledge(bongani, None).await?;
+    say("Bongani acknowledges the new place.".into());
+    pause(1000).await;
     text(bongani, LAST_LINE, None).await?;
     Ok(())
 }
@@ -308,6 +331,19 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
             );
         }
     }
+
+    let circles = demo.members[ANA].call(Request::Circles).await?;
+    let acked: Vec<String> = circles[0]["pinned"]["acked_by"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nAna, an organiser, sees the pinned announcement acknowledged by {}.",
+        if acked.is_empty() { "nobody".to_owned() } else { acked.join(", ") }
+    );
 
     let chen = demo.members[CHEN].call(Request::Messages { circle: CIRCLE.into() }).await?;
     let chen_saw_mill = chen.to_string().contains("old mill");

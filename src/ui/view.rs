@@ -131,7 +131,7 @@ fn draw_messages(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
     frame.render_widget(block, area);
     let mut body = inner;
     if let Some(p) = &c.pinned {
-        let lines = pinned_lines(p, inner.width as usize);
+        let lines = pinned_lines(p, app, inner.width as usize);
         let h = (lines.len() as u16).min(inner.height / 2);
         let [pin, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(0)]).areas(inner);
         frame.render_widget(Paragraph::new(lines).style(Style::new().bg(Color::Rgb(40, 40, 0))), pin);
@@ -148,7 +148,7 @@ fn draw_messages(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
     frame.render_widget(Paragraph::new(lines), body);
 }
 
-fn pinned_lines(p: &super::model::Pinned, width: usize) -> Vec<Line<'static>> {
+fn pinned_lines(p: &super::model::Pinned, app: &App, width: usize) -> Vec<Line<'static>> {
     let Kind::Announcement { title, when, place, details } = &p.msg.kind else {
         return Vec::new();
     };
@@ -164,7 +164,13 @@ fn pinned_lines(p: &super::model::Pinned, width: usize) -> Vec<Line<'static>> {
         lines.extend(wrap(details, width.saturating_sub(3)).into_iter().map(|l| Line::raw(format!("   {l}"))));
     }
     let acks = if p.acked_by.is_empty() { "nobody yet".to_owned() } else { p.acked_by.join(", ") };
-    lines.push(Line::styled(fit(&format!("   from {} · acknowledged by {acks}", p.msg.sender), width), dim()));
+    let mut footer = format!("   from {} · acknowledged by {acks}", p.msg.sender);
+    if !p.acked_by_me
+        && let Some(key) = app.keymap.key_for(super::keymap::Action::Acknowledge)
+    {
+        footer.push_str(&format!(" · {key} to acknowledge"));
+    }
+    lines.push(Line::styled(fit(&footer, width), dim()));
     lines
 }
 
@@ -200,6 +206,23 @@ fn clock(ms: u64, offset_secs: i64) -> String {
     let secs = (ms / 1000) as i64 + offset_secs;
     let day = secs.rem_euclid(86_400);
     format!("{:02}:{:02}", day / 3600, (day % 3600) / 60)
+}
+
+/// `2026-11-23 09:00` at `offset_secs` east of UTC (the CLI's timestamps).
+pub fn date_time(ms: u64, offset_secs: i64) -> String {
+    let secs = (ms / 1000) as i64 + offset_secs;
+    let (days, day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", day / 3600, (day % 3600) / 60)
 }
 
 fn message_lines(m: &Msg, app: &App, width: usize, now_ms: u64, selected: bool) -> Vec<Line<'static>> {
@@ -412,12 +435,24 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 
 fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect) {
     let (title, lines): (String, Vec<Line>) = match overlay {
-        Overlay::Help => (" help · any key closes ".into(), help_lines(app)),
+        Overlay::Help => {
+            let all = help_lines(app, area.width as usize);
+            // What does not fit scrolls (up, down, page keys); the title says so.
+            let room = area.height.saturating_sub(2) as usize;
+            if all.len() <= room {
+                (" help · esc closes ".into(), all)
+            } else {
+                let skip = app.help_scroll.min(all.len() - room);
+                let more = if skip + room < all.len() { "↓ more" } else { "end" };
+                let title = format!(" help · ↑↓ pgup pgdn scroll ({more}) · esc closes ");
+                (title, all.into_iter().skip(skip).take(room).collect())
+            }
+        }
         Overlay::Verify(v) => {
             let state = if v.verified {
                 Line::styled(format!("{} is verified ✓", v.member), Style::new().fg(Color::Green))
             } else {
-                Line::styled("y: the numbers match, mark verified · esc: not now", bold())
+                Line::raw("")
             };
             (
                 format!(" verify {} ", v.member),
@@ -432,6 +467,7 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                     ]),
                     Line::raw(""),
                     state,
+                    Line::styled(overlay.keys_hint(), bold()),
                 ],
             )
         }
@@ -442,7 +478,7 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                 Line::styled(code.clone(), bold().fg(Color::Yellow)),
             ];
             lines.extend(qr.iter().map(|l| Line::raw(l.clone())));
-            (" invite · any key closes ".into(), lines)
+            (" invite · esc closes ".into(), lines)
         }
         Overlay::ConfirmPanic => (
             " panic ".into(),
@@ -450,9 +486,32 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                 Line::styled("Destroy this profile now?", bold().fg(Color::Red)),
                 Line::raw("Keys first, then every message and circle. This cannot be undone."),
                 Line::raw(""),
-                Line::styled("y: destroy · any other key: cancel", bold()),
+                Line::styled(overlay.keys_hint(), bold()),
             ],
         ),
+        Overlay::ConfirmRemove { member, .. } => (
+            " remove ".into(),
+            vec![
+                Line::styled(format!("Remove {member} from this circle?"), bold().fg(Color::Red)),
+                Line::raw("Every remaining member replaces its keys; they cannot read anything new."),
+                Line::raw("This cannot be undone: only a new invite brings them back."),
+                Line::raw(""),
+                Line::styled(overlay.keys_hint(), bold()),
+            ],
+        ),
+        Overlay::ConfirmLeave { name, force, .. } => {
+            let mut lines = vec![
+                Line::styled(format!("Leave {name}?"), bold().fg(Color::Red)),
+                Line::raw("The other members see that you left and replace their keys."),
+                Line::raw("You keep what you already read; only a new invite brings you back."),
+            ];
+            if *force {
+                lines.push(Line::styled("Even if you are its only organiser: nobody could manage it.", bold()));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::styled(overlay.keys_hint(), bold()));
+            (" leave ".into(), lines)
+        }
     };
     let width = lines.iter().map(Line::width).max().unwrap_or(20).max(title.width()) as u16 + 4;
     let rect = centered(area, width, lines.len() as u16 + 2);
@@ -460,7 +519,7 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), rect);
 }
 
-fn help_lines(app: &App) -> Vec<Line<'static>> {
+fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let mut lines = vec![Line::styled("Keys", bold())];
     for (keys, what) in app.keymap.help() {
         lines.push(Line::from(vec![
@@ -474,11 +533,18 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
     ]));
     lines.push(Line::raw(""));
     lines.push(Line::styled("Commands", bold()));
+    let side_by_side = COMMANDS.iter().all(|(_, w)| 42 + w.width() + 4 <= width);
     for (cmd, what) in COMMANDS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{cmd:<42}"), Style::new().fg(Color::Yellow)),
-            Span::raw(*what),
-        ]));
+        if side_by_side {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{cmd:<42}"), Style::new().fg(Color::Yellow)),
+                Span::raw(*what),
+            ]));
+        } else {
+            // Narrow terminals (80 columns): the command, then what it does.
+            lines.push(Line::styled((*cmd).to_owned(), Style::new().fg(Color::Yellow)));
+            lines.push(Line::raw(format!("    {what}")));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Keys can be changed in keys.conf in the profile directory.", dim()));
@@ -552,6 +618,14 @@ fn wrap_first(text: &str, first: usize, rest: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_civil_dates() {
+        assert_eq!(date_time(0, 0), "1970-01-01 00:00");
+        assert_eq!(date_time(1_795_424_400_000, 0), "2026-11-23 09:00");
+        assert_eq!(date_time(1_795_424_400_000, -10 * 3600), "2026-11-22 23:00");
+        assert_eq!(date_time(951_782_400_000, 0), "2000-02-29 00:00");
+    }
 
     #[test]
     fn wrapping_respects_width_and_wide_characters() {
