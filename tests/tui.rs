@@ -699,3 +699,32 @@ fn editing_keys_work_as_in_a_shell() {
     assert!(!mouse_wanted(None), "mouse capture is off by default");
     assert!(mouse_wanted(Some(std::ffi::OsStr::new("1"))) && !mouse_wanted(Some(std::ffi::OsStr::new("0"))));
 }
+
+/// Issue 16 item 11: everything essential is readable at 80x24 (the
+/// meeting place whole, the members, the status line with the quit key),
+/// and at 120x36.
+#[test]
+fn everything_essential_fits_80x24_and_120x36() {
+    let mut node = FakeNode::riverside();
+    node.circles[0].disappear = Some(7 * 86_400);
+    let mut app = started(&mut node);
+    node.pin("Assembly: new place", "The old mill, Riverside Road");
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let small = screen(&app, 80, 24, T0 + 3_600_000);
+    assert!(small.contains("The old mill, Riverside Road"), "the meeting place is whole:\n{small}");
+    assert!(small.contains("Saturday 10:00"), "{small}");
+    for name in ["Ana", "Bongani", "Chen"] {
+        assert!(
+            small.lines().any(|l| l.contains(&format!("● {name}")) || l.contains(&format!("○ {name}"))),
+            "{name} is listed:\n{small}"
+        );
+    }
+    assert!(small.contains("legal-support") || small.contains("legal-sup"), "{small}");
+    let status = small.lines().last().unwrap();
+    assert!(status.contains("ctrl-q quit") && status.contains("⏳ 7d") && status.contains("2 peers"), "{status}");
+    snapshot("pinned_80x24", &small);
+    let large = screen(&app, 120, 36, T0 + 3_600_000);
+    assert!(large.contains("Saturday 10:00  @ The old mill, Riverside Road"), "{large}");
+    assert!(large.lines().last().unwrap().contains("f2 trainer"), "{large}");
+    snapshot("pinned_120x36", &large);
+}

@@ -21,6 +21,11 @@ const MEMBERS_MIN_WIDTH: u16 = 96;
 const CIRCLES_WIDTH: u16 = 18;
 const MEMBERS_WIDTH: u16 = 30;
 const MAX_INPUT_LINES: u16 = 5;
+/// From `SHARED_MIN_WIDTH` to below `MEMBERS_MIN_WIDTH` (80 columns, say)
+/// circles and members share one column of this width, circles on top, so
+/// neither disappears; narrower still, only the circles are shown.
+const SHARED_WIDTH: u16 = 22;
+const SHARED_MIN_WIDTH: u16 = 72;
 
 fn dim() -> Style {
     Style::new().fg(Color::DarkGray)
@@ -44,16 +49,27 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     .areas(area);
 
     let show_circles = area.width >= CIRCLES_MIN_WIDTH;
+    let shared = area.width >= SHARED_MIN_WIDTH && area.width < MEMBERS_MIN_WIDTH && !app.trainer;
     let show_members = area.width >= MEMBERS_MIN_WIDTH && !app.trainer;
-    let [circles, middle, members] = Layout::horizontal([
-        Constraint::Length(if show_circles { CIRCLES_WIDTH } else { 0 }),
+    let left_width = match (show_circles, shared) {
+        (false, _) => 0,
+        (true, true) => SHARED_WIDTH,
+        (true, false) => CIRCLES_WIDTH,
+    };
+    let [left, middle, members] = Layout::horizontal([
+        Constraint::Length(left_width),
         Constraint::Min(20),
         Constraint::Length(if show_members { MEMBERS_WIDTH } else { 0 }),
     ])
     .areas(main);
 
-    if show_circles {
+    if shared {
+        let rows = (app.circles.len().max(1) as u16 + 2).min(left.height / 2);
+        let [circles, members] = Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(left);
         draw_circles(frame, app, circles);
+        draw_members(frame, app, members);
+    } else if show_circles {
+        draw_circles(frame, app, left);
     }
     if app.trainer {
         let [msgs, trainer] = Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(middle);
@@ -153,13 +169,25 @@ fn pinned_lines(p: &super::model::Pinned, app: &App, width: usize) -> Vec<Line<'
         return Vec::new();
     };
     let mut head = vec![Span::styled("📌 ", bold()), Span::styled(title.clone(), bold().fg(Color::Yellow))];
+    let mut at = String::new();
     if !when.is_empty() {
-        head.push(Span::raw(format!("  {when}")));
+        at.push_str(when);
     }
     if !place.is_empty() {
-        head.push(Span::raw(format!("  @ {place}")));
+        at.push_str(&format!("{}@ {place}", if at.is_empty() { "" } else { "  " }));
     }
-    let mut lines = vec![Line::from(head)];
+    let one_line = 3 + title.width() + 2 + at.width() <= width;
+    let mut lines = Vec::new();
+    if one_line {
+        if !at.is_empty() {
+            head.push(Span::raw(format!("  {at}")));
+        }
+        lines.push(Line::from(head));
+    } else {
+        // Narrow: when and where on lines of their own, whole, never cut.
+        lines.push(Line::from(head));
+        lines.extend(wrap(&at, width.saturating_sub(3)).into_iter().map(|l| Line::raw(format!("   {l}"))));
+    }
     if !details.is_empty() {
         lines.extend(wrap(details, width.saturating_sub(3)).into_iter().map(|l| Line::raw(format!("   {l}"))));
     }
@@ -284,11 +312,14 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
         };
         let role = if m.role == "organiser" { " org" } else { "" };
         let mark = if m.verified { "✓" } else { "" };
-        let left = format!("{} {}{mark}{role}", dot, m.name);
+        // The name gets whatever the dot, marks and link leave.
+        let room = width.saturating_sub(2 + mark.width() + role.width() + 1 + link.width());
+        let name = fit(&m.name, room);
+        let left = format!("{dot} {name}{mark}{role}");
         let pad = width.saturating_sub(left.width() + link.width());
         lines.push(Line::from(vec![
             Span::styled(format!("{dot} "), Style::new().fg(color)),
-            Span::raw(fit(&m.name, width.saturating_sub(link.width() + 8))),
+            Span::raw(name),
             Span::styled(mark, Style::new().fg(Color::Green)),
             Span::styled(role, dim()),
             Span::raw(" ".repeat(pad)),
@@ -296,9 +327,14 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
         ]));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled("direct: they see your IP", dim()));
-    lines.push(Line::styled("relayed: only the relay does", dim()));
-    lines.push(Line::styled("✓ safety number verified", dim()));
+    let legends = if width >= 28 {
+        ["direct: they see your IP", "relayed: only the relay does", "✓ safety number verified"]
+    } else {
+        ["direct: sees your IP", "relayed: via a relay", "✓ verified"]
+    };
+    for legend in legends {
+        lines.push(Line::styled(fit(legend, width), dim()));
+    }
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" members ")), area);
 }
 
@@ -408,23 +444,35 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
     let help = app.keymap.key_for(super::keymap::Action::Help).map(|k| k.to_string()).unwrap_or_default();
     let quit = app.keymap.key_for(super::keymap::Action::Quit).map(|k| k.to_string()).unwrap_or_default();
     let trainer = app.keymap.key_for(super::keymap::Action::ToggleTrainer).map(|k| k.to_string()).unwrap_or_default();
-    let mut spans = Vec::new();
-    match app.circle() {
-        Some(c) => {
-            let color = if c.peers > 0 { Color::Green } else { Color::Red };
-            spans.push(Span::styled(format!(" ● {} peers ", c.peers), Style::new().fg(color)));
-            spans.push(Span::styled(format!("│ 🔒 end-to-end encrypted · epoch {} ", c.epoch), Style::new()));
-            if let Some(s) = c.disappear_secs {
-                spans.push(Span::raw(format!("│ ⏳ {} ", duration_label(s))));
+    // Wide, then the same facts shorter, so an 80-column status line is whole.
+    let build = |short: bool| {
+        let mut spans = Vec::new();
+        match app.circle() {
+            Some(c) => {
+                let color = if c.peers > 0 { Color::Green } else { Color::Red };
+                spans.push(Span::styled(format!(" ● {} peers ", c.peers), Style::new().fg(color)));
+                let lock = if short { "🔒 encrypted" } else { "🔒 end-to-end encrypted" };
+                spans.push(Span::styled(format!("│ {lock} · epoch {} ", c.epoch), Style::new()));
+                if let Some(s) = c.disappear_secs {
+                    spans.push(Span::raw(format!("│ ⏳ {} ", duration_label(s))));
+                }
+                if c.catch_up_until_ms.is_some_and(|t| t > now_ms) {
+                    spans.push(Span::styled("│ catching up… ", Style::new().fg(Color::Yellow)));
+                }
             }
-            if c.catch_up_until_ms.is_some_and(|t| t > now_ms) {
-                spans.push(Span::styled("│ catching up… ", Style::new().fg(Color::Yellow)));
-            }
+            None => spans.push(Span::raw(" no circle ")),
         }
-        None => spans.push(Span::raw(" no circle ")),
-    }
-    spans.push(Span::styled(format!("│ {help} help · {trainer} trainer · {quit} quit"), dim()));
-    frame.render_widget(Paragraph::new(Line::from(spans)).style(Style::new().bg(Color::Rgb(30, 30, 30))), area);
+        let keys = if short {
+            format!("│ {help} help · {quit} quit")
+        } else {
+            format!("│ {help} help · {trainer} trainer · {quit} quit")
+        };
+        spans.push(Span::styled(keys, dim()));
+        Line::from(spans)
+    };
+    let wide = build(false);
+    let line = if wide.width() <= area.width as usize { wide } else { build(true) };
+    frame.render_widget(Paragraph::new(line).style(Style::new().bg(Color::Rgb(30, 30, 30))), area);
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
