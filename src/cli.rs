@@ -16,12 +16,7 @@ use kolo::store::{self, KdfParams, Profile};
 use kolo::ui::safe_text::{clean, clean_line};
 
 #[derive(Parser)]
-#[command(
-    name = "kolo",
-    version,
-    about = "Peer-to-peer, end-to-end encrypted group chat for activist circles",
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "kolo", version, about = "Peer-to-peer, end-to-end encrypted group chat for activist circles")]
 pub struct Cli {
     /// Profile directory (default: the XDG data directory, e.g. ~/.local/share/kolo).
     #[arg(long, global = true, env = "KOLO_HOME")]
@@ -262,6 +257,10 @@ fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Resu
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let node_args_given = cli.chat.listen != [DEFAULT_LISTEN] || cli.chat.mdns || cli.chat.name.is_some();
+    if cli.command.is_some() && node_args_given {
+        bail!("--listen, --mdns and --name before a command are for the chat; put them after `chat` or `daemon`");
+    }
     let chat = Cmd::Chat(cli.chat.clone());
     let command = cli.command.as_ref().unwrap_or(&chat);
     let mut rng = OsEntropy;

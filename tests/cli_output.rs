@@ -165,6 +165,8 @@ fn a_first_run_without_a_profile_says_so_first() {
         fails_with(&out, &["no kolo profile", "kolo init --name NAME"]);
     }
     assert!(!home.exists(), "nothing was created");
+    // Node options before another command are a mistake, said so, not ignored.
+    fails_with(&kolo(&home, &["--listen", "/ip4/127.0.0.1/tcp/0", "status"]), &["put them after `chat` or `daemon`"]);
     // Issue 16 item 9: a name members could not be shown is refused at init.
     for bad in ["", "a\u{1b}[2Jb", &"x".repeat(300)] {
         fails_with(&kolo(&home, &["init", "--name", bad]), &["invalid name"]);
