@@ -590,6 +590,10 @@ fn a_dialog_never_turns_the_next_command_into_a_message() {
     assert!(app.overlay.is_some() && app.input.is_empty());
     press(&mut app, &mut node, key(KeyCode::F(1)), T0);
     assert!(app.overlay.is_none());
+    // Esc pressed just before ctrl-q arrives as alt-ctrl-q: it closes the
+    // dialog, then ctrl-q quits.
+    press(&mut app, &mut node, key(KeyCode::F(1)), T0);
+    assert!(press(&mut app, &mut node, Key { code: KeyCode::Char('q'), ctrl: true, alt: true }, T0), "quits");
 }
 
 /// Issue 16 item 5: acknowledging the pinned announcement is a key (and

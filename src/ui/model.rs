@@ -342,6 +342,16 @@ impl App {
 
     pub fn key(&mut self, key: Key) -> Vec<Effect> {
         if let Some(overlay) = self.overlay.take() {
+            if key.alt && self.keymap.action(&key).is_none() {
+                // A terminal reads esc and the key right after it as one
+                // alt-key: esc closes the dialog, then the key counts alone.
+                self.dialog_stray = false;
+                let _ = self.dialog_key(overlay, Key::plain(KeyCode::Esc));
+                if self.overlay.is_none() {
+                    return self.key(Key { alt: false, ..key });
+                }
+                return Vec::new();
+            }
             let effects = self.dialog_key(overlay, key);
             if self.overlay.is_none() {
                 self.dialog_stray = false;
