@@ -732,3 +732,16 @@ fn everything_essential_fits_80x24_and_120x36() {
     assert!(large.lines().last().unwrap().contains("f2 trainer"), "{large}");
     snapshot("pinned_120x36", &large);
 }
+
+/// Issue 16 item 9: two circles of the same name do not look identical.
+#[test]
+fn circles_of_the_same_name_are_told_apart() {
+    let mut node = FakeNode::riverside();
+    node.circles[1].name = "riverside";
+    let app = started(&mut node);
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("▶ riverside 0707") && s.contains("  riverside 0909"), "{s}");
+    let mut node = FakeNode::riverside();
+    let app = started(&mut node);
+    assert!(!screen(&app, 110, 24, T0).contains("riverside 0707"), "a unique name needs no id");
+}

@@ -110,9 +110,18 @@ fn draw_circles(frame: &mut Frame<'_>, app: &App, area: Rect) {
             if c.removed {
                 style = style.add_modifier(Modifier::CROSSED_OUT);
             }
+            // Two circles of one name (say, a copy made by an infiltrator)
+            // must not look alike: the start of the id tells them apart.
+            let twin = app.circles.iter().filter(|o| o.name.to_lowercase() == c.name.to_lowercase()).count() > 1;
+            let id: String = c.id.chars().take(4).collect();
+            let name = if twin {
+                format!("{} {id}", fit(&c.name, name_width.saturating_sub(id.len() + 1)))
+            } else {
+                fit(&c.name, name_width)
+            };
             Line::from(vec![
                 Span::styled(marker, style),
-                Span::styled(fit(&c.name, name_width), style),
+                Span::styled(name, style),
                 Span::styled(unread, Style::new().fg(Color::Black).bg(Color::Yellow)),
             ])
         })
