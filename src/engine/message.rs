@@ -243,6 +243,26 @@ mod tests {
         }
     }
 
+    /// A presence with an address longer than receivers accept used to
+    /// make the whole frame invalid (a strike against an honest sender);
+    /// the address is left out instead.
+    #[test]
+    fn presence_leaves_out_what_receivers_refuse() {
+        let long = format!("/dns4/{}/tcp/1", "a".repeat(MAX_PRESENCE_ADDRESS));
+        let ok = "/ip4/127.0.0.1/tcp/1".to_owned();
+        let m = sample(Body::Presence(Presence { transport: vec![1; 38], addresses: vec![long, ok.clone()] }));
+        let back = Inner::decode(&m.encode()).unwrap();
+        assert_eq!(back.body, Body::Presence(Presence { transport: vec![1; 38], addresses: vec![ok] }));
+        assert!(check_body(&Body::Presence(Presence { transport: vec![0; 129], addresses: vec![] })).is_err());
+    }
+
+    #[test]
+    fn limits_are_checked_in_bytes_and_named_in_characters_and_bytes() {
+        assert!(check_body(&Body::Text("✊".repeat(MAX_TEXT / 3))).is_ok());
+        let e = check_body(&Body::Text("✊".repeat(MAX_TEXT / 3 + 1))).unwrap_err();
+        assert!(e.contains("20001 characters, 60003 bytes") && e.contains("limit is 60000 bytes"), "{e}");
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

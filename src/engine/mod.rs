@@ -403,7 +403,9 @@ fn require(state: &CircleState, me: &MemberId, action: Action, what: &str) -> Re
 /// apply it.
 fn author_op(state: &mut CircleState, ctx: &mut Ctx<'_>, body: OpBody) -> Result<Op, String> {
     let op = Op::sign(ctx.identity, &state.id(), state.log.heads(), body, ctx.now).map_err(|e| e.to_string())?;
-    state.send_group(ctx, Body::Op(op.encode()), None);
+    // Not sent (too large, or we were removed meanwhile): not applied
+    // either, and no invite code for an invite nobody will know.
+    state.send_group(ctx, Body::Op(op.encode()), None).ok_or("the membership operation was not sent")?;
     Ok(op)
 }
 
