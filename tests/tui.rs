@@ -512,6 +512,7 @@ fn verifying_a_member_compares_safety_numbers_then_marks_them() {
     let mine = safety_number(&member(1)).to_string();
     let theirs = safety_number(&member(3)).to_string();
     assert!(s.contains(&mine) && s.contains(&theirs), "both numbers side by side:\n{s}");
+    assert!(s.contains(&member(3).fingerprint().to_string()), "their fingerprint is shown:\n{s}");
     assert!(s.contains("y: the numbers match"), "{s}");
     press(&mut app, &mut node, key(KeyCode::Char('y')), T0);
     assert!(matches!(node.requests.iter().rev().nth(1), Some(Request::Verify { confirm: Some(true), .. })));

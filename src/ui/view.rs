@@ -522,6 +522,10 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                         Span::styled(format!("{:<19}", format!("{}'s number", v.member)), bold()),
                         Span::raw(v.theirs.clone()),
                     ]),
+                    Line::from(vec![
+                        Span::styled(format!("{:<19}", format!("{}'s fingerprint", v.member)), dim()),
+                        Span::styled(fingerprint_of(app, &v.member), dim()),
+                    ]),
                     Line::raw(""),
                     state,
                     Line::styled(overlay.keys_hint(), bold()),
@@ -574,6 +578,17 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
     let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), rect);
+}
+
+/// A member's fingerprint (what `/verify` and `/remove` accept when two
+/// members share a name), from the members pane's data.
+fn fingerprint_of(app: &App, name: &str) -> String {
+    let members = app.circle().map(|c| c.members.as_slice()).unwrap_or_default();
+    let mut hits = members.iter().filter(|m| m.name.eq_ignore_ascii_case(name) || m.fingerprint.starts_with(name));
+    match (hits.next(), hits.next()) {
+        (Some(m), None) => m.fingerprint.clone(),
+        _ => "(several members match; use the fingerprint)".into(),
+    }
 }
 
 fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
