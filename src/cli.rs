@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
 use kolo::api::{self, Request};
+use kolo::engine::message::{MAX_FIELD, MAX_TEXT, MAX_TITLE, check_len};
 use kolo::entropy::OsEntropy;
 use kolo::store::{self, KdfParams, Profile};
+use kolo::ui::safe_text::{clean, clean_line};
 
 #[derive(Parser)]
 #[command(name = "kolo", version, about = "Peer-to-peer, end-to-end encrypted group chat for activist circles")]
@@ -27,6 +29,9 @@ pub struct Cli {
     /// other commands with `--ephemeral` talk to it.
     #[arg(long, global = true)]
     ephemeral: bool,
+    /// `kolo --listen …` is `kolo chat --listen …`.
+    #[command(flatten)]
+    chat: NodeArgs,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -35,7 +40,7 @@ pub struct Cli {
 const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/0";
 
 /// How the node runs, for `kolo chat` and `kolo daemon` alike.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct NodeArgs {
     /// Where circle networks listen (repeatable), e.g. /ip4/0.0.0.0/tcp/0.
     #[arg(long = "listen", default_value = DEFAULT_LISTEN)]
@@ -152,6 +157,24 @@ enum Cmd {
     Remove { circle: String, member: String },
     /// Change your display name in a circle (every member sees the change).
     Rename { circle: String, name: String },
+    /// Leave a circle: the other members see you go and replace their keys.
+    Leave {
+        circle: String,
+        /// Leave even as the circle's only organiser (nobody could manage it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Acknowledge the circle's pinned announcement: its organisers and
+    /// members see that you read it.
+    Ack {
+        circle: String,
+        /// Id (or prefix) of another announcement than the pinned one.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Set how long messages in the circle live at most (organisers), e.g.
+    /// 7d; `off` lets messages stay until their sender's own timer, if any.
+    Disappear { circle: String, timer: String },
     /// Compare safety numbers with a member; --confirm marks them verified.
     Verify {
         circle: String,
@@ -164,7 +187,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Stop the running node.
+    /// Stop the running node; returns once it has exited.
     Stop,
 }
 
@@ -184,10 +207,19 @@ pub fn parse_duration(text: &str) -> anyhow::Result<u64> {
     kolo::api::parse_duration(text).map_err(anyhow::Error::msg)
 }
 
+/// A timer that must be longer than nothing (`--disappear`, `--expires`):
+/// `0s` would otherwise mean "no timer" or an already dead code.
+fn positive_secs(text: &str, what: &str) -> anyhow::Result<u64> {
+    match parse_duration(text)? {
+        0 => bail!("{what} must be longer than 0s"),
+        n => Ok(n),
+    }
+}
+
 fn secs32(text: &Option<String>) -> anyhow::Result<Option<u32>> {
     match text {
         None => Ok(None),
-        Some(t) => Ok(Some(u32::try_from(parse_duration(t)?).context("duration too long")?)),
+        Some(t) => Ok(Some(u32::try_from(positive_secs(t, "--disappear")?).context("duration too long")?)),
     }
 }
 
@@ -230,7 +262,11 @@ fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Resu
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let chat = Cmd::Chat(NodeArgs::default());
+    let node_args_given = cli.chat.listen != [DEFAULT_LISTEN] || cli.chat.mdns || cli.chat.name.is_some();
+    if cli.command.is_some() && node_args_given {
+        bail!("--listen, --mdns and --name before a command are for the chat; put them after `chat` or `daemon`");
+    }
+    let chat = Cmd::Chat(cli.chat.clone());
     let command = cli.command.as_ref().unwrap_or(&chat);
     let mut rng = OsEntropy;
     match command {
@@ -251,6 +287,8 @@ pub fn run() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
         }
         Cmd::Init { name } => {
+            // The name members will see, checked now rather than at the first join.
+            kolo::circle::check_name(name, "name").map_err(|e| anyhow::anyhow!(clean_line(&e.to_string())))?;
             let dir = home(&cli)?;
             let pass = passphrase(&cli, "New passphrase: ", "KOLO_PASSPHRASE", true)?;
             if pass.is_empty() {
@@ -307,6 +345,13 @@ pub fn run() -> anyhow::Result<()> {
         }
         Cmd::Daemon(NodeArgs { listen, mdns, name }) | Cmd::Chat(NodeArgs { listen, mdns, name }) => {
             let dir = home(&cli)?;
+            // Say so before asking for a passphrase that cannot open anything.
+            if !cli.ephemeral && !dir.join(store::HEADER_FILE).exists() {
+                bail!(
+                    "no kolo profile in {}; create one with `kolo init --name NAME` (or try `kolo demo`)",
+                    dir.display()
+                );
+            }
             let frontend = if matches!(command, Cmd::Chat(_)) {
                 if !std::io::stdout().is_terminal() {
                     bail!("the chat needs a terminal; use `kolo daemon` and the subcommands in scripts");
@@ -317,6 +362,7 @@ pub fn run() -> anyhow::Result<()> {
             };
             if cli.ephemeral {
                 let name = name.as_deref().context("--ephemeral needs --name NAME (there is no profile)")?;
+                kolo::circle::check_name(name, "name").map_err(|e| anyhow::anyhow!(clean_line(&e.to_string())))?;
                 crate::daemon::run(&dir, crate::daemon::Source::Ephemeral { name }, listen, *mdns, frontend)?;
             } else {
                 let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
@@ -329,25 +375,33 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// Subcommands that talk to the running node over the control socket.
+/// Everything they print that came from outside (texts, names, circle
+/// names, announcement fields, reasons) goes through `safe_text` first.
 fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
     let dir = home(cli)?;
     let endpoint = api::Endpoint::for_profile(&dir, cli.ephemeral);
-    let call = |r: Request| api::call_endpoint(&endpoint, &dir, &r).map_err(anyhow::Error::from);
+    let call =
+        |r: Request| api::call_endpoint(&endpoint, &dir, &r).map_err(|e| anyhow::anyhow!(clean_line(&e.to_string())));
+    let offset = kolo::ui::runtime::local_offset_secs();
     match command {
         Cmd::Circle { action: CircleCmd::Create { name, disappear } } => {
             let v = call(Request::CircleCreate { name: name.clone(), disappear_secs: secs32(disappear)? })?;
-            println!("created circle {} ({})", v["name"].as_str().unwrap_or(""), short(&v["id"]));
+            println!("created circle {} ({})", field(&v["name"]), short(&v["id"]));
         }
         Cmd::Circles { json } => {
             let v = call(Request::Circles)?;
             for c in v.as_array().into_iter().flatten() {
                 if *json {
-                    println!("{c}");
+                    println!("{}", json_line(c));
                 } else {
+                    let timer = match c["disappear_secs"].as_u64() {
+                        Some(s) => format!("  messages disappear after {}", kolo::ui::model::duration_label(s)),
+                        None => String::new(),
+                    };
                     println!(
-                        "{}  {}  {} members  {}",
+                        "{}  {}  {} members  {}{timer}",
                         short(&c["id"]),
-                        c["name"].as_str().unwrap_or(""),
+                        field(&c["name"]),
                         c["members"],
                         c["role"].as_str().unwrap_or("removed")
                     );
@@ -361,11 +415,20 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
         Cmd::Invite { circle, expires, organiser, qr, revoke: None } => {
             let v = call(Request::Invite {
                 circle: circle.clone(),
-                expires_secs: Some(parse_duration(expires)?),
+                expires_secs: Some(positive_secs(expires, "--expires")?),
                 organiser: Some(*organiser),
             })?;
             let code = v["code"].as_str().unwrap_or_default();
+            // The code alone on stdout, for scripts; the note for people.
             println!("{code}");
+            if let Some(at) = v["expires_at"].as_u64() {
+                let left = at.saturating_sub(now_ms()) / 1000;
+                eprintln!(
+                    "valid once, until {} ({} from now)",
+                    kolo::ui::view::date_time(at, offset),
+                    kolo::ui::model::duration_label(left)
+                );
+            }
             if *qr {
                 let qr = qrcode::QrCode::new(code.as_bytes()).context("code too long for a QR code")?;
                 println!("{}", qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
@@ -373,14 +436,22 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
         }
         Cmd::Join { code } => {
             let v = call(Request::Join { code: code.clone() })?;
-            println!("joined {}", v["name"].as_str().unwrap_or(""));
+            println!("joined {}", field(&v["name"]));
         }
         Cmd::Send { circle, text, disappear } => {
+            // The engine checks again; checking here also covers texts too
+            // long for a control-socket request.
+            check_len("the message", text, MAX_TEXT).map_err(anyhow::Error::msg)?;
             let v =
                 call(Request::Send { circle: circle.clone(), text: text.clone(), disappear_secs: secs32(disappear)? })?;
             report_sent(&v);
         }
         Cmd::Announce { circle, title, when, place, details, supersedes, disappear } => {
+            check_len("the title", title, MAX_TITLE).map_err(anyhow::Error::msg)?;
+            for (what, f) in [("\"--when\"", when), ("\"--where\"", place)] {
+                check_len(what, f.as_deref().unwrap_or(""), MAX_FIELD).map_err(anyhow::Error::msg)?;
+            }
+            check_len("the details", details.as_deref().unwrap_or(""), MAX_TEXT).map_err(anyhow::Error::msg)?;
             let v = call(Request::Announce {
                 circle: circle.clone(),
                 title: title.clone(),
@@ -396,21 +467,9 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             let v = call(Request::Messages { circle: circle.clone() })?;
             for m in v.as_array().into_iter().flatten() {
                 if *json {
-                    println!("{m}");
+                    println!("{}", json_line(m));
                 } else {
-                    let mark = if m["verified"].as_bool() == Some(true) { "✓" } else { " " };
-                    let text = match m["kind"].as_str() {
-                        Some("announcement") => format!(
-                            "📌 {} | {} | {} | {}",
-                            m["title"].as_str().unwrap_or(""),
-                            m["when"].as_str().unwrap_or(""),
-                            m["where"].as_str().unwrap_or(""),
-                            m["details"].as_str().unwrap_or("")
-                        ),
-                        Some("system") => format!("— {}", m["text"].as_str().unwrap_or("")),
-                        _ => m["text"].as_str().unwrap_or("").to_owned(),
-                    };
-                    println!("{} {}{}: {}", short(&m["id"]), m["sender"].as_str().unwrap_or(""), mark, text);
+                    println!("{}", message_line(m, offset));
                 }
             }
         }
@@ -418,16 +477,17 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             let v = call(Request::Members { circle: circle.clone() })?;
             for m in v.as_array().into_iter().flatten() {
                 if *json {
-                    println!("{m}");
+                    println!("{}", json_line(m));
                 } else {
+                    let link = if m["you"].as_bool() == Some(true) { "(you)".to_owned() } else { field(&m["link"]) };
                     println!(
                         "{}  {}  {}  {}{}",
-                        m["fingerprint"].as_str().unwrap_or(""),
-                        m["name"].as_str().unwrap_or(""),
-                        m["role"].as_str().unwrap_or(""),
-                        m["link"].as_str().unwrap_or(""),
+                        field(&m["fingerprint"]),
+                        field(&m["name"]),
+                        field(&m["role"]),
+                        link,
                         match (m["verified"].as_bool() == Some(true), m["looks_like"].as_str()) {
-                            (_, Some(other)) => format!("  ⚠ name looks like {other}'s"),
+                            (_, Some(other)) => format!("  ⚠ name looks like {}'s", clean_line(other)),
                             (true, None) => "  verified".to_owned(),
                             (false, None) => String::new(),
                         }
@@ -441,12 +501,34 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
         }
         Cmd::Remove { circle, member } => {
             let v = call(Request::Remove { circle: circle.clone(), member: member.clone() })?;
-            println!("removed {}; every remaining member is replacing its keys", v["removed"].as_str().unwrap_or(""));
+            println!("removed {}; every remaining member is replacing its keys", field(&v["removed"]));
+        }
+        Cmd::Leave { circle, force } => {
+            let v = call(Request::Leave { circle: circle.clone(), force: Some(*force) })?;
+            println!("you left {}; the other members are told and replace their keys", field(&v["left"]));
+        }
+        Cmd::Ack { circle, message } => {
+            let v = call(Request::Ack { circle: circle.clone(), message: message.clone() })?;
+            println!("acknowledged \"{}\": the circle sees that you read it", field(&v["title"]));
+        }
+        Cmd::Disappear { circle, timer } => {
+            let secs = if timer.eq_ignore_ascii_case("off") { 0 } else { positive_secs(timer, "the timer")? };
+            let secs = u32::try_from(secs).context("duration too long")?;
+            call(Request::SetDisappear { circle: circle.clone(), secs })?;
+            if secs == 0 {
+                println!("messages in {} no longer disappear by default", clean_line(circle));
+            } else {
+                println!(
+                    "messages in {} now disappear after {} at most",
+                    clean_line(circle),
+                    kolo::ui::model::duration_label(u64::from(secs))
+                );
+            }
         }
         Cmd::Verify { circle, member, confirm } => {
             let v = call(Request::Verify { circle: circle.clone(), member: member.clone(), confirm: Some(*confirm) })?;
-            println!("your safety number:  {}", v["you"].as_str().unwrap_or(""));
-            println!("their safety number: {}", v["them"].as_str().unwrap_or(""));
+            println!("your safety number:  {}", field(&v["you"]));
+            println!("their safety number: {}", field(&v["them"]));
             if *confirm {
                 println!("marked verified");
             } else {
@@ -456,17 +538,18 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
         Cmd::Status { json } => {
             let v = call(Request::Status)?;
             if *json {
-                println!("{v}");
+                println!("{}", json_line(&v));
             } else {
-                println!("{} ({})", v["name"].as_str().unwrap_or(""), v["fingerprint"].as_str().unwrap_or(""));
+                println!("{} ({})", field(&v["name"]), field(&v["fingerprint"]));
                 for c in v["circles"].as_array().into_iter().flatten() {
-                    println!("  {}  {}  {} peers", short(&c["id"]), c["name"].as_str().unwrap_or(""), c["peers"]);
+                    println!("  {}  {}  {} peers", short(&c["id"]), field(&c["name"]), c["peers"]);
                 }
             }
         }
         Cmd::Stop => {
             call(Request::Shutdown)?;
-            println!("stopping");
+            wait_for_exit(&dir, &endpoint)?;
+            println!("stopped");
         }
         Cmd::Demo { .. }
         | Cmd::Init { .. }
@@ -479,13 +562,98 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long `kolo stop` waits for the node to exit.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// After `shutdown` was answered: wait until the node has exited, that is
+/// released the profile lock (an ephemeral node: closed its socket).
+fn wait_for_exit(dir: &std::path::Path, endpoint: &api::Endpoint) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    loop {
+        let gone = match endpoint {
+            api::Endpoint::File(_) => {
+                match std::fs::OpenOptions::new().write(true).open(dir.join(crate::daemon::LOCK_FILE)) {
+                    // Taken and released at once: nobody holds the profile now.
+                    Ok(file) => file.try_lock().is_ok(),
+                    Err(_) => true,
+                }
+            }
+            api::Endpoint::Abstract(_) => {
+                matches!(api::call_endpoint(endpoint, dir, &Request::Status), Err(api::ApiError::NotRunning(_)))
+            }
+        };
+        if gone {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("kolo was asked to stop but is still running after {} s", STOP_WAIT.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A string field of an answer, cleaned for the terminal (one line).
+fn field(v: &serde_json::Value) -> String {
+    clean_line(v.as_str().unwrap_or(""))
+}
+
 fn short(v: &serde_json::Value) -> String {
-    v.as_str().unwrap_or("").chars().take(8).collect()
+    field(v).chars().take(8).collect()
+}
+
+/// One `--json` record: a line of JSON (one object per line, see
+/// docs/api.md) in which every character a terminal could act on (C1
+/// controls, DEL, bidirectional controls; JSON escapes C0 already) is
+/// written as a `\uXXXX` escape: the same data for a parser, inert on a screen.
+fn json_line(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if kolo::ui::safe_text::is_unsafe(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `2026-11-23 09:00  3f9c1a2b  Ana✓: text  ⏳ until 2026-11-23 10:00`;
+/// lines after the first of a multi-line text are indented, so no text
+/// can begin a line of its own and pass for another message.
+fn message_line(m: &serde_json::Value, offset: i64) -> String {
+    let mark = if m["verified"].as_bool() == Some(true) { "✓" } else { "" };
+    let text = match m["kind"].as_str() {
+        Some("announcement") => {
+            let parts: Vec<String> =
+                ["title", "when", "where"].iter().map(|k| field(&m[*k])).filter(|p| !p.is_empty()).collect();
+            let details = clean(m["details"].as_str().unwrap_or(""));
+            if details.is_empty() {
+                format!("📌 {}", parts.join(" | "))
+            } else {
+                format!("📌 {} | {details}", parts.join(" | "))
+            }
+        }
+        Some("system") => format!("— {}", clean(m["text"].as_str().unwrap_or(""))),
+        _ => clean(m["text"].as_str().unwrap_or("")),
+    };
+    let at = m["sent_at"].as_u64().map(|t| kolo::ui::view::date_time(t, offset)).unwrap_or_default();
+    let timer = match m["expires_at"].as_u64() {
+        Some(e) => format!("  ⏳ until {}", kolo::ui::view::date_time(e, offset)),
+        None => String::new(),
+    };
+    let head = if m["kind"].as_str() == Some("system") {
+        format!("{at}  {}  ", short(&m["id"]))
+    } else {
+        format!("{at}  {}  {}{mark}: ", short(&m["id"]), field(&m["sender"]))
+    };
+    let body = text.replace('\n', "\n    ");
+    format!("{head}{body}{timer}")
 }
 
 fn report_sent(v: &serde_json::Value) {
     match v["queued"].as_str() {
-        Some(reason) => println!("queued: {reason}"),
+        Some(reason) => println!("queued: {}", clean_line(reason)),
         None => println!("sent {}", short(&v["id"])),
     }
 }

@@ -7,7 +7,8 @@ mod daemon;
 fn main() {
     if let Err(e) = cli::run() {
         // One line, no backtrace, no secrets: errors carry none.
-        eprintln!("kolo: {e:#}");
+        // Reasons can quote outside text (names, peers' answers): cleaned.
+        eprintln!("kolo: {}", kolo::ui::safe_text::clean_line(&format!("{e:#}")));
         std::process::exit(1);
     }
 }

@@ -334,6 +334,13 @@ fn announcements_pin_supersede_and_collect_acknowledgements() {
         let c = sim.nodes[i].engine.circle(&circle).unwrap();
         assert_eq!(c.pinned().unwrap().text, "Assembly moved");
     }
+    // Acknowledging is each member's own act (issue 16), never automatic.
+    let organiser = sim.nodes[0].engine.circle(&circle).unwrap();
+    assert!(organiser.acks(&organiser.pinned().unwrap().id).is_empty());
+    for i in 1..NAMES.len() {
+        sim.command(i, Command::Acknowledge { circle, announcement: None });
+    }
+    sim.run_for(5_000);
     let organiser = sim.nodes[0].engine.circle(&circle).unwrap();
     let pinned = organiser.pinned().unwrap().id;
     assert_eq!(organiser.acks(&pinned).len(), 5);

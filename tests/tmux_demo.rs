@@ -63,6 +63,16 @@ fn the_demo_runs_in_a_real_terminal_and_gives_it_back() {
     let screen =
         wait_for(&name, &["you: Hello from the test", "Noted: \"Hello from the test"], Duration::from_secs(30));
     assert!(screen.contains("📌"), "the announcement stays pinned:\n{screen}");
+    // The scripted members acknowledge explicitly; the pinned line shows it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", &name]);
+        if screen.lines().any(|l| l.contains("acknowledged by") && l.contains("Bongani")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no acknowledgement on the pinned line:\n{screen}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The help names the quit key; use the first one it lists.
     tmux(&["send-keys", "-t", &name, "F1"]);

@@ -183,6 +183,7 @@ impl FakeNode {
                         let pinned = c.pinned.and_then(|p| c.messages.iter().find(|m| m.id == p)).map(|m| {
                             let mut v = message_json(m, false);
                             v["acked_by"] = json!(c.acked_by);
+                            v["acked_by_me"] = json!(c.acked_by.contains(&"You"));
                             v
                         });
                         json!({
@@ -240,6 +241,24 @@ impl FakeNode {
                 }))
             }
             Request::Invite { .. } => Ok(json!({"code": "kolo1-abcdefghijklmnopqrstuvwxyz234567", "expires_at": T0})),
+            Request::Ack { circle, message } => {
+                let c = self.circle(circle)?;
+                let pinned = c.pinned.map(|p| hex(&p));
+                if message.is_some() && *message != pinned {
+                    return Err("no such announcement".into());
+                }
+                c.acked_by.push("You");
+                Ok(json!({"acknowledged": pinned}))
+            }
+            Request::Remove { circle, member } => {
+                let c = self.circle(circle)?;
+                c.members.retain(|m| m.name != member);
+                Ok(json!({"removed": member}))
+            }
+            Request::Leave { circle, .. } => {
+                self.circle(circle)?;
+                Ok(json!({"left": circle}))
+            }
             other => Err(format!("the fake node does not do {other:?}")),
         }
     }
@@ -384,6 +403,17 @@ fn help_is_generated_from_the_key_bindings() {
     assert!(s.contains("ctrl-c, ctrl-q") && s.contains("quit kolo"), "{s}");
     assert!(s.contains("/verify NAME"), "{s}");
     snapshot("help_110x40", &s);
+    // Issue 16 item 11: at 80x24 the help does not fit; it scrolls and says so.
+    let small = screen(&app, 80, 24, T0);
+    assert!(small.contains("scroll (↓ more)") && small.contains("quit kolo"), "{small}");
+    assert!(!small.contains("/quit"), "{small}");
+    for _ in 0..6 {
+        press(&mut app, &mut node, key(KeyCode::PageDown), T0);
+    }
+    let end = screen(&app, 80, 24, T0);
+    assert!(end.contains("scroll (end)") && end.contains("/quit") && end.contains("close kolo (you stay"), "{end}");
+    snapshot("help_80x24_end", &end);
+    assert!(app.overlay.is_some(), "scrolling keeps the help open");
     // Any key closes it; `?` inside a message is just a character.
     press(&mut app, &mut node, key(KeyCode::Esc), T0);
     type_text(&mut app, &mut node, "why?");
@@ -482,6 +512,7 @@ fn verifying_a_member_compares_safety_numbers_then_marks_them() {
     let mine = safety_number(&member(1)).to_string();
     let theirs = safety_number(&member(3)).to_string();
     assert!(s.contains(&mine) && s.contains(&theirs), "both numbers side by side:\n{s}");
+    assert!(s.contains(&member(3).fingerprint().to_string()), "their fingerprint is shown:\n{s}");
     assert!(s.contains("y: the numbers match"), "{s}");
     press(&mut app, &mut node, key(KeyCode::Char('y')), T0);
     assert!(matches!(node.requests.iter().rev().nth(1), Some(Request::Verify { confirm: Some(true), .. })));
@@ -519,4 +550,199 @@ fn invites_show_the_code_and_a_qr_code_and_quit_is_a_key() {
     app.paste("/join kolo1-pasted");
     assert_eq!(app.input.text(), "/join kolo1-pasted");
     assert!(press(&mut app, &mut node, ctrl('q'), T0), "ctrl-q quits");
+}
+
+/// Issue 16 item 8: `/verify NAME`, `y`, then `/invite` sent the word
+/// "invite" to the circle: the dialog ate the `/`. Dialogs now close only
+/// on their own keys, say which, and typed text never becomes a message.
+#[test]
+fn a_dialog_never_turns_the_next_command_into_a_message() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "/verify Bongani");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    press(&mut app, &mut node, key(KeyCode::Char('y')), T0);
+    type_text(&mut app, &mut node, "/invite");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(!node.requests.iter().any(|r| matches!(r, Request::Send { .. })), "nothing was sent as chat");
+    assert!(app.overlay.is_none(), "enter closed the dialog");
+    assert!(app.input.is_empty(), "what was typed into the dialog went nowhere: {:?}", app.input.text());
+    // The dialog says how it closes, on screen.
+    type_text(&mut app, &mut node, "/verify Bongani");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("esc or enter: close"), "{s}");
+    type_text(&mut app, &mut node, "x");
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("a dialog is open: esc or enter closes it"), "a stray key is answered:\n{s}");
+    // Typing on, a y or n in the words is no answer.
+    type_text(&mut app, &mut node, "yes no");
+    assert!(app.overlay.is_some());
+    press(&mut app, &mut node, key(KeyCode::Esc), T0);
+    // Now the command works as typed.
+    type_text(&mut app, &mut node, "/invite");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(matches!(node.requests.last(), Some(Request::Invite { .. })), "{:?}", node.requests.last());
+    assert!(matches!(app.overlay, Some(kolo::ui::model::Overlay::Invite { .. })));
+    // Help closes on esc, enter, q, ? or its key; other keys are not typed.
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    press(&mut app, &mut node, key(KeyCode::F(1)), T0);
+    type_text(&mut app, &mut node, "hello");
+    assert!(app.overlay.is_some() && app.input.is_empty());
+    press(&mut app, &mut node, key(KeyCode::F(1)), T0);
+    assert!(app.overlay.is_none());
+    // Esc pressed just before ctrl-q arrives as alt-ctrl-q: it closes the
+    // dialog, then ctrl-q quits.
+    press(&mut app, &mut node, key(KeyCode::F(1)), T0);
+    assert!(press(&mut app, &mut node, Key { code: KeyCode::Char('q'), ctrl: true, alt: true }, T0), "quits");
+}
+
+/// Issue 16 item 5: acknowledging the pinned announcement is a key (and
+/// `/ack`), shown on the pinned line until done.
+#[test]
+fn acknowledging_the_pinned_announcement_is_a_key() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    node.pin("Assembly", "Market square");
+    node.circles[0].acked_by = vec!["Bongani"];
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let s = screen(&app, 110, 24, T0 + 3_600_000);
+    assert!(s.contains("acknowledged by Bongani · f3 to acknowledge"), "{s}");
+    press(&mut app, &mut node, key(KeyCode::F(3)), T0);
+    assert!(matches!(node.requests.iter().rev().find(|r| matches!(r, Request::Ack { .. })), Some(Request::Ack { .. })));
+    let s = screen(&app, 110, 24, T0 + 3_600_000);
+    assert!(s.contains("acknowledged by Bongani, You") && !s.contains("to acknowledge"), "{s}");
+    assert!(s.contains("acknowledged \"Assembly\""), "{s}");
+    // Once is enough.
+    let before = node.requests.len();
+    type_text(&mut app, &mut node, "/ack");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(!node.requests[before..].iter().any(|r| matches!(r, Request::Ack { .. })));
+    assert!(screen(&app, 110, 24, T0).contains("you already acknowledged it"));
+}
+
+/// Issue 16 item 3: `/remove NAME` and `/leave` ask first.
+#[test]
+fn removing_and_leaving_ask_first() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "/remove Chen");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(!node.requests.iter().any(|r| matches!(r, Request::Remove { .. })), "not removed before asking");
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("Remove Chen from this circle?") && s.contains("y: remove · n or esc: cancel"), "{s}");
+    // Typing on as if no dialog were there: a later y is part of the typing.
+    type_text(&mut app, &mut node, "hey");
+    assert!(!node.requests.iter().any(|r| matches!(r, Request::Remove { .. })), "a y in a typed word removes nobody");
+    press(&mut app, &mut node, key(KeyCode::Esc), T0);
+    assert!(app.overlay.is_none() && app.input.is_empty());
+    type_text(&mut app, &mut node, "/remove Chen");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    press(&mut app, &mut node, key(KeyCode::Char('y')), T0);
+    assert!(node.requests.iter().any(|r| matches!(r, Request::Remove { member, .. } if member == "Chen")));
+    type_text(&mut app, &mut node, "/leave");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    assert!(screen(&app, 110, 24, T0).contains("Leave riverside?"));
+    press(&mut app, &mut node, key(KeyCode::Char('n')), T0);
+    assert!(!node.requests.iter().any(|r| matches!(r, Request::Leave { .. })), "n keeps you in");
+    type_text(&mut app, &mut node, "/leave");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    press(&mut app, &mut node, key(KeyCode::Char('y')), T0);
+    assert!(node.requests.iter().any(|r| matches!(r, Request::Leave { force: Some(false), .. })));
+}
+
+/// Issue 16 item 4: what members write reaches the screen without
+/// escape sequences, controls or bidirectional overrides.
+#[test]
+fn hostile_text_is_shown_inert() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    let hostile = "pay \u{1b}]52;c;cm0gLXJmIH4=\u{7}now \u{1b}[2J\u{202E}gnp.exe\u{9b}31m!";
+    node.arrive(0, 2, hostile, T0 + 3_000_000, None);
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let m = app.circle().unwrap().messages.last().unwrap();
+    assert_eq!(m.text, "pay now gnp.exe!");
+    let s = screen(&app, 110, 24, T0 + 3_600_000);
+    assert!(s.contains("Bongani: pay now gnp.exe!"), "{s}");
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202E}'), "{s:?}");
+}
+
+/// Issue 16 item 14: the editing keys people know from shells and chat
+/// clients; mouse capture only on request.
+#[test]
+fn editing_keys_work_as_in_a_shell() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "meet at the old mill");
+    press(&mut app, &mut node, ctrl('w'), T0);
+    assert_eq!(app.input.text(), "meet at the old ");
+    press(&mut app, &mut node, ctrl('w'), T0);
+    assert_eq!(app.input.text(), "meet at the ");
+    press(&mut app, &mut node, ctrl('a'), T0);
+    type_text(&mut app, &mut node, "we ");
+    assert_eq!(app.input.text(), "we meet at the ");
+    press(&mut app, &mut node, ctrl('k'), T0);
+    assert_eq!(app.input.text(), "we ");
+    press(&mut app, &mut node, ctrl('e'), T0);
+    type_text(&mut app, &mut node, "go");
+    assert_eq!(app.input.text(), "we go");
+    press(&mut app, &mut node, ctrl('u'), T0);
+    assert!(app.input.is_empty());
+    // Multi-line: ctrl-u and ctrl-k stay on the cursor's line.
+    type_text(&mut app, &mut node, "first");
+    press(&mut app, &mut node, ctrl('n'), T0);
+    type_text(&mut app, &mut node, "second");
+    press(&mut app, &mut node, ctrl('u'), T0);
+    assert_eq!(app.input.text(), "first\n");
+    press(&mut app, &mut node, ctrl('w'), T0);
+    assert_eq!(app.input.text(), "first", "ctrl-w at a line start joins the lines");
+    let help = app.keymap.help();
+    for name in ["ctrl-w", "ctrl-u", "ctrl-k", "ctrl-a", "ctrl-e", "f3"] {
+        assert!(help.iter().any(|(k, _)| k.split(", ").any(|k| k == name)), "{name} is in the help");
+    }
+    use kolo::ui::runtime::mouse_wanted;
+    assert!(!mouse_wanted(None), "mouse capture is off by default");
+    assert!(mouse_wanted(Some(std::ffi::OsStr::new("1"))) && !mouse_wanted(Some(std::ffi::OsStr::new("0"))));
+}
+
+/// Issue 16 item 11: everything essential is readable at 80x24 (the
+/// meeting place whole, the members, the status line with the quit key),
+/// and at 120x36.
+#[test]
+fn everything_essential_fits_80x24_and_120x36() {
+    let mut node = FakeNode::riverside();
+    node.circles[0].disappear = Some(7 * 86_400);
+    let mut app = started(&mut node);
+    node.pin("Assembly: new place", "The old mill, Riverside Road");
+    pump(&mut app, &mut node, Vec::new(), T0);
+    let small = screen(&app, 80, 24, T0 + 3_600_000);
+    assert!(small.contains("The old mill, Riverside Road"), "the meeting place is whole:\n{small}");
+    assert!(small.contains("Saturday 10:00"), "{small}");
+    for name in ["Ana", "Bongani", "Chen"] {
+        assert!(
+            small.lines().any(|l| l.contains(&format!("● {name}")) || l.contains(&format!("○ {name}"))),
+            "{name} is listed:\n{small}"
+        );
+    }
+    assert!(small.contains("legal-support") || small.contains("legal-sup"), "{small}");
+    let status = small.lines().last().unwrap();
+    assert!(status.contains("ctrl-q quit") && status.contains("⏳ 7d") && status.contains("2 peers"), "{status}");
+    snapshot("pinned_80x24", &small);
+    let large = screen(&app, 120, 36, T0 + 3_600_000);
+    assert!(large.contains("Saturday 10:00  @ The old mill, Riverside Road"), "{large}");
+    assert!(large.lines().last().unwrap().contains("f2 trainer"), "{large}");
+    snapshot("pinned_120x36", &large);
+}
+
+/// Issue 16 item 9: two circles of the same name do not look identical.
+#[test]
+fn circles_of_the_same_name_are_told_apart() {
+    let mut node = FakeNode::riverside();
+    node.circles[1].name = "riverside";
+    let app = started(&mut node);
+    let s = screen(&app, 110, 24, T0);
+    assert!(s.contains("▶ riverside 0707") && s.contains("  riverside 0909"), "{s}");
+    let mut node = FakeNode::riverside();
+    let app = started(&mut node);
+    assert!(!screen(&app, 110, 24, T0).contains("riverside 0707"), "a unique name needs no id");
 }

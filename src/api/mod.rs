@@ -104,6 +104,18 @@ pub enum Request {
         circle: String,
         member: String,
     },
+    /// Acknowledge an announcement (the pinned one unless `message` names
+    /// one by id prefix): tells the circle, the organisers included, you saw it.
+    Ack {
+        circle: String,
+        message: Option<String>,
+    },
+    /// Leave the circle; the other members see it. The only organiser is
+    /// refused unless `force`.
+    Leave {
+        circle: String,
+        force: Option<bool>,
+    },
     /// Set the circle's longest disappearing timer (organisers); 0 clears it.
     SetDisappear {
         circle: String,

@@ -158,6 +158,23 @@ async fn text(h: &Handle, text: &str, timer: Option<u32>) -> Result<(), String> 
     h.call(Request::Send { circle: CIRCLE.into(), text: text.into(), disappear_secs: timer }).await.map(|_| ())
 }
 
+/// `h` acknowledges the announcement `id` (hex), as a member pressing the
+/// key would: acknowledgements are never automatic. Retried for a while
+/// the announcement may still be on its way to them (a loaded machine);
+/// a member who never got it just does not acknowledge, and the script
+/// goes on.
+async fn acknowledge(h: &Handle, id: Option<&str>, say: &mut Say) {
+    let mut last = String::new();
+    for _ in 0..60 {
+        match h.call(Request::Ack { circle: CIRCLE.into(), message: id.map(str::to_owned) }).await {
+            Ok(_) => return,
+            Err(e) => last = e,
+        }
+        pause(250).await;
+    }
+    say(format!("{} could not acknowledge the announcement: {last}", h.name));
+}
+
 /// The members' script, after the circle formed.
 pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
     let (ana, bongani, chen) = (&members[ANA], &members[BONGANI], &members[CHEN]);
@@ -181,7 +198,12 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
         })
         .await?;
     say("Ana (an organiser) pins an announcement: Assembly, Saturday 10:00, Market square.".into());
-    pause(3000).await;
+    pause(1500).await;
+    let first_id = first["id"].as_str();
+    acknowledge(bongani, first_id, say).await;
+    acknowledge(chen, first_id, say).await;
+    say("Bongani and Chen acknowledge it (a key press each): Ana sees who read it.".into());
+    pause(1500).await;
     text(bongani, DOOR_CODE, Some(DOOR_CODE_SECS)).await?;
     say(format!("Bongani sends a message that disappears after {DOOR_CODE_SECS} s."));
     pause(4000).await;
@@ -190,18 +212,22 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
     ana.call(Request::Remove { circle: CIRCLE.into(), member: chen.name.clone() }).await?;
     say("Ana removes Chen: every remaining member replaces its sending key.".into());
     pause(3000).await;
-    ana.call(Request::Announce {
-        circle: CIRCLE.into(),
-        title: "Assembly: new place".into(),
-        when: Some("Saturday 10:00".into()),
-        place: Some("The old mill, Riverside Road".into()),
-        details: Some("The square is watched. Same time, new place.".into()),
-        supersedes: first["id"].as_str().map(str::to_owned),
-        disappear_secs: None,
-    })
-    .await?;
+    let second = ana
+        .call(Request::Announce {
+            circle: CIRCLE.into(),
+            title: "Assembly: new place".into(),
+            when: Some("Saturday 10:00".into()),
+            place: Some("The old mill, Riverside Road".into()),
+            details: Some("The square is watched. Same time, new place.".into()),
+            supersedes: first["id"].as_str().map(str::to_owned),
+            disappear_secs: None,
+        })
+        .await?;
     say("Ana moves the meeting to the old mill; the new announcement replaces the pinned one.".into());
-    pause(2500).await;
+    pause(1500).await;
+    acknowledge(bongani, second["id"].as_str(), say).await;
+    say("Bongani acknowledges the new place.".into());
+    pause(1000).await;
     text(bongani, LAST_LINE, None).await?;
     Ok(())
 }
@@ -270,7 +296,7 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
     let mut texts: Vec<String> = Vec::new();
     let mut shown_envelope = false;
     for m in history.as_array().into_iter().flatten() {
-        let sender = m["sender"].as_str().unwrap_or_default();
+        let sender = crate::ui::safe_text::clean_line(m["sender"].as_str().unwrap_or_default());
         let body = match m["kind"].as_str() {
             Some("announcement") => {
                 format!(
@@ -280,7 +306,7 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
                     m["where"].as_str().unwrap_or("")
                 )
             }
-            _ => m["text"].as_str().unwrap_or_default().to_owned(),
+            _ => crate::ui::safe_text::clean(m["text"].as_str().unwrap_or_default()),
         };
         let timer = if m["expires_at"].is_u64() { "  [disappearing]" } else { "" };
         let _ = writeln!(out, "  {sender:>8}: {body}{timer}");
@@ -308,6 +334,19 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
             );
         }
     }
+
+    let circles = demo.members[ANA].call(Request::Circles).await?;
+    let acked: Vec<String> = circles[0]["pinned"]["acked_by"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nAna, an organiser, sees the pinned announcement acknowledged by {}.",
+        if acked.is_empty() { "nobody".to_owned() } else { acked.join(", ") }
+    );
 
     let chen = demo.members[CHEN].call(Request::Messages { circle: CIRCLE.into() }).await?;
     let chen_saw_mill = chen.to_string().contains("old mill");

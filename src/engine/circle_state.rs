@@ -366,6 +366,11 @@ impl CircleState {
             ctx.event(Event::Error { reason: "you are no longer a member of this circle".into() });
             return None;
         }
+        // Never seal what receivers would refuse (and count against us).
+        if let Err(reason) = super::message::check_body(&body) {
+            ctx.event(Event::Error { reason });
+            return None;
+        }
         self.rotate_if_due(ctx);
         let inner = Inner {
             circle_id: self.id(),

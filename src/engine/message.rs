@@ -13,10 +13,18 @@
 use crate::identity::MemberId;
 use crate::wire::{Reader, WireError, Writer};
 
+/// The longest text (and announcement details), in bytes of UTF-8. One
+/// limit for senders and receivers (protocol/SPEC.md §5.4, §9): a sender
+/// checks it before sealing ([`check_body`]), so a receiver's refusal of a
+/// longer text is always proof against whoever produced the frame.
 pub const MAX_TEXT: usize = 60_000;
 pub const MAX_TITLE: usize = 200;
 pub const MAX_FIELD: usize = 500;
 pub const MAX_OP: usize = 4096;
+/// The longest address in a presence message, in bytes.
+pub const MAX_PRESENCE_ADDRESS: usize = 256;
+/// The longest transport id in a presence message, in bytes.
+pub const MAX_TRANSPORT_ID: usize = 128;
 
 pub type MessageId = [u8; 16];
 
@@ -102,7 +110,14 @@ impl Inner {
             }
             Body::Presence(p) => {
                 w.bytes16(&p.transport);
-                let addrs = &p.addresses[..p.addresses.len().min(MAX_PRESENCE_ADDRESSES)];
+                // Only what a receiver accepts: a longer address is left out
+                // rather than making the whole frame invalid.
+                let addrs: Vec<&String> = p
+                    .addresses
+                    .iter()
+                    .filter(|a| a.len() <= MAX_PRESENCE_ADDRESS)
+                    .take(MAX_PRESENCE_ADDRESSES)
+                    .collect();
                 w.u8(addrs.len() as u8);
                 for a in addrs {
                     w.str16(a);
@@ -139,12 +154,12 @@ impl Inner {
             3 => Body::Ack(r.array()?),
             4 => Body::Op(r.bytes32("op", MAX_OP)?.to_vec()),
             5 => {
-                let transport = r.bytes16("transport id", 128)?.to_vec();
+                let transport = r.bytes16("transport id", MAX_TRANSPORT_ID)?.to_vec();
                 let n = r.u8()? as usize;
                 if n > MAX_PRESENCE_ADDRESSES {
                     return Err(WireError::LimitExceeded { what: "addresses", limit: MAX_PRESENCE_ADDRESSES });
                 }
-                let addresses = (0..n).map(|_| r.str16("address", 256)).collect::<Result<_, _>>()?;
+                let addresses = (0..n).map(|_| r.str16("address", MAX_PRESENCE_ADDRESS)).collect::<Result<_, _>>()?;
                 Body::Presence(Presence { transport, addresses })
             }
             c => {
@@ -154,6 +169,43 @@ impl Inner {
         r.finish()?;
         Ok(Self { circle_id, sender, epoch, sent_at_ms, timer_secs, body })
     }
+}
+
+/// Refuse, before sealing, a body a receiver would refuse for its size,
+/// with a reason that gives the limit in characters and bytes.
+pub fn check_body(body: &Body) -> Result<(), String> {
+    match body {
+        Body::Text(t) => check_len("the message", t, MAX_TEXT),
+        Body::Announcement(a) => {
+            check_len("the title", &a.title, MAX_TITLE)?;
+            check_len("\"when\"", &a.when, MAX_FIELD)?;
+            check_len("\"where\"", &a.place, MAX_FIELD)?;
+            check_len("the details", &a.details, MAX_TEXT)
+        }
+        Body::Op(op) if op.len() > MAX_OP => {
+            Err(format!("the membership operation is too long: {} bytes; the limit is {MAX_OP} bytes", op.len()))
+        }
+        Body::Presence(p) if p.transport.len() > MAX_TRANSPORT_ID => {
+            Err(format!("the transport id is too long: the limit is {MAX_TRANSPORT_ID} bytes"))
+        }
+        Body::Ack(_) | Body::Op(_) | Body::Presence(_) => Ok(()),
+    }
+}
+
+/// `what` is at most `limit` bytes of UTF-8, else a reason naming both
+/// figures: a character is one byte in plain Latin letters and up to four
+/// (accents, other scripts, emoji).
+pub fn check_len(what: &str, text: &str, limit: usize) -> Result<(), String> {
+    if text.len() <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} is too long and was not sent: {} characters, {} bytes; the limit is {limit} bytes \
+         ({limit} characters of plain Latin letters, as few as {} with emoji or other scripts)",
+        text.chars().count(),
+        text.len(),
+        limit / 4
+    ))
 }
 
 fn utf8(bytes: &[u8], what: &'static str) -> Result<String, WireError> {
@@ -189,6 +241,26 @@ mod tests {
             let m = sample(b);
             assert_eq!(Inner::decode(&m.encode()).unwrap(), m);
         }
+    }
+
+    /// A presence with an address longer than receivers accept used to
+    /// make the whole frame invalid (a strike against an honest sender);
+    /// the address is left out instead.
+    #[test]
+    fn presence_leaves_out_what_receivers_refuse() {
+        let long = format!("/dns4/{}/tcp/1", "a".repeat(MAX_PRESENCE_ADDRESS));
+        let ok = "/ip4/127.0.0.1/tcp/1".to_owned();
+        let m = sample(Body::Presence(Presence { transport: vec![1; 38], addresses: vec![long, ok.clone()] }));
+        let back = Inner::decode(&m.encode()).unwrap();
+        assert_eq!(back.body, Body::Presence(Presence { transport: vec![1; 38], addresses: vec![ok] }));
+        assert!(check_body(&Body::Presence(Presence { transport: vec![0; 129], addresses: vec![] })).is_err());
+    }
+
+    #[test]
+    fn limits_are_checked_in_bytes_and_named_in_characters_and_bytes() {
+        assert!(check_body(&Body::Text("✊".repeat(MAX_TEXT / 3))).is_ok());
+        let e = check_body(&Body::Text("✊".repeat(MAX_TEXT / 3 + 1))).unwrap_err();
+        assert!(e.contains("20001 characters, 60003 bytes") && e.contains("limit is 60000 bytes"), "{e}");
     }
 
     proptest! {

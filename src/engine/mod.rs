@@ -51,7 +51,9 @@ pub struct EngineConfig {
     pub frame_retention_ms: u64,
     /// At most this many frames kept per circle.
     pub max_stored_frames: usize,
-    /// Acknowledge announcements (opt-in metadata: tells the circle you saw it).
+    /// Acknowledge every announcement automatically as it arrives. Off:
+    /// acknowledging tells the circle you saw it and when, so it is a
+    /// person's act (`Command::Acknowledge`, `kolo ack`, a key in the TUI).
     pub send_acks: bool,
     /// Give up on a join that found no member in this time.
     pub join_timeout_ms: u64,
@@ -65,7 +67,7 @@ impl Default for EngineConfig {
             rotate_after_ms: 24 * 3600 * 1000,
             frame_retention_ms: 14 * 24 * 3600 * 1000,
             max_stored_frames: 50_000,
-            send_acks: true,
+            send_acks: false,
             join_timeout_ms: 10 * 60 * 1000,
         }
     }
@@ -339,7 +341,8 @@ fn command(circles: &mut BTreeMap<CircleId, CircleState>, joins: &mut join::Join
         | Command::AnnouncePresence { circle, .. }
         | Command::Rename { circle, .. }
         | Command::RevokeInvite { circle, .. }
-        | Command::Leave { circle } => *circle,
+        | Command::Acknowledge { circle, .. }
+        | Command::Leave { circle, .. } => *circle,
         Command::CreateCircle { .. } | Command::Join { .. } => return,
     };
     let Some(state) = circles.get_mut(&circle) else {
@@ -403,7 +406,9 @@ fn author_op(state: &mut CircleState, ctx: &mut Ctx<'_>, body: OpBody) -> Result
     let op = Op::sign(ctx.identity, &state.id(), state.log.heads(), body, ctx.now).map_err(|e| e.to_string())?;
     // Never publish what the log would refuse (everyone else would too).
     state.log.check(&op).map_err(|e| e.to_string())?;
-    state.send_group(ctx, Body::Op(op.encode()), None);
+    // Not sent (too large, or we were removed meanwhile): not applied
+    // either, and no invite code for an invite nobody will know.
+    state.send_group(ctx, Body::Op(op.encode()), None).ok_or("the membership operation was not sent")?;
     Ok(op)
 }
 
@@ -415,12 +420,16 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
             if text.trim().is_empty() {
                 return Err("empty message not sent".into());
             }
-            state.send_group(ctx, Body::Text(text), timer_secs);
+            let body = Body::Text(text);
+            message::check_body(&body)?;
+            state.send_group(ctx, body, timer_secs);
         }
         Command::SendAnnouncement { announcement, timer_secs, .. } => {
             blocked_by_key_change(state)?;
             require(state, &me, Action::Announce, "post announcements")?;
-            state.send_group(ctx, Body::Announcement(announcement), timer_secs);
+            let body = Body::Announcement(announcement);
+            message::check_body(&body)?;
+            state.send_group(ctx, body, timer_secs);
         }
         Command::CreateInvite { expires_in_ms, role, addresses, .. } => {
             require(state, &me, Action::Invite, "invite")?;
@@ -444,13 +453,16 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
             }
             if member != me {
                 require(state, &me, Action::Remove, "remove members")?;
+            } else {
+                last_organiser_check(state, &me, false)?;
             }
             author_op(state, ctx, OpBody::Remove { member })?;
         }
-        Command::Leave { .. } => {
+        Command::Leave { force, .. } => {
             if state.removed {
                 return Err("you are no longer a member of this circle".into());
             }
+            last_organiser_check(state, &me, force)?;
             author_op(state, ctx, OpBody::Remove { member: me })?;
         }
         Command::Rename { name, .. } => {
@@ -466,6 +478,7 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
             }
             author_op(state, ctx, OpBody::RevokeInvite { invite_op: code.invite_op })?;
         }
+        Command::Acknowledge { announcement, .. } => acknowledge(state, ctx, announcement)?,
         Command::SetRole { member, role, .. } => {
             require(state, &me, Action::SetRole, "change roles")?;
             if !state.log.is_member(&member) {
@@ -502,6 +515,50 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
         }
         Command::CreateCircle { .. } | Command::Join { .. } => {}
     }
+    Ok(())
+}
+
+/// The last organiser leaving while others stay would leave a circle
+/// nobody can manage (invite, remove a seized phone, announce).
+fn last_organiser_check(state: &CircleState, me: &MemberId, force: bool) -> Result<(), String> {
+    let members = state.log.members();
+    let organisers = members.iter().filter(|m| m.role == Role::Organiser).count();
+    let sole = state.log.role_of(me) == Some(Role::Organiser) && organisers == 1 && members.len() > 1;
+    if sole && !force {
+        return Err("you are this circle's only organiser: if you leave, nobody can invite, remove or announce. \
+                    Invite another organiser first (kolo invite CIRCLE --organiser), or leave anyway with --force"
+            .into());
+    }
+    Ok(())
+}
+
+/// Acknowledge an announcement we received (the pinned one by default),
+/// once; the receipt disappears when the announcement does.
+fn acknowledge(state: &mut CircleState, ctx: &mut Ctx<'_>, which: Option<message::MessageId>) -> Result<(), String> {
+    if state.removed {
+        return Err("you are no longer a member of this circle".into());
+    }
+    let id = match which.or_else(|| state.pinned().map(|p| p.id)) {
+        Some(id) => id,
+        None => return Err("there is no pinned announcement to acknowledge".into()),
+    };
+    let Some(m) = state.message(&id) else {
+        return Err("no such announcement".into());
+    };
+    if !matches!(m.kind, MessageKind::Announcement(_)) {
+        return Err("only announcements are acknowledged".into());
+    }
+    if m.sender == ctx.me {
+        return Err("this is your own announcement".into());
+    }
+    if state.acks(&id).contains(&ctx.me) {
+        return Err("you already acknowledged it".into());
+    }
+    let timer = match m.expires_at_ms {
+        Some(at) => Some(u32::try_from(at.saturating_sub(ctx.now).div_ceil(1000).max(1)).unwrap_or(u32::MAX)),
+        None => None,
+    };
+    state.send_group(ctx, Body::Ack(id), timer);
     Ok(())
 }
 

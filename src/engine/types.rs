@@ -74,8 +74,17 @@ pub enum Command {
         circle: CircleId,
         member: MemberId,
     },
+    /// Leave the circle: a self-Remove the other members apply. Refused
+    /// while we are its only organiser and others remain, unless `force`.
     Leave {
         circle: CircleId,
+        force: bool,
+    },
+    /// Tell the circle we saw an announcement (the pinned one if `None`):
+    /// a person's act, never automatic unless `EngineConfig::send_acks`.
+    Acknowledge {
+        circle: CircleId,
+        announcement: Option<MessageId>,
     },
     /// Change our display name in this circle (a Rename operation).
     Rename {

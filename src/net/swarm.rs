@@ -61,6 +61,8 @@ const IGNORED_BURST: f64 = 300.0;
 const STRIKES_TO_BAN: f64 = 2.24;
 const STRIKE_DECAY_PER_SEC: f64 = 0.99;
 const BAN_TIME: Duration = Duration::from_secs(600);
+/// How long a circle's swarm keeps running after it was asked to close.
+const LINGER: Duration = Duration::from_secs(2);
 const SCORE_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Connections to one peer (direct, relayed, and one being upgraded).
 const MAX_CONNECTIONS_PER_PEER: u32 = 8;
@@ -444,7 +446,11 @@ impl SwarmTask {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
                 command = commands.recv() => match command {
-                    None | Some(NetCommand::Shutdown) => break,
+                    None => break,
+                    Some(NetCommand::Shutdown) => {
+                        self.linger().await;
+                        break;
+                    }
                     Some(c) => self.command(c),
                 },
                 event = self.swarm.select_next_some() => {
@@ -457,6 +463,18 @@ impl SwarmTask {
                 }
             }
         }
+    }
+
+    /// Before closing on request (the user left the circle), keep the
+    /// swarm running a moment so that what was published just before, the
+    /// leave operation itself, reaches the peers instead of dying queued.
+    async fn linger(&mut self) {
+        let _ = tokio::time::timeout(LINGER, async {
+            loop {
+                let _ = self.swarm.select_next_some().await;
+            }
+        })
+        .await;
     }
 
     fn command(&mut self, command: NetCommand) {

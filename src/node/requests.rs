@@ -166,6 +166,24 @@ impl Node {
                 self.command(Command::SetDisappear { circle, max_secs: parse_duration_free(Some(secs)) })?;
                 Ok(json!({ "disappear_secs": parse_duration_free(Some(secs)) }))
             }
+            Request::Ack { circle, message } => {
+                let circle = self.resolve_circle(&circle)?;
+                let announcement = match message {
+                    Some(prefix) => Some(self.resolve_message(&circle, &prefix)?),
+                    None => None,
+                };
+                self.command(Command::Acknowledge { circle, announcement })?;
+                let c = self.engine.circle(&circle).ok_or("no such circle")?;
+                let id = announcement.or_else(|| c.pinned().map(|p| p.id));
+                let m = id.and_then(|id| c.message(&id));
+                Ok(json!({ "acknowledged": id.map(|id| hex(&id)), "title": m.map(|m| m.text.clone()) }))
+            }
+            Request::Leave { circle, force } => {
+                let id = self.resolve_circle(&circle)?;
+                let name = self.engine.circle(&id).map(|c| c.log().circle_name().to_owned());
+                self.command(Command::Leave { circle: id, force: force.unwrap_or(false) })?;
+                Ok(json!({ "left": name }))
+            }
             Request::Shutdown => {
                 self.stop = true;
                 Ok(json!({ "stopping": true }))
@@ -198,6 +216,7 @@ impl Node {
                             "pinned": c.pinned().map(|p| {
                                 let mut v = message_json(p, c.is_verified(&p.sender));
                                 v["acked_by"] = json!(c.acks(&p.id).iter().map(|m| c.member_name(m)).collect::<Vec<_>>());
+                                v["acked_by_me"] = json!(c.acks(&p.id).contains(&self.engine.member_id()));
                                 v
                             }),
                             "key_changes": c.unacknowledged_key_changes().iter().map(|m| c.member_name(m)).collect::<Vec<_>>(),
@@ -273,7 +292,12 @@ impl Node {
                                 "id": m.id.to_hex(),
                                 "role": m.role.label(),
                                 "online": link.is_some(),
-                                "link": match link { Some(true) => "relayed", Some(false) => "direct", None => "offline" },
+                                "link": match link {
+                                    _ if m.id == me => "you",
+                                    Some(true) => "relayed",
+                                    Some(false) => "direct",
+                                    None => "offline",
+                                },
                                 "verified": m.verified,
                                 "you": m.id == me,
                                 "looks_like": m.lookalike_of.map(|l| l.fingerprint().to_string()),

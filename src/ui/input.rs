@@ -79,6 +79,41 @@ impl Input {
         self.cursor = self.text[self.cursor..].find('\n').map_or(self.text.len(), |i| self.cursor + i);
     }
 
+    /// Delete the word before the cursor and the spaces after it (ctrl-w).
+    pub fn delete_word_back(&mut self) {
+        let before = &self.text[..self.cursor];
+        let trimmed = before.trim_end_matches([' ', '\t']);
+        let start = match trimmed.char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+            Some((i, c)) => i + c.len_utf8(),
+            None => 0,
+        };
+        if start == self.cursor {
+            // At the start of a line: join it to the one before.
+            self.backspace();
+            return;
+        }
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+        self.recall = None;
+    }
+
+    /// Delete from the start of the current line to the cursor (ctrl-u).
+    pub fn delete_to_line_start(&mut self) {
+        let end = self.cursor;
+        self.home();
+        self.text.replace_range(self.cursor..end, "");
+        self.recall = None;
+    }
+
+    /// Delete from the cursor to the end of the current line (ctrl-k).
+    pub fn delete_to_line_end(&mut self) {
+        let start = self.cursor;
+        self.end();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+        self.recall = None;
+    }
+
     pub fn clear(&mut self) {
         self.text.clear();
         self.cursor = 0;

@@ -21,11 +21,17 @@ pub enum Action {
     ToggleTrainer,
     SelectOlder,
     SelectNewer,
+    Acknowledge,
+    LineStart,
+    LineEnd,
+    DeleteWord,
+    DeleteToStart,
+    DeleteToEnd,
     Cancel,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 20] = [
         Action::Quit,
         Action::Help,
         Action::Send,
@@ -39,6 +45,12 @@ impl Action {
         Action::ToggleTrainer,
         Action::SelectOlder,
         Action::SelectNewer,
+        Action::Acknowledge,
+        Action::LineStart,
+        Action::LineEnd,
+        Action::DeleteWord,
+        Action::DeleteToStart,
+        Action::DeleteToEnd,
         Action::Cancel,
     ];
 
@@ -57,6 +69,12 @@ impl Action {
             Action::ToggleTrainer => "trainer-view",
             Action::SelectOlder => "select-older",
             Action::SelectNewer => "select-newer",
+            Action::Acknowledge => "acknowledge",
+            Action::LineStart => "line-start",
+            Action::LineEnd => "line-end",
+            Action::DeleteWord => "delete-word",
+            Action::DeleteToStart => "delete-to-start",
+            Action::DeleteToEnd => "delete-to-end",
             Action::Cancel => "cancel",
         }
     }
@@ -76,6 +94,12 @@ impl Action {
             Action::ToggleTrainer => "trainer view: what members and the network see",
             Action::SelectOlder => "select an older message (trainer view)",
             Action::SelectNewer => "select a newer message (trainer view)",
+            Action::Acknowledge => "acknowledge the pinned announcement (the circle sees it)",
+            Action::LineStart => "cursor to the start of the line",
+            Action::LineEnd => "cursor to the end of the line",
+            Action::DeleteWord => "delete the word before the cursor",
+            Action::DeleteToStart => "delete to the start of the line",
+            Action::DeleteToEnd => "delete to the end of the line",
             Action::Cancel => "close a dialog, clear the input",
         }
     }
@@ -214,6 +238,12 @@ f2 = trainer-view
 ctrl-t = trainer-view
 alt-up = select-older
 alt-down = select-newer
+f3 = acknowledge
+ctrl-a = line-start
+ctrl-e = line-end
+ctrl-w = delete-word
+ctrl-u = delete-to-start
+ctrl-k = delete-to-end
 esc = cancel
 ";
 

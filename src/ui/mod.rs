@@ -6,4 +6,5 @@ pub mod input;
 pub mod keymap;
 pub mod model;
 pub mod runtime;
+pub mod safe_text;
 pub mod view;

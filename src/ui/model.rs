@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::input::Input;
 use super::keymap::{Action, Key, KeyCode, Keymap};
+use super::safe_text::{clean, clean_line};
 use crate::api::{Request, parse_duration};
 use crate::engine::{Event, MessageKind, MessageView};
 use crate::identity::hex;
@@ -74,6 +75,8 @@ pub struct Msg {
 pub struct Pinned {
     pub msg: Msg,
     pub acked_by: Vec<String>,
+    /// Whether we acknowledged it (or posted it ourselves).
+    pub acked_by_me: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -148,12 +151,44 @@ pub struct VerifyView {
     pub verified: bool,
 }
 
+/// A dialog. Each closes only on the keys it names on screen
+/// ([`Overlay::keys_hint`]); any other key is ignored while it is open, so
+/// nothing typed after it lands in the message by surprise.
 #[derive(Clone, Debug)]
 pub enum Overlay {
     Help,
     Verify(VerifyView),
-    Invite { circle: String, code: String, qr: Vec<String> },
+    Invite {
+        circle: String,
+        code: String,
+        qr: Vec<String>,
+    },
     ConfirmPanic,
+    /// `/remove NAME`, asked first: removal cannot be undone.
+    ConfirmRemove {
+        circle: String,
+        member: String,
+    },
+    /// `/leave`, asked first.
+    ConfirmLeave {
+        circle: String,
+        name: String,
+        force: bool,
+    },
+}
+
+impl Overlay {
+    /// How the dialog closes, as its last line says.
+    pub fn keys_hint(&self) -> &'static str {
+        match self {
+            Overlay::Help | Overlay::Invite { .. } => "esc or enter: close",
+            Overlay::Verify(v) if !v.verified => "y: the numbers match, mark verified · n or esc: not now",
+            Overlay::Verify(_) => "esc or enter: close",
+            Overlay::ConfirmPanic => "y: destroy · n or esc: cancel",
+            Overlay::ConfirmRemove { .. } => "y: remove · n or esc: cancel",
+            Overlay::ConfirmLeave { .. } => "y: leave · n or esc: stay",
+        }
+    }
 }
 
 /// A message's envelope, as the node reported it for the trainer view.
@@ -211,9 +246,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/disappear TIMER|off", "set the circle's disappearing timer (organisers)"),
     ("/verify NAME", "compare safety numbers in person, then mark verified"),
     ("/accept NAME", "accept a member's changed key (after verifying)"),
-    ("/remove NAME", "remove a member; everyone's keys are replaced"),
+    ("/remove NAME", "remove a member (asks first); everyone's keys are replaced"),
+    ("/ack", "acknowledge the pinned announcement: the circle sees you read it"),
+    ("/leave [force]", "leave this circle (asks first); the others see you go"),
     ("/panic", "destroy this profile now (asks first)"),
-    ("/quit", "leave kolo (the circle keeps working without you)"),
+    ("/quit", "close kolo (you stay in your circles)"),
 ];
 
 pub struct App {
@@ -232,8 +269,16 @@ pub struct App {
     pub utc_offset_secs: i64,
     pending: HashMap<Tag, Expect>,
     next_tag: Tag,
+    /// A key that is not the open dialog's was pressed: the user is typing
+    /// as if no dialog were there, so its one-letter answers (y, n) no
+    /// longer count until it closes (esc or enter).
+    dialog_stray: bool,
+    /// Lines the help is scrolled down (it does not fit small terminals).
+    pub help_scroll: usize,
 }
 
+/// Lines of the help besides the keys and the commands (headings, notes).
+pub const HELP_EXTRA_LINES: usize = 6;
 /// Lines moved by one page key or one mouse-wheel step.
 pub const PAGE_LINES: usize = 10;
 pub const WHEEL_LINES: usize = 3;
@@ -257,6 +302,8 @@ impl App {
             utc_offset_secs: 0,
             pending: HashMap::new(),
             next_tag: 1,
+            dialog_stray: false,
+            help_scroll: 0,
         }
     }
 
@@ -284,19 +331,34 @@ impl App {
         self.circles.iter_mut().find(|c| c.id == id)
     }
 
+    /// Notices often quote outside text (names, peers' reasons): cleaned.
     fn info(&mut self, text: impl Into<String>) {
-        self.notice = Some(Notice { text: text.into(), error: false });
+        self.notice = Some(Notice { text: clean_line(&text.into()), error: false });
     }
 
     fn error(&mut self, text: impl Into<String>) {
-        self.notice = Some(Notice { text: text.into(), error: true });
+        self.notice = Some(Notice { text: clean_line(&text.into()), error: true });
     }
 
     // ---- keys -------------------------------------------------------------
 
     pub fn key(&mut self, key: Key) -> Vec<Effect> {
         if let Some(overlay) = self.overlay.take() {
-            return self.dialog_key(overlay, key);
+            if key.alt && self.keymap.action(&key).is_none() {
+                // A terminal reads esc and the key right after it as one
+                // alt-key: esc closes the dialog, then the key counts alone.
+                self.dialog_stray = false;
+                let _ = self.dialog_key(overlay, Key::plain(KeyCode::Esc));
+                if self.overlay.is_none() {
+                    return self.key(Key { alt: false, ..key });
+                }
+                return Vec::new();
+            }
+            let effects = self.dialog_key(overlay, key);
+            if self.overlay.is_none() {
+                self.dialog_stray = false;
+            }
+            return effects;
         }
         if let Some(action) = self.keymap.action(&key) {
             return self.act(action);
@@ -306,7 +368,7 @@ impl App {
         }
         self.notice = None;
         match key.code {
-            KeyCode::Char('?') if self.input.is_empty() => self.overlay = Some(Overlay::Help),
+            KeyCode::Char('?') if self.input.is_empty() => self.open_help(),
             KeyCode::Char(c) => self.input.insert(c),
             KeyCode::Backspace => self.input.backspace(),
             KeyCode::Delete => self.input.delete(),
@@ -337,28 +399,77 @@ impl App {
     }
 
     fn dialog_key(&mut self, overlay: Overlay, key: Key) -> Vec<Effect> {
-        let cancel = key.code == KeyCode::Esc || self.keymap.action(&key) == Some(Action::Cancel);
+        let stray = self.dialog_stray;
+        let plain =
+            |c: char| !key.ctrl && !key.alt && matches!(key.code, KeyCode::Char(k) if k.eq_ignore_ascii_case(&c));
+        // After a stray key, letters are typing, not answers.
+        let letter = |c: char| !stray && plain(c);
+        let action = self.keymap.action(&key);
+        let cancel = key.code == KeyCode::Esc || action == Some(Action::Cancel) || letter('n');
+        let close = cancel || key.code == KeyCode::Enter || action == Some(Action::Send);
+        let yes = letter('y');
+        if action == Some(Action::Quit) {
+            return vec![Effect::Quit];
+        }
         match overlay {
-            Overlay::Verify(v) if !cancel && matches!(key.code, KeyCode::Char('y' | 'Y')) && !v.verified => {
+            Overlay::Help if close || letter('q') || letter('?') || action == Some(Action::Help) => Vec::new(),
+            Overlay::Help if matches!(key.code, KeyCode::Up | KeyCode::Down | KeyCode::PageUp | KeyCode::PageDown) => {
+                let step = if matches!(key.code, KeyCode::PageUp | KeyCode::PageDown) { PAGE_LINES } else { 1 };
+                self.help_scroll = if matches!(key.code, KeyCode::Up | KeyCode::PageUp) {
+                    self.help_scroll.saturating_sub(step)
+                } else {
+                    (self.help_scroll + step).min(self.keymap.help().len() + 2 * COMMANDS.len() + HELP_EXTRA_LINES)
+                };
+                self.overlay = Some(Overlay::Help);
+                Vec::new()
+            }
+            Overlay::Invite { .. } if close => Vec::new(),
+            Overlay::Verify(v) if yes && !v.verified => {
                 let request =
                     Request::Verify { circle: v.circle.clone(), member: v.member.clone(), confirm: Some(true) };
                 let expect = Expect::Verify { confirm: true, circle: v.circle.clone(), member: v.member.clone() };
                 self.overlay = Some(Overlay::Verify(v));
                 vec![self.request(request, expect)]
             }
-            Overlay::ConfirmPanic if !cancel && matches!(key.code, KeyCode::Char('y' | 'Y')) => vec![Effect::Panic],
-            Overlay::ConfirmPanic => {
+            Overlay::Verify(_) if close => Vec::new(),
+            Overlay::ConfirmPanic if yes => vec![Effect::Panic],
+            Overlay::ConfirmPanic if cancel => {
                 self.info("nothing destroyed");
                 Vec::new()
             }
-            _ => Vec::new(), // Any other key closes the dialog.
+            Overlay::ConfirmRemove { circle, member } if yes => {
+                let label = format!("{member} removed; keys are being replaced");
+                vec![self.request(Request::Remove { circle, member }, Expect::Done(label))]
+            }
+            Overlay::ConfirmLeave { circle, name, force } if yes => {
+                let label = format!("you left {name}; the others are told");
+                vec![self.request(Request::Leave { circle, force: Some(force) }, Expect::Done(label))]
+            }
+            Overlay::ConfirmRemove { .. } | Overlay::ConfirmLeave { .. } if cancel => {
+                self.info("nothing changed");
+                Vec::new()
+            }
+            other => {
+                // Not one of its keys: the dialog stays and says how it
+                // closes; what is typed now goes nowhere, answers included.
+                self.dialog_stray = true;
+                self.info("a dialog is open: esc or enter closes it (what you type now is not kept)");
+                self.overlay = Some(other);
+                Vec::new()
+            }
         }
     }
 
     fn act(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return vec![Effect::Quit],
-            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Help => self.open_help(),
+            Action::Acknowledge => return self.acknowledge(),
+            Action::LineStart => self.input.home(),
+            Action::LineEnd => self.input.end(),
+            Action::DeleteWord => self.input.delete_word_back(),
+            Action::DeleteToStart => self.input.delete_to_line_start(),
+            Action::DeleteToEnd => self.input.delete_to_line_end(),
             Action::Send => return self.submit(),
             Action::NewLine => self.input.insert('\n'),
             Action::NextCircle | Action::PrevCircle => return self.switch(action == Action::NextCircle),
@@ -398,6 +509,38 @@ impl App {
             }
         }
         Vec::new()
+    }
+
+    fn open_help(&mut self) {
+        self.help_scroll = 0;
+        self.overlay = Some(Overlay::Help);
+    }
+
+    /// Acknowledge the pinned announcement (a person's act, never automatic).
+    fn acknowledge(&mut self) -> Vec<Effect> {
+        let Some(c) = self.circle() else {
+            self.error("open a circle first");
+            return Vec::new();
+        };
+        match &c.pinned {
+            None => {
+                self.error("there is no pinned announcement to acknowledge");
+                Vec::new()
+            }
+            Some(p) if p.acked_by_me => {
+                self.info("you already acknowledged it");
+                Vec::new()
+            }
+            Some(p) => {
+                let title = match &p.msg.kind {
+                    Kind::Announcement { title, .. } => title.clone(),
+                    _ => p.msg.text.clone(),
+                };
+                let label = format!("acknowledged \"{title}\": the circle sees that you read it");
+                let request = Request::Ack { circle: c.id.clone(), message: Some(p.msg.id.clone()) };
+                vec![self.request(request, Expect::Done(label))]
+            }
+        }
     }
 
     fn inspect_selected(&mut self) -> Vec<Effect> {
@@ -490,12 +633,22 @@ impl App {
         };
         match name.to_lowercase().as_str() {
             "help" | "?" => {
-                self.overlay = Some(Overlay::Help);
+                self.open_help();
                 Vec::new()
             }
             "quit" | "exit" => vec![Effect::Quit],
             "panic" => {
                 self.overlay = Some(Overlay::ConfirmPanic);
+                Vec::new()
+            }
+            "ack" => self.acknowledge(),
+            "leave" => {
+                let Some(c) = self.circle() else { return needs_circle(self) };
+                let force = rest.eq_ignore_ascii_case("force") || rest == "--force";
+                if !rest.is_empty() && !force {
+                    return needs_arg(self, "/leave [force]");
+                }
+                self.overlay = Some(Overlay::ConfirmLeave { circle: c.id.clone(), name: c.name.clone(), force });
                 Vec::new()
             }
             "create" => {
@@ -591,8 +744,8 @@ impl App {
                         vec![self.request(Request::AcknowledgeKey { circle, member }, Expect::Done(label))]
                     }
                     _ => {
-                        let label = format!("{member} removed; keys are being replaced");
-                        vec![self.request(Request::Remove { circle, member }, Expect::Done(label))]
+                        self.overlay = Some(Overlay::ConfirmRemove { circle, member: clean_line(&member) });
+                        Vec::new()
                     }
                 }
             }
@@ -685,7 +838,12 @@ impl App {
                     theirs: str_of(&value["them"]),
                     verified: value["verified"].as_bool().unwrap_or(false),
                 };
-                self.overlay = Some(Overlay::Verify(v));
+                // The confirmation's answer updates the dialog if it is still
+                // open; it never reopens one the user closed meanwhile.
+                let still_open = matches!(&self.overlay, Some(Overlay::Verify(o)) if o.member == v.member);
+                if !confirm || still_open {
+                    self.overlay = Some(Overlay::Verify(v));
+                }
                 if confirm {
                     self.info("marked verified");
                     return vec![self.request(Request::Members { circle: circle.clone() }, Expect::Members(circle))];
@@ -741,13 +899,8 @@ impl App {
             circle.epoch = c["epoch"].as_u64().unwrap_or(0);
             circle.disappear_secs = c["disappear_secs"].as_u64();
             circle.removed = c["removed"].as_bool().unwrap_or(false);
-            circle.key_changes = c["key_changes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str())
-                .map(str::to_owned)
-                .collect();
+            circle.key_changes =
+                c["key_changes"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).map(clean_line).collect();
             circle.pinned = c["pinned"].as_object().map(|_| Pinned {
                 msg: msg_from_json(&c["pinned"]),
                 acked_by: c["pinned"]["acked_by"]
@@ -755,8 +908,11 @@ impl App {
                     .into_iter()
                     .flatten()
                     .filter_map(|n| n.as_str())
-                    .map(str::to_owned)
+                    .map(clean_line)
                     .collect(),
+                acked_by_me: c["pinned"]["acked_by_me"].as_bool().unwrap_or(false)
+                    || (!self.fingerprint.is_empty()
+                        && c["pinned"]["sender_fingerprint"].as_str() == Some(self.fingerprint.as_str())),
             });
             next.push(circle);
         }
@@ -920,8 +1076,9 @@ fn step_sealed(messages: &[Msg], from: Option<usize>, older: bool) -> Option<usi
     found.or(from)
 }
 
+/// A string field of an answer, cleaned for the terminal (one line).
 fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
+    clean_line(v.as_str().unwrap_or_default())
 }
 
 fn msg_from_json(v: &Value) -> Msg {
@@ -930,7 +1087,7 @@ fn msg_from_json(v: &Value) -> Msg {
             title: str_of(&v["title"]),
             when: str_of(&v["when"]),
             place: str_of(&v["where"]),
-            details: str_of(&v["details"]),
+            details: clean(v["details"].as_str().unwrap_or_default()),
         },
         Some("system") => Kind::System,
         _ => Kind::Text,
@@ -942,7 +1099,7 @@ fn msg_from_json(v: &Value) -> Msg {
         verified: v["verified"].as_bool().unwrap_or(false),
         sealed: kind != Kind::System,
         kind,
-        text: str_of(&v["text"]),
+        text: clean(v["text"].as_str().unwrap_or_default()),
         sent_at_ms: v["sent_at"].as_u64().unwrap_or(0),
         expires_at_ms: v["expires_at"].as_u64(),
     }
@@ -952,20 +1109,20 @@ fn msg_from_view(m: &MessageView, verified: bool) -> Msg {
     let kind = match &m.kind {
         MessageKind::Text => Kind::Text,
         MessageKind::Announcement(a) => Kind::Announcement {
-            title: a.title.clone(),
-            when: a.when.clone(),
-            place: a.place.clone(),
-            details: a.details.clone(),
+            title: clean_line(&a.title),
+            when: clean_line(&a.when),
+            place: clean_line(&a.place),
+            details: clean(&a.details),
         },
         MessageKind::System => Kind::System,
     };
     Msg {
         id: hex(&m.id),
-        sender: m.sender_name.clone(),
+        sender: clean_line(&m.sender_name),
         sender_fingerprint: m.sender.fingerprint().to_string(),
         verified,
         kind,
-        text: m.text.clone(),
+        text: clean(&m.text),
         sent_at_ms: m.sent_at_ms,
         expires_at_ms: m.expires_at_ms,
         sealed: m.envelope.is_some(),

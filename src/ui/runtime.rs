@@ -60,7 +60,7 @@ fn now_ms() -> u64 {
 
 /// Seconds east of UTC on this machine, for clock times. Asked once of
 /// `date` (the crate forbids the unsafe libc call); UTC if that fails.
-fn local_offset_secs() -> i64 {
+pub fn local_offset_secs() -> i64 {
     let out = std::process::Command::new("date").arg("+%z").stderr(std::process::Stdio::null()).output();
     out.ok().and_then(|o| parse_utc_offset(String::from_utf8_lossy(&o.stdout).trim())).unwrap_or(0)
 }
@@ -104,9 +104,22 @@ fn enter() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>), UiErro
     }));
     enable_raw_mode()?;
     let guard = TerminalGuard;
-    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture, EnableBracketedPaste)?;
+    execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
+    // Mouse capture takes the terminal's own selection away (copying an
+    // invite code, a safety number): only on request, for wheel scrolling.
+    if mouse_wanted(std::env::var_os(MOUSE_ENV).as_deref()) {
+        execute!(std::io::stdout(), EnableMouseCapture)?;
+    }
     let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     Ok((guard, terminal))
+}
+
+/// `KOLO_MOUSE=1` turns mouse capture on (wheel scrolling); off by default
+/// so the terminal's native selection and copy work.
+pub const MOUSE_ENV: &str = "KOLO_MOUSE";
+
+pub fn mouse_wanted(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("on") || v.eq_ignore_ascii_case("yes"))
 }
 
 /// Translate a terminal key into ours; `None` for releases and keys we do not use.

@@ -21,6 +21,11 @@ const MEMBERS_MIN_WIDTH: u16 = 96;
 const CIRCLES_WIDTH: u16 = 18;
 const MEMBERS_WIDTH: u16 = 30;
 const MAX_INPUT_LINES: u16 = 5;
+/// From `SHARED_MIN_WIDTH` to below `MEMBERS_MIN_WIDTH` (80 columns, say)
+/// circles and members share one column of this width, circles on top, so
+/// neither disappears; narrower still, only the circles are shown.
+const SHARED_WIDTH: u16 = 22;
+const SHARED_MIN_WIDTH: u16 = 72;
 
 fn dim() -> Style {
     Style::new().fg(Color::DarkGray)
@@ -44,16 +49,27 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     .areas(area);
 
     let show_circles = area.width >= CIRCLES_MIN_WIDTH;
+    let shared = area.width >= SHARED_MIN_WIDTH && area.width < MEMBERS_MIN_WIDTH && !app.trainer;
     let show_members = area.width >= MEMBERS_MIN_WIDTH && !app.trainer;
-    let [circles, middle, members] = Layout::horizontal([
-        Constraint::Length(if show_circles { CIRCLES_WIDTH } else { 0 }),
+    let left_width = match (show_circles, shared) {
+        (false, _) => 0,
+        (true, true) => SHARED_WIDTH,
+        (true, false) => CIRCLES_WIDTH,
+    };
+    let [left, middle, members] = Layout::horizontal([
+        Constraint::Length(left_width),
         Constraint::Min(20),
         Constraint::Length(if show_members { MEMBERS_WIDTH } else { 0 }),
     ])
     .areas(main);
 
-    if show_circles {
+    if shared {
+        let rows = (app.circles.len().max(1) as u16 + 2).min(left.height / 2);
+        let [circles, members] = Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(left);
         draw_circles(frame, app, circles);
+        draw_members(frame, app, members);
+    } else if show_circles {
+        draw_circles(frame, app, left);
     }
     if app.trainer {
         let [msgs, trainer] = Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(middle);
@@ -94,9 +110,18 @@ fn draw_circles(frame: &mut Frame<'_>, app: &App, area: Rect) {
             if c.removed {
                 style = style.add_modifier(Modifier::CROSSED_OUT);
             }
+            // Two circles of one name (say, a copy made by an infiltrator)
+            // must not look alike: the start of the id tells them apart.
+            let twin = app.circles.iter().filter(|o| o.name.to_lowercase() == c.name.to_lowercase()).count() > 1;
+            let id: String = c.id.chars().take(4).collect();
+            let name = if twin {
+                format!("{} {id}", fit(&c.name, name_width.saturating_sub(id.len() + 1)))
+            } else {
+                fit(&c.name, name_width)
+            };
             Line::from(vec![
                 Span::styled(marker, style),
-                Span::styled(fit(&c.name, name_width), style),
+                Span::styled(name, style),
                 Span::styled(unread, Style::new().fg(Color::Black).bg(Color::Yellow)),
             ])
         })
@@ -131,7 +156,7 @@ fn draw_messages(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
     frame.render_widget(block, area);
     let mut body = inner;
     if let Some(p) = &c.pinned {
-        let lines = pinned_lines(p, inner.width as usize);
+        let lines = pinned_lines(p, app, inner.width as usize);
         let h = (lines.len() as u16).min(inner.height / 2);
         let [pin, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(0)]).areas(inner);
         frame.render_widget(Paragraph::new(lines).style(Style::new().bg(Color::Rgb(40, 40, 0))), pin);
@@ -148,23 +173,41 @@ fn draw_messages(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
     frame.render_widget(Paragraph::new(lines), body);
 }
 
-fn pinned_lines(p: &super::model::Pinned, width: usize) -> Vec<Line<'static>> {
+fn pinned_lines(p: &super::model::Pinned, app: &App, width: usize) -> Vec<Line<'static>> {
     let Kind::Announcement { title, when, place, details } = &p.msg.kind else {
         return Vec::new();
     };
     let mut head = vec![Span::styled("📌 ", bold()), Span::styled(title.clone(), bold().fg(Color::Yellow))];
+    let mut at = String::new();
     if !when.is_empty() {
-        head.push(Span::raw(format!("  {when}")));
+        at.push_str(when);
     }
     if !place.is_empty() {
-        head.push(Span::raw(format!("  @ {place}")));
+        at.push_str(&format!("{}@ {place}", if at.is_empty() { "" } else { "  " }));
     }
-    let mut lines = vec![Line::from(head)];
+    let one_line = 3 + title.width() + 2 + at.width() <= width;
+    let mut lines = Vec::new();
+    if one_line {
+        if !at.is_empty() {
+            head.push(Span::raw(format!("  {at}")));
+        }
+        lines.push(Line::from(head));
+    } else {
+        // Narrow: when and where on lines of their own, whole, never cut.
+        lines.push(Line::from(head));
+        lines.extend(wrap(&at, width.saturating_sub(3)).into_iter().map(|l| Line::raw(format!("   {l}"))));
+    }
     if !details.is_empty() {
         lines.extend(wrap(details, width.saturating_sub(3)).into_iter().map(|l| Line::raw(format!("   {l}"))));
     }
     let acks = if p.acked_by.is_empty() { "nobody yet".to_owned() } else { p.acked_by.join(", ") };
-    lines.push(Line::styled(fit(&format!("   from {} · acknowledged by {acks}", p.msg.sender), width), dim()));
+    let mut footer = format!("   from {} · acknowledged by {acks}", p.msg.sender);
+    if !p.acked_by_me
+        && let Some(key) = app.keymap.key_for(super::keymap::Action::Acknowledge)
+    {
+        footer.push_str(&format!(" · {key} to acknowledge"));
+    }
+    lines.push(Line::styled(fit(&footer, width), dim()));
     lines
 }
 
@@ -200,6 +243,23 @@ fn clock(ms: u64, offset_secs: i64) -> String {
     let secs = (ms / 1000) as i64 + offset_secs;
     let day = secs.rem_euclid(86_400);
     format!("{:02}:{:02}", day / 3600, (day % 3600) / 60)
+}
+
+/// `2026-11-23 09:00` at `offset_secs` east of UTC (the CLI's timestamps).
+pub fn date_time(ms: u64, offset_secs: i64) -> String {
+    let secs = (ms / 1000) as i64 + offset_secs;
+    let (days, day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", day / 3600, (day % 3600) / 60)
 }
 
 fn message_lines(m: &Msg, app: &App, width: usize, now_ms: u64, selected: bool) -> Vec<Line<'static>> {
@@ -265,11 +325,14 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
             (false, true) => "✓",
             (false, false) => "",
         };
-        let left = format!("{} {}{mark}{role}", dot, m.name);
+        // The name gets whatever the dot, marks and link leave.
+        let room = width.saturating_sub(2 + mark.width() + role.width() + 1 + link.width());
+        let name = fit(&m.name, room);
+        let left = format!("{dot} {name}{mark}{role}");
         let pad = width.saturating_sub(left.width() + link.width());
         lines.push(Line::from(vec![
             Span::styled(format!("{dot} "), Style::new().fg(color)),
-            Span::raw(fit(&m.name, width.saturating_sub(link.width() + 8))),
+            Span::raw(name),
             Span::styled(mark, Style::new().fg(if m.lookalike { Color::Red } else { Color::Green })),
             Span::styled(role, dim()),
             Span::raw(" ".repeat(pad)),
@@ -277,11 +340,16 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
         ]));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled("direct: they see your IP", dim()));
-    lines.push(Line::styled("relayed: only the relay does", dim()));
-    lines.push(Line::styled("✓ safety number verified", dim()));
+    let legends = if width >= 28 {
+        ["direct: they see your IP", "relayed: only the relay does", "✓ safety number verified"]
+    } else {
+        ["direct: sees your IP", "relayed: via a relay", "✓ verified"]
+    };
+    for legend in legends {
+        lines.push(Line::styled(fit(legend, width), dim()));
+    }
     if c.members.iter().any(|m| m.lookalike) {
-        lines.push(Line::styled("⚠ name looks like another's", Style::new().fg(Color::Red)));
+        lines.push(Line::styled(fit("⚠ name looks like another's", width), Style::new().fg(Color::Red)));
     }
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" members ")), area);
 }
@@ -392,23 +460,35 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
     let help = app.keymap.key_for(super::keymap::Action::Help).map(|k| k.to_string()).unwrap_or_default();
     let quit = app.keymap.key_for(super::keymap::Action::Quit).map(|k| k.to_string()).unwrap_or_default();
     let trainer = app.keymap.key_for(super::keymap::Action::ToggleTrainer).map(|k| k.to_string()).unwrap_or_default();
-    let mut spans = Vec::new();
-    match app.circle() {
-        Some(c) => {
-            let color = if c.peers > 0 { Color::Green } else { Color::Red };
-            spans.push(Span::styled(format!(" ● {} peers ", c.peers), Style::new().fg(color)));
-            spans.push(Span::styled(format!("│ 🔒 end-to-end encrypted · epoch {} ", c.epoch), Style::new()));
-            if let Some(s) = c.disappear_secs {
-                spans.push(Span::raw(format!("│ ⏳ {} ", duration_label(s))));
+    // Wide, then the same facts shorter, so an 80-column status line is whole.
+    let build = |short: bool| {
+        let mut spans = Vec::new();
+        match app.circle() {
+            Some(c) => {
+                let color = if c.peers > 0 { Color::Green } else { Color::Red };
+                spans.push(Span::styled(format!(" ● {} peers ", c.peers), Style::new().fg(color)));
+                let lock = if short { "🔒 encrypted" } else { "🔒 end-to-end encrypted" };
+                spans.push(Span::styled(format!("│ {lock} · epoch {} ", c.epoch), Style::new()));
+                if let Some(s) = c.disappear_secs {
+                    spans.push(Span::raw(format!("│ ⏳ {} ", duration_label(s))));
+                }
+                if c.catch_up_until_ms.is_some_and(|t| t > now_ms) {
+                    spans.push(Span::styled("│ catching up… ", Style::new().fg(Color::Yellow)));
+                }
             }
-            if c.catch_up_until_ms.is_some_and(|t| t > now_ms) {
-                spans.push(Span::styled("│ catching up… ", Style::new().fg(Color::Yellow)));
-            }
+            None => spans.push(Span::raw(" no circle ")),
         }
-        None => spans.push(Span::raw(" no circle ")),
-    }
-    spans.push(Span::styled(format!("│ {help} help · {trainer} trainer · {quit} quit"), dim()));
-    frame.render_widget(Paragraph::new(Line::from(spans)).style(Style::new().bg(Color::Rgb(30, 30, 30))), area);
+        let keys = if short {
+            format!("│ {help} help · {quit} quit")
+        } else {
+            format!("│ {help} help · {trainer} trainer · {quit} quit")
+        };
+        spans.push(Span::styled(keys, dim()));
+        Line::from(spans)
+    };
+    let wide = build(false);
+    let line = if wide.width() <= area.width as usize { wide } else { build(true) };
+    frame.render_widget(Paragraph::new(line).style(Style::new().bg(Color::Rgb(30, 30, 30))), area);
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -419,12 +499,24 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 
 fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect) {
     let (title, lines): (String, Vec<Line>) = match overlay {
-        Overlay::Help => (" help · any key closes ".into(), help_lines(app)),
+        Overlay::Help => {
+            let all = help_lines(app, area.width as usize);
+            // What does not fit scrolls (up, down, page keys); the title says so.
+            let room = area.height.saturating_sub(2) as usize;
+            if all.len() <= room {
+                (" help · esc closes ".into(), all)
+            } else {
+                let skip = app.help_scroll.min(all.len() - room);
+                let more = if skip + room < all.len() { "↓ more" } else { "end" };
+                let title = format!(" help · ↑↓ pgup pgdn scroll ({more}) · esc closes ");
+                (title, all.into_iter().skip(skip).take(room).collect())
+            }
+        }
         Overlay::Verify(v) => {
             let state = if v.verified {
                 Line::styled(format!("{} is verified ✓", v.member), Style::new().fg(Color::Green))
             } else {
-                Line::styled("y: the numbers match, mark verified · esc: not now", bold())
+                Line::raw("")
             };
             (
                 format!(" verify {} ", v.member),
@@ -437,8 +529,13 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                         Span::styled(format!("{:<19}", format!("{}'s number", v.member)), bold()),
                         Span::raw(v.theirs.clone()),
                     ]),
+                    Line::from(vec![
+                        Span::styled(format!("{:<19}", format!("{}'s fingerprint", v.member)), dim()),
+                        Span::styled(fingerprint_of(app, &v.member), dim()),
+                    ]),
                     Line::raw(""),
                     state,
+                    Line::styled(overlay.keys_hint(), bold()),
                 ],
             )
         }
@@ -449,7 +546,7 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                 Line::styled(code.clone(), bold().fg(Color::Yellow)),
             ];
             lines.extend(qr.iter().map(|l| Line::raw(l.clone())));
-            (" invite · any key closes ".into(), lines)
+            (" invite · esc closes ".into(), lines)
         }
         Overlay::ConfirmPanic => (
             " panic ".into(),
@@ -457,9 +554,32 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                 Line::styled("Destroy this profile now?", bold().fg(Color::Red)),
                 Line::raw("Keys first, then every message and circle. This cannot be undone."),
                 Line::raw(""),
-                Line::styled("y: destroy · any other key: cancel", bold()),
+                Line::styled(overlay.keys_hint(), bold()),
             ],
         ),
+        Overlay::ConfirmRemove { member, .. } => (
+            " remove ".into(),
+            vec![
+                Line::styled(format!("Remove {member} from this circle?"), bold().fg(Color::Red)),
+                Line::raw("Every remaining member replaces its keys; they cannot read anything new."),
+                Line::raw("This cannot be undone: only a new invite brings them back."),
+                Line::raw(""),
+                Line::styled(overlay.keys_hint(), bold()),
+            ],
+        ),
+        Overlay::ConfirmLeave { name, force, .. } => {
+            let mut lines = vec![
+                Line::styled(format!("Leave {name}?"), bold().fg(Color::Red)),
+                Line::raw("The other members see that you left and replace their keys."),
+                Line::raw("You keep what you already read; only a new invite brings you back."),
+            ];
+            if *force {
+                lines.push(Line::styled("Even if you are its only organiser: nobody could manage it.", bold()));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::styled(overlay.keys_hint(), bold()));
+            (" leave ".into(), lines)
+        }
     };
     let width = lines.iter().map(Line::width).max().unwrap_or(20).max(title.width()) as u16 + 4;
     let rect = centered(area, width, lines.len() as u16 + 2);
@@ -467,7 +587,18 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), rect);
 }
 
-fn help_lines(app: &App) -> Vec<Line<'static>> {
+/// A member's fingerprint (what `/verify` and `/remove` accept when two
+/// members share a name), from the members pane's data.
+fn fingerprint_of(app: &App, name: &str) -> String {
+    let members = app.circle().map(|c| c.members.as_slice()).unwrap_or_default();
+    let mut hits = members.iter().filter(|m| m.name.eq_ignore_ascii_case(name) || m.fingerprint.starts_with(name));
+    match (hits.next(), hits.next()) {
+        (Some(m), None) => m.fingerprint.clone(),
+        _ => "(several members match; use the fingerprint)".into(),
+    }
+}
+
+fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let mut lines = vec![Line::styled("Keys", bold())];
     for (keys, what) in app.keymap.help() {
         lines.push(Line::from(vec![
@@ -481,11 +612,18 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
     ]));
     lines.push(Line::raw(""));
     lines.push(Line::styled("Commands", bold()));
+    let side_by_side = COMMANDS.iter().all(|(_, w)| 42 + w.width() + 4 <= width);
     for (cmd, what) in COMMANDS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{cmd:<42}"), Style::new().fg(Color::Yellow)),
-            Span::raw(*what),
-        ]));
+        if side_by_side {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{cmd:<42}"), Style::new().fg(Color::Yellow)),
+                Span::raw(*what),
+            ]));
+        } else {
+            // Narrow terminals (80 columns): the command, then what it does.
+            lines.push(Line::styled((*cmd).to_owned(), Style::new().fg(Color::Yellow)));
+            lines.push(Line::raw(format!("    {what}")));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Keys can be changed in keys.conf in the profile directory.", dim()));
@@ -559,6 +697,14 @@ fn wrap_first(text: &str, first: usize, rest: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_civil_dates() {
+        assert_eq!(date_time(0, 0), "1970-01-01 00:00");
+        assert_eq!(date_time(1_795_424_400_000, 0), "2026-11-23 09:00");
+        assert_eq!(date_time(1_795_424_400_000, -10 * 3600), "2026-11-22 23:00");
+        assert_eq!(date_time(951_782_400_000, 0), "2000-02-29 00:00");
+    }
 
     #[test]
     fn wrapping_respects_width_and_wide_characters() {
