@@ -852,6 +852,13 @@ fn a_join_hello_without_a_valid_open_invite_reveals_no_member() {
     assert!(wait_until(WAIT, || join_replies(&eve) >= 1), "a hello proving an open invite is answered");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(join_replies(&eve), 1, "only the hello that proved an open invite got a (member-identifying) reply");
+    // The others got a JOIN_REFUSED, which names no member.
+    let ana_id = member_id_of(&ana, "c", "ana");
+    let seen = eve.seen.lock().unwrap();
+    let refusals: Vec<&Vec<u8>> =
+        seen.frames.iter().filter(|(d, f)| *d && f.get(1) == Some(&0x14)).map(|(_, f)| f).collect();
+    assert!(refusals.len() >= 4, "each bad hello was refused ({} refusals)", refusals.len());
+    assert!(refusals.iter().all(|f| f.len() == 35 && !contains(f, ana_id.as_bytes())));
 }
 
 /// Marks the made-up frames of the mailbox flood, so that any copy of

@@ -177,7 +177,7 @@ fn a_non_member_inside_the_network_collects_only_ciphertext() {
     // An empty SYNC_REQUEST: "I hold nothing, send me everything". In v1
     // members answered it with their whole store; since v2 a request must
     // carry the circle's frame authenticator (SPEC §7), which only members
-    // can make, so the outsider gets no answer, and is cut off.
+    // can make, so the outsider gets no answer.
     let request = vec![1u8, 0x20, 0, 0, 0, 0];
     for _ in 0..4 {
         outsider.run({
