@@ -369,7 +369,7 @@ fn bit_flips_in_header_ciphertext_or_signature_are_refused_and_later_messages_de
 }
 
 /// Replays: every frame the rogue captured, sent again straight to the
-/// members in a catch-up answer (no gossip duplicate cache on that path,
+/// members in answers to their catch-up requests (no gossip duplicate cache on that path,
 /// the strongest form of "long after gossip forgot"), after a new member
 /// joined and everyone rekeyed, so the captured sender-key distributions
 /// are replayed into new pairwise sessions. Defences: frame-id dedup, the
@@ -403,7 +403,11 @@ fn replays_of_old_frames_and_old_key_distributions_change_nothing() {
         response.extend_from_slice(&(f.len() as u32).to_be_bytes());
         response.extend_from_slice(f);
     }
-    r.run(move |l| l.direct_to_all(&response));
+    // Since v2 only answers to a peer's own request are taken: the rogue
+    // answers the members' next catch-up requests with the replays.
+    r.run(move |l| l.answer_requests_with = Some(response));
+    assert!(wait_until(WAIT, || r.seen.lock().unwrap().answered >= 2), "members asked the rogue to catch them up");
+    r.run(|l| l.answer_requests_with = None);
     // And on the topic, for whatever gossip no longer remembers.
     r.run(move |l| {
         for f in captured {
