@@ -100,6 +100,7 @@ pub fn direct_frame(data: &[u8]) {
             frames::encode_join_hello(invite_op, invite_proof, join_tag, noise)
         }
         DirectFrame::JoinReply { noise } => frames::encode_join_noise(frame_type::JOIN_REPLY, noise),
+        DirectFrame::JoinRefused { invite_op, reason } => frames::encode_join_refused(invite_op, *reason),
         DirectFrame::JoinRequest { noise } => frames::encode_join_noise(frame_type::JOIN_REQUEST, noise),
         DirectFrame::JoinAnswer { nonce, header, ciphertext } => {
             let h = frames::join_answer_header(*nonce);

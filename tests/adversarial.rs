@@ -380,7 +380,7 @@ fn bit_flips_in_header_ciphertext_or_signature_are_refused_and_later_messages_de
 }
 
 /// Replays: every frame the rogue captured, sent again straight to the
-/// members in a catch-up answer (no gossip duplicate cache on that path,
+/// members in answers to their catch-up requests (no gossip duplicate cache on that path,
 /// the strongest form of "long after gossip forgot"), after a new member
 /// joined and everyone rekeyed, so the captured sender-key distributions
 /// are replayed into new pairwise sessions. Defences: frame-id dedup, the
@@ -414,7 +414,11 @@ fn replays_of_old_frames_and_old_key_distributions_change_nothing() {
         response.extend_from_slice(&(f.len() as u32).to_be_bytes());
         response.extend_from_slice(f);
     }
-    r.run(move |l| l.direct_to_all(&response));
+    // Since v2 only answers to a peer's own request are taken: the rogue
+    // answers the members' next catch-up requests with the replays.
+    r.run(move |l| l.answer_requests_with = Some(response));
+    assert!(wait_until(WAIT, || r.seen.lock().unwrap().answered >= 2), "members asked the rogue to catch them up");
+    r.run(|l| l.answer_requests_with = None);
     // And on the topic, for whatever gossip no longer remembers.
     r.run(move |l| {
         for f in captured {
@@ -870,6 +874,13 @@ fn a_join_hello_without_a_valid_open_invite_reveals_no_member() {
     assert!(wait_until(WAIT, || join_replies(&eve) >= 1), "a hello proving an open invite is answered");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(join_replies(&eve), 1, "only the hello that proved an open invite got a (member-identifying) reply");
+    // The others got a JOIN_REFUSED, which names no member.
+    let ana_id = member_id_of(&ana, "c", "ana");
+    let seen = eve.seen.lock().unwrap();
+    let refusals: Vec<&Vec<u8>> =
+        seen.frames.iter().filter(|(d, f)| *d && f.get(1) == Some(&0x14)).map(|(_, f)| f).collect();
+    assert!(refusals.len() >= 4, "each bad hello was refused ({} refusals)", refusals.len());
+    assert!(refusals.iter().all(|f| f.len() == 35 && !contains(f, ana_id.as_bytes())));
 }
 
 /// Marks the made-up frames of the mailbox flood, so that any copy of

@@ -274,6 +274,11 @@ pub enum DirectFrame<'a> {
     },
     /// Authenticated under the frame key (SPEC §7); the check is the
     /// engine's ([`frame_mac_valid`] over the whole frame).
+    /// A member's refusal of a JOIN_HELLO (SPEC §8): nothing identifying.
+    JoinRefused {
+        invite_op: [u8; 32],
+        reason: u8,
+    },
     SyncRequest {
         sent_at_ms: u64,
         have: Vec<[u8; 8]>,
@@ -310,6 +315,20 @@ pub fn encode_join_noise(kind: u8, noise: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     prefix(&mut w, kind);
     w.raw(noise);
+    w.finish()
+}
+
+/// JOIN_REFUSED reasons (SPEC §8).
+pub const REFUSED_USED: u8 = 1;
+pub const REFUSED_EXPIRED: u8 = 2;
+pub const REFUSED_UNPROVEN: u8 = 3;
+/// The invite was revoked, or its author can no longer invite (v2 §4.4).
+pub const REFUSED_REVOKED: u8 = 4;
+
+pub fn encode_join_refused(invite_op: &[u8; 32], reason: u8) -> Vec<u8> {
+    let mut w = Writer::new();
+    prefix(&mut w, frame_type::JOIN_REFUSED);
+    w.raw(invite_op).u8(reason);
     w.finish()
 }
 
@@ -357,6 +376,11 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
         },
         frame_type::JOIN_REPLY => DirectFrame::JoinReply { noise: r.rest() },
         frame_type::JOIN_REQUEST => DirectFrame::JoinRequest { noise: r.rest() },
+        frame_type::JOIN_REFUSED => {
+            let frame = DirectFrame::JoinRefused { invite_op: r.array()?, reason: r.u8()? };
+            r.finish()?;
+            frame
+        }
         frame_type::JOIN_ANSWER => {
             DirectFrame::JoinAnswer { nonce: r.u64()?, header: &bytes[..10], ciphertext: r.rest() }
         }

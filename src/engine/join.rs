@@ -43,6 +43,8 @@ struct PendingJoin {
     /// Per member: where the handshake is, and since when.
     attempts: HashMap<PeerRef, (u64, Attempt)>,
     started_at_ms: u64,
+    /// Why the last member that refused our hello did (used or expired).
+    refused: Option<String>,
 }
 
 #[derive(Default)]
@@ -92,7 +94,10 @@ impl Joins {
                 return ctx.event(Event::JoinFailed { circle, reason: e.to_string() });
             }
         };
-        self.pending.insert(circle, PendingJoin { code, noise, op, attempts: HashMap::new(), started_at_ms: ctx.now });
+        self.pending.insert(
+            circle,
+            PendingJoin { code, noise, op, attempts: HashMap::new(), started_at_ms: ctx.now, refused: None },
+        );
     }
 
     /// A peer in the circle's network is reachable: open a handshake with it.
@@ -129,8 +134,9 @@ impl Joins {
             .map(|(c, _)| *c)
             .collect();
         for circle in expired {
-            self.pending.remove(&circle);
-            ctx.event(Event::JoinFailed { circle, reason: "no member of the circle answered in time".into() });
+            let refused = self.pending.remove(&circle).and_then(|j| j.refused);
+            let reason = refused.unwrap_or_else(|| "no member of the circle answered in time".into());
+            ctx.event(Event::JoinFailed { circle, reason });
         }
     }
 
@@ -148,6 +154,10 @@ impl Joins {
         }
         let result = match frames::parse_direct(bytes) {
             Ok(DirectFrame::JoinReply { noise }) => self.on_reply(ctx, circle, peer, noise),
+            Ok(DirectFrame::JoinRefused { invite_op, reason }) => {
+                self.on_refused(ctx, circle, peer, invite_op, reason);
+                Ok(())
+            }
             Ok(DirectFrame::JoinAnswer { nonce, header, ciphertext }) => {
                 self.on_answer(circles, ctx, circle, peer, nonce, header, ciphertext)
             }
@@ -163,6 +173,38 @@ impl Joins {
                 j.attempts.remove(&peer);
             }
             ctx.event(Event::Rejected { circle, reason });
+        }
+    }
+
+    /// A peer refused our hello. A refusal is not authenticated (it comes
+    /// before anyone is identified), so it ends only the attempt with that
+    /// peer; the join fails with its reason once no attempt is left in
+    /// progress, and otherwise at the timeout.
+    fn on_refused(&mut self, ctx: &mut Ctx<'_>, circle: CircleId, peer: PeerRef, invite_op: [u8; 32], reason: u8) {
+        let Some(join) = self.pending.get_mut(&circle) else {
+            return;
+        };
+        if invite_op != join.code.invite_op || !matches!(join.attempts.get(&peer), Some((_, Attempt::AwaitingReply(_))))
+        {
+            return;
+        }
+        join.attempts.remove(&peer);
+        let why = match reason {
+            frames::REFUSED_USED => "this invite was already used",
+            frames::REFUSED_EXPIRED => "this invite has expired",
+            frames::REFUSED_REVOKED => "this invite was revoked, or the organiser who made it can no longer invite",
+            _ => {
+                ctx.event(Event::Queued {
+                    circle,
+                    reason: "a member does not know that invite yet; trying others".into(),
+                });
+                return;
+            }
+        };
+        join.refused = Some(why.to_owned());
+        if join.attempts.is_empty() {
+            self.pending.remove(&circle);
+            ctx.event(Event::JoinFailed { circle, reason: why.to_owned() });
         }
     }
 
@@ -254,7 +296,14 @@ impl Joins {
                 // Nothing identifying (our reply carries our identity key)
                 // goes to a peer that has not proven an open invite, or
                 // that its own Join already used the invite.
-                hello_proven(state, ctx.now, &invite_op, &invite_proof, &join_tag, noise)?;
+                if let Err(refusal) = hello_proven(state, ctx.now, &invite_op, &invite_proof, &join_tag, noise) {
+                    ctx.out.push(Output::SendDirect {
+                        circle,
+                        peer,
+                        frame: frames::encode_join_refused(&invite_op, refusal.code),
+                    });
+                    return Err(refusal.reason);
+                }
                 let proof = MemberProof {
                     member: *ctx.me.as_bytes(),
                     binding_signature: state.log.member(&ctx.me).map(|r| r.binding.signature).ok_or("not a member")?,
@@ -288,7 +337,7 @@ impl Joins {
                 Ok(())
             }
             // Late answers to our own join attempts after we got in.
-            DirectFrame::JoinReply { .. } | DirectFrame::JoinAnswer { .. } => Ok(()),
+            DirectFrame::JoinReply { .. } | DirectFrame::JoinAnswer { .. } | DirectFrame::JoinRefused { .. } => Ok(()),
             _ => Err("unexpected direct frame".into()),
         }
     }
@@ -298,7 +347,7 @@ impl Joins {
 /// a signature by the key of an invite that is open in our log, or a tag
 /// keyed by the Join operation that used the invite (a joiner starting
 /// over after a lost answer). Made-up, expired, unknown and used invites
-/// get no answer at all.
+/// get only a JOIN_REFUSED, which identifies no member.
 fn hello_proven(
     state: &CircleState,
     now: u64,
@@ -306,28 +355,36 @@ fn hello_proven(
     invite_proof: &[u8; 64],
     join_tag: &[u8; 32],
     noise: &[u8],
-) -> Result<(), String> {
+) -> Result<(), HelloRefusal> {
     use subtle::ConstantTimeEq;
+    let refuse = |code, reason: &str| HelloRefusal { code, reason: reason.to_owned() };
     match state.log.invite_status(invite_op, now) {
         InviteStatus::Open { invite_public, .. } => {
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&invite_public)
-                .map_err(|_| "join hello: the invite's key is malformed".to_string())?;
+            let unproven = || refuse(frames::REFUSED_UNPROVEN, "join hello does not prove the invite; refused");
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&invite_public).map_err(|_| unproven())?;
             let signed = frames::join_hello_signed(&state.id(), invite_op, join_tag, noise);
-            key.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(invite_proof))
-                .map_err(|_| "join hello does not prove the invite; not answered".to_string())
+            key.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(invite_proof)).map_err(|_| unproven())
         }
         InviteStatus::Used => {
             let retry = state
                 .log
                 .admitted_join(invite_op)
                 .is_some_and(|join| bool::from(frames::join_tag(&join.id(), noise).ct_eq(join_tag)));
-            if retry { Ok(()) } else { Err("join hello with a used invite; not answered".into()) }
+            if retry { Ok(()) } else { Err(refuse(frames::REFUSED_USED, "join hello with a used invite; refused")) }
         }
-        InviteStatus::Expired => Err("join hello with an expired invite; not answered".into()),
-        InviteStatus::Revoked => Err("join hello with a revoked invite; not answered".into()),
-        InviteStatus::AuthorLostAuthority => Err("join hello with a dead invite; not answered".into()),
-        InviteStatus::Unknown => Err("join hello with an unknown invite; not answered".into()),
+        InviteStatus::Expired => Err(refuse(frames::REFUSED_EXPIRED, "join hello with an expired invite; refused")),
+        InviteStatus::Revoked | InviteStatus::AuthorLostAuthority => {
+            Err(refuse(frames::REFUSED_REVOKED, "join hello with a revoked or dead invite; refused"))
+        }
+        InviteStatus::Unknown => Err(refuse(frames::REFUSED_UNPROVEN, "join hello with an unknown invite; refused")),
     }
+}
+
+/// Why a hello is refused: the code sent back in clear, and the reason
+/// for our own event log.
+struct HelloRefusal {
+    code: u8,
+    reason: String,
 }
 
 /// Check a joiner's Join against our log and, if it holds, admit it: we

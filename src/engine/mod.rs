@@ -304,8 +304,11 @@ fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut 
             // would let any peer with the network key fill our store.
             match frames::parse_pair(frame) {
                 Ok(pair) if *pair.to() == state.my_pair_tag() => {
-                    // Handed to us instead of gossiped: no relay to judge.
-                    let _ = state.on_topic_frame(ctx, frame.to_vec());
+                    // Handed to us by its sender: a frame every member would
+                    // refuse (no valid authenticator) counts against it.
+                    if state.on_topic_frame(ctx, frame.to_vec()) == Verdict::Reject {
+                        ctx.out.push(Output::Verdict { circle: state.id(), verdict: Verdict::Reject });
+                    }
                     Ok(())
                 }
                 Ok(_) => Err("a pairwise frame for another member was sent to us directly".into()),

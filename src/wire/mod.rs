@@ -39,6 +39,9 @@ pub mod frame_type {
     pub const JOIN_REQUEST: u8 = 0x12;
     /// Member's answer to a join request (welcome or refusal), in transport.
     pub const JOIN_ANSWER: u8 = 0x13;
+    /// Member's refusal of a hello whose invite it cannot accept, in clear
+    /// and without any member identity (protocol v2).
+    pub const JOIN_REFUSED: u8 = 0x14;
     /// Anti-entropy: what I hold.
     pub const SYNC_REQUEST: u8 = 0x20;
     /// Anti-entropy: frames you lack.

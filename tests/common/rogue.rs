@@ -31,6 +31,8 @@ pub struct Seen {
     pub disconnects: usize,
     /// Frames the flood got onto the network queue.
     pub flood_sent: usize,
+    /// Catch-up requests answered with `Loop::answer_requests_with`.
+    pub answered: usize,
 }
 
 pub fn now_ms() -> u64 {
@@ -49,6 +51,10 @@ pub struct Loop {
     pub seen: Arc<Mutex<Seen>>,
     /// Answer gossip validation honestly (a member that relays) or not.
     pub validate: bool,
+    /// When set, every catch-up request a peer sends us is also answered
+    /// with these bytes (a crafted SYNC_RESPONSE: since v2 only answers to
+    /// a peer's own request are taken).
+    pub answer_requests_with: Option<Vec<u8>>,
 }
 
 type Job = Box<dyn FnOnce(&mut Loop) + Send>;
@@ -140,6 +146,12 @@ impl Loop {
             }
             NetEventKind::Direct { peer, frame } => {
                 self.seen.lock().unwrap().frames.push((true, frame.clone()));
+                if frame.get(1) == Some(&0x20)
+                    && let Some(answer) = self.answer_requests_with.clone()
+                {
+                    self.command(NetCommand::SendDirect { peer, frame: answer });
+                    self.seen.lock().unwrap().answered += 1;
+                }
                 let peer = self.handle_of(peer);
                 self.handle(Input::Direct { circle, peer, bytes: frame });
             }
@@ -239,6 +251,7 @@ impl Rogue {
                     peers: HashMap::new(),
                     seen: shared,
                     validate: true,
+                    answer_requests_with: None,
                 };
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 let mut rounds = 0u64;
