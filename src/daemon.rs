@@ -97,8 +97,18 @@ pub fn addresses_allowed() -> bool {
 
 /// Crates whose log lines name peer addresses (dials, listeners, mDNS).
 /// (`kolo_addresses` is kolo's own target for such lines.)
-const ADDRESS_LOGGERS: &[&str] =
-    &["kolo_addresses", "libp2p", "multistream_select", "yamux", "hickory", "if_watch", "netlink", "rtnetlink", "quinn", "snow"];
+const ADDRESS_LOGGERS: &[&str] = &[
+    "kolo_addresses",
+    "libp2p",
+    "multistream_select",
+    "yamux",
+    "hickory",
+    "if_watch",
+    "netlink",
+    "rtnetlink",
+    "quinn",
+    "snow",
+];
 
 /// The tracing filter: the user's `KOLO_LOG` (default `warn`), with the
 /// network libraries silenced unless addresses are allowed.

@@ -105,9 +105,7 @@ fn wipe_initial_environment() -> std::io::Result<()> {
     // Fields after the command name (which may hold spaces): field 3 on.
     let rest = stat.rsplit_once(')').ok_or_else(bad)?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> std::io::Result<u64> {
-        fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(bad)
-    };
+    let field = |n: usize| -> std::io::Result<u64> { fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(bad) };
     let (start, end) = (field(50)?, field(51)?);
     if end <= start || end - start > 16 * 1024 * 1024 {
         return Err(bad());
@@ -121,7 +119,9 @@ fn wipe_initial_environment() -> std::io::Result<()> {
     while offset < block.len() {
         let len = block[offset..].iter().position(|&b| b == 0).unwrap_or(block.len() - offset);
         let entry = &block[offset..offset + len];
-        if SECRET_VARS.iter().any(|v| entry.len() > v.len() && entry.starts_with(v.as_bytes()) && entry[v.len()] == b'=')
+        if SECRET_VARS
+            .iter()
+            .any(|v| entry.len() > v.len() && entry.starts_with(v.as_bytes()) && entry[v.len()] == b'=')
         {
             block[offset..offset + len].fill(0);
             changed = true;

@@ -340,7 +340,14 @@ fn flush(sim: &mut Sim, profile: &mut Profile, rng: &mut SeededEntropy) {
 
 /// Send `text` from member 1 (and a copy from ana herself), persist it,
 /// and return the bucket its deadline falls in.
-fn send(sim: &mut Sim, profile: &mut Profile, rng: &mut SeededEntropy, circle: CircleId, text: &str, timer: Option<u32>) -> i64 {
+fn send(
+    sim: &mut Sim,
+    profile: &mut Profile,
+    rng: &mut SeededEntropy,
+    circle: CircleId,
+    text: &str,
+    timer: Option<u32>,
+) -> i64 {
     sim.command(1, Command::SendText { circle, text: text.into(), timer_secs: timer });
     sim.command(0, Command::SendText { circle, text: format!("{text}-own"), timer_secs: timer });
     sim.run_for(2_000);

@@ -208,7 +208,8 @@ fn debug_logs_name_no_peer_address() {
     wait_up(&a);
     wait_up(&b);
     api::call(&a, &Request::CircleCreate { name: "cafe".into(), disappear_secs: None }).unwrap();
-    let v = api::call(&a, &Request::Invite { circle: "cafe".into(), expires_secs: Some(600), organiser: None }).unwrap();
+    let v =
+        api::call(&a, &Request::Invite { circle: "cafe".into(), expires_secs: Some(600), organiser: None }).unwrap();
     api::call(&b, &Request::Join { code: v["code"].as_str().unwrap().into() }).unwrap();
     let joined = wait_until(30, || {
         api::call(&a, &Request::Members { circle: "cafe".into() })
@@ -299,7 +300,10 @@ fn a_core_of_each_node_two_seconds_after_expiry_holds_no_copy_of_the_message() {
         }
     }
     assert!(sent, "the message never reached bo");
-    assert!(wait_until(30, || !a.has_text("cafe", CANARY) && !b.has_text("cafe", CANARY)), "the message did not expire");
+    assert!(
+        wait_until(30, || !a.has_text("cafe", CANARY) && !b.has_text("cafe", CANARY)),
+        "the message did not expire"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let dir = fresh_home("seizure", "gcore-out");
     std::fs::create_dir_all(&dir).unwrap();
