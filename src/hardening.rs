@@ -38,13 +38,15 @@ pub fn env_secret(name: &str) -> Option<Zeroizing<String>> {
 pub fn at_start() -> Vec<String> {
     let mut warnings = Vec::new();
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // First: once non-dumpable, `/proc/self/mem` belongs to root and a
+    // process run by an ordinary user could no longer write its own.
+    take_env_secrets(&mut warnings);
     if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0) {
         warnings.push(format!("could not forbid core dumps (RLIMIT_CORE): {e}"));
     }
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         warnings.push(format!("could not make the process non-dumpable: {e}"));
     }
-    take_env_secrets(&mut warnings);
     warnings
 }
 

@@ -156,6 +156,9 @@ fn passphrase_and_duress_refuse_while_a_node_runs() {
 fn a_wrong_passphrase_touches_no_file_and_profile_files_are_owner_only() {
     let home = fresh_home("seizure", "wrong-pass");
     common::init(&home, "Ana");
+    // As an older build left them: world-readable.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(home.join("profile.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = entries(&home);
     let cwd = home.with_extension("cwd");
     let mut wrong = spawn_daemon(&home, "not the passphrase", &cwd, &[]);
@@ -318,4 +321,43 @@ fn a_core_of_each_node_two_seconds_after_expiry_holds_no_copy_of_the_message() {
         let copies = bytes.windows(CANARY.len()).filter(|w| *w == CANARY.as_bytes()).count();
         assert_eq!(copies, 0, "the {who}'s memory holds {copies} copies of the expired message");
     }
+}
+
+/// `/panic` in the terminal client: the node beside it stops and nothing
+/// of the profile remains (lock, log, directory). Needs tmux.
+#[test]
+fn panic_in_the_terminal_client_leaves_nothing() {
+    if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
+        println!("SKIPPED panic_in_the_terminal_client_leaves_nothing: tmux is not installed");
+        return;
+    }
+    let home = fresh_home("seizure", "tui-panic");
+    common::init(&home, "Ana");
+    let name = format!("kolo-seizure-{}", std::process::id());
+    let command = format!(
+        "KOLO_HOME={} KOLO_PASSPHRASE='{PASS}' {} chat --listen /ip4/127.0.0.1/tcp/0; echo KOLO-HAS-EXITED; sleep 30",
+        home.display(),
+        env!("CARGO_BIN_EXE_kolo")
+    );
+    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
+    assert!(tmux(&["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command]).status.success());
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+        }
+    }
+    let _session = Kill(name.clone());
+    wait_up(&home);
+    assert!(home.join("daemon.lock").exists() && home.join("kolo.log").exists());
+    tmux(&["send-keys", "-t", &name, "/panic", "Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    tmux(&["send-keys", "-t", &name, "y"]);
+    let exited = wait_until(30, || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &name]).stdout).contains("KOLO-HAS-EXITED")
+    });
+    let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &name]).stdout).into_owned();
+    assert!(exited, "kolo did not exit after /panic; the screen shows:\n{screen}");
+    assert!(screen.contains("profile destroyed"), "{screen}");
+    assert!(!home.exists(), "left behind: {:?}", std::fs::read_dir(&home).map(|r| r.flatten().count()));
 }
