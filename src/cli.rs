@@ -234,7 +234,8 @@ fn home(cli: &Cli) -> anyhow::Result<PathBuf> {
     dirs::data_dir().map(|d| d.join("kolo")).context("no data directory on this system; pass --home DIR")
 }
 
-/// The passphrase: file, then environment, then a prompt on the terminal.
+/// The passphrase: file, then environment (as taken and wiped at start by
+/// [`crate::hardening`]), then a prompt on the terminal.
 fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     if let Some(f) = &cli.passphrase_file
         && env == "KOLO_PASSPHRASE"
@@ -244,8 +245,8 @@ fn passphrase(cli: &Cli, prompt: &str, env: &str, confirm: bool) -> anyhow::Resu
         );
         return Ok(Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()));
     }
-    if let Ok(p) = std::env::var(env) {
-        return Ok(Zeroizing::new(p));
+    if let Some(p) = crate::hardening::env_secret(env) {
+        return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no passphrase: set {env} or use --passphrase-file (stdin is not a terminal)");
@@ -303,7 +304,7 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Passphrase => {
             let dir = home(&cli)?;
             let pass = passphrase(&cli, "Current passphrase: ", "KOLO_PASSPHRASE", false)?;
-            let mut opened = Profile::open(&dir, &pass, now_ms(), &mut rng)?;
+            let (_lock, mut opened) = open_offline(&dir, pass, &mut rng)?;
             let new = passphrase(&cli, "New passphrase: ", "KOLO_NEW_PASSPHRASE", true)?;
             if new.is_empty() {
                 bail!("an empty passphrase would leave the profile unprotected");
@@ -314,9 +315,13 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Duress => {
             let dir = home(&cli)?;
             let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
-            let mut opened = Profile::open(&dir, &pass, now_ms(), &mut rng)?;
+            let same = {
+                let pass = pass.clone();
+                move |other: &str| other == pass.as_str()
+            };
+            let (_lock, mut opened) = open_offline(&dir, pass, &mut rng)?;
             let duress = passphrase(&cli, "Duress passphrase: ", "KOLO_DURESS_PASSPHRASE", true)?;
-            if duress.is_empty() || *duress == *pass {
+            if duress.is_empty() || same(&duress) {
                 bail!("the duress passphrase must be non-empty and differ from the real one");
             }
             let name = opened.display_name.clone();
@@ -340,8 +345,20 @@ pub fn run() -> anyhow::Result<()> {
                     bail!("not confirmed; nothing destroyed");
                 }
             }
-            store::destroy(&dir)?;
-            println!("profile destroyed");
+            // A node running for the profile holds every key in memory and
+            // would go on serving the history: stop it first (control
+            // socket, then its lock), and wipe under the lock.
+            let lock = crate::daemon::stop_running_node(&dir, crate::daemon::STOP_WAIT)?;
+            let removed = store::destroy(&dir)?;
+            let stuck = lock.is_none();
+            drop(lock);
+            if stuck {
+                bail!(
+                    "the profile's files are destroyed, but the kolo node running for it did not stop; \
+                     it still holds keys in memory: end that process or power the machine off"
+                );
+            }
+            crate::daemon::report_destroyed(&dir, removed);
         }
         Cmd::Daemon(NodeArgs { listen, mdns, name }) | Cmd::Chat(NodeArgs { listen, mdns, name }) => {
             let dir = home(&cli)?;
@@ -366,12 +383,31 @@ pub fn run() -> anyhow::Result<()> {
                 crate::daemon::run(&dir, crate::daemon::Source::Ephemeral { name }, listen, *mdns, frontend)?;
             } else {
                 let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
-                crate::daemon::run(&dir, crate::daemon::Source::Disk { passphrase: &pass }, listen, *mdns, frontend)?;
+                crate::daemon::run(&dir, crate::daemon::Source::Disk { passphrase: pass }, listen, *mdns, frontend)?;
             }
         }
         other => client(&cli, other)?,
     }
     Ok(())
+}
+
+/// Open the profile for a command that changes its header (`passphrase`,
+/// `duress`): the passphrase is verified first (nothing touched before),
+/// a running node makes it refuse (it would keep the old header in
+/// memory), and the lock is held until the command is done. The duress
+/// passphrase here does what it does everywhere.
+fn open_offline(
+    dir: &std::path::Path,
+    pass: Zeroizing<String>,
+    rng: &mut OsEntropy,
+) -> anyhow::Result<(std::fs::File, store::Opened)> {
+    let access = store::unlock(dir, &pass)?;
+    if let store::Access::Real(_) = access
+        && crate::daemon::try_lock(dir)?.is_none()
+    {
+        bail!("a kolo node is running for the profile in {}; stop it first with `kolo stop`", dir.display());
+    }
+    crate::daemon::open_access(dir, access, pass, rng)
 }
 
 /// Subcommands that talk to the running node over the control socket.

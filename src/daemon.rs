@@ -3,21 +3,24 @@
 //! (control request, SIGINT or SIGTERM).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
+use zeroize::Zeroizing;
 
 use kolo::engine::{Engine, EngineConfig};
 use kolo::entropy::OsEntropy;
 use kolo::node::{Node, NodeConfig};
-use kolo::store::Profile;
+use kolo::store::{Access, Profile};
 use kolo::ui::keymap::Keymap;
 use kolo::ui::runtime::{Options, Outcome};
 
-pub const LOCK_FILE: &str = "daemon.lock";
-pub const LOG_FILE: &str = "kolo.log";
-/// Key bindings the user changed (`ctrl-x = quit` per line).
-pub const KEYS_FILE: &str = "keys.conf";
+pub use kolo::store::{KEYS_FILE, LOCK_FILE, LOG_FILE};
+
+/// How long `kolo panic` and the duress passphrase wait for a running node
+/// to stop after asking it to.
+pub const STOP_WAIT: Duration = Duration::from_secs(15);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -25,40 +28,108 @@ fn now_ms() -> u64 {
 
 /// One node per profile: an exclusive lock held for the daemon's life.
 pub fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    match try_lock(dir)? {
+        Some(file) => Ok(file),
+        None => bail!("kolo is already running for the profile in {}", dir.display()),
+    }
+}
+
+/// The profile lock, or `None` when a running node holds it.
+pub fn try_lock(dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            bail!("kolo is already running for the profile in {}", dir.display())
-        }
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e).context("cannot lock the profile"),
+    }
+}
+
+/// Stop the node running for the profile in `dir`, if one runs: ask it
+/// over the control socket, then wait (at most `wait`) until its profile
+/// lock is free, and take the lock. `None`: a node still holds the lock.
+pub fn stop_running_node(dir: &Path, wait: Duration) -> anyhow::Result<Option<std::fs::File>> {
+    if let Some(file) = try_lock(dir)? {
+        return Ok(Some(file));
+    }
+    // Its answer does not matter: the lock says when it is gone.
+    let _ = kolo::api::call(dir, &kolo::api::Request::Shutdown);
+    let deadline = Instant::now() + wait;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(file) = try_lock(dir)? {
+            return Ok(Some(file));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
     }
 }
 
 /// Logs go to a file in the profile, never to the terminal. They hold
 /// warnings and errors only: no message content, names or addresses.
+/// `KOLO_LOG` raises the level for kolo's own modules; the network
+/// libraries' own lines (which name peer addresses) stay off unless
+/// `KOLO_LOG_ADDRESSES=1` asks for them explicitly.
 pub fn init_logging(dir: &Path) {
-    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(LOG_FILE)) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(dir.join(LOG_FILE)) else {
         return;
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KOLO_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(std::env::var("KOLO_LOG").ok().as_deref(), addresses_allowed()))
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
 }
 
+/// Whether the user asked, explicitly, for logs that name peer addresses.
+pub fn addresses_allowed() -> bool {
+    std::env::var("KOLO_LOG_ADDRESSES").is_ok_and(|v| v == "1")
+}
+
+/// Crates whose log lines name peer addresses (dials, listeners, mDNS).
+/// (`kolo_addresses` is kolo's own target for such lines.)
+const ADDRESS_LOGGERS: &[&str] = &[
+    "kolo_addresses",
+    "libp2p",
+    "multistream_select",
+    "yamux",
+    "hickory",
+    "if_watch",
+    "netlink",
+    "rtnetlink",
+    "quinn",
+    "snow",
+];
+
+/// The tracing filter: the user's `KOLO_LOG` (default `warn`), with the
+/// network libraries silenced unless addresses are allowed.
+pub fn log_filter(requested: Option<&str>, addresses: bool) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(requested.unwrap_or("warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if !addresses {
+        for target in ADDRESS_LOGGERS {
+            if let Ok(d) = format!("{target}=off").parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
+    filter
+}
+
 /// How the daemon gets its profile.
 pub enum Source<'a> {
-    /// The encrypted profile in the home directory.
-    Disk { passphrase: &'a str },
+    /// The encrypted profile in the home directory. The passphrase is
+    /// dropped (and zeroed) as soon as the profile is open.
+    Disk { passphrase: Zeroizing<String> },
     /// Everything in memory; nothing is written anywhere (`--ephemeral`).
     Ephemeral { name: &'a str },
 }
@@ -72,21 +143,25 @@ pub enum Frontend {
 }
 
 pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool, frontend: Frontend) -> anyhow::Result<()> {
+    // Before any key is in memory: keep it out of swap where allowed.
+    let unlocked_memory = crate::hardening::lock_memory();
     let mut rng = OsEntropy;
     let ephemeral = matches!(source, Source::Ephemeral { .. });
     let endpoint = kolo::api::Endpoint::for_profile(dir, ephemeral);
     let (_lock, opened) = match source {
         Source::Disk { passphrase } => {
-            if !dir.join(kolo::store::HEADER_FILE).exists() {
-                bail!("no kolo profile in {}; create one with `kolo init --name NAME`", dir.display());
-            }
-            let lock = lock(dir)?;
-            let opened = Profile::open(dir, passphrase, now_ms(), &mut rng)?;
+            let (lock, opened) = open_disk(dir, passphrase, &mut rng)?;
             init_logging(dir);
             (Some(lock), opened)
         }
         Source::Ephemeral { name } => (None, Profile::ephemeral(name, &mut rng)?),
     };
+    if let Some(warning) = &unlocked_memory {
+        tracing::warn!("{warning}");
+        if matches!(frontend, Frontend::Headless) {
+            eprintln!("kolo: warning: {warning}");
+        }
+    }
     let listen = listen
         .iter()
         .map(|a| a.parse().with_context(|| format!("not a network address: {a}")))
@@ -132,12 +207,68 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool, fronte
         Ok::<Outcome, anyhow::Error>(outcome)
     })?;
     if outcome == Outcome::Panic {
+        // The node has stopped (its keys went with it); this process still
+        // holds the lock, so nothing else opens the profile meanwhile.
         if !ephemeral {
-            kolo::store::destroy(dir)?;
+            report_destroyed(dir, kolo::store::destroy(dir)?);
+        } else {
+            println!("profile destroyed");
         }
-        println!("profile destroyed");
     }
     Ok(())
+}
+
+/// What `kolo panic` and `/panic` say after [`kolo::store::destroy`].
+pub fn report_destroyed(dir: &Path, dir_removed: bool) {
+    if dir_removed {
+        println!("profile destroyed");
+    } else {
+        println!("profile destroyed; {} stays: it holds files that are not kolo's", dir.display());
+    }
+}
+
+/// Verify the passphrase against the header (touching nothing), then:
+/// the real passphrase takes the lock and opens the profile; the duress
+/// passphrase stops a node running for the profile, destroys it and makes
+/// a fresh one in its place. The passphrase is dropped before returning.
+pub fn open_disk(
+    dir: &Path,
+    passphrase: Zeroizing<String>,
+    rng: &mut OsEntropy,
+) -> anyhow::Result<(std::fs::File, kolo::store::Opened)> {
+    let access = kolo::store::unlock(dir, &passphrase)?;
+    open_access(dir, access, passphrase, rng)
+}
+
+/// [`open_disk`] once the header said what the passphrase opens.
+pub fn open_access(
+    dir: &Path,
+    access: Access,
+    passphrase: Zeroizing<String>,
+    rng: &mut OsEntropy,
+) -> anyhow::Result<(std::fs::File, kolo::store::Opened)> {
+    let result = match access {
+        Access::Real(key) => {
+            let lock = lock(dir)?;
+            let opened = Profile::open_unlocked(dir, key, now_ms(), rng)?;
+            (lock, opened)
+        }
+        Access::Duress(duress) => {
+            let old_lock = stop_running_node(dir, STOP_WAIT)?;
+            // Destroyed whether or not a stuck node still holds the lock:
+            // the keys on disk go first.
+            let stuck = old_lock.is_none();
+            let opened = Profile::replace_after_duress(dir, &passphrase, duress, rng);
+            drop(old_lock);
+            let opened = opened?;
+            if stuck {
+                bail!("kolo is already running for the profile in {}", dir.display());
+            }
+            (lock(dir)?, opened)
+        }
+    };
+    drop(passphrase);
+    Ok(result)
 }
 
 /// SIGINT or SIGTERM.

@@ -380,8 +380,10 @@ impl CircleState {
             timer_secs: timer_secs.unwrap_or(0),
             body,
         };
-        let padded = match pad(&inner.encode()) {
-            Ok(p) => p,
+        // The plaintext, encoded and padded, is wiped once sealed.
+        let encoded = Zeroizing::new(inner.encode());
+        let padded = match pad(&encoded) {
+            Ok(p) => Zeroizing::new(p),
             Err(e) => {
                 ctx.event(Event::Error { reason: format!("message not sent: {e}") });
                 return None;
@@ -420,7 +422,8 @@ impl CircleState {
         };
         let remote = record.binding.noise_public;
         let their_tag = circle::pair_tag(&self.secret, &self.id(), member);
-        let padded = match pad(&payload.encode()) {
+        let encoded = Zeroizing::new(payload.encode());
+        let padded = match pad(&encoded) {
             Ok(p) => Zeroizing::new(p),
             Err(e) => {
                 ctx.event(Event::Error { reason: format!("pairwise payload too large: {e}") });

@@ -477,7 +477,12 @@ impl Node {
                     book.saved.save(&mut self.profile, &circle);
                 }
             }
-            NetEventKind::DialFailed { reason } => tracing::debug!("dial failed: {reason}"),
+            NetEventKind::DialFailed { reason } => {
+                tracing::debug!("dial failed");
+                // The reason names the peer's address: logged only when
+                // asked for explicitly (KOLO_LOG_ADDRESSES=1).
+                tracing::debug!(target: "kolo_addresses", "dial failed: {reason}");
+            }
             NetEventKind::PeerBanned { peer } => {
                 book.connected.remove(&peer);
                 book.banned += 1;

@@ -47,6 +47,17 @@ impl KdfParams {
     pub const DEFAULT: KdfParams = KdfParams { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
     /// Cheap parameters for tests only (still argon2id, still salted).
     pub const TESTING: KdfParams = KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 };
+
+    /// Whether a header's parameters are ones `init` (or the tests) could
+    /// have written: at most [`KdfParams::DEFAULT`], at least
+    /// [`KdfParams::TESTING`]. A tampered header asking for 4 GiB and 100
+    /// passes would otherwise hang the node before the passphrase is tried.
+    pub fn within_bounds(&self) -> bool {
+        let (lo, hi) = (Self::TESTING, Self::DEFAULT);
+        (lo.memory_kib..=hi.memory_kib).contains(&self.memory_kib)
+            && (lo.iterations..=hi.iterations).contains(&self.iterations)
+            && (lo.parallelism..=hi.parallelism).contains(&self.parallelism)
+    }
 }
 
 #[derive(Clone)]
@@ -208,25 +219,25 @@ impl Header {
             Ok(Header { params, slot_a, slot_b })
         };
         let header = parse(&mut r).map_err(|_| corrupt("header is truncated"))?;
-        if header.params.memory_kib > 4 * 1024 * 1024
-            || header.params.iterations > 100
-            || header.params.parallelism > 64
-        {
+        if !header.params.within_bounds() {
             return Err(corrupt("argon2 parameters out of range"));
         }
         Ok(header)
     }
 
-    /// Write atomically: temporary file, fsync, rename, fsync the directory.
+    /// Write the header over the old one, in place: the same file, the same
+    /// offset, the same length, then `fsync`. Never a temporary file and a
+    /// rename: a renamed-over header leaves the old key slots in freed
+    /// blocks of the device, where the old passphrase still opens them.
+    /// The header (237 bytes) fits one 512-byte sector, which disks write
+    /// whole.
     pub fn write(&self, path: &Path) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Io { path: path.to_owned(), source: e };
-        let tmp = path.with_extension("header.tmp");
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&self.encode()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
+        let bytes = self.encode();
+        let mut f = private_file(path).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.set_len(bytes.len() as u64).map_err(io)?;
+        f.sync_all().map_err(io)?;
         if let Some(dir) = path.parent()
             && let Ok(d) = std::fs::File::open(dir)
         {
@@ -234,6 +245,19 @@ impl Header {
         }
         Ok(())
     }
+}
+
+/// Open `path` for writing at offset 0 without truncating it (an existing
+/// file is overwritten in place), creating it readable by its owner only.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 #[cfg(test)]
@@ -279,5 +303,45 @@ mod tests {
         let mut bytes = Header::new(KdfParams::TESTING, b"p", &[1; 32], &mut rng).unwrap().encode();
         bytes[8] = 0;
         assert!(matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Corrupt { .. })));
+    }
+
+    /// A tampered header asking for more than `init` ever writes (here
+    /// 4 GiB and 100 passes, which the old bound accepted) is damage, not
+    /// an hour of argon2.
+    #[test]
+    fn argon2_parameters_beyond_what_init_writes_are_refused() {
+        let mut rng = SeededEntropy::from_u64(4);
+        let good = Header::new(KdfParams::TESTING, b"p", &[1; 32], &mut rng).unwrap().encode();
+        for (offset, value) in [(9, 4 * 1024 * 1024u32), (13, 100), (17, 64), (9, 8), (13, 0)] {
+            let mut bytes = good.clone();
+            bytes[offset..offset + 4].copy_from_slice(&value.to_be_bytes());
+            assert!(
+                matches!(Header::decode(&bytes, Path::new("h")), Err(StoreError::Corrupt { .. })),
+                "offset {offset} value {value} accepted"
+            );
+        }
+        assert!(Header::decode(&good, Path::new("h")).is_ok());
+        assert!(KdfParams::DEFAULT.within_bounds());
+    }
+
+    /// `write` replaces the header in place (same inode), never by rename.
+    #[cfg(unix)]
+    #[test]
+    fn the_header_is_rewritten_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("kolo-header-in-place-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("profile.header");
+        let mut rng = SeededEntropy::from_u64(5);
+        let mut h = Header::new(KdfParams::TESTING, b"p", &[1; 32], &mut rng).unwrap();
+        h.write(&path).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        h.rewrap(b"q", &[1; 32], &mut rng).unwrap();
+        h.write(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.ino(), inode, "the header was replaced by another file");
+        assert_eq!(meta.len(), HEADER_LEN as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), h.encode());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

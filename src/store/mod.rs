@@ -14,11 +14,23 @@
 //! deleted, and every surviving bucket key is re-wrapped under a *fresh*
 //! wrapping key, all in one transaction: a stale copy of a page that still
 //! held the destroyed key is wrapped under a wrapping key that no longer
-//! exists. Deletion uses `secure_delete`, the rollback journal is deleted
-//! at each commit, and temporary tables live in memory.
+//! exists. Deletion uses `secure_delete`, and temporary tables live in
+//! memory.
+//!
+//! **Nothing old is left in freed blocks.** SQLite's rollback journal
+//! holds, during a transaction, the old content of every page it changes
+//! (the old wrapping key, the destroyed bucket key, the message). Deleting
+//! the journal (`journal_mode = DELETE`) frees those blocks without
+//! overwriting them, and with the passphrase they decrypt. So the journal
+//! is kept (`PERSIST`) and, after every commit, overwritten with zeros in
+//! place, synced, and only then truncated ([`scrub_journal`]). The
+//! database file itself is only ever written in place. The header is
+//! rewritten in place, never renamed over ([`header::Header::write`]), and
+//! [`destroy`] overwrites every file kolo writes before unlinking it.
 //!
 //! What this cannot promise (see `docs/threat-model.md`): erasure on flash
-//! storage with wear-levelling, or of memory swapped to disk.
+//! storage with wear-levelling, on copy-on-write file systems, or of
+//! memory swapped to disk.
 
 pub mod codec;
 pub mod header;
@@ -52,6 +64,30 @@ use crate::identity::{IdentitySecret, hex};
 
 pub const DB_FILE: &str = "profile.db";
 pub const HEADER_FILE: &str = "profile.header";
+/// SQLite's rollback journal beside the database (kept, and zeroed after
+/// every commit).
+pub const JOURNAL_FILE: &str = "profile.db-journal";
+/// The lock a running node holds for its whole life.
+pub const LOCK_FILE: &str = "daemon.lock";
+/// Warnings and errors of the node (no content, names or addresses).
+pub const LOG_FILE: &str = "kolo.log";
+/// Key bindings the user changed (`ctrl-x = quit` per line).
+pub const KEYS_FILE: &str = "keys.conf";
+/// Every file kolo writes in a profile directory, header first: what
+/// [`destroy`] overwrites and removes. (`profile.header.tmp` was written
+/// by older builds; `control.sock` is the node's control socket.)
+pub const PROFILE_FILES: &[&str] = &[
+    HEADER_FILE,
+    "profile.header.tmp",
+    DB_FILE,
+    JOURNAL_FILE,
+    "profile.db-wal",
+    "profile.db-shm",
+    LOG_FILE,
+    LOCK_FILE,
+    KEYS_FILE,
+    "control.sock",
+];
 /// Schema version this build writes; older ones are migrated, newer refused.
 pub const SCHEMA_VERSION: u32 = 3;
 /// Width of an expiry bucket.
@@ -138,6 +174,7 @@ impl Profile {
         let conn = open_db(&db_path(dir), &master)?;
         let mut profile = Profile { conn, dir: Some(dir.to_owned()), header: None, master };
         profile.migrate()?;
+        restrict_files(dir);
         let identity = IdentitySecret::generate(rng);
         profile.init_contents(&identity, display_name, rng)?;
         let header = Header::new(params, passphrase.as_bytes(), &profile.master, rng)?;
@@ -161,41 +198,62 @@ impl Profile {
 
     /// Open the profile in `dir`. Expired messages are purged before
     /// anything is returned. The duress passphrase silently destroys the
-    /// real profile and opens a fresh one.
+    /// real profile and opens a fresh one. ([`unlock`] then
+    /// [`Profile::open_unlocked`] or [`Profile::replace_after_duress`], for
+    /// callers that must stop a running node or take a lock in between.)
     pub fn open(dir: &Path, passphrase: &str, now_ms: u64, rng: &mut dyn Entropy) -> Result<Opened, StoreError> {
-        let hpath = header_path(dir);
-        let bytes = match std::fs::read(&hpath) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NoProfile(dir.to_owned()));
-            }
-            Err(e) => {
-                return Err(StoreError::Io { path: hpath, source: e });
-            }
-        };
-        let header = Header::decode(&bytes, &hpath)?;
-        match header.unlock(passphrase.as_bytes())? {
-            None => Err(StoreError::WrongPassphrase(dir.to_owned())),
-            Some(Unlocked::Duress(decoy_name)) => {
-                let params = header.params;
-                destroy(dir)?;
-                Profile::create(dir, passphrase, &decoy_name, params, rng)
-            }
-            Some(Unlocked::Master(master)) => {
-                let dbp = db_path(dir);
-                if !dbp.exists() {
-                    return Err(StoreError::Corrupt { path: dbp, reason: "the database file is missing".into() });
-                }
-                let conn = open_db(&dbp, &master)?;
-                let mut profile = Profile { conn, dir: Some(dir.to_owned()), header: Some(header), master };
-                profile.check_version()?;
-                profile.migrate()?;
-                profile.purge_expired(now_ms, rng)?;
-                let (identity, display_name) = profile.load_identity()?;
-                let circles = profile.load_circles()?;
-                Ok(Opened { profile, identity, display_name, circles })
-            }
+        match unlock(dir, passphrase)? {
+            Access::Real(key) => Profile::open_unlocked(dir, key, now_ms, rng),
+            Access::Duress(duress) => Profile::replace_after_duress(dir, passphrase, duress, rng),
         }
+    }
+
+    /// Open the profile whose header [`unlock`] opened with the real
+    /// passphrase. Files are first touched here, after the passphrase was
+    /// verified.
+    pub fn open_unlocked(dir: &Path, key: RealKey, now_ms: u64, rng: &mut dyn Entropy) -> Result<Opened, StoreError> {
+        let RealKey { header, master } = key;
+        let dbp = db_path(dir);
+        match std::fs::metadata(&dbp) {
+            Err(_) => return Err(StoreError::Corrupt { path: dbp, reason: "the database file is missing".into() }),
+            // A real profile database is never empty: refuse before SQLite
+            // would write a new schema into it.
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::Corrupt { path: dbp, reason: "the database file is empty".into() });
+            }
+            Ok(_) => {}
+        }
+        let conn = open_db(&dbp, &master)?;
+        let mut profile = Profile { conn, dir: Some(dir.to_owned()), header: Some(header), master };
+        profile.check_version()?;
+        if profile.user_version()? == 0 {
+            return Err(StoreError::Corrupt { path: dbp, reason: "the database holds no profile".into() });
+        }
+        restrict_permissions(dir);
+        restrict_files(dir);
+        // A journal left by a crash was rolled back by the first read
+        // (`open_db`); whatever it still holds goes now.
+        profile.scrub_journal()?;
+        profile.migrate()?;
+        profile.purge_expired(now_ms, rng)?;
+        let (identity, display_name) = profile.load_identity()?;
+        let circles = profile.load_circles()?;
+        Ok(Opened { profile, identity, display_name, circles })
+    }
+
+    /// The duress passphrase was entered: destroy the real profile (every
+    /// file, the directory) and create a new one in its place, under the
+    /// duress passphrase, with the decoy display name. Whoever calls this
+    /// should have stopped a running node and hold no file of the profile
+    /// open.
+    pub fn replace_after_duress(
+        dir: &Path,
+        passphrase: &str,
+        duress: DuressKey,
+        rng: &mut dyn Entropy,
+    ) -> Result<Opened, StoreError> {
+        destroy(dir)?;
+        Profile::create(dir, passphrase, &duress.decoy_name, duress.params, rng)
     }
 
     pub fn is_ephemeral(&self) -> bool {
@@ -213,6 +271,22 @@ impl Profile {
         };
         header.rewrap(new.as_bytes(), &self.master, rng)?;
         header.write(&header_path(&dir))
+    }
+
+    /// Overwrite the rollback journal with zeros in place, sync, then
+    /// truncate it: after this no block of the device holds a page image
+    /// from before the last commit. Called after every commit. (With
+    /// `journal_mode = PERSIST` SQLite keeps the file and only zeroes its
+    /// header; a zeroed journal is not a hot journal.)
+    fn scrub_journal(&self) -> Result<(), StoreError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        scrub_file(&dir.join(JOURNAL_FILE))
+    }
+
+    fn user_version(&self) -> Result<u32, StoreError> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.corrupt(e))
     }
 
     /// Set the duress passphrase; entering it instead of the real one
@@ -251,6 +325,7 @@ impl Profile {
             tx.pragma_update(None, "user_version", version)
                 .map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
             tx.commit().map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
+            self.scrub_journal()?;
         }
         Ok(())
     }
@@ -271,7 +346,8 @@ impl Profile {
             Ok(())
         })();
         r.map_err(|e| StoreError::Db { path: PathBuf::new(), reason: e.to_string() })?;
-        tx.commit().map_err(|e| self.db_err(e))
+        tx.commit().map_err(|e| self.db_err(e))?;
+        self.scrub_journal()
     }
 
     fn load_identity(&self) -> Result<(IdentitySecret, String), StoreError> {
@@ -445,7 +521,8 @@ impl Profile {
                 return Err(StoreError::Db { path, reason: e.to_string() });
             }
         }
-        tx.commit().map_err(|e| self.db_err(e))
+        tx.commit().map_err(|e| self.db_err(e))?;
+        self.scrub_journal()
     }
 
     /// Delete everything whose deadline passed and shred the keys of
@@ -487,6 +564,7 @@ impl Profile {
             reason: e.to_string(),
         })?;
         tx.commit().map_err(|e| self.db_err(e))?;
+        self.scrub_journal()?;
         Ok(erased)
     }
 
@@ -503,8 +581,8 @@ impl Profile {
     pub fn set_net_info(&mut self, circle: &CircleId, info: &[u8]) -> Result<(), StoreError> {
         self.conn
             .execute("INSERT OR REPLACE INTO circle_net (circle, info) VALUES (?1, ?2)", params![&circle[..], info])
-            .map(|_| ())
-            .map_err(|e| self.db_err(e))
+            .map_err(|e| self.db_err(e))?;
+        self.scrub_journal()
     }
 
     /// For tests only: the raw database connection (e.g. to simulate a
@@ -665,17 +743,25 @@ fn open_sealed(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
 #[cfg(feature = "app")]
 fn open_db(path: &Path, master: &[u8; 32]) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::Db { path: path.to_owned(), reason: e.to_string() })?;
+    // SQLCipher's own log lines (e.g. "hmac check failed for pgno=1") went
+    // to stderr before kolo's error; kolo's error says what happened.
+    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE;");
     let db_key = Zeroizing::new(kdf::derive::<32>(b"", master, LABEL_DB_KEY, &[]));
     let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex(&db_key[..])));
     conn.execute_batch(&pragma).map_err(|e| StoreError::Db { path: path.to_owned(), reason: e.to_string() })?;
     // The header proved the passphrase, so a failure here is damage.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
         .map_err(|e| StoreError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
+    // PERSIST: the journal is zeroed by `scrub_journal` after each commit
+    // instead of being unlinked with old pages in it. `cipher_memory_security`
+    // makes SQLCipher wipe the memory it frees.
     conn.execute_batch(
         "PRAGMA secure_delete = ON;
-         PRAGMA journal_mode = DELETE;
+         PRAGMA journal_mode = PERSIST;
+         PRAGMA journal_size_limit = -1;
          PRAGMA synchronous = FULL;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cipher_memory_security = ON;",
     )
     .map_err(|e| StoreError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
     Ok(conn)
@@ -691,6 +777,22 @@ fn restrict_permissions(dir: &Path) {
 }
 
 #[cfg(feature = "app")]
+/// Owner-only permissions on every profile file (profiles made by older
+/// builds have 0644 files under the usual umask).
+fn restrict_files(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in PROFILE_FILES {
+            let p = dir.join(name);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+}
+
+#[cfg(feature = "app")]
 fn remove_db_files(dir: &Path) {
     for suffix in ["", "-journal", "-wal", "-shm"] {
         let p = dir.join(format!("{DB_FILE}{suffix}"));
@@ -701,48 +803,137 @@ fn remove_db_files(dir: &Path) {
 }
 
 #[cfg(feature = "app")]
+/// Overwrite a file with zeros in place, `fsync`, then truncate it to
+/// nothing (the blocks it frees hold zeros).
+fn scrub_file(path: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Io { path: path.to_owned(), source: e };
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    let f = header::private_file(path).map_err(io)?;
+    write_zeros(&f, len).map_err(io)?;
+    f.sync_data().map_err(io)?;
+    f.set_len(0).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+#[cfg(feature = "app")]
+fn write_zeros(mut f: &std::fs::File, len: u64) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    f.seek(std::io::SeekFrom::Start(0))?;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "app")]
+/// Overwrite a regular file with zeros in place, sync, then unlink it.
+/// Anything else (the control socket) is only unlinked.
 fn overwrite_and_remove(path: &Path) {
-    use std::io::Write;
-    if let Ok(meta) = std::fs::metadata(path)
-        && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path)
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_file()
+        && let Ok(f) = std::fs::OpenOptions::new().write(true).open(path)
     {
-        let zeros = vec![0u8; 64 * 1024];
-        let mut left = meta.len();
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            if f.write_all(&zeros[..n]).is_err() {
-                break;
-            }
-            left -= n as u64;
-        }
+        let _ = write_zeros(&f, meta.len());
         let _ = f.sync_all();
     }
     let _ = std::fs::remove_file(path);
 }
 
 #[cfg(feature = "app")]
-/// Destroy the profile in `dir`: the key slots first (after that nothing
-/// in the directory can be decrypted), then the database, then the
-/// directory. Needs no passphrase (`kolo panic`).
-pub fn destroy(dir: &Path) -> Result<(), StoreError> {
+/// Destroy the profile in `dir`: the key slots first, overwritten in place
+/// with noise (after that nothing in the directory can be decrypted), then
+/// every other file kolo writes ([`PROFILE_FILES`]: database, journal,
+/// log, lock, key bindings, socket), each overwritten before it is
+/// unlinked, then the directory. Needs no passphrase (`kolo panic`).
+/// Returns whether the directory itself is gone (it stays when it holds
+/// files that are not kolo's).
+pub fn destroy(dir: &Path) -> Result<bool, StoreError> {
     use std::io::Write;
     let hpath = header_path(dir);
-    if hpath.exists() {
+    if std::fs::symlink_metadata(&hpath).is_ok_and(|m| m.is_file()) {
         let len = std::fs::metadata(&hpath).map(|m| m.len()).unwrap_or(header::HEADER_LEN as u64);
-        let mut noise = vec![0u8; len as usize];
-        crate::entropy::OsEntropy.fill(&mut noise);
+        let mut noise = Zeroizing::new(vec![0u8; len as usize]);
         let io = |e: std::io::Error| StoreError::Io { path: hpath.clone(), source: e };
         let mut f = std::fs::OpenOptions::new().write(true).open(&hpath).map_err(io)?;
-        f.write_all(&noise).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        // Twice, each synced: noise over the slots, then noise again.
+        for _ in 0..2 {
+            crate::entropy::OsEntropy.fill(&mut noise);
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).map_err(io)?;
+            f.write_all(&noise).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
         drop(f);
         std::fs::remove_file(&hpath).map_err(io)?;
     }
-    remove_db_files(dir);
-    let _ = std::fs::remove_file(hpath.with_extension("header.tmp"));
+    for name in &PROFILE_FILES[1..] {
+        overwrite_and_remove(&dir.join(name));
+    }
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     // Remove the directory only if nothing else of the user's is in it.
     let _ = std::fs::remove_dir(dir);
-    Ok(())
+    Ok(!dir.exists())
+}
+
+#[cfg(feature = "app")]
+/// What a passphrase opened, found from the header alone: nothing else of
+/// the profile is read or written, no lock or log file is created.
+pub enum Access {
+    /// The real passphrase: the key to open the profile with.
+    Real(RealKey),
+    /// The duress passphrase: the profile is to be destroyed.
+    Duress(DuressKey),
+}
+
+#[cfg(feature = "app")]
+/// The master key and header that the real passphrase opened (no `Debug`).
+pub struct RealKey {
+    header: Header,
+    master: Zeroizing<[u8; 32]>,
+}
+
+#[cfg(feature = "app")]
+/// What the duress passphrase opened: the decoy name and the parameters
+/// the replacement profile is made with (so it looks like the old one).
+pub struct DuressKey {
+    decoy_name: String,
+    params: KdfParams,
+}
+
+#[cfg(feature = "app")]
+/// Try `passphrase` against the profile's header. Reads `profile.header`
+/// only; a wrong passphrase is an error and touches nothing.
+pub fn unlock(dir: &Path, passphrase: &str) -> Result<Access, StoreError> {
+    let hpath = header_path(dir);
+    let bytes = match std::fs::read(&hpath) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::NoProfile(dir.to_owned()));
+        }
+        Err(e) => {
+            return Err(StoreError::Io { path: hpath, source: e });
+        }
+    };
+    let header = Header::decode(&bytes, &hpath)?;
+    match header.unlock(passphrase.as_bytes())? {
+        None => Err(StoreError::WrongPassphrase(dir.to_owned())),
+        Some(Unlocked::Duress(decoy_name)) => Ok(Access::Duress(DuressKey { decoy_name, params: header.params })),
+        Some(Unlocked::Master(master)) => Ok(Access::Real(RealKey { header, master })),
+    }
 }
 
 #[cfg(feature = "app")]
