@@ -20,6 +20,23 @@ const MAX_SAVED_ADDRESSES: usize = 32;
 pub struct NetInfo {
     pub port: u16,
     pub peers: Vec<String>,
+    /// "tor" or "direct", fixed when the circle's network first starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Tor mode: this member's onion service key for the circle (an
+    /// Ed25519 seed). Kept only here, in the encrypted profile; tor gets it
+    /// over the control port and never writes it to its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onion_key: Option<[u8; 32]>,
+}
+
+impl Drop for NetInfo {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(key) = self.onion_key.as_mut() {
+            key.zeroize();
+        }
+    }
 }
 
 impl NetInfo {
