@@ -140,7 +140,8 @@ impl PeerBook {
         }
         let set = self.addresses.entry(peer).or_default();
         let mut changed = false;
-        for a in addresses.iter().filter(|a| port_of(a).is_some_and(|p| p != 0)) {
+        let dialable = |a: &&Multiaddr| port_of(a).is_some_and(|p| p != 0) || crate::net::tor::onion_parts(a).is_some();
+        for a in addresses.iter().filter(dialable) {
             // Only dialable addresses; unspecified ones are useless to others.
             if a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())) {
                 continue;
