@@ -106,6 +106,17 @@ impl Default for NodeConfig {
     }
 }
 
+/// Which transport a circle's network uses: the one remembered for it; for
+/// a circle from before transports were remembered (it has a saved TCP
+/// port), direct; for a new circle, the node's.
+fn circle_transport(saved: Option<&str>, saved_port: u16, node: &str) -> String {
+    match saved {
+        Some(name) => name.to_string(),
+        None if saved_port != 0 => "direct".to_string(),
+        None => node.to_string(),
+    }
+}
+
 /// A gossip frame's swarm message id and the peer that relayed it.
 type Relay = (CircleId, MessageId, PeerId);
 
@@ -413,11 +424,7 @@ impl Node {
         network_key: &[u8; 32],
         saved: &mut peers::NetInfo,
     ) -> Result<Option<crate::net::CircleTor>, String> {
-        let chosen = match saved.transport.as_deref() {
-            Some(name) => name.to_string(),
-            None if saved.port != 0 => "direct".to_string(),
-            None => self.config.transport.name().to_string(),
-        };
+        let chosen = circle_transport(saved.transport.as_deref(), saved.port, self.config.transport.name());
         let mut changed = saved.transport.as_deref() != Some(chosen.as_str());
         saved.transport = Some(chosen.clone());
         let result = match (chosen.as_str(), &self.config.transport) {
@@ -700,5 +707,23 @@ impl Node {
             }
         }
         self.join_waiters.retain(|_, v| !v.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::circle_transport;
+
+    #[test]
+    fn a_circle_keeps_its_transport() {
+        // A new circle takes the node's transport.
+        assert_eq!(circle_transport(None, 0, "tor"), "tor");
+        assert_eq!(circle_transport(None, 0, "direct"), "direct");
+        // A Tor circle stays Tor on a node started without tor (which then
+        // refuses to run it), and a direct one stays direct under Tor.
+        assert_eq!(circle_transport(Some("tor"), 0, "direct"), "tor");
+        assert_eq!(circle_transport(Some("direct"), 4001, "tor"), "direct");
+        // A circle from before transports were remembered was direct.
+        assert_eq!(circle_transport(None, 4001, "tor"), "direct");
     }
 }

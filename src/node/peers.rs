@@ -194,3 +194,20 @@ impl PeerBook {
         self.members.get(member).and_then(|p| self.connected.get(p).copied())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onion_addresses_are_remembered_for_redial() {
+        let mut book = PeerBook::new(PeerId::random());
+        let peer = PeerId::random();
+        let onion: Multiaddr = format!("/onion3/{}:443", "a".repeat(56)).parse().unwrap();
+        let unspecified: Multiaddr = "/ip4/0.0.0.0/tcp/4001".parse().unwrap();
+        assert!(book.learn_addresses(peer, &[onion.clone(), unspecified]));
+        assert_eq!(book.saved.peers, vec![onion.to_string()]);
+        assert_eq!(book.addresses_to_redial(), vec![onion]);
+    }
+}
