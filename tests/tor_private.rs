@@ -252,6 +252,22 @@ fn inside_private_network() {
     assert!(ana.wait_for_text("riverside", "cy here", 240), "ana missed cy's message");
     eprintln!("chat works after {:?}", started.elapsed());
     check_sockets(&[&ana, &bo, &cy]);
+    // The members list says honestly how members are linked: via Tor.
+    let links = || -> Vec<String> {
+        let v = ana.call(Request::Members { circle: "riverside".into() });
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["you"] == false)
+            .map(|m| m["link"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        common::wait_until(120, || links().iter().any(|l| l == "tor")),
+        "no member shown as linked via Tor: {:?}",
+        links()
+    );
+    assert!(links().iter().all(|l| l == "tor" || l == "offline"), "a Tor circle's member shown as {:?}", links());
 
     // Remove cy; the others go on without her.
     ana.call(Request::Remove { circle: "riverside".into(), member: "cy".into() });

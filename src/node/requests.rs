@@ -261,6 +261,8 @@ impl Node {
                 let circle = self.resolve_circle(&circle)?;
                 let me = self.engine.member_id();
                 let book = self.books.get(&circle);
+                // In a Tor circle every link goes through tor: say so, not "direct".
+                let tor = book.is_some_and(|b| b.saved.transport.as_deref() == Some("tor"));
                 Ok(Value::Array(
                     self.engine
                         .members(&circle)
@@ -273,7 +275,12 @@ impl Node {
                                 "id": m.id.to_hex(),
                                 "role": m.role.label(),
                                 "online": link.is_some(),
-                                "link": match link { Some(true) => "relayed", Some(false) => "direct", None => "offline" },
+                                "link": match link {
+                                    Some(_) if tor && m.id != me => "tor",
+                                    Some(true) => "relayed",
+                                    Some(false) => "direct",
+                                    None => "offline",
+                                },
                                 "verified": m.verified,
                                 "you": m.id == me,
                             })
