@@ -30,8 +30,17 @@ empty="$work/empty.torrc"
 AUTHS=3
 RELAYS=5
 pids=()
+# TERM, then KILL whatever is still running after 10 s (a tor has been
+# seen to hang on exit after catching TERM).
 stop() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for _ in $(seq 1 20); do
+        alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.5
+    done
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap stop EXIT
