@@ -51,11 +51,16 @@ struct NodeArgs {
     /// Your display name (only with --ephemeral, which has no profile).
     #[arg(long)]
     name: Option<String>,
+    /// How new circles connect: `direct` (TCP; members see your IP) or
+    /// `tor` (onion services through a tor kolo starts; nobody sees your
+    /// IP). A circle keeps the transport it was first started with.
+    #[arg(long, value_parser = ["direct", "tor"], default_value = "direct")]
+    transport: String,
 }
 
 impl Default for NodeArgs {
     fn default() -> Self {
-        NodeArgs { listen: vec![DEFAULT_LISTEN.into()], mdns: false, name: None }
+        NodeArgs { listen: vec![DEFAULT_LISTEN.into()], mdns: false, name: None, transport: "direct".into() }
     }
 }
 
@@ -360,7 +365,8 @@ pub fn run() -> anyhow::Result<()> {
             }
             crate::daemon::report_destroyed(&dir, removed);
         }
-        Cmd::Daemon(NodeArgs { listen, mdns, name }) | Cmd::Chat(NodeArgs { listen, mdns, name }) => {
+        Cmd::Daemon(NodeArgs { listen, mdns, name, transport })
+        | Cmd::Chat(NodeArgs { listen, mdns, name, transport }) => {
             let dir = home(&cli)?;
             // Say so before asking for a passphrase that cannot open anything.
             if !cli.ephemeral && !dir.join(store::HEADER_FILE).exists() {
@@ -380,10 +386,24 @@ pub fn run() -> anyhow::Result<()> {
             if cli.ephemeral {
                 let name = name.as_deref().context("--ephemeral needs --name NAME (there is no profile)")?;
                 kolo::circle::check_name(name, "name").map_err(|e| anyhow::anyhow!(clean_line(&e.to_string())))?;
-                crate::daemon::run(&dir, crate::daemon::Source::Ephemeral { name }, listen, *mdns, frontend)?;
+                crate::daemon::run(
+                    &dir,
+                    crate::daemon::Source::Ephemeral { name },
+                    listen,
+                    *mdns,
+                    transport,
+                    frontend,
+                )?;
             } else {
                 let pass = passphrase(&cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
-                crate::daemon::run(&dir, crate::daemon::Source::Disk { passphrase: pass }, listen, *mdns, frontend)?;
+                crate::daemon::run(
+                    &dir,
+                    crate::daemon::Source::Disk { passphrase: pass },
+                    listen,
+                    *mdns,
+                    transport,
+                    frontend,
+                )?;
             }
         }
         other => client(&cli, other)?,

@@ -73,6 +73,26 @@ pub fn stop_running_node(dir: &Path, wait: Duration) -> anyhow::Result<Option<st
     }
 }
 
+/// Start kolo's own tor: its data in the profile directory, or for an
+/// ephemeral node in a temporary directory removed when it stops.
+/// Bootstrap progress goes to the terminal.
+async fn start_tor(dir: &Path, ephemeral: bool) -> anyhow::Result<kolo::net::tor::TorRuntime> {
+    let data_dir = if ephemeral {
+        let tag: [u8; 8] = kolo::entropy::Entropy::array(&mut OsEntropy);
+        std::env::temp_dir().join(format!("kolo-tor-{}", kolo::identity::hex(&tag)))
+    } else {
+        dir.join("tor")
+    };
+    eprintln!("starting tor (this can take a minute)...");
+    let runtime = kolo::net::tor::start_own_tor(data_dir, ephemeral, |b| {
+        eprintln!("tor: {:>3} % {}", b.progress, b.summary);
+    })
+    .await
+    .context("tor did not start; is it installed (apt install tor)?")?;
+    eprintln!("tor is ready: circles started now are reachable only as onion services");
+    Ok(runtime)
+}
+
 /// Logs go to a file in the profile, never to the terminal. They hold
 /// warnings and errors only: no message content, names or addresses.
 /// `KOLO_LOG` raises the level for kolo's own modules; the network
@@ -142,7 +162,14 @@ pub enum Frontend {
     Terminal,
 }
 
-pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool, frontend: Frontend) -> anyhow::Result<()> {
+pub fn run(
+    dir: &Path,
+    source: Source<'_>,
+    listen: &[String],
+    mdns: bool,
+    transport: &str,
+    frontend: Frontend,
+) -> anyhow::Result<()> {
     // Before any key is in memory: keep it out of swap where allowed.
     let unlocked_memory = crate::hardening::lock_memory();
     let mut rng = OsEntropy;
@@ -166,7 +193,13 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool, fronte
         .iter()
         .map(|a| a.parse().with_context(|| format!("not a network address: {a}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let config = NodeConfig { listen, mdns, announce: Vec::new(), engine: EngineConfig::default() };
+    let mut config = NodeConfig {
+        listen,
+        mdns,
+        announce: Vec::new(),
+        engine: EngineConfig::default(),
+        transport: kolo::node::Transport::Direct,
+    };
     let engine = Engine::restore(opened.identity, opened.display_name, config.engine.clone(), opened.circles)?;
     let keymap = match &frontend {
         Frontend::Terminal => Some(load_keymap(dir, ephemeral)?),
@@ -174,6 +207,10 @@ pub fn run(dir: &Path, source: Source<'_>, listen: &[String], mdns: bool, fronte
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let outcome = runtime.block_on(async move {
+        // Tor first: the control socket answers once the node can reach members.
+        if transport == "tor" {
+            config.transport = kolo::node::Transport::Tor(start_tor(dir, ephemeral).await?);
+        }
         let listener = kolo::api::bind(&endpoint).map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!("kolo is already running for {}", dir.display()),
             _ => anyhow::anyhow!("cannot create the control socket: {e}"),

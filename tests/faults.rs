@@ -65,6 +65,7 @@ fn a_failed_profile_write_leaves_nothing_unsaved_behind() {
         mdns: false,
         announce: Vec::new(),
         engine: EngineConfig::default(),
+        transport: Default::default(),
     };
     let node = Node::new(engine, opened.profile, config);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

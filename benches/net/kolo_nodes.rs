@@ -238,6 +238,7 @@ pub fn start_node(
         mdns: false,
         announce: Vec::new(),
         engine: EngineConfig::default(),
+        transport: Default::default(),
     };
     let mut node = Node::new(engine, profile, config);
     let events = node.watch();

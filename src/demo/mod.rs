@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Pending, Request};
-use crate::engine::{Engine, EngineConfig, Event, MessageKind};
+use crate::engine::{Engine, Event, MessageKind};
 use crate::entropy::OsEntropy;
 use crate::node::{Node, NodeConfig, NodeEvent};
 use crate::store::Profile;
@@ -74,7 +74,7 @@ fn loopback() -> Vec<libp2p::Multiaddr> {
 fn make_node(name: &str, announce: Vec<libp2p::Multiaddr>) -> Result<Node, DemoError> {
     let mut rng = OsEntropy;
     let opened = Profile::ephemeral(name, &mut rng).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let config = NodeConfig { listen: loopback(), mdns: false, announce, engine: EngineConfig::default() };
+    let config = NodeConfig { listen: loopback(), mdns: false, announce, ..NodeConfig::default() };
     let engine = Engine::restore(opened.identity, opened.display_name, config.engine.clone(), opened.circles)
         .map_err(|e| DemoError::Setup(e.to_string()))?;
     Ok(Node::new(engine, opened.profile, config))

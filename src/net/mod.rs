@@ -16,9 +16,23 @@
 pub mod codec;
 pub mod limits;
 mod swarm;
+pub mod tor;
 
 pub use limits::{MAX_CONTROL_CONNECTIONS, raise_fd_limit};
 pub use swarm::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
+
+/// A circle's Tor set-up: the node's tor, this member's onion key for the
+/// circle (from the profile), the circle's client-auth keys and SOCKS
+/// credentials. The onion is published when the circle's network starts.
+pub struct CircleTor {
+    pub runtime: tor::TorRuntime,
+    pub onion_key: tor::OnionKey,
+    pub auth: std::sync::Arc<tor::ClientAuth>,
+    pub isolation: tor::Isolation,
+    /// Filled in when the onion is published: the onion address and the
+    /// 127.0.0.1 address tor forwards it to.
+    pub service: Option<(libp2p::Multiaddr, std::net::SocketAddr)>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

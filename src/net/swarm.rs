@@ -124,6 +124,8 @@ pub struct CircleNetConfig {
     pub listen: Vec<Multiaddr>,
     pub dial: Vec<Multiaddr>,
     pub mdns: bool,
+    /// Tor mode (`None`: direct TCP): see [`super::tor`].
+    pub tor: Option<super::CircleTor>,
 }
 
 /// Commands from the node to a circle's swarm task.
@@ -230,13 +232,14 @@ struct CircleBehaviour {
     direct: request_response::Behaviour<DirectCodec>,
     ping: ping::Behaviour,
     mdns: Toggle<mdns::tokio::Behaviour>,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Off in Tor mode (no address records), as are relay and DCUtR.
+    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// Every member can relay for the others (circuit relay v2)...
-    relay: relay::Behaviour,
+    relay: Toggle<relay::Behaviour>,
     /// ...and use others as relays.
     relay_client: relay::client::Behaviour,
     /// Upgrade relayed links to direct ones where NATs allow.
-    dcutr: dcutr::Behaviour,
+    dcutr: Toggle<dcutr::Behaviour>,
 }
 
 fn content_id(message: &gossipsub::Message) -> MessageId {
@@ -244,19 +247,36 @@ fn content_id(message: &gossipsub::Message) -> MessageId {
     MessageId::from(digest[..20].to_vec())
 }
 
-fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetError> {
+fn build_swarm(
+    config: &CircleNetConfig,
+    identity: libp2p::identity::Keypair,
+) -> Result<Swarm<CircleBehaviour>, NetError> {
     let psk = PreSharedKey::new(config.network_key);
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
-    let swarm = libp2p::SwarmBuilder::with_new_identity()
+    let tor = config.tor.is_some();
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_other_transport(|key| {
             let noise = noise::Config::new(key)?;
-            let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            // Tor mode: onions only (no TCP listener or dial outside tor);
+            // the same pnet + Noise + yamux upgrade on top.
+            let base = match &config.tor {
+                Some(t) => super::tor::TorTransport::new(
+                    t.runtime.client.clone(),
+                    t.isolation.clone(),
+                    t.auth.clone(),
+                    t.service.clone(),
+                )
+                .map_err(std::io::Error::other)
+                .boxed(),
+                None => tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)).boxed(),
+            };
+            let transport = base
                 .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
-                .timeout(Duration::from_secs(20))
+                .timeout(Duration::from_secs(if tor { 120 } else { 20 }))
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
         })
@@ -281,7 +301,7 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
-            let mdns = if config.mdns {
+            let mdns = if config.mdns && !tor {
                 Some(mdns::tokio::Behaviour::new(mdns::Config::default(), key.public().to_peer_id())?)
             } else {
                 None
@@ -306,10 +326,10 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
                 direct,
                 ping: ping::Behaviour::default(),
                 mdns: mdns.into(),
-                kad,
-                relay: relay::Behaviour::new(peer_id, relay::Config::default()),
+                kad: (!tor).then_some(kad).into(),
+                relay: (!tor).then(|| relay::Behaviour::new(peer_id, relay::Config::default())).into(),
                 relay_client,
-                dcutr: dcutr::Behaviour::new(peer_id),
+                dcutr: (!tor).then(|| dcutr::Behaviour::new(peer_id)).into(),
             })
         })
         .map_err(|e| setup(&e))?
@@ -320,18 +340,70 @@ fn build_swarm(config: &CircleNetConfig) -> Result<Swarm<CircleBehaviour>, NetEr
 
 /// Start a circle's swarm: listen, dial, and run its task. Events go to `events`.
 pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> Result<CircleNetwork, NetError> {
-    let mut swarm = build_swarm(&config)?;
+    let identity = libp2p::identity::Keypair::generate_ed25519();
+    let peer_id = identity.public().to_peer_id();
+    let (tx, rx) = mpsc::channel(256);
+    if config.tor.is_some() {
+        // The onion is published first (through tor's control port), then
+        // the swarm listens behind it; commands wait in the channel.
+        tokio::spawn(async move {
+            match start_tor_circle(config, identity).await {
+                Ok((swarm, config)) => run_swarm(swarm, &config, events, rx).await,
+                Err((circle, e)) => {
+                    tracing::error!("could not start a circle's Tor network: {e}");
+                    let kind = NetEventKind::DialFailed { reason: e.to_string() };
+                    let _ = events.send(NetEvent { circle, kind }).await;
+                }
+            }
+        });
+        return Ok(CircleNetwork { peer_id, commands: tx });
+    }
+    let mut swarm = build_swarm(&config, identity)?;
+    listen_all(&mut swarm, &config)?;
+    tokio::spawn(async move { run_swarm(swarm, &config, events, rx).await });
+    Ok(CircleNetwork { peer_id, commands: tx })
+}
+
+fn listen_all(swarm: &mut Swarm<CircleBehaviour>, config: &CircleNetConfig) -> Result<(), NetError> {
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
             .map_err(|e| NetError::Listen { address: address.to_string(), reason: e.to_string() })?;
     }
+    Ok(())
+}
+
+/// Tor mode: publish the circle's onion, then build the swarm and listen
+/// behind it (on the onion only; onion addresses only are dialled).
+async fn start_tor_circle(
+    mut config: CircleNetConfig,
+    identity: libp2p::identity::Keypair,
+) -> Result<(Swarm<CircleBehaviour>, CircleNetConfig), (CircleId, NetError)> {
+    let circle = config.circle;
+    let Some(tor) = config.tor.as_mut() else {
+        return Err((circle, NetError::Setup("not a Tor circle".into())));
+    };
+    let (onion, local) =
+        tor.runtime.publish(&tor.onion_key, &tor.auth).await.map_err(|e| (circle, NetError::Setup(e.to_string())))?;
+    tor.service = Some((onion.clone(), local));
+    config.listen = vec![onion];
+    config.dial.retain(|a| super::tor::onion_parts(a).is_some());
+    let mut swarm = build_swarm(&config, identity).map_err(|e| (circle, e))?;
+    listen_all(&mut swarm, &config).map_err(|e| (circle, e))?;
+    Ok((swarm, config))
+}
+
+async fn run_swarm(
+    mut swarm: Swarm<CircleBehaviour>,
+    config: &CircleNetConfig,
+    events: mpsc::Sender<NetEvent>,
+    rx: mpsc::Receiver<NetCommand>,
+) {
     for address in &config.dial {
         let _ = swarm.dial(address.clone());
     }
-    let peer_id = *swarm.local_peer_id();
-    let (tx, rx) = mpsc::channel(256);
     let task = SwarmTask {
+        tor: config.tor.is_some(),
         circle: config.circle,
         swarm,
         events,
@@ -344,8 +416,7 @@ pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> 
         links: HashMap::new(),
         deliveries: HashMap::new(),
     };
-    tokio::spawn(task.run(rx));
-    Ok(CircleNetwork { peer_id, commands: tx })
+    task.run(rx).await;
 }
 
 /// How many connections to one peer are direct and how many relayed.
@@ -399,6 +470,8 @@ fn take_token(buckets: &mut HashMap<PeerId, Bucket>, peer: PeerId, rate: f64, bu
 }
 
 struct SwarmTask {
+    /// Tor mode: no relay reservations, no Kademlia address records.
+    tor: bool,
     circle: CircleId,
     swarm: Swarm<CircleBehaviour>,
     events: mpsc::Sender<NetEvent>,
@@ -443,7 +516,9 @@ impl SwarmTask {
                 }
                 _ = bootstrap.tick() => {
                     // Fails harmlessly while we know no peer yet.
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        let _ = kad.bootstrap();
+                    }
                 }
                 command = commands.recv() => match command {
                     None => break,
@@ -539,7 +614,7 @@ impl SwarmTask {
 
     /// Ask `peer` to relay for us, if we have fewer than enough relays.
     fn reserve_with(&mut self, peer: PeerId, addresses: &[Multiaddr]) {
-        if self.reservations.len() >= MAX_RESERVATIONS || self.reservations.values().any(|p| *p == peer) {
+        if self.tor || self.reservations.len() >= MAX_RESERVATIONS || self.reservations.values().any(|p| *p == peer) {
             return;
         }
         // Prefer the address we reached them at: it works from here.
@@ -696,8 +771,10 @@ impl SwarmTask {
                     .filter(|a| !a.iter().any(|p| matches!(p, Protocol::P2pCircuit)))
                     .cloned()
                     .collect();
-                for a in &direct {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for a in &direct {
+                        kad.add_address(&peer_id, a.clone());
+                    }
                 }
                 // A peer we reach only through a relay cannot relay for us.
                 if !self.links.get(&peer_id).is_some_and(Links::relayed_only) {

@@ -68,12 +68,52 @@ pub struct NodeConfig {
     /// listen on (a port forward, or the demo's recording relay).
     pub announce: Vec<Multiaddr>,
     pub engine: EngineConfig,
+    /// How new circles' networks connect; a circle keeps the transport it
+    /// started with (remembered in the profile).
+    pub transport: Transport,
+}
+
+/// A circle network's transport.
+#[derive(Clone, Default)]
+pub enum Transport {
+    /// TCP straight to members' addresses (LAN, trusted networks): members
+    /// and the networks in between see each other's IP addresses.
+    #[default]
+    Direct,
+    /// Onion services through this tor: nobody learns anyone's IP address.
+    Tor(crate::net::tor::TorRuntime),
+}
+
+impl Transport {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Direct => "direct",
+            Transport::Tor(_) => "tor",
+        }
+    }
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty());
-        Self { listen: vec![any], mdns: false, announce: Vec::new(), engine: EngineConfig::default() }
+        Self {
+            listen: vec![any],
+            mdns: false,
+            announce: Vec::new(),
+            engine: EngineConfig::default(),
+            transport: Transport::Direct,
+        }
+    }
+}
+
+/// Which transport a circle's network uses: the one remembered for it; for
+/// a circle from before transports were remembered (it has a saved TCP
+/// port), direct; for a new circle, the node's.
+fn circle_transport(saved: Option<&str>, saved_port: u16, node: &str) -> String {
+    match saved {
+        Some(name) => name.to_string(),
+        None if saved_port != 0 => "direct".to_string(),
+        None => node.to_string(),
     }
 }
 
@@ -372,11 +412,19 @@ impl Node {
         if self.networks.contains_key(&circle) {
             return;
         }
-        let saved = peers::NetInfo::load(&self.profile, &circle);
+        let mut saved = peers::NetInfo::load(&self.profile, &circle);
+        let tor = match self.circle_tor(&circle, &network_key, &mut saved) {
+            Ok(tor) => tor,
+            Err(e) => {
+                tracing::error!("{e}");
+                self.tell_watchers(NodeEvent::Engine(Box::new(Event::Error { reason: e })));
+                return;
+            }
+        };
         let listen = self.config.listen.iter().map(|a| peers::with_port(a, saved.port)).collect();
         let mut dial = dial;
         dial.extend(saved.peers.iter().filter_map(|a| a.parse().ok()));
-        let config = CircleNetConfig { circle, network_key, listen, dial, mdns: self.config.mdns };
+        let config = CircleNetConfig { circle, network_key, listen, dial, mdns: self.config.mdns, tor };
         match spawn_circle(config, self.net_tx.clone()) {
             Ok(net) => {
                 let mut book = PeerBook::new(net.peer_id);
@@ -386,6 +434,51 @@ impl Node {
             }
             Err(e) => tracing::error!("could not start a circle network: {e}"),
         }
+    }
+
+    /// The circle's transport: what it was first started with (saved), or
+    /// this node's for a new circle; a circle that existed before
+    /// transports were remembered (it has a saved port) stays direct. A
+    /// Tor circle never falls back to direct: without tor it does not run.
+    fn circle_tor(
+        &mut self,
+        circle: &CircleId,
+        network_key: &[u8; 32],
+        saved: &mut peers::NetInfo,
+    ) -> Result<Option<crate::net::CircleTor>, String> {
+        let chosen = circle_transport(saved.transport.as_deref(), saved.port, self.config.transport.name());
+        let mut changed = saved.transport.as_deref() != Some(chosen.as_str());
+        saved.transport = Some(chosen.clone());
+        let result = match (chosen.as_str(), &self.config.transport) {
+            ("direct", _) => Ok(None),
+            ("tor", Transport::Tor(runtime)) => {
+                let seed = match saved.onion_key {
+                    Some(seed) => seed,
+                    None => {
+                        let mut seed = [0u8; 32];
+                        crate::entropy::Entropy::fill(&mut self.rng, &mut seed);
+                        saved.onion_key = Some(seed);
+                        changed = true;
+                        seed
+                    }
+                };
+                Ok(Some(crate::net::CircleTor {
+                    runtime: runtime.clone(),
+                    onion_key: crate::net::tor::OnionKey::from_seed(seed),
+                    auth: std::sync::Arc::new(crate::net::tor::ClientAuth::for_circle(network_key)),
+                    isolation: crate::net::tor::circle_isolation(circle),
+                    service: None,
+                }))
+            }
+            ("tor", Transport::Direct) => {
+                Err("this circle uses Tor: start kolo with --transport tor to connect to it".to_string())
+            }
+            (other, _) => Err(format!("unknown transport {other:?} remembered for a circle")),
+        };
+        if changed {
+            saved.save(&mut self.profile, circle);
+        }
+        result
     }
 
     /// Network events in arrival order; consecutive frames are handled
@@ -563,6 +656,17 @@ impl Node {
 
     /// The addresses members should dial us on for `circle`.
     fn advertised(&self, circle: &CircleId) -> Vec<String> {
+        // A Tor circle gives out its onion only, whatever else is configured.
+        let onions: Vec<String> = self
+            .books
+            .get(circle)
+            .map(|b| {
+                b.listen.iter().filter(|a| crate::net::tor::onion_parts(a).is_some()).map(ToString::to_string).collect()
+            })
+            .unwrap_or_default();
+        if !onions.is_empty() {
+            return onions;
+        }
         if !self.config.announce.is_empty() {
             return self.config.announce.iter().map(ToString::to_string).collect();
         }
@@ -630,5 +734,23 @@ impl Node {
             }
         }
         self.join_waiters.retain(|_, v| !v.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::circle_transport;
+
+    #[test]
+    fn a_circle_keeps_its_transport() {
+        // A new circle takes the node's transport.
+        assert_eq!(circle_transport(None, 0, "tor"), "tor");
+        assert_eq!(circle_transport(None, 0, "direct"), "direct");
+        // A Tor circle stays Tor on a node started without tor (which then
+        // refuses to run it), and a direct one stays direct under Tor.
+        assert_eq!(circle_transport(Some("tor"), 0, "direct"), "tor");
+        assert_eq!(circle_transport(Some("direct"), 4001, "tor"), "direct");
+        // A circle from before transports were remembered was direct.
+        assert_eq!(circle_transport(None, 4001, "tor"), "direct");
     }
 }

@@ -20,6 +20,23 @@ const MAX_SAVED_ADDRESSES: usize = 32;
 pub struct NetInfo {
     pub port: u16,
     pub peers: Vec<String>,
+    /// "tor" or "direct", fixed when the circle's network first starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Tor mode: this member's onion service key for the circle (an
+    /// Ed25519 seed). Kept only here, in the encrypted profile; tor gets it
+    /// over the control port and never writes it to its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onion_key: Option<[u8; 32]>,
+}
+
+impl Drop for NetInfo {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(key) = self.onion_key.as_mut() {
+            key.zeroize();
+        }
+    }
 }
 
 impl NetInfo {
@@ -123,7 +140,8 @@ impl PeerBook {
         }
         let set = self.addresses.entry(peer).or_default();
         let mut changed = false;
-        for a in addresses.iter().filter(|a| port_of(a).is_some_and(|p| p != 0)) {
+        let dialable = |a: &&Multiaddr| port_of(a).is_some_and(|p| p != 0) || crate::net::tor::onion_parts(a).is_some();
+        for a in addresses.iter().filter(dialable) {
             // Only dialable addresses; unspecified ones are useless to others.
             if a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())) {
                 continue;
@@ -174,5 +192,22 @@ impl PeerBook {
     /// Is `member` connected to us, and is the link relayed?
     pub fn link_of(&self, member: &MemberId) -> Option<bool> {
         self.members.get(member).and_then(|p| self.connected.get(p).copied())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onion_addresses_are_remembered_for_redial() {
+        let mut book = PeerBook::new(PeerId::random());
+        let peer = PeerId::random();
+        let onion: Multiaddr = format!("/onion3/{}:443", "a".repeat(56)).parse().unwrap();
+        let unspecified: Multiaddr = "/ip4/0.0.0.0/tcp/4001".parse().unwrap();
+        assert!(book.learn_addresses(peer, &[onion.clone(), unspecified]));
+        assert_eq!(book.saved.peers, vec![onion.to_string()]);
+        assert_eq!(book.addresses_to_redial(), vec![onion]);
     }
 }

@@ -280,6 +280,8 @@ impl Node {
                 let circle = self.resolve_circle(&circle)?;
                 let me = self.engine.member_id();
                 let book = self.books.get(&circle);
+                // In a Tor circle every link goes through tor: say so, not "direct".
+                let tor = book.is_some_and(|b| b.saved.transport.as_deref() == Some("tor"));
                 Ok(Value::Array(
                     self.engine
                         .members(&circle)
@@ -294,6 +296,7 @@ impl Node {
                                 "online": link.is_some(),
                                 "link": match link {
                                     _ if m.id == me => "you",
+                                    Some(_) if tor && m.id != me => "tor",
                                     Some(true) => "relayed",
                                     Some(false) => "direct",
                                     None => "offline",

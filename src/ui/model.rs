@@ -35,6 +35,8 @@ pub enum Link {
     You,
     Direct,
     Relayed,
+    /// Through Tor onion services: neither side sees the other's IP.
+    Tor,
     Offline,
 }
 
@@ -1134,6 +1136,7 @@ fn member_from_json(v: &Value) -> Member {
         (Some(true), _) => Link::You,
         (_, Some("direct")) => Link::Direct,
         (_, Some("relayed")) => Link::Relayed,
+        (_, Some("tor")) => Link::Tor,
         _ => Link::Offline,
     };
     Member {

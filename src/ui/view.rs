@@ -317,6 +317,7 @@ fn draw_members(frame: &mut Frame<'_>, app: &App, area: Rect) {
             Link::You => ("●", "you", Color::Cyan),
             Link::Direct => ("●", "direct", Color::Green),
             Link::Relayed => ("●", "relayed", Color::Yellow),
+            Link::Tor => ("●", "via tor", Color::Green),
             Link::Offline => ("○", "offline", Color::DarkGray),
         };
         let role = if m.role == "organiser" { " org" } else { "" };

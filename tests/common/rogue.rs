@@ -113,6 +113,7 @@ impl Loop {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             dial,
             mdns: false,
+            tor: None,
         };
         self.net = Some(spawn_circle(config, self.net_tx.clone()).unwrap());
         self.circle = Some(circle);

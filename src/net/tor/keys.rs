@@ -1,0 +1,162 @@
+//! Key material for onion services, in the forms tor's control port takes.
+//!
+//! * The onion service key: an Ed25519 seed that kolo keeps in the
+//!   encrypted profile (one per member per circle, random). Tor is given
+//!   only the expanded secret key (`ED25519-V3:<base64>` in `ADD_ONION`),
+//!   and with `Flags=DiscardPK` and no `HiddenServiceDir` it never writes
+//!   it to its data directory.
+//! * Client authorisation: an X25519 key pair derived from the circle's
+//!   network key, so that every holder of the circle secret (every member,
+//!   and so every invitee) can fetch the descriptor and nobody else can.
+
+use sha2::{Digest, Sha512};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::crypto::kdf;
+
+const CLIENT_AUTH_LABEL: &[u8] = b"kolo/v1/tor-client-auth";
+
+/// RFC 4648 base32 without padding, lowercase (onion addresses) or
+/// uppercase (what tor's control port prints).
+pub fn base32(bytes: &[u8], lower: bool) -> String {
+    let alphabet: &[u8; 32] =
+        if lower { b"abcdefghijklmnopqrstuvwxyz234567" } else { b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" };
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let mut buffer: u32 = 0;
+    let mut bits = 0;
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(alphabet[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(alphabet[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    buffer.zeroize();
+    out
+}
+
+/// Standard base64 with padding (what tor's control port takes).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A member's onion service key for one circle: a 32-byte Ed25519 seed.
+/// Zeroized on drop; no `Debug`.
+pub struct OnionKey(Zeroizing<[u8; 32]>);
+
+impl OnionKey {
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        OnionKey(Zeroizing::new(seed))
+    }
+
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// `ED25519-V3:<base64 of the 64-byte expanded secret key>`: SHA-512 of
+    /// the seed with the scalar half clamped, as tor stores such keys.
+    pub fn control_blob(&self) -> Zeroizing<String> {
+        let mut expanded: [u8; 64] = Sha512::digest(self.0.as_slice()).into();
+        expanded[0] &= 248;
+        expanded[31] &= 127;
+        expanded[31] |= 64;
+        let blob = Zeroizing::new(format!("ED25519-V3:{}", base64(&expanded)));
+        expanded.zeroize();
+        blob
+    }
+}
+
+/// The client-authorisation key pair of a circle's onions.
+pub struct ClientAuth {
+    secret: Zeroizing<[u8; 32]>,
+    public: [u8; 32],
+}
+
+impl ClientAuth {
+    /// Derived from the circle's network key (which every member holds).
+    pub fn for_circle(network_key: &[u8; 32]) -> Self {
+        let mut seed: [u8; 32] = kdf::derive(&[], network_key, CLIENT_AUTH_LABEL, &[]);
+        let secret = x25519_dalek::StaticSecret::from(seed);
+        seed.zeroize();
+        let public = x25519_dalek::PublicKey::from(&secret).to_bytes();
+        ClientAuth { secret: Zeroizing::new(secret.to_bytes()), public }
+    }
+
+    /// `ClientAuthV3=` value: base32 of the public key.
+    pub fn public_base32(&self) -> String {
+        base32(&self.public, false)
+    }
+
+    /// `ONION_CLIENT_AUTH_ADD` value: `x25519:<base64 of the secret key>`.
+    pub fn secret_blob(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("x25519:{}", base64(self.secret.as_slice())))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_matches_rfc4648_vectors() {
+        assert_eq!(base32(b"", true), "");
+        assert_eq!(base32(b"f", false), "MY");
+        assert_eq!(base32(b"fo", false), "MZXQ");
+        assert_eq!(base32(b"foo", false), "MZXW6");
+        assert_eq!(base32(b"foob", false), "MZXW6YQ");
+        assert_eq!(base32(b"fooba", false), "MZXW6YTB");
+        assert_eq!(base32(b"foobar", true), "mzxw6ytboi");
+        // An onion address is 35 bytes: 56 characters.
+        assert_eq!(base32(&[0u8; 35], true).len(), 56);
+        // A client-auth key is 32 bytes: 52 characters.
+        assert_eq!(base32(&[0u8; 32], false).len(), 52);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0u8; 64]).len(), 88);
+    }
+
+    #[test]
+    fn onion_blob_is_the_clamped_expanded_key() {
+        let key = OnionKey::from_seed([7; 32]);
+        let blob = key.control_blob();
+        assert!(blob.starts_with("ED25519-V3:"));
+        assert_eq!(blob.len(), "ED25519-V3:".len() + 88);
+        // Same seed, same blob; another seed, another blob.
+        assert_eq!(*blob, *OnionKey::from_seed([7; 32]).control_blob());
+        assert_ne!(*blob, *OnionKey::from_seed([8; 32]).control_blob());
+    }
+
+    #[test]
+    fn client_auth_is_per_circle() {
+        let a = ClientAuth::for_circle(&[1; 32]);
+        let b = ClientAuth::for_circle(&[2; 32]);
+        assert_ne!(a.public_base32(), b.public_base32());
+        assert_eq!(a.public_base32(), ClientAuth::for_circle(&[1; 32]).public_base32());
+        assert!(a.secret_blob().starts_with("x25519:"));
+    }
+}
