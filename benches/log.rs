@@ -21,30 +21,38 @@ use kolo::identity::{IdentitySecret, NoiseBinding, NoiseSecret};
 
 const OPS: usize = 10_000;
 
-/// Organisers who take turns; members added, renamed, removed; every
-/// `fork`-th operation is signed on the heads before the previous one.
+/// Organisers who take turns adding members, rotating and setting the
+/// timer; every `fork`-th operation is signed on the heads before the
+/// previous one (concurrent with it).
 fn history(fork: usize) -> Vec<Op> {
     let mut rng = SeededEntropy::from_u64(1);
     let ana = IdentitySecret::generate(&mut rng);
     let (genesis, circle) = Op::create(&ana, &NoiseSecret::generate(&mut rng), "c", "Ana", 0, 0, &mut rng).unwrap();
     let mut log = CircleLog::from_genesis(genesis.clone()).unwrap();
-    let bo = IdentitySecret::generate(&mut rng);
-    let b = NoiseBinding::create(&bo, &circle, &NoiseSecret::generate(&mut rng));
-    let add_bo = Op::sign(
-        &ana,
-        &circle,
-        log.heads(),
-        OpBody::Add { member: bo.member_id(), binding: b, display_name: "Bo".into(), role: Role::Organiser },
-        1,
-    )
-    .unwrap();
-    log.insert(add_bo.clone()).unwrap();
-    let mut ops = vec![genesis, add_bo];
+    let mut ops = vec![genesis];
+    // Five organisers take turns: each may author at most 2,000 operations.
+    let mut organisers = vec![ana];
+    for i in 0..4 {
+        let who = IdentitySecret::generate(&mut rng);
+        let binding = NoiseBinding::create(&who, &circle, &NoiseSecret::generate(&mut rng));
+        let add = Op::sign(
+            &organisers[0],
+            &circle,
+            log.heads(),
+            OpBody::Add { member: who.member_id(), binding, display_name: format!("org{i}"), role: Role::Organiser },
+            1,
+        )
+        .unwrap();
+        log.insert(add.clone()).unwrap();
+        ops.push(add);
+        organisers.push(who);
+    }
     let mut previous_heads = log.heads();
-    let mut k = 0u64;
-    while ops.len() < OPS {
-        k += 1;
-        let author = if k % 2 == 0 { &ana } else { &bo };
+    for k in 0..(2 * OPS) as u64 {
+        if ops.len() >= OPS {
+            break;
+        }
+        let author = &organisers[k as usize % organisers.len()];
         let heads = if fork > 0 && k as usize % fork == 0 { previous_heads.clone() } else { log.heads() };
         let who = IdentitySecret::generate(&mut rng);
         let body = match k % 3 {
@@ -57,7 +65,7 @@ fn history(fork: usize) -> Vec<Op> {
                 role: Role::Member,
             },
         };
-        let op = Op::sign(author, &circle, heads, body, k).unwrap();
+        let op = Op::sign(author, &circle, heads, body, k + 2).unwrap();
         previous_heads = log.heads();
         if log.insert(op.clone()).is_ok() {
             ops.push(op);
@@ -75,10 +83,13 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
 fn main() {
     for (name, fork) in [("linear", 0), ("every 10th concurrent", 10)] {
         let ops = history(fork);
-        let circle = kolo::circle::op::circle_id_of(&ops[0].author, &match &ops[0].body {
-            OpBody::Create { nonce, .. } => *nonce,
-            _ => unreachable!(),
-        });
+        let circle = kolo::circle::op::circle_id_of(
+            &ops[0].author,
+            &match &ops[0].body {
+                OpBody::Create { nonce, .. } => *nonce,
+                _ => unreachable!(),
+            },
+        );
         let (_, verify) = time(|| ops.iter().filter(|o| o.verify_author(&circle).is_ok()).count());
         let encoded: Vec<Vec<u8>> = ops.iter().map(Op::encode).collect();
         let (log, build) = time(|| {

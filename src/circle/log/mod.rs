@@ -392,6 +392,8 @@ impl CircleLog {
         let mut added: Vec<OpId> = Vec::new();
         // Inserted but not yet placed in the causal order.
         let mut unplaced: HashSet<OpId> = HashSet::new();
+        // Stored on signatures alone, to be judged by the final resolution.
+        let mut deferred: Vec<OpId> = Vec::new();
         let mut pending = false;
         let mut first_error = None;
         let mut queue: VecDeque<Op> = ops.into();
@@ -418,8 +420,33 @@ impl CircleLog {
                 continue;
             }
             if op.parents.iter().any(|p| unplaced.contains(p)) {
-                self.res = Resolution::resolve(&self.ops);
-                unplaced.clear();
+                // It descends from an operation not placed yet (which passed
+                // every check, backdating included, so this one's past holds
+                // the settled set too): keep it with the signature checks
+                // and its quota now, and judge its causal authority from the
+                // one resolution at the end of the batch.
+                let within_quota = self.authored.get(&op.author).copied().unwrap_or(0) < policy::MAX_QUOTA;
+                match self.check_signatures(&op) {
+                    Ok(()) if within_quota => {
+                        unplaced.insert(id);
+                        deferred.push(id);
+                        *self.authored.entry(op.author).or_default() += 1;
+                        self.ops.insert(id, op);
+                        added.push(id);
+                        let (ready, waiting): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
+                            .into_iter()
+                            .partition(|p| p.parents.iter().all(|q| self.ops.contains_key(q)));
+                        self.pending = waiting.into();
+                        queue.extend(ready);
+                    }
+                    Ok(()) => {
+                        first_error.get_or_insert(CircleError::QuotaExceeded);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                continue;
             }
             match self.admit_one(&op, &id, unplaced.is_empty()) {
                 Ok(placed) => {
@@ -443,6 +470,35 @@ impl CircleLog {
         }
         if !unplaced.is_empty() {
             self.res = Resolution::resolve(&self.ops);
+            // Deferred operations their author could not make are refused
+            // after all, with everything stored after them.
+            let refused: Vec<OpId> =
+                deferred.iter().filter(|id| self.res.causal_refused.contains(*id)).copied().collect();
+            if !refused.is_empty() {
+                first_error.get_or_insert(CircleError::Unauthorised("its author could not make it in its own past"));
+                let mut gone: HashSet<OpId> = refused.into_iter().collect();
+                loop {
+                    let more: Vec<OpId> = self
+                        .ops
+                        .iter()
+                        .filter(|(id, op)| !gone.contains(*id) && op.parents.iter().any(|p| gone.contains(p)))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    if more.is_empty() {
+                        break;
+                    }
+                    gone.extend(more);
+                }
+                for id in &gone {
+                    if let Some(op) = self.ops.remove(id)
+                        && let Some(n) = self.authored.get_mut(&op.author)
+                    {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                added.retain(|id| !gone.contains(id));
+                self.res = Resolution::resolve(&self.ops);
+            }
         }
         if added.is_empty() {
             return match (first_error, pending) {
@@ -490,23 +546,7 @@ impl CircleLog {
 
     /// Every check of an operation whose parents are held; its ancestor set.
     fn checked_ancestors(&self, op: &Op) -> Result<dag::Ancestors, CircleError> {
-        self.check_early(op)?;
-        if let OpBody::Admit { join } = &op.body {
-            let invite_op = join.invite_of().ok_or(CircleError::WrongCircle)?;
-            let Some(OpBody::Invite { invite_public, .. }) = self.ops.get(&invite_op).map(|o| &o.body) else {
-                return Err(CircleError::Unauthorised("the admit names an unknown invite"));
-            };
-            join.verify_signatures(&self.circle_id, Some(invite_public))?;
-        }
-        match &op.body {
-            OpBody::Add { member, binding, .. } => binding.verify(member, &self.circle_id),
-            OpBody::Admit { join } => match &join.body {
-                OpBody::Join { binding, .. } => binding.verify(&join.author, &self.circle_id),
-                _ => return Err(CircleError::WrongCircle),
-            },
-            _ => Ok(()),
-        }
-        .map_err(|_| CircleError::BadBinding)?;
+        self.check_signatures(op)?;
         let bits = self.res.dag.ancestors_of_new(&op.parents);
         if !self.ops.contains_key(&op.id())
             && let Some(settled) = self.settled()
@@ -523,6 +563,27 @@ impl CircleLog {
             }
         }
         Ok(bits)
+    }
+
+    /// The checks that need no causal state: signatures and bindings.
+    fn check_signatures(&self, op: &Op) -> Result<(), CircleError> {
+        self.check_early(op)?;
+        if let OpBody::Admit { join } = &op.body {
+            let invite_op = join.invite_of().ok_or(CircleError::WrongCircle)?;
+            let Some(OpBody::Invite { invite_public, .. }) = self.ops.get(&invite_op).map(|o| &o.body) else {
+                return Err(CircleError::Unauthorised("the admit names an unknown invite"));
+            };
+            join.verify_signatures(&self.circle_id, Some(invite_public))?;
+        }
+        match &op.body {
+            OpBody::Add { member, binding, .. } => binding.verify(member, &self.circle_id),
+            OpBody::Admit { join } => match &join.body {
+                OpBody::Join { binding, .. } => binding.verify(&join.author, &self.circle_id),
+                _ => return Err(CircleError::WrongCircle),
+            },
+            _ => Ok(()),
+        }
+        .map_err(|_| CircleError::BadBinding)
     }
 }
 

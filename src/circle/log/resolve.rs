@@ -217,6 +217,9 @@ pub(super) struct Resolution {
     /// Valid revocations by target.
     valid_revocations: HashMap<MemberId, Vec<(usize, Revokes)>>,
     pub(super) roster: Roster,
+    /// Stored operations that fail step 1 (only after a batch whose
+    /// causal checks waited for the resolution).
+    pub(super) causal_refused: HashSet<OpId>,
     /// The author of the operation at each position.
     authors: Vec<MemberId>,
 }
@@ -263,6 +266,12 @@ impl Resolution {
                 final_facts: Facts::default(),
                 valid_revocations,
                 roster: Roster::default(),
+                causal_refused: order
+                    .iter()
+                    .zip(&causal_ok)
+                    .filter(|(_, ok)| ok.is_err())
+                    .map(|((id, _), _)| *id)
+                    .collect(),
                 authors: order.iter().map(|(_, op)| op.author).collect(),
             };
             let mut lost_standing = Vec::new();
