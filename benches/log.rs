@@ -53,7 +53,7 @@ fn history(fork: usize) -> Vec<Op> {
             break;
         }
         let author = &organisers[k as usize % organisers.len()];
-        let heads = if fork > 0 && k as usize % fork == 0 { previous_heads.clone() } else { log.heads() };
+        let heads = if fork > 0 && (k as usize).is_multiple_of(fork) { previous_heads.clone() } else { log.heads() };
         let who = IdentitySecret::generate(&mut rng);
         let body = match k % 3 {
             0 => OpBody::Rotate,

@@ -516,6 +516,12 @@ fn concurrent_add_and_remove_by_two_organisers_resolve_the_same_everywhere() {
     // Every member has acknowledged di's admission (its key distribution
     // carries heads that hold it) before the removal is published.
     assert!(wait_until(WAIT, || member_names(&di, "hall").len() == 4), "di never saw the whole circle");
+    // di reads rex: it holds rex's chain, whose distribution carried rex's
+    // heads (rex's acknowledgement of di's admission).
+    assert!(fence(&r, circle, &di, "hall", "rex greets di"), "di never heard rex");
+    ana.send("hall", "ana greets di");
+    bo.send("hall", "bo greets di");
+    assert!(di.wait_for_text("hall", "ana greets di", WAIT) && di.wait_for_text("hall", "bo greets di", WAIT));
     std::thread::sleep(Duration::from_secs(3));
     seal_raw(&r, circle, inner(circle, me, epoch, Body::Op(remove)));
     std::thread::sleep(Duration::from_secs(3));
@@ -523,8 +529,9 @@ fn concurrent_add_and_remove_by_two_organisers_resolve_the_same_everywhere() {
     for (who, d) in [("bo", bo), ("ana", &ana), ("di", &di)] {
         assert!(
             wait_until(WAIT, || member_names(d, "hall") == expected),
-            "{who} resolved to {:?}",
-            member_names(d, "hall")
+            "{who} resolved to {:?}; it shows {:?}",
+            member_names(d, "hall"),
+            d.texts("hall")
         );
     }
     // The circle works, di included.

@@ -476,6 +476,18 @@ impl MemberProof {
     }
 }
 
+/// What a chain signing key signs to prove the chain is `owner`'s, for
+/// `epoch`, under `context` (SPEC §6.3): without it another member could
+/// hand out someone else's chain as its own and so silence them.
+pub fn chain_owner_message(
+    circle_id: &[u8; 32],
+    owner: &crate::identity::MemberId,
+    epoch: u32,
+    context: &[u8; 32],
+) -> Vec<u8> {
+    [crate::crypto::kdf::LABEL_CHAIN_OWNER, circle_id, owner.as_bytes(), &epoch.to_be_bytes(), context].concat()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
@@ -560,16 +572,4 @@ mod tests {
             let _ = MemberProof::decode(&bytes);
         }
     }
-}
-
-/// What a chain signing key signs to prove the chain is `owner`'s, for
-/// `epoch`, under `context` (SPEC §6.3): without it another member could
-/// hand out someone else's chain as its own and so silence them.
-pub fn chain_owner_message(
-    circle_id: &[u8; 32],
-    owner: &crate::identity::MemberId,
-    epoch: u32,
-    context: &[u8; 32],
-) -> Vec<u8> {
-    [crate::crypto::kdf::LABEL_CHAIN_OWNER, circle_id, owner.as_bytes(), &epoch.to_be_bytes(), context].concat()
 }

@@ -86,7 +86,7 @@ impl Dag {
         let full = n / 64;
         bits.len() >= n.div_ceil(64)
             && bits[..full].iter().all(|w| *w == u64::MAX)
-            && (n % 64 == 0 || bits[full] & ((1u64 << (n % 64)) - 1) == (1u64 << (n % 64)) - 1)
+            && (n.is_multiple_of(64) || bits[full] & ((1u64 << (n % 64)) - 1) == (1u64 << (n % 64)) - 1)
     }
 
     /// Place an operation after all others (its parents are placed).

@@ -430,14 +430,8 @@ impl CircleLog {
                     Ok(()) if within_quota => {
                         unplaced.insert(id);
                         deferred.push(id);
-                        *self.authored.entry(op.author).or_default() += 1;
-                        self.ops.insert(id, op);
                         added.push(id);
-                        let (ready, waiting): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
-                            .into_iter()
-                            .partition(|p| p.parents.iter().all(|q| self.ops.contains_key(q)));
-                        self.pending = waiting.into();
-                        queue.extend(ready);
+                        queue.extend(self.store(id, op));
                     }
                     Ok(()) => {
                         first_error.get_or_insert(CircleError::QuotaExceeded);
@@ -453,15 +447,8 @@ impl CircleLog {
                     if !placed {
                         unplaced.insert(id);
                     }
-                    *self.authored.entry(op.author).or_default() += 1;
-                    self.ops.insert(id, op);
                     added.push(id);
-                    // Parked children of this one may now be ready.
-                    let (ready, waiting): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
-                        .into_iter()
-                        .partition(|p| p.parents.iter().all(|q| self.ops.contains_key(q)));
-                    self.pending = waiting.into();
-                    queue.extend(ready);
+                    queue.extend(self.store(id, op));
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -508,6 +495,18 @@ impl CircleLog {
             };
         }
         Ok(InsertOutcome::Applied { changes: diff(&before, &self.res.roster, &added) })
+    }
+
+    /// Keep a checked operation; returns the parked operations whose
+    /// parents are now all held.
+    fn store(&mut self, id: OpId, op: Op) -> Vec<Op> {
+        *self.authored.entry(op.author).or_default() += 1;
+        self.ops.insert(id, op);
+        let (ready, waiting): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.parents.iter().all(|q| self.ops.contains_key(q)));
+        self.pending = waiting.into();
+        ready
     }
 
     /// Checks possible before the parents are known.

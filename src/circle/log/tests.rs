@@ -227,19 +227,26 @@ fn attack6_a_plain_member_cannot_fill_the_log_and_become_unremovable() {
     assert!(!w.log.is_member(&cy.member_id()));
 }
 
-#[test]
-fn mutual_removal_leaves_the_senior_organiser() {
-    let mut w = world();
+/// Ana (creator) adds Bo, then Cy, as organisers.
+fn two_more_organisers(w: &mut World) -> (IdentitySecret, IdentitySecret) {
     let ana = clone_id(&w.ana);
     let bo = person(&mut w.rng);
     let cy = person(&mut w.rng);
     for (p, n) in [(&bo, "Bo"), (&cy, "Cy")] {
         let op = {
             let h = w.log.heads();
-            add(&mut w, &ana, p, n, Role::Organiser, h)
+            add(w, &ana, p, n, Role::Organiser, h)
         };
         w.log.insert(op).unwrap();
     }
+    (bo, cy)
+}
+
+#[test]
+fn mutual_removal_leaves_the_senior_organiser() {
+    let mut w = world();
+    let ana = clone_id(&w.ana);
+    let (bo, cy) = two_more_organisers(&mut w);
     let heads = w.log.heads();
     let a = sign(&w, &bo, heads.clone(), OpBody::Remove { member: cy.member_id() }, 3000);
     let b = sign(&w, &cy, heads, OpBody::Remove { member: bo.member_id() }, 3000);
@@ -256,15 +263,7 @@ fn mutual_removal_leaves_the_senior_organiser() {
 fn a_three_way_removal_cycle_leaves_the_most_senior() {
     let mut w = world();
     let ana = clone_id(&w.ana);
-    let bo = person(&mut w.rng);
-    let cy = person(&mut w.rng);
-    for (p, n) in [(&bo, "Bo"), (&cy, "Cy")] {
-        let op = {
-            let h = w.log.heads();
-            add(&mut w, &ana, p, n, Role::Organiser, h)
-        };
-        w.log.insert(op).unwrap();
-    }
+    let (bo, cy) = two_more_organisers(&mut w);
     let heads = w.log.heads();
     let ops = [
         sign(&w, &ana, heads.clone(), OpBody::Remove { member: bo.member_id() }, 3000),
