@@ -225,6 +225,12 @@ fn inside_private_network() {
         );
         return;
     }
+    // Never start a tor outside the private network: only `lo` may exist
+    // here (a fresh `unshare -n`), and the torrc must be the test network's.
+    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&links.stdout).lines().count(), 1, "not in a fresh network namespace");
+    let extra = std::fs::read_to_string(std::env::var_os("KOLO_TOR_EXTRA_TORRC").unwrap()).unwrap_or_default();
+    assert!(extra.contains("TestingTorNetwork 1"), "the torrc is not the private test network's");
     let work = PathBuf::from(std::env::var_os("KOLO_TOR_PRIVATE_WORK").unwrap()).join("members");
     std::fs::create_dir_all(&work).unwrap();
     let mut ana = Member::new(&work, "ana");

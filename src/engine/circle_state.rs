@@ -590,20 +590,11 @@ impl CircleState {
                 Ok(())
             }
             PairPayload::LogOps(ops) => {
+                // Operations this member holds and we refuse: our logs differ.
                 let mut refused = 0;
                 for bytes in ops {
                     match Op::decode(&bytes) {
-                        Ok(op) if self.log.check(&op).is_err() && !self.log.contains(&op.id()) => {
-                            // Parents unknown yet is fine (held); anything
-                            // else is an operation this member holds and we
-                            // refuse: our logs will differ.
-                            let parents_known = op.parents.iter().all(|p| self.log.contains(p));
-                            if parents_known {
-                                refused += 1;
-                            }
-                            self.insert_op(ctx, op);
-                        }
-                        Ok(op) => self.insert_op(ctx, op),
+                        Ok(op) => refused += usize::from(self.insert_op(ctx, op)),
                         Err(_) => refused += 1,
                     }
                 }
@@ -1024,7 +1015,9 @@ impl CircleState {
             }
             Body::Op(bytes) => {
                 match Op::decode(bytes) {
-                    Ok(op) => self.insert_op(ctx, op),
+                    Ok(op) => {
+                        self.insert_op(ctx, op);
+                    }
                     Err(e) => ctx.event(Event::Rejected {
                         circle: self.id(),
                         reason: format!("membership operation refused: {e}"),

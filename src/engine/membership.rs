@@ -10,7 +10,9 @@ use crate::identity::MemberId;
 
 impl CircleState {
     /// Insert an operation (ours or received) and act on what changed.
-    pub fn insert_op(&mut self, ctx: &mut Ctx<'_>, op: Op) {
+    /// Returns whether the log refused it (held for missing parents and
+    /// duplicates are not refusals).
+    pub fn insert_op(&mut self, ctx: &mut Ctx<'_>, op: Op) -> bool {
         let epoch_before = self.log.epoch();
         let (author, id) = (op.author, op.id());
         self.log.set_local(ctx.me);
@@ -21,10 +23,14 @@ impl CircleState {
         }
         match result {
             Err(e) => {
-                ctx.event(Event::Rejected { circle: self.id(), reason: format!("membership operation refused: {e}") })
+                ctx.event(Event::Rejected { circle: self.id(), reason: format!("membership operation refused: {e}") });
+                true
             }
-            Ok(InsertOutcome::Duplicate) | Ok(InsertOutcome::Pending) => {}
-            Ok(InsertOutcome::Applied { changes }) => self.apply_changes(ctx, changes, epoch_before),
+            Ok(InsertOutcome::Duplicate) | Ok(InsertOutcome::Pending) => false,
+            Ok(InsertOutcome::Applied { changes }) => {
+                self.apply_changes(ctx, changes, epoch_before);
+                false
+            }
         }
     }
 

@@ -198,12 +198,13 @@ impl Engine {
         let Some(c) = self.circles.get(id) else {
             return Vec::new();
         };
+        let lookalikes = c.log.lookalikes();
         c.log
             .members()
             .into_iter()
             .map(|r| MemberView {
                 id: r.id,
-                lookalike_of: c.log.lookalike_of(&r.id),
+                lookalike_of: lookalikes.get(&r.id).copied(),
                 name: r.display_name.clone(),
                 role: r.role,
                 verified: c.verified.contains(&r.id),

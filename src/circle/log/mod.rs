@@ -246,11 +246,27 @@ impl CircleLog {
     /// Another current or former member whose name looks like `member`'s
     /// (same confusable skeleton, `circle::name_skeleton`).
     pub fn lookalike_of(&self, member: &MemberId) -> Option<MemberId> {
-        let name = self.member(member)?.display_name.as_str();
-        let skeleton = name_skeleton(name);
+        self.lookalikes().remove(member)
+    }
+
+    /// For every current member whose name looks like another current or
+    /// former member's, one such other member (each skeleton computed once).
+    pub fn lookalikes(&self) -> HashMap<MemberId, MemberId> {
         let current = self.roster().members.values().map(|m| (m.id, m.display_name.as_str()));
         let former = self.roster().former.iter().map(|(id, n)| (*id, n.as_str()));
-        current.chain(former).find(|(id, n)| id != member && name_skeleton(n) == skeleton).map(|(id, _)| id)
+        let mut by_skeleton: HashMap<String, Vec<MemberId>> = HashMap::new();
+        for (id, name) in current.chain(former) {
+            by_skeleton.entry(name_skeleton(name)).or_default().push(id);
+        }
+        let mut out = HashMap::new();
+        for ids in by_skeleton.values().filter(|ids| ids.len() > 1) {
+            for id in ids.iter().filter(|id| self.is_member(id)) {
+                if let Some(other) = ids.iter().find(|o| *o != id) {
+                    out.insert(*id, *other);
+                }
+            }
+        }
+        out
     }
 
     /// The operations in resolution order, genesis first.
@@ -285,6 +301,12 @@ impl CircleLog {
     /// The group context the log held at `heads` (all known), or `None`
     /// if one of them is unknown.
     pub fn context_at(&self, heads: &[OpId]) -> Option<[u8; 32]> {
+        // The usual case (the sender holds what we hold): no walk, no copy.
+        let mut sorted = heads.to_vec();
+        sorted.sort_unstable();
+        if sorted == self.heads() {
+            return Some(self.group_context());
+        }
         let mut sub: HashMap<OpId, Op> = HashMap::new();
         let mut stack: Vec<OpId> = heads.to_vec();
         while let Some(id) = stack.pop() {
