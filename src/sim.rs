@@ -362,6 +362,49 @@ impl Sim {
         }
     }
 
+    /// A copy of node `i` made from everything its profile holds (it must
+    /// have had `keep_records` on from the start): circle snapshots, saved
+    /// chains, messages and stored frames, as a forensic examiner copying
+    /// the profile (with its passphrase) gets them. The node itself runs on.
+    pub fn seize(&self, i: usize) -> Option<Engine> {
+        use crate::engine::{Record, StoredCircle};
+        type Held = BTreeMap<[u8; 32], (Vec<u8>, u64)>;
+        let mut frames: BTreeMap<CircleId, Held> = BTreeMap::new();
+        for r in &self.nodes[i].records {
+            match r {
+                Record::Frame { circle, id, bytes, expires_at_ms } => {
+                    frames.entry(*circle).or_default().insert(*id, (bytes.clone(), *expires_at_ms));
+                }
+                Record::DeleteFrame { circle, id } => {
+                    frames.entry(*circle).or_default().remove(id);
+                }
+                _ => {}
+            }
+        }
+        let engine = &self.nodes[i].engine;
+        let now = self.now;
+        let stored: Vec<StoredCircle> = engine
+            .circle_ids()
+            .into_iter()
+            .filter_map(|c| {
+                Some(StoredCircle {
+                    snapshot: engine.export_circle(&c)?,
+                    chains: Vec::new(),
+                    messages: engine.circle(&c)?.history().into_iter().cloned().collect(),
+                    // What the store still holds: unexpired frames.
+                    frames: frames
+                        .remove(&c)
+                        .unwrap_or_default()
+                        .into_values()
+                        .filter(|(_, expires)| *expires > now)
+                        .collect(),
+                })
+            })
+            .collect();
+        let identity = IdentitySecret::from_seed(&self.identity_seeds[i]);
+        Engine::restore(identity, engine.display_name().to_owned(), self.config.clone(), stored).ok()
+    }
+
     /// Take a node off the network (it keeps its state) or bring it back.
     pub fn set_online(&mut self, i: usize, online: bool) {
         self.nodes[i].online = online;

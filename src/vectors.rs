@@ -457,7 +457,9 @@ fn frame_mac_vectors() -> Value {
     let circle_id = seed(0x51);
     let epoch = 3u32;
     let key = frames::frame_mac_key(&circle_secret, &circle_id, epoch);
-    let hello = frames::encode_hello(&[0x11; 16], &[0x22; 16], epoch, &seed(0x52));
+    let noise = seed(0x52);
+    let hello =
+        frames::encode_hello(&frames::PairFrame { to: [0x11; 16], from: [0x22; 16], epoch, to_key: 2, noise: &noise });
     let frame = frames::add_frame_mac(hello.clone(), &circle_secret, &circle_id, epoch);
     let request = frames::encode_sync_request(1_700_000_000_000, &[[0x33; 8], [0x44; 8]]);
     let request_frame = frames::add_frame_mac(request.clone(), &circle_secret, &circle_id, epoch);

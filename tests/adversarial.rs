@@ -150,6 +150,7 @@ fn kk_hello(
     frame.extend_from_slice(&circle::pair_tag(&secret, &id, &to));
     frame.extend_from_slice(&circle::pair_tag(&secret, &id, &from));
     frame.extend_from_slice(&epoch.to_be_bytes());
+    frame.extend_from_slice(&0u32.to_be_bytes()); // the recipient's bound key (key 0)
     frame.extend_from_slice(&noise);
     // A member holds the frame key, so its forgeries carry a valid
     // authenticator: what is tested is the check behind it.
@@ -898,16 +899,17 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A PAIR_DATA frame in the v2 layout (SPEC §6.2, §6.2b) with the given
+/// A PAIR_HELLO frame in the v2 layout (SPEC §6.2, §6.2b) with the given
 /// tags (copied off the wire: tags travel in clear), random ciphertext and
 /// a made-up authenticator: all an outsider with the network key can make.
 fn junk_mailbox_frame(to: &[u8; 16], from: &[u8; 16], epoch: u32) -> Vec<u8> {
     use kolo::entropy::Entropy;
-    let mut f = vec![kolo::wire::VERSION, 0x04];
+    let mut f = vec![kolo::wire::VERSION, 0x02];
     f.extend_from_slice(to);
     f.extend_from_slice(from);
+    f.extend_from_slice(&epoch.to_be_bytes());
+    f.extend_from_slice(&0u32.to_be_bytes());
     f.extend_from_slice(JUNK_MARK);
-    f.extend_from_slice(&0u64.to_be_bytes());
     let mut body = vec![0u8; 200 + 16];
     OsEntropy.fill(&mut body);
     f.extend_from_slice(&body[..200]);

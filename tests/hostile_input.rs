@@ -319,7 +319,7 @@ fn catch_up_serves_proven_members_only_and_takes_only_answers_we_asked_for() {
 
     // An answer to our request that is full of forgeries is scored like gossip.
     let _ = handle(&mut sim, bo, Input::PeerAvailable { circle, peer: 8 }, &mut rng);
-    let junk: Vec<Vec<u8>> = (0..5u8).map(|i| [&[kolo::wire::VERSION, 0x04][..], &[i; 80]].concat()).collect();
+    let junk: Vec<Vec<u8>> = (0..5u8).map(|i| [&[kolo::wire::VERSION, 0x02][..], &[i; 80]].concat()).collect();
     let out = handle(&mut sim, bo, Input::Direct { circle, peer: 8, bytes: sync_response(&junk) }, &mut rng);
     assert_eq!(rejects(&out), 3, "invalid frames in an answer count against its sender (up to the cut-off)");
 }
@@ -356,12 +356,12 @@ fn a_pairwise_frame_for_us_that_does_not_open_is_not_charged_to_the_relay() {
     let (secret, epoch) = (*c.secret(), c.log().epoch());
     let (to, from) = (kolo::circle::pair_tag(&secret, &circle, &bo), kolo::circle::pair_tag(&secret, &circle, &chen));
     let junk = |i: u8| {
-        let mut f = vec![kolo::wire::VERSION, 0x04];
+        let mut f = vec![kolo::wire::VERSION, 0x02];
         f.extend_from_slice(&to);
         f.extend_from_slice(&from);
-        f.extend_from_slice(&[i; 16]); // no such session
-        f.extend_from_slice(&u64::from(i).to_be_bytes());
-        f.extend_from_slice(&[i; 120]);
+        f.extend_from_slice(&epoch.to_be_bytes());
+        f.extend_from_slice(&0u32.to_be_bytes());
+        f.extend_from_slice(&[i; 120]); // not a handshake anyone made
         f
     };
     let mut rng = kolo::entropy::SeededEntropy::from_u64(6);

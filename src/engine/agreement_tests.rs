@@ -34,7 +34,7 @@ fn deliver_payload(sim: &mut Sim, to: usize, circle: CircleId, from: MemberId, p
     let padded = pad(&payload.encode()).unwrap();
     let mut rng = SeededEntropy::from_u64(99);
     let now = sim.now;
-    let mut result = Ok(());
+    let mut result = Ok(false);
     let out = sim.nodes[to].engine.with_ctx(now, &mut rng, |circles, _, ctx| {
         result = circles.get_mut(&circle).unwrap().on_pair_payload(ctx, from, &padded);
     });

@@ -13,14 +13,17 @@ use super::{Ctx, EngineConfig};
 use crate::circle::{self, Action, CircleId, CircleLog, Op};
 use crate::crypto::envelope;
 use crate::crypto::kdf::{LABEL_MESSAGE_ID, hash};
-use crate::crypto::pairwise::{KkContext, KkInitiator, Session, SessionId, kk_respond};
+use crate::crypto::pairwise::{KkContext, KkInitiator, SessionId, kk_respond};
 use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
 use crate::crypto::{CryptoError, pairwise};
 use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{self, frame_type, pad, unpad};
 
-/// Inbound sessions kept per member (a newer handshake may race an older one).
-const INBOUND_SESSIONS: usize = 4;
+use super::prekeys::{MAX_PREKEY_AGE_AFTER_USE_MS, PeerPrekeys, Prekeys};
+
+/// Ids of pairwise frames addressed to us that we opened, remembered
+/// instead of their bytes (SPEC §6.2a): for de-duplication only.
+pub(super) const CONSUMED_FRAMES: usize = 16_384;
 /// Handshake ids remembered to refuse replayed first messages.
 pub(super) const SEEN_HELLOS: usize = 8192;
 /// Frames waiting for a sender key, in total. Past this, such frames are
@@ -58,12 +61,6 @@ pub(super) struct Receiver {
     /// this are stale.
     pub(super) final_counter: Option<u32>,
     pub(super) retired_at_ms: Option<u64>,
-}
-
-#[derive(Default)]
-pub(super) struct Outbound {
-    pub(super) pending: Option<KkInitiator>,
-    pub(super) session: Option<Session>,
 }
 
 /// A bounded set that forgets its oldest entries.
@@ -109,7 +106,16 @@ pub struct Equivocation {
 pub struct CircleState {
     pub(super) log: CircleLog,
     pub(super) secret: Zeroizing<[u8; 32]>,
+    /// The key our operation binds to our identity: we authenticate with
+    /// it (as the initiator of pairwise handshakes, and to joiners).
     pub(super) noise: NoiseSecret,
+    /// The keys we receive pairwise frames on; key 0 is a copy of `noise`,
+    /// replaced as soon as it opened key material.
+    pub(super) prekeys: Prekeys,
+    /// The newest pairwise key each member announced.
+    pub(super) peer_keys: PeerPrekeys,
+    /// Pairwise frames for us already opened (ids only).
+    pub(super) consumed: BoundedSet<FrameId>,
     pub(super) my_tag: Tag,
     pub(super) tags: HashMap<Tag, MemberId>,
     pub(super) chain: SendingChain,
@@ -117,8 +123,6 @@ pub struct CircleState {
     pub(super) receiving: HashMap<KeyId, Receiver>,
     pub(super) latest_epoch_of: HashMap<MemberId, u32>,
     pub(super) retired_keys: BoundedSet<KeyId>,
-    pub(super) outbound: HashMap<MemberId, Outbound>,
-    pub(super) inbound: HashMap<MemberId, VecDeque<Session>>,
     pub(super) seen_hellos: BoundedSet<SessionId>,
     pub(super) frames: FrameStore,
     pub(super) awaiting_key: HashMap<KeyId, Vec<FrameId>>,
@@ -153,7 +157,8 @@ impl CircleState {
     pub fn new(log: CircleLog, secret: [u8; 32], noise: NoiseSecret, ctx: &mut Ctx<'_>) -> Self {
         let chain = SendingChain::generate(log.epoch(), ctx.now, ctx.rng);
         let frames = FrameStore::new(ctx.config.max_stored_frames);
-        let mut state = Self::assemble(log, secret, noise, chain, frames);
+        let prekeys = Prekeys::new(noise.duplicate(), ctx.now);
+        let mut state = Self::assemble(log, secret, noise, prekeys, chain, frames);
         state.my_tag = circle::pair_tag(&state.secret, &state.id(), &ctx.me);
         state
     }
@@ -163,6 +168,7 @@ impl CircleState {
         log: CircleLog,
         secret: [u8; 32],
         noise: NoiseSecret,
+        prekeys: Prekeys,
         chain: SendingChain,
         frames: FrameStore,
     ) -> Self {
@@ -170,6 +176,9 @@ impl CircleState {
             log,
             secret: Zeroizing::new(secret),
             noise,
+            prekeys,
+            peer_keys: PeerPrekeys::default(),
+            consumed: BoundedSet::new(CONSUMED_FRAMES),
             my_tag: [0; 16],
             tags: HashMap::new(),
             chain,
@@ -177,8 +186,6 @@ impl CircleState {
             receiving: HashMap::new(),
             latest_epoch_of: HashMap::new(),
             retired_keys: BoundedSet::new(RETIRED_KEYS),
-            outbound: HashMap::new(),
-            inbound: HashMap::new(),
             seen_hellos: BoundedSet::new(SEEN_HELLOS),
             frames,
             awaiting_key: HashMap::new(),
@@ -211,6 +218,7 @@ impl CircleState {
         &self.secret
     }
 
+    /// The key our operation binds (what we answer a join with).
     pub fn noise(&self) -> &NoiseSecret {
         &self.noise
     }
@@ -308,7 +316,7 @@ impl CircleState {
             Some(frame_type::GROUP) => {
                 envelope::parse(bytes).ok().and_then(|f| self.receiving.get(&f.header.key_id).map(|r| r.sender))
             }
-            Some(_) => frames::parse_pair(bytes).ok().and_then(|f| self.tags.get(f.from()).copied()),
+            Some(_) => frames::parse_pair(bytes).ok().and_then(|f| self.tags.get(&f.from).copied()),
             None => None,
         };
         member.map_or(UNVERIFIED, |m| *m.as_bytes())
@@ -333,6 +341,11 @@ impl CircleState {
 
     /// Replace our sending chain and give the new one to every member.
     pub fn new_chain(&mut self, ctx: &mut Ctx<'_>) {
+        // Our scheduled update replaces our pairwise key too (healing: a
+        // copy of our state cannot open what is sent to us next). It is
+        // announced under the chain being replaced, which every member
+        // holds, so the distributions below are opened, not held.
+        self.rotate_prekey(ctx);
         self.previous_chain = Some((self.chain.key_id(), self.chain.next_counter()));
         self.chain = SendingChain::generate(self.log.epoch(), ctx.now, ctx.rng);
         self.distribute_chain(ctx);
@@ -372,6 +385,20 @@ impl CircleState {
             return None;
         }
         self.rotate_if_due(ctx);
+        self.seal_and_publish(ctx, body, timer_secs)
+    }
+
+    /// Replace our pairwise key and tell the circle (SPEC §6.1).
+    pub(super) fn rotate_prekey(&mut self, ctx: &mut Ctx<'_>) {
+        if self.removed {
+            return;
+        }
+        let (id, public) = self.prekeys.rotate(ctx.now, ctx.rng);
+        self.seal_and_publish(ctx, Body::Prekey { id, public }, None);
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+    }
+
+    fn seal_and_publish(&mut self, ctx: &mut Ctx<'_>, body: Body, timer_secs: Option<u32>) -> Option<MessageId> {
         let inner = Inner {
             circle_id: self.id(),
             sender: ctx.me,
@@ -416,11 +443,15 @@ impl CircleState {
         KkContext { circle_id: self.id(), epoch, initiator, responder }
     }
 
+    /// Send `payload` to `member` in the first message of a handshake of
+    /// its own (SPEC §6.1): a fresh ephemeral key on our side, the
+    /// member's newest announced pairwise key on theirs, so no payload is
+    /// ever sealed under keys a copy of either profile made earlier holds.
     pub fn send_pairwise(&mut self, ctx: &mut Ctx<'_>, member: &MemberId, payload: &PairPayload) {
         let Some(record) = self.log.member(member) else {
             return;
         };
-        let remote = record.binding.noise_public;
+        let (to_key, remote) = self.peer_keys.current(member, record.binding.noise_public);
         let their_tag = circle::pair_tag(&self.secret, &self.id(), member);
         let encoded = Zeroizing::new(payload.encode());
         let padded = match pad(&encoded) {
@@ -433,29 +464,16 @@ impl CircleState {
         let epoch = self.log.epoch();
         let context = self.kk_context(epoch, ctx.me, *member);
         let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, member));
-        let my_tag = self.my_tag;
-        let entry = self.outbound.entry(*member).or_default();
-        let frame = if let Some(session) = entry.session.as_mut() {
-            match seal_data(session, &their_tag, &my_tag, &padded) {
-                Ok(f) => f,
-                Err(e) => {
-                    ctx.event(Event::Error { reason: format!("pairwise send failed: {e}") });
-                    return;
-                }
-            }
-        } else {
-            match KkInitiator::start(&self.noise, &remote, &psk, &context, &padded, ctx.rng) {
-                Ok((init, noise)) => {
-                    entry.pending = Some(init);
-                    frames::encode_hello(&their_tag, &my_tag, epoch, &noise)
-                }
-                Err(e) => {
-                    ctx.event(Event::Error { reason: format!("pairwise handshake failed: {e}") });
-                    return;
-                }
+        let noise = match KkInitiator::start(&self.noise, &remote, &psk, &context, &padded, ctx.rng) {
+            // One-way: the handshake is never finished, its state is dropped.
+            Ok((_, noise)) => noise,
+            Err(e) => {
+                ctx.event(Event::Error { reason: format!("pairwise handshake failed: {e}") });
+                return;
             }
         };
-        let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+        let frame = frames::encode_hello(&PairFrame { to: their_tag, from: self.my_tag, epoch, to_key, noise: &noise });
+        let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
         let frame = self.authenticate_pair(frame);
         self.publish_to(ctx, Some(*member), frame, expiry);
     }
@@ -468,71 +486,45 @@ impl CircleState {
     }
 
     fn on_pair_frame(&mut self, ctx: &mut Ctx<'_>, frame: PairFrame<'_>) -> Result<(), String> {
-        if frame.to() != &self.my_tag {
+        if frame.to != self.my_tag {
             return Ok(()); // For someone else: kept as their mailbox, nothing to do.
         }
-        let Some(&from) = self.tags.get(frame.from()) else {
+        let Some(&from) = self.tags.get(&frame.from) else {
             return Err("pairwise frame from a non-member".into());
         };
         let remote =
             self.log.member(&from).map(|r| r.binding.noise_public).ok_or("pairwise frame from a non-member")?;
-        let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, &from));
-        match frame {
-            PairFrame::Hello { epoch, noise, .. } => {
-                let sid = pairwise::session_id(noise);
-                if self.seen_hellos.contains(&sid) {
-                    return Err("replayed pairwise handshake".into());
-                }
-                let context = self.kk_context(epoch, from, ctx.me);
-                let (session, payload, reply) = kk_respond(&self.noise, &remote, &psk, &context, noise, &[], ctx.rng)
-                    .map_err(|e| format!("pairwise handshake refused: {e}"))?;
-                self.seen_hellos.insert(sid);
-                let sessions = self.inbound.entry(from).or_default();
-                sessions.push_back(session);
-                while sessions.len() > INBOUND_SESSIONS {
-                    sessions.pop_front();
-                }
-                let their_tag = circle::pair_tag(&self.secret, &self.id(), &from);
-                let reply_frame = self.authenticate_pair(frames::encode_reply(&their_tag, &self.my_tag, &sid, &reply));
-                let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
-                self.publish_to(ctx, Some(from), reply_frame, expiry);
-                ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
-                let payload = Zeroizing::new(payload);
-                self.on_pair_payload(ctx, from, &payload)
-            }
-            PairFrame::Reply { session, noise, .. } => {
-                let entry = self.outbound.entry(from).or_default();
-                let matches = entry.pending.as_ref().is_some_and(|p| p.session_id() == session);
-                if !matches {
-                    return Ok(()); // An answer to a handshake we already replaced.
-                }
-                if let Some(init) = entry.pending.take() {
-                    let (s, _) = init.finish(noise).map_err(|e| format!("pairwise reply refused: {e}"))?;
-                    entry.session = Some(s);
-                    ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
-                }
-                Ok(())
-            }
-            PairFrame::Data { session, nonce, header, ciphertext, .. } => {
-                let sessions = self.inbound.get_mut(&from).ok_or("no pairwise session with sender")?;
-                let s = sessions.iter_mut().find(|s| s.id() == session).ok_or("unknown pairwise session")?;
-                let payload = Zeroizing::new(
-                    s.open(header, nonce, ciphertext).map_err(|e| format!("pairwise message refused: {e}"))?,
-                );
-                ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
-                self.on_pair_payload(ctx, from, &payload)
-            }
+        let Some(local) = self.prekeys.get(frame.to_key) else {
+            return Err("pairwise frame for a key of ours already erased (or never made)".into());
+        };
+        let sid = pairwise::session_id(frame.noise);
+        if self.seen_hellos.contains(&sid) {
+            return Err("replayed pairwise handshake".into());
         }
+        let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, &from));
+        let context = self.kk_context(frame.epoch, from, ctx.me);
+        let (_, payload, _) = kk_respond(local, &remote, &psk, &context, frame.noise, &[], ctx.rng)
+            .map_err(|e| format!("pairwise handshake refused: {e}"))?;
+        self.seen_hellos.insert(sid);
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+        let payload = Zeroizing::new(payload);
+        let carried_key = self.on_pair_payload(ctx, from, &payload)?;
+        if carried_key {
+            // Key material opened with this key: replace it soon.
+            self.prekeys.note_used(frame.to_key, ctx.now);
+        }
+        Ok(())
     }
 
-    pub(super) fn on_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, padded: &[u8]) -> Result<(), String> {
+    /// Act on a pairwise payload; `Ok(true)` when it carried key material.
+    pub(super) fn on_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, padded: &[u8]) -> Result<bool, String> {
         let content = unpad(padded).map_err(|e| e.to_string())?;
         let payload = PairPayload::decode(content).map_err(|e| e.to_string())?;
         match payload {
             PairPayload::SenderKey { distribution, context, owner_proof, previous, heads } => {
                 let key_id = distribution.key_id();
                 if self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id) {
-                    return Ok(()); // Already known: a duplicate or a replay.
+                    return Ok(true); // Already known: a duplicate or a replay.
                 }
                 // Distributions may arrive out of order; one for an epoch much
                 // older than the sender's newest is a replay, not a delay.
@@ -579,7 +571,7 @@ impl CircleState {
                     self.request_log(ctx, from);
                 }
                 self.retry_awaiting(ctx, &key_id);
-                Ok(())
+                Ok(true)
             }
             PairPayload::LogRequest => {
                 let ops: Vec<Vec<u8>> = self.log.ops_in_order().into_iter().map(Op::encode).collect();
@@ -587,7 +579,7 @@ impl CircleState {
                 for chunk in split_ops(ops) {
                     self.send_pairwise(ctx, &from, &PairPayload::LogOps(chunk));
                 }
-                Ok(())
+                Ok(false)
             }
             PairPayload::LogOps(ops) => {
                 // Operations this member holds and we refuse: our logs differ.
@@ -604,7 +596,7 @@ impl CircleState {
                 if refused > 0 && differs {
                     self.split_view(ctx, from);
                 }
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -649,6 +641,21 @@ impl CircleState {
                  things. Their client is misbehaving or their keys are in someone else's hands."
             ),
         );
+    }
+
+    /// See [`super::Engine::as_examiner`]: keep every secret, forget every
+    /// frame, received chain and replay memory.
+    pub(super) fn as_examiner(&mut self) {
+        let ids: Vec<FrameId> = self.frames.iter().map(|(id, _)| *id).collect();
+        for id in ids {
+            self.frames.remove(&id);
+        }
+        self.seen_hellos = BoundedSet::new(SEEN_HELLOS);
+        self.receiving.clear();
+        self.retired_keys = BoundedSet::new(RETIRED_KEYS);
+        self.latest_epoch_of.clear();
+        self.messages.clear();
+        self.consumed = BoundedSet::new(CONSUMED_FRAMES);
     }
 
     /// Evidence of equivocation seen in this circle.
@@ -743,7 +750,7 @@ impl CircleState {
         }
         let kind = wire::read_prefix(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
         let id = frame_id(&bytes);
-        if self.frames.contains(&id) {
+        if self.frames.contains(&id) || self.consumed.contains(&id) {
             return Ok(Verdict::Ignore); // Seen: duplicates are shown once.
         }
         match kind {
@@ -762,7 +769,7 @@ impl CircleState {
                 self.hold_frame(ctx, id, bytes.clone(), expiry);
                 self.open_group(ctx, id, &bytes)
             }
-            frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
+            frame_type::PAIR_HELLO => {
                 let frame = frames::parse_pair(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
                 // Every current member holds the frame key: a frame without
                 // a valid authenticator was made up by someone outside the
@@ -771,8 +778,8 @@ impl CircleState {
                 if !frames::frame_mac_valid(&bytes, &self.secret, &self.id()) {
                     return Err(Refusal::invalid("pairwise frame without a valid circle authenticator"));
                 }
-                let mine = frame.to() == &self.my_tag;
-                let from_member = self.tags.contains_key(frame.from());
+                let mine = frame.to == self.my_tag;
+                let from_member = self.tags.contains_key(&frame.from);
                 if !from_member {
                     // Perhaps a newcomer whose admission we have not seen yet:
                     // if it is for us, hold it (bounded, in memory) and retry
@@ -780,22 +787,24 @@ impl CircleState {
                     // known members: anything else could be made up by anyone
                     // in the network to fill the store.
                     if mine && self.awaiting_sender.len() < AWAITING_KEY_MAX {
-                        let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                        let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
                         self.hold_frame(ctx, id, bytes.clone(), expiry);
                         self.awaiting_sender.push(id);
                     }
                     return Ok(Verdict::Ignore);
                 }
                 if !mine {
-                    // Another member's mailbox: relay it.
-                    let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
+                    // Another member's mailbox: relay it, and keep it no
+                    // longer than the circle keeps messages (it may carry
+                    // keys that read them).
+                    let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
                     self.keep_frame(ctx, id, bytes.clone(), expiry);
                     return Ok(Verdict::Accept);
                 }
                 let result = self.on_pair_frame(ctx, frame);
-                // Keep our own pairwise frames only long enough to dedup.
-                let expiry = ctx.now.saturating_add(ctx.config.frame_retention_ms);
-                self.keep_frame(ctx, id, bytes.clone(), expiry);
+                // A frame for us is never kept once handled: only its id,
+                // for de-duplication (its bytes and our key would open it).
+                self.consumed.insert(id);
                 // Only we can open a frame addressed to us, so whether it
                 // opens says nothing about the member that relayed it: that
                 // member checked what every member can (the authenticator,
@@ -916,8 +925,7 @@ impl CircleState {
                 }
                 Some(_) => {
                     if let Ok(frame) = frames::parse_pair(&f.bytes)
-                        && frame.to() == &self.my_tag
-                        && !self.tags.contains_key(frame.from())
+                        && frame.to == self.my_tag
                     {
                         senders.push(*id);
                     }
@@ -942,13 +950,17 @@ impl CircleState {
             let Ok(frame) = frames::parse_pair(&bytes) else {
                 continue;
             };
-            if !self.tags.contains_key(frame.from()) {
+            if !self.tags.contains_key(&frame.from) {
                 self.awaiting_sender.push(id);
                 continue;
             }
             if let Err(reason) = self.on_pair_frame(ctx, frame) {
                 ctx.event(Event::Rejected { circle: self.id(), reason });
             }
+            // Handled: only its id stays.
+            self.frames.remove(&id);
+            ctx.out.push(Output::Persist(Record::DeleteFrame { circle: self.id(), id }));
+            self.consumed.insert(id);
         }
     }
 
@@ -997,6 +1009,12 @@ impl CircleState {
                     self.acks.entry(*of).or_default().insert(inner.sender);
                     ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                     ctx.event(Event::AnnouncementAcked { circle: self.id(), announcement: *of, by: inner.sender });
+                }
+                return;
+            }
+            Body::Prekey { id, public } => {
+                if inner.sender != ctx.me && self.peer_keys.announce(inner.sender, *id, *public) {
+                    ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 }
                 return;
             }
@@ -1074,19 +1092,6 @@ impl Refusal {
     }
 }
 
-fn seal_data(session: &mut Session, to: &Tag, from: &Tag, padded: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    // The header (associated data) names the nonce, which the session picks.
-    let nonce = session.next_nonce();
-    let header = frames::data_header(to, from, &session.id(), nonce);
-    let (used, ct) = session.seal(&header, padded)?;
-    if used != nonce {
-        return Err(CryptoError::SessionState);
-    }
-    let mut frame = header;
-    frame.extend_from_slice(&ct);
-    Ok(frame)
-}
-
 /// Split encoded ops into groups that fit one padded pairwise payload.
 pub(super) fn split_ops(ops: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
     let budget = wire::PADDING_BUCKETS[wire::PADDING_BUCKETS.len() - 1] - 1024;
@@ -1142,10 +1147,8 @@ impl CircleState {
         for r in self.receiving.values_mut().filter(|r| r.sender == *member) {
             r.retired_at_ms.get_or_insert(now_ms);
         }
-        // Their sessions towards us stay as long (a key distribution sent
-        // before the removal may still be in a mailbox); ours to them go.
-        self.outbound.remove(member);
         self.latest_epoch_of.remove(member);
+        self.peer_keys.keys.remove(member);
     }
 
     /// Time passed: erase expired messages and frames, rotate our chain if
@@ -1166,18 +1169,22 @@ impl CircleState {
         for id in self.frames.expire(ctx.now) {
             ctx.out.push(Output::Persist(Record::DeleteFrame { circle, id }));
         }
-        let gone: Vec<MemberId> = self.inbound.keys().filter(|m| !self.log.is_member(m)).copied().collect();
-        for m in gone {
-            let still_held = self.receiving.values().any(|r| r.sender == m);
-            if !still_held {
-                self.inbound.remove(&m);
-            }
+        // Our pairwise key: replaced once it opened key material (within
+        // half the horizon), and a replaced one erased half a horizon
+        // later, so nothing that opened a key outlives the circle's
+        // disappearing maximum (SPEC §6.1).
+        let horizon = self.retention_ms(ctx.config);
+        if self.prekeys.due(ctx.now, (horizon / 2).min(MAX_PREKEY_AGE_AFTER_USE_MS)) {
+            self.rotate_prekey(ctx);
+        }
+        if self.prekeys.erase_older_than(ctx.now, horizon / 2) {
+            ctx.out.push(Output::Persist(Record::CircleState { circle }));
         }
         if self.removed && self.removed_since.is_some_and(|t| ctx.now.saturating_sub(t) >= REMOVAL_GRACE_MS) {
             self.removed_since = None;
             ctx.out.push(Output::Unsubscribe { circle });
         }
-        let retention = ctx.config.frame_retention_ms;
+        let retention = horizon;
         let stale: Vec<KeyId> = self
             .receiving
             .iter()

@@ -3,7 +3,6 @@
 //! carried inside pairwise and join sessions. Byte layouts are in
 //! `protocol/SPEC.md`; every decoder here is total over arbitrary input.
 
-use crate::crypto::pairwise::SessionId;
 use crate::crypto::ratchet::{KeyId, SenderKeyDistribution};
 use crate::wire::{self, Reader, WireError, Writer, frame_type};
 
@@ -16,54 +15,30 @@ pub const MAX_SYNC_ITEMS: usize = 100_000;
 pub const MAX_LOG_OPS: usize = 10_000;
 pub const MAX_HEADS: usize = 16;
 pub const TAG_LEN: usize = 16;
-pub const PAIR_DATA_HEADER: usize = 2 + 16 + 16 + 16 + 8;
 
 pub type Tag = [u8; TAG_LEN];
 
-/// A decoded circle-topic frame that is not a group envelope.
+/// A decoded pairwise frame (protocol v2: every pairwise payload travels
+/// in the first message of its own handshake, SPEC §6.1). `to_key` and
+/// `from_key` name the recipient's and the sender's pairwise keys
+/// (`engine::prekeys`) the handshake uses.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PairFrame<'a> {
-    Hello { to: Tag, from: Tag, epoch: u32, noise: &'a [u8] },
-    Reply { to: Tag, from: Tag, session: SessionId, noise: &'a [u8] },
-    Data { to: Tag, from: Tag, session: SessionId, nonce: u64, header: &'a [u8], ciphertext: &'a [u8] },
-}
-
-impl PairFrame<'_> {
-    pub fn to(&self) -> &Tag {
-        match self {
-            PairFrame::Hello { to, .. } | PairFrame::Reply { to, .. } | PairFrame::Data { to, .. } => to,
-        }
-    }
-    pub fn from(&self) -> &Tag {
-        match self {
-            PairFrame::Hello { from, .. } | PairFrame::Reply { from, .. } | PairFrame::Data { from, .. } => from,
-        }
-    }
+pub struct PairFrame<'a> {
+    pub to: Tag,
+    pub from: Tag,
+    pub epoch: u32,
+    pub to_key: u32,
+    pub noise: &'a [u8],
 }
 
 fn prefix(w: &mut Writer, kind: u8) {
     w.u8(wire::VERSION).u8(kind);
 }
 
-pub fn encode_hello(to: &Tag, from: &Tag, epoch: u32, noise: &[u8]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(40 + noise.len());
+pub fn encode_hello(frame: &PairFrame<'_>) -> Vec<u8> {
+    let mut w = Writer::with_capacity(44 + frame.noise.len());
     prefix(&mut w, frame_type::PAIR_HELLO);
-    w.raw(to).raw(from).u32(epoch).raw(noise);
-    w.finish()
-}
-
-pub fn encode_reply(to: &Tag, from: &Tag, session: &SessionId, noise: &[u8]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(50 + noise.len());
-    prefix(&mut w, frame_type::PAIR_REPLY);
-    w.raw(to).raw(from).raw(session).raw(noise);
-    w.finish()
-}
-
-/// The associated data of a PAIR_DATA frame: everything before the ciphertext.
-pub fn data_header(to: &Tag, from: &Tag, session: &SessionId, nonce: u64) -> Vec<u8> {
-    let mut w = Writer::with_capacity(PAIR_DATA_HEADER);
-    prefix(&mut w, frame_type::PAIR_DATA);
-    w.raw(to).raw(from).raw(session).u64(nonce);
+    w.raw(&frame.to).raw(&frame.from).u32(frame.epoch).u32(frame.to_key).raw(frame.noise);
     w.finish()
 }
 
@@ -132,20 +107,11 @@ pub fn parse_pair(bytes: &[u8]) -> Result<PairFrame<'_>, WireError> {
     if body.len() < 2 {
         return Err(WireError::Truncated);
     }
+    if kind != frame_type::PAIR_HELLO {
+        return Err(WireError::UnknownType(kind));
+    }
     let mut r = Reader::new(&body[2..]);
-    let to = r.array()?;
-    let from = r.array()?;
-    let frame = match kind {
-        frame_type::PAIR_HELLO => PairFrame::Hello { to, from, epoch: r.u32()?, noise: r.rest() },
-        frame_type::PAIR_REPLY => PairFrame::Reply { to, from, session: r.array()?, noise: r.rest() },
-        frame_type::PAIR_DATA => {
-            let session = r.array()?;
-            let nonce = r.u64()?;
-            PairFrame::Data { to, from, session, nonce, header: &body[..PAIR_DATA_HEADER], ciphertext: r.rest() }
-        }
-        other => return Err(WireError::UnknownType(other)),
-    };
-    Ok(frame)
+    Ok(PairFrame { to: r.array()?, from: r.array()?, epoch: r.u32()?, to_key: r.u32()?, noise: r.rest() })
 }
 
 /// What travels inside a pairwise session (padded to a bucket).
@@ -405,7 +371,7 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
             r.finish()?;
             DirectFrame::SyncResponse { frames }
         }
-        frame_type::PAIR_HELLO | frame_type::PAIR_REPLY | frame_type::PAIR_DATA => {
+        frame_type::PAIR_HELLO => {
             parse_pair(bytes)?;
             DirectFrame::Pairwise { frame: bytes }
         }
@@ -494,24 +460,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn hello() -> Vec<u8> {
+        encode_hello(&PairFrame { to: [1; 16], from: [2; 16], epoch: 7, to_key: 3, noise: b"noise" })
+    }
+
     #[test]
     fn pair_frames_round_trip() {
         let (secret, circle) = ([5u8; 32], [6u8; 32]);
-        let f = add_frame_mac(encode_hello(&[1; 16], &[2; 16], 7, b"noise"), &secret, &circle, 7);
-        assert_eq!(parse_pair(&f).unwrap(), PairFrame::Hello { to: [1; 16], from: [2; 16], epoch: 7, noise: b"noise" });
+        let f = add_frame_mac(hello(), &secret, &circle, 7);
+        assert_eq!(
+            parse_pair(&f).unwrap(),
+            PairFrame { to: [1; 16], from: [2; 16], epoch: 7, to_key: 3, noise: b"noise" }
+        );
         assert!(frame_mac_valid(&f, &secret, &circle));
-        let mut d = data_header(&[1; 16], &[2; 16], &[3; 16], 9);
-        d.extend_from_slice(b"ct");
-        let d = add_frame_mac(d, &secret, &circle, 3);
-        assert_eq!(frame_mac_epoch(&d), Some(3));
-        match parse_pair(&d).unwrap() {
-            PairFrame::Data { nonce, ciphertext, header, .. } => {
-                assert_eq!(nonce, 9);
-                assert_eq!(ciphertext, b"ct");
-                assert_eq!(header.len(), PAIR_DATA_HEADER);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        assert_eq!(frame_mac_epoch(&f), Some(7));
+        // v1's session frames (reply, data) are not part of protocol v2.
+        let mut reply = f.clone();
+        reply[1] = frame_type::PAIR_REPLY;
+        assert!(matches!(parse_pair(&reply), Err(WireError::UnknownType(0x03))));
     }
 
     /// The authenticator: every byte is covered, the key is the circle's
@@ -519,7 +485,7 @@ mod tests {
     #[test]
     fn the_frame_authenticator_covers_every_byte_and_needs_the_circle_secret() {
         let (secret, circle) = ([5u8; 32], [6u8; 32]);
-        let f = add_frame_mac(encode_reply(&[1; 16], &[2; 16], &[3; 16], b"noise"), &secret, &circle, 4);
+        let f = add_frame_mac(hello(), &secret, &circle, 4);
         assert!(frame_mac_valid(&f, &secret, &circle));
         for i in 0..f.len() {
             let mut g = f.clone();

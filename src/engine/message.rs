@@ -1,7 +1,8 @@
 //! The plaintext inside a group envelope (before padding).
 //!
 //! ```text
-//! u8   kind            1 text, 2 announcement, 3 ack, 4 membership op
+//! u8   kind            1 text, 2 announcement, 3 ack, 4 membership op,
+//!                      5 presence, 6 pairwise key
 //! [32] circle_id       must equal the circle the frame arrived in
 //! [32] sender          must equal the member the chain belongs to
 //! u32  epoch           must equal the header's epoch
@@ -48,6 +49,12 @@ pub enum Body {
     /// Where the sender's node can be reached in this circle's network:
     /// its transport id and addresses, told only to members.
     Presence(Presence),
+    /// The sender's new pairwise key (`engine::prekeys`): its id and
+    /// public key, for the next pairwise frames sent to it.
+    Prekey {
+        id: u32,
+        public: [u8; 32],
+    },
 }
 
 /// A member's transport identity and addresses for one circle.
@@ -67,6 +74,7 @@ impl Body {
             Body::Ack(_) => 3,
             Body::Op(_) => 4,
             Body::Presence(_) => 5,
+            Body::Prekey { .. } => 6,
         }
     }
 }
@@ -123,6 +131,9 @@ impl Inner {
                     w.str16(a);
                 }
             }
+            Body::Prekey { id, public } => {
+                w.u32(*id).raw(public);
+            }
         }
         w.finish()
     }
@@ -162,6 +173,7 @@ impl Inner {
                 let addresses = (0..n).map(|_| r.str16("address", MAX_PRESENCE_ADDRESS)).collect::<Result<_, _>>()?;
                 Body::Presence(Presence { transport, addresses })
             }
+            6 => Body::Prekey { id: r.u32()?, public: r.array()? },
             c => {
                 return Err(WireError::UnknownCode { what: "message kind", code: c });
             }
@@ -188,7 +200,7 @@ pub fn check_body(body: &Body) -> Result<(), String> {
         Body::Presence(p) if p.transport.len() > MAX_TRANSPORT_ID => {
             Err(format!("the transport id is too long: the limit is {MAX_TRANSPORT_ID} bytes"))
         }
-        Body::Ack(_) | Body::Op(_) | Body::Presence(_) => Ok(()),
+        Body::Ack(_) | Body::Op(_) | Body::Presence(_) | Body::Prekey { .. } => Ok(()),
     }
 }
 
@@ -236,6 +248,7 @@ mod tests {
             Body::Ack([7; 16]),
             Body::Op(vec![1, 2, 3]),
             Body::Presence(Presence { transport: vec![0, 36, 8], addresses: vec!["/ip4/127.0.0.1/tcp/1".into()] }),
+            Body::Prekey { id: 3, public: [7; 32] },
         ];
         for b in bodies {
             let m = sample(b);

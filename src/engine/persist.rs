@@ -3,27 +3,29 @@
 //! records (so the store can give each its own expiry) and handed back in
 //! [`CircleState::restore`].
 //!
-//! The snapshot holds secrets (circle secret, Noise key, chain keys,
-//! session keys); it is returned in a zeroizing buffer and must only ever
-//! be written inside the encrypted profile. A pending (half-finished)
-//! handshake is not saved: after a restart the next send opens a new one.
+//! The snapshot holds secrets (circle secret, our pairwise keys, chain
+//! keys); it is returned in a zeroizing buffer and must only ever be
+//! written inside the encrypted profile. There are no pairwise sessions
+//! to save (protocol v2: every pairwise payload has its own handshake),
+//! and replaced pairwise keys are saved only until their horizon.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 use zeroize::{Zeroize, Zeroizing};
 
 use super::EngineConfig;
-use super::circle_state::{BoundedSet, CircleState, Outbound, RETIRED_KEYS, Receiver, SEEN_HELLOS};
+use super::circle_state::{BoundedSet, CONSUMED_FRAMES, CircleState, RETIRED_KEYS, Receiver, SEEN_HELLOS};
+use super::prekeys::{MAX_RETIRED_PREKEYS, Prekey, Prekeys};
 use super::store::FrameStore;
 use super::types::MessageView;
 use crate::circle::{self, CircleLog, Op};
-use crate::crypto::pairwise::Session;
 use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
 use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{Reader, WireError, Writer};
 
-/// 2: protocol v2 (membership operations of format 2).
-const SNAPSHOT_VERSION: u8 = 2;
+/// 2: protocol v2 membership (operations of format 2); 3: the v2 key
+/// schedule (rotating pairwise keys, no sessions, consumed frame ids).
+const SNAPSHOT_VERSION: u8 = 3;
 const MAX_ITEMS: usize = 1 << 20;
 
 /// Why a stored snapshot could not be loaded.
@@ -110,6 +112,22 @@ impl CircleState {
             w.bytes32(&op.encode());
         }
         w.raw(&self.secret[..]).raw(self.noise.expose_bytes());
+        let keys = &self.prekeys;
+        w.u32(keys.current.id).raw(keys.current.secret.expose_bytes()).u64(keys.current.since_ms);
+        w.u64(keys.used_at_ms.unwrap_or(0)).u8(u8::from(keys.used_at_ms.is_some()));
+        w.u32(keys.retired.len() as u32);
+        for k in &keys.retired {
+            w.u32(k.id).raw(k.secret.expose_bytes()).u64(k.since_ms);
+        }
+        w.u32(self.peer_keys.keys.len() as u32);
+        for (m, (id, public)) in &self.peer_keys.keys {
+            w.raw(m.as_bytes()).u32(*id).raw(public);
+        }
+        let consumed: Vec<_> = self.consumed.iter().collect();
+        w.u32(consumed.len() as u32);
+        for id in consumed {
+            w.raw(id);
+        }
         w.bytes32(&self.chain.export());
         match &self.previous_chain {
             Some((id, last)) => w.u8(1).raw(id).u32(*last),
@@ -129,16 +147,6 @@ impl CircleState {
         w.u32(retired.len() as u32);
         for k in retired {
             w.raw(k);
-        }
-        let outbound: Vec<_> = self.outbound.iter().filter_map(|(m, o)| Some((m, o.session.as_ref()?))).collect();
-        w.u32(outbound.len() as u32);
-        for (m, s) in outbound {
-            w.raw(m.as_bytes()).bytes32(&s.export());
-        }
-        let inbound: Vec<_> = self.inbound.iter().flat_map(|(m, v)| v.iter().map(move |s| (m, s))).collect();
-        w.u32(inbound.len() as u32);
-        for (m, s) in inbound {
-            w.raw(m.as_bytes()).bytes32(&s.export());
         }
         let hellos: Vec<_> = self.seen_hellos.iter().collect();
         w.u32(hellos.len() as u32);
@@ -200,6 +208,26 @@ impl CircleState {
         let log = CircleLog::from_ops(ops).map_err(|e| RestoreError::Log(e.to_string()))?;
         let secret: [u8; 32] = r.array()?;
         let noise = NoiseSecret::from_bytes(r.array()?);
+        let current = Prekey { id: r.u32()?, secret: NoiseSecret::from_bytes(r.array()?), since_ms: r.u64()? };
+        let (used, has_used) = (r.u64()?, r.u8()? == 1);
+        let n = count(&mut r)?;
+        if n > MAX_RETIRED_PREKEYS {
+            return Err(RestoreError::Corrupt(WireError::Invalid("too many replaced pairwise keys")));
+        }
+        let mut retired = Vec::with_capacity(n);
+        for _ in 0..n {
+            retired.push(Prekey { id: r.u32()?, secret: NoiseSecret::from_bytes(r.array()?), since_ms: r.u64()? });
+        }
+        let prekeys = Prekeys { current, retired, used_at_ms: has_used.then_some(used) };
+        let mut peer_keys = super::prekeys::PeerPrekeys::default();
+        for _ in 0..count(&mut r)? {
+            let m = MemberId(r.array()?);
+            peer_keys.keys.insert(m, (r.u32()?, r.array()?));
+        }
+        let mut consumed = BoundedSet::new(CONSUMED_FRAMES);
+        for _ in 0..count(&mut r)? {
+            consumed.insert(r.array()?);
+        }
         let keys = |e: crate::crypto::CryptoError| RestoreError::Keys(e.to_string());
         let chain = SendingChain::import(r.bytes32("chain", 256)?).map_err(keys)?;
         let previous_chain = match r.u8()? {
@@ -225,18 +253,6 @@ impl CircleState {
         let mut retired_keys = BoundedSet::new(RETIRED_KEYS);
         for _ in 0..count(&mut r)? {
             retired_keys.insert(r.array()?);
-        }
-        let mut outbound: HashMap<MemberId, Outbound> = HashMap::new();
-        for _ in 0..count(&mut r)? {
-            let m = MemberId(r.array()?);
-            let s = Session::import(r.bytes32("session", 256)?).map_err(keys)?;
-            outbound.entry(m).or_default().session = Some(s);
-        }
-        let mut inbound: HashMap<MemberId, VecDeque<Session>> = HashMap::new();
-        for _ in 0..count(&mut r)? {
-            let m = MemberId(r.array()?);
-            let s = Session::import(r.bytes32("session", 256)?).map_err(keys)?;
-            inbound.entry(m).or_default().push_back(s);
         }
         let mut seen_hellos = BoundedSet::new(SEEN_HELLOS);
         for _ in 0..count(&mut r)? {
@@ -277,14 +293,14 @@ impl CircleState {
         for (bytes, expires) in frames {
             store.insert(super::store::frame_id(&bytes), bytes, expires, super::store::UNVERIFIED);
         }
-        let mut state = CircleState::assemble(log, secret, noise, chain, store);
+        let mut state = CircleState::assemble(log, secret, noise, prekeys, chain, store);
+        state.peer_keys = peer_keys;
+        state.consumed = consumed;
         state.my_tag = circle::pair_tag(&secret, &circle_id, me);
         state.previous_chain = previous_chain;
         state.receiving = receiving;
         state.latest_epoch_of = latest_epoch_of;
         state.retired_keys = retired_keys;
-        state.outbound = outbound;
-        state.inbound = inbound;
         state.seen_hellos = seen_hellos;
         state.verified = verified;
         state.unacked_key_changes = unacked_key_changes;

@@ -93,7 +93,15 @@ impl SyncState {
 }
 
 pub fn request(state: &mut CircleState, ctx: &mut Ctx<'_>, peer: PeerRef) {
-    let body = frames::encode_sync_request(ctx.now, &state.frames.summary());
+    // Pairwise frames for us are not kept once opened, only their ids:
+    // list those too, or every answer would bring them again.
+    let mut have = state.frames.summary();
+    have.extend(state.consumed.iter().map(|id| {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&id[..8]);
+        prefix
+    }));
+    let body = frames::encode_sync_request(ctx.now, &have);
     let frame = frames::add_frame_mac(body, state.secret(), &state.id(), state.log.epoch());
     state.sync.note_request(peer, ctx.now);
     ctx.out.push(Output::SendDirect { circle: state.id(), peer, frame });

@@ -379,6 +379,27 @@ impl CircleLog {
         settled
     }
 
+    /// Whether what is settled was acknowledged by more than half of the
+    /// members it concerns: the current members (us included) and those
+    /// its removals removed. Without this, a member isolated with one
+    /// removed organiser would count that organiser's strike-back, which
+    /// only the two of them saw, as settled, and refuse the concurrent
+    /// removal of that organiser as backdated once it arrived.
+    fn settled_by_majority(&self, settled: &dag::Ancestors) -> bool {
+        let current = self.roster().members.len();
+        let mut removed: HashSet<MemberId> = HashSet::new();
+        for (j, id) in self.res.dag.order().iter().enumerate() {
+            if dag::in_set(settled, j)
+                && let Some(Op { body: OpBody::Remove { member }, .. }) = self.ops.get(id)
+                && !self.is_member(member)
+            {
+                removed.insert(*member);
+            }
+        }
+        // Every current member acknowledged (that is what `settled` means).
+        current * 2 > current + removed.len()
+    }
+
     /// Stored operations the resolution did not count, with why, by op id.
     pub fn ignored_ops(&self) -> Vec<(OpId, &'static str)> {
         let mut v: Vec<(OpId, &'static str)> = self.roster().ignored.iter().map(|(id, r)| (*id, *r)).collect();
@@ -572,6 +593,7 @@ impl CircleLog {
         if !self.ops.contains_key(&op.id())
             && let Some(settled) = self.settled()
             && !dag::is_subset(&settled, &bits)
+            && self.settled_by_majority(&settled)
         {
             return Err(CircleError::Backdated);
         }
