@@ -78,7 +78,11 @@ fn connect_stream(endpoint: &Endpoint, profile_dir: &Path) -> Result<UnixStream,
 impl Client {
     /// Connect without the handshake.
     pub fn connect(endpoint: &Endpoint, profile_dir: &Path) -> Result<Client, ApiError> {
-        let stream = connect_stream(endpoint, profile_dir)?;
+        Client::over(connect_stream(endpoint, profile_dir)?)
+    }
+
+    /// A client on a connected stream.
+    fn over(stream: UnixStream) -> Result<Client, ApiError> {
         let writer = stream.try_clone()?;
         Ok(Client {
             reader: BufReader::new(stream),
@@ -192,11 +196,9 @@ impl Client {
     /// next call) and decode its envelope.
     fn read_incoming(&mut self) -> Result<Incoming, ApiError> {
         let read = self.reader.read_until(b'\n', &mut self.partial)?;
-        if read == 0 && !self.partial.ends_with(b"\n") {
-            if self.partial.is_empty() {
-                return Err(ApiError::Closed);
-            }
-            // The last line, without a newline: decode it below.
+        // At the end of the stream a last line without a newline is still decoded.
+        if read == 0 && self.partial.is_empty() {
+            return Err(ApiError::Closed);
         }
         let line = std::mem::take(&mut self.partial);
         let incoming: Incoming = serde_json::from_slice(&line).map_err(|e| ApiError::Protocol(e.to_string()))?;
@@ -244,4 +246,83 @@ pub fn call(profile_dir: &Path, request: &Request) -> Result<Value, ApiError> {
 /// Send one request to a node at `endpoint` and wait for its raw result.
 pub fn call_endpoint(endpoint: &Endpoint, profile_dir: &Path, request: &Request) -> Result<Value, ApiError> {
     Client::connect(endpoint, profile_dir)?.call_raw(request)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A client and the server's end of its connection.
+    fn pair() -> (Client, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        (Client::over(ours).unwrap(), theirs)
+    }
+
+    fn read_request(server: &mut UnixStream) -> Value {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while server.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        serde_json::from_slice(&line).unwrap()
+    }
+
+    #[test]
+    fn events_before_an_answer_are_kept_and_the_answer_is_typed() {
+        let (mut client, mut server) = pair();
+        let t = std::thread::spawn(move || {
+            let request = read_request(&mut server);
+            assert_eq!((request["method"].as_str(), request["jsonrpc"].as_str()), (Some("status"), Some("2.0")));
+            let id = request["id"].clone();
+            let event = rpc::notification_line(&PushEvent::Links { circle: "cc".into() });
+            let answer = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"name":"Ana","fingerprint":"f","safety_number":"1","circles":[]}}}}"#
+            );
+            server.write_all(format!("{event}\n{answer}\n").as_bytes()).unwrap();
+            // Then an event cut in two by the client's read timeout.
+            let event = rpc::notification_line(&PushEvent::CatchUp { circle: "dd".into() });
+            let (a, b) = event.split_at(10);
+            server.write_all(a.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            server.write_all(format!("{b}\n").as_bytes()).unwrap();
+            server
+        });
+        assert_eq!(client.status().unwrap().name, "Ana");
+        assert_eq!(client.next_event(Some(Duration::ZERO)).unwrap(), Some(PushEvent::Links { circle: "cc".into() }));
+        // Nothing whole yet: the wait ends without an event, and the half
+        // line read meanwhile is completed by the next read.
+        let mut got = None;
+        for _ in 0..100 {
+            got = client.next_event(Some(Duration::from_millis(50))).unwrap();
+            if got.is_some() {
+                break;
+            }
+        }
+        assert_eq!(got, Some(PushEvent::CatchUp { circle: "dd".into() }));
+        drop(t.join().unwrap());
+        assert!(matches!(client.next_event(Some(Duration::from_secs(5))), Err(ApiError::Closed)));
+    }
+
+    #[test]
+    fn errors_come_back_with_their_code_and_another_version_is_refused() {
+        let (mut client, mut server) = pair();
+        let t = std::thread::spawn(move || {
+            let request = read_request(&mut server);
+            let id = request["id"].clone();
+            let refusal = format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32001,"message":"no circle x"}}}}"#);
+            server.write_all(format!("{refusal}\n").as_bytes()).unwrap();
+            let request = read_request(&mut server);
+            assert_eq!(request["params"]["api_version"], API_VERSION);
+            let id = request["id"].clone();
+            let hello =
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"api_version":99,"kolo_version":"9.0.0"}}}}"#);
+            server.write_all(format!("{hello}\n").as_bytes()).unwrap();
+        });
+        let e = client.messages("x").unwrap_err();
+        assert_eq!((e.code(), e.to_string()), (Some(ErrorCode::NotFound), "no circle x".to_owned()));
+        assert!(matches!(client.hello(), Err(ApiError::VersionMismatch { node: 99 })));
+        t.join().unwrap();
+    }
 }

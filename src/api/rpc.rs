@@ -239,7 +239,7 @@ pub fn response_line<T: Serialize>(id: &Id, outcome: Result<&T, &Failure>) -> St
 pub fn parse_call(line: &str) -> Result<Call, (Id, Failure)> {
     let bad = |code, message: String| (Id::Null, Failure::new(code, message));
     if line.len() > MAX_LINE {
-        return Err(bad(ErrorCode::TooLong, format!("the request is longer than {} KiB", MAX_LINE / 1024)));
+        return Err(bad(ErrorCode::TooLong, format!("the request is too long (over {} KiB)", MAX_LINE / 1024)));
     }
     let value: Value = serde_json::from_str(line).map_err(|e| {
         bad(

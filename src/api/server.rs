@@ -193,7 +193,8 @@ async fn connection(stream: tokio::net::UnixStream, node: mpsc::Sender<Pending>,
             Ok(false) | Err(LineError::Io) => break,
             Err(LineError::TooLong) => {
                 // Answer, then close: the rest of the line is never read.
-                let f = Failure::new(ErrorCode::TooLong, format!("the request is longer than {} KiB", MAX_LINE / 1024));
+                let f =
+                    Failure::new(ErrorCode::TooLong, format!("the request is too long (over {} KiB)", MAX_LINE / 1024));
                 let _ = out.send(rpc::response_line::<Answer>(&Id::Null, Err(&f))).await;
                 break;
             }
