@@ -27,8 +27,10 @@ pub type Pushes = broadcast::Sender<PushEvent>;
 /// Events kept for subscribers that have not read them yet; a subscriber
 /// further behind loses the oldest and gets a `lagged` notice.
 const PUSH_RING: usize = 256;
-/// Lines queued for one connection's socket (answers and events).
-const OUT_QUEUE: usize = 64;
+/// Lines queued for one connection's socket (answers and events): few,
+/// as a line can be large (a 60 kB message, escaped) and a connection that
+/// does not read should cost little; the ring above absorbs bursts.
+const OUT_QUEUE: usize = 8;
 
 /// A new, empty event ring.
 pub fn pushes() -> Pushes {
