@@ -226,6 +226,34 @@ impl Client {
     pub fn send_text(&mut self, circle: &str, text: &str, disappear_secs: Option<u32>) -> Result<Sent, ApiError> {
         self.call_as(&Request::Send { circle: circle.to_owned(), text: text.to_owned(), disappear_secs })
     }
+    pub fn create_circle(&mut self, name: &str, disappear_secs: Option<u32>) -> Result<CircleCreated, ApiError> {
+        self.call_as(&Request::CircleCreate { name: name.to_owned(), disappear_secs })
+    }
+    pub fn invite(
+        &mut self,
+        circle: &str,
+        expires_secs: Option<u64>,
+        organiser: bool,
+    ) -> Result<InviteCreated, ApiError> {
+        self.call_as(&Request::Invite { circle: circle.to_owned(), expires_secs, organiser: Some(organiser) })
+    }
+    /// Join with an invite code; returns once a member admitted us.
+    pub fn join(&mut self, code: &str) -> Result<Joined, ApiError> {
+        self.call_as(&Request::Join { code: code.to_owned() })
+    }
+    pub fn remove(&mut self, circle: &str, member: &str) -> Result<Removed, ApiError> {
+        self.call_as(&Request::Remove { circle: circle.to_owned(), member: member.to_owned() })
+    }
+    pub fn leave(&mut self, circle: &str, force: bool) -> Result<Left, ApiError> {
+        self.call_as(&Request::Leave { circle: circle.to_owned(), force: Some(force) })
+    }
+    /// Acknowledge an announcement (`None`: the pinned one).
+    pub fn ack(&mut self, circle: &str, message: Option<&str>) -> Result<Acknowledged, ApiError> {
+        self.call_as(&Request::Ack { circle: circle.to_owned(), message: message.map(str::to_owned) })
+    }
+    pub fn verify(&mut self, circle: &str, member: &str, confirm: bool) -> Result<Verification, ApiError> {
+        self.call_as(&Request::Verify { circle: circle.to_owned(), member: member.to_owned(), confirm: Some(confirm) })
+    }
     pub fn shutdown(&mut self) -> Result<Stopping, ApiError> {
         self.call_as(&Request::Shutdown)
     }
