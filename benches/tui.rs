@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use kolo::api::{self, Answer};
 use kolo::engine::{EnvelopeInfo, Event, MessageKind, MessageView};
 use kolo::identity::IdentitySecret;
 use kolo::node::NodeEvent;
@@ -19,7 +20,6 @@ use kolo::ui::model::App;
 use kolo::ui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use serde_json::json;
 
 const FRAMES: usize = 2_000;
 const T0: u64 = 1_795_424_400_000;
@@ -31,8 +31,17 @@ fn app_with(messages: usize) -> App {
     let _ = app.start();
     let _ = app.reply(
         2,
-        Ok(json!([{ "id": kolo::identity::hex(&circle), "name": "riverside", "members": 3, "epoch": 1,
-                    "disappear_secs": null, "role": "member", "removed": false, "pinned": null, "key_changes": [] }])),
+        Ok(Answer::Circles(vec![api::CircleInfo {
+            id: kolo::identity::hex(&circle),
+            name: "riverside".into(),
+            members: 3,
+            epoch: 1,
+            disappear_secs: None,
+            role: Some(api::Role::Member),
+            removed: false,
+            pinned: None,
+            key_changes: Vec::new(),
+        }])),
     );
     let sender = IdentitySecret::from_seed(&[2; 32]).member_id();
     for i in 0..messages {

@@ -436,48 +436,62 @@ fn open_offline(
 fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
     let dir = home(cli)?;
     let endpoint = api::Endpoint::for_profile(&dir, cli.ephemeral);
-    let call =
-        |r: Request| api::call_endpoint(&endpoint, &dir, &r).map_err(|e| anyhow::anyhow!(clean_line(&e.to_string())));
+    let fail = |e: api::ApiError| anyhow::anyhow!(clean_line(&e.to_string()));
+    let mut client = api::Client::open(&endpoint, &dir).map_err(fail)?;
+    // Each request's answer, as the type that request gives.
+    macro_rules! call {
+        ($t:ty, $request:expr) => {
+            client.call_as::<$t>(&$request).map_err(fail)
+        };
+    }
     let offset = kolo::ui::runtime::local_offset_secs();
     match command {
         Cmd::Circle { action: CircleCmd::Create { name, disappear } } => {
-            let v = call(Request::CircleCreate { name: name.clone(), disappear_secs: secs32(disappear)? })?;
-            println!("created circle {} ({})", field(&v["name"]), short(&v["id"]));
+            let v = call!(
+                api::CircleCreated,
+                Request::CircleCreate { name: name.clone(), disappear_secs: secs32(disappear)? }
+            )?;
+            println!("created circle {} ({})", clean_line(&v.name), short(&v.id));
         }
         Cmd::Circles { json } => {
-            let v = call(Request::Circles)?;
-            for c in v.as_array().into_iter().flatten() {
+            for c in call!(Vec<api::CircleInfo>, Request::Circles)? {
                 if *json {
-                    println!("{}", json_line(c));
+                    println!("{}", json_line(&c));
                 } else {
-                    let timer = match c["disappear_secs"].as_u64() {
-                        Some(s) => format!("  messages disappear after {}", kolo::ui::model::duration_label(s)),
+                    let timer = match c.disappear_secs {
+                        Some(s) => {
+                            format!("  messages disappear after {}", kolo::ui::model::duration_label(u64::from(s)))
+                        }
                         None => String::new(),
                     };
                     println!(
                         "{}  {}  {} members  {}{timer}",
-                        short(&c["id"]),
-                        field(&c["name"]),
-                        c["members"],
-                        c["role"].as_str().unwrap_or("removed")
+                        short(&c.id),
+                        clean_line(&c.name),
+                        c.members,
+                        c.role.map_or("removed", api::Role::label)
                     );
                 }
             }
         }
         Cmd::Invite { circle, revoke: Some(code), .. } => {
-            call(Request::RevokeInvite { circle: circle.clone(), code: code.clone() })?;
+            call!(api::Revoked, Request::RevokeInvite { circle: circle.clone(), code: code.clone() })?;
             println!("invite revoked: nobody can join with that code");
         }
         Cmd::Invite { circle, expires, organiser, qr, revoke: None } => {
-            let v = call(Request::Invite {
-                circle: circle.clone(),
-                expires_secs: Some(positive_secs(expires, "--expires")?),
-                organiser: Some(*organiser),
-            })?;
-            let code = v["code"].as_str().unwrap_or_default();
+            let v = call!(
+                api::InviteCreated,
+                Request::Invite {
+                    circle: circle.clone(),
+                    expires_secs: Some(positive_secs(expires, "--expires")?),
+                    organiser: Some(*organiser),
+                }
+            )?;
+            let code = v.code.as_str();
             // The code alone on stdout, for scripts; the note for people.
             println!("{code}");
-            if let Some(at) = v["expires_at"].as_u64() {
+            {
+                let at = v.expires_at;
                 let left = at.saturating_sub(now_ms()) / 1000;
                 eprintln!(
                     "valid once, until {} ({} from now)",
@@ -491,16 +505,16 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Join { code } => {
-            let v = call(Request::Join { code: code.clone() })?;
-            println!("joined {}", field(&v["name"]));
+            let v = call!(api::Joined, Request::Join { code: code.clone() })?;
+            println!("joined {}", clean_line(&v.name));
         }
         Cmd::Send { circle, text, disappear } => {
             // The engine checks again; checking here also covers texts too
             // long for a control-socket request.
             check_len("the message", text, MAX_TEXT).map_err(anyhow::Error::msg)?;
-            let v =
-                call(Request::Send { circle: circle.clone(), text: text.clone(), disappear_secs: secs32(disappear)? })?;
-            report_sent(&v);
+            let request =
+                Request::Send { circle: circle.clone(), text: text.clone(), disappear_secs: secs32(disappear)? };
+            report_sent(&call!(api::Sent, request)?);
         }
         Cmd::Announce { circle, title, when, place, details, supersedes, disappear } => {
             check_len("the title", title, MAX_TITLE).map_err(anyhow::Error::msg)?;
@@ -508,7 +522,7 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                 check_len(what, f.as_deref().unwrap_or(""), MAX_FIELD).map_err(anyhow::Error::msg)?;
             }
             check_len("the details", details.as_deref().unwrap_or(""), MAX_TEXT).map_err(anyhow::Error::msg)?;
-            let v = call(Request::Announce {
+            let request = Request::Announce {
                 circle: circle.clone(),
                 title: title.clone(),
                 when: when.clone(),
@@ -516,33 +530,31 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                 details: details.clone(),
                 supersedes: supersedes.clone(),
                 disappear_secs: secs32(disappear)?,
-            })?;
-            report_sent(&v);
+            };
+            report_sent(&call!(api::Sent, request)?);
         }
         Cmd::Messages { circle, json } => {
-            let v = call(Request::Messages { circle: circle.clone() })?;
-            for m in v.as_array().into_iter().flatten() {
+            for m in call!(Vec<api::Message>, Request::Messages { circle: circle.clone() })? {
                 if *json {
-                    println!("{}", json_line(m));
+                    println!("{}", json_line(&m));
                 } else {
-                    println!("{}", message_line(m, offset));
+                    println!("{}", message_line(&m, offset));
                 }
             }
         }
         Cmd::Members { circle, json } => {
-            let v = call(Request::Members { circle: circle.clone() })?;
-            for m in v.as_array().into_iter().flatten() {
+            for m in call!(Vec<api::Member>, Request::Members { circle: circle.clone() })? {
                 if *json {
-                    println!("{}", json_line(m));
+                    println!("{}", json_line(&m));
                 } else {
-                    let link = if m["you"].as_bool() == Some(true) { "(you)".to_owned() } else { field(&m["link"]) };
+                    let link = if m.you { "(you)" } else { link_label(m.link) };
                     println!(
                         "{}  {}  {}  {}{}",
-                        field(&m["fingerprint"]),
-                        field(&m["name"]),
-                        field(&m["role"]),
+                        clean_line(&m.fingerprint),
+                        clean_line(&m.name),
+                        m.role.label(),
                         link,
-                        match (m["verified"].as_bool() == Some(true), m["looks_like"].as_str()) {
+                        match (m.verified, m.looks_like.as_deref()) {
                             (_, Some(other)) => format!("  ⚠ name looks like {}'s", clean_line(other)),
                             (true, None) => "  verified".to_owned(),
                             (false, None) => String::new(),
@@ -552,25 +564,27 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Rename { circle, name } => {
-            call(Request::Rename { circle: circle.clone(), name: name.clone() })?;
+            call!(api::Renamed, Request::Rename { circle: circle.clone(), name: name.clone() })?;
             println!("renamed; every member will see the change");
         }
         Cmd::Remove { circle, member } => {
-            let v = call(Request::Remove { circle: circle.clone(), member: member.clone() })?;
-            println!("removed {}; every remaining member is replacing its keys", field(&v["removed"]));
+            let v = call!(api::Removed, Request::Remove { circle: circle.clone(), member: member.clone() })?;
+            println!("removed {}; every remaining member is replacing its keys", clean_line(&v.removed));
         }
         Cmd::Leave { circle, force } => {
-            let v = call(Request::Leave { circle: circle.clone(), force: Some(*force) })?;
-            println!("you left {}; the other members are told and replace their keys", field(&v["left"]));
+            let v = call!(api::Left, Request::Leave { circle: circle.clone(), force: Some(*force) })?;
+            let left = clean_line(v.left.as_deref().unwrap_or_default());
+            println!("you left {left}; the other members are told and replace their keys");
         }
         Cmd::Ack { circle, message } => {
-            let v = call(Request::Ack { circle: circle.clone(), message: message.clone() })?;
-            println!("acknowledged \"{}\": the circle sees that you read it", field(&v["title"]));
+            let v = call!(api::Acknowledged, Request::Ack { circle: circle.clone(), message: message.clone() })?;
+            let title = clean_line(v.title.as_deref().unwrap_or_default());
+            println!("acknowledged \"{title}\": the circle sees that you read it");
         }
         Cmd::Disappear { circle, timer } => {
             let secs = if timer.eq_ignore_ascii_case("off") { 0 } else { positive_secs(timer, "the timer")? };
             let secs = u32::try_from(secs).context("duration too long")?;
-            call(Request::SetDisappear { circle: circle.clone(), secs })?;
+            call!(api::DisappearSet, Request::SetDisappear { circle: circle.clone(), secs })?;
             if secs == 0 {
                 println!("messages in {} no longer disappear by default", clean_line(circle));
             } else {
@@ -582,9 +596,10 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Verify { circle, member, confirm } => {
-            let v = call(Request::Verify { circle: circle.clone(), member: member.clone(), confirm: Some(*confirm) })?;
-            println!("your safety number:  {}", field(&v["you"]));
-            println!("their safety number: {}", field(&v["them"]));
+            let request = Request::Verify { circle: circle.clone(), member: member.clone(), confirm: Some(*confirm) };
+            let v = call!(api::Verification, request)?;
+            println!("your safety number:  {}", clean_line(&v.you));
+            println!("their safety number: {}", clean_line(&v.them));
             if *confirm {
                 println!("marked verified");
             } else {
@@ -592,18 +607,20 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Status { json } => {
-            let v = call(Request::Status)?;
+            let v = call!(api::Status, Request::Status)?;
             if *json {
                 println!("{}", json_line(&v));
             } else {
-                println!("{} ({})", field(&v["name"]), field(&v["fingerprint"]));
-                for c in v["circles"].as_array().into_iter().flatten() {
-                    println!("  {}  {}  {} peers", short(&c["id"]), field(&c["name"]), c["peers"]);
+                println!("{} ({})", clean_line(&v.name), clean_line(&v.fingerprint));
+                for c in &v.circles {
+                    let name = clean_line(c.name.as_deref().unwrap_or_default());
+                    println!("  {}  {name}  {} peers", short(&c.id), c.peers);
                 }
             }
         }
         Cmd::Stop => {
-            call(Request::Shutdown)?;
+            call!(api::Stopping, Request::Shutdown)?;
+            drop(client);
             wait_for_exit(&dir, &endpoint)?;
             println!("stopped");
         }
@@ -648,21 +665,26 @@ fn wait_for_exit(dir: &std::path::Path, endpoint: &api::Endpoint) -> anyhow::Res
     }
 }
 
-/// A string field of an answer, cleaned for the terminal (one line).
-fn field(v: &serde_json::Value) -> String {
-    clean_line(v.as_str().unwrap_or(""))
+fn short(id: &str) -> String {
+    clean_line(id).chars().take(8).collect()
 }
 
-fn short(v: &serde_json::Value) -> String {
-    field(v).chars().take(8).collect()
+fn link_label(link: api::Link) -> &'static str {
+    match link {
+        api::Link::You => "you",
+        api::Link::Direct => "direct",
+        api::Link::Relayed => "relayed",
+        api::Link::Tor => "tor",
+        api::Link::Offline => "offline",
+    }
 }
 
 /// One `--json` record: a line of JSON (one object per line, see
 /// docs/api.md) in which every character a terminal could act on (C1
 /// controls, DEL, bidirectional controls; JSON escapes C0 already) is
 /// written as a `\uXXXX` escape: the same data for a parser, inert on a screen.
-fn json_line(v: &serde_json::Value) -> String {
-    let text = v.to_string();
+fn json_line<T: serde::Serialize>(v: &T) -> String {
+    let text = api::to_json(v);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if kolo::ui::safe_text::is_unsafe(c) {
@@ -677,39 +699,39 @@ fn json_line(v: &serde_json::Value) -> String {
 /// `2026-11-23 09:00  3f9c1a2b  Ana✓: text  ⏳ until 2026-11-23 10:00`;
 /// lines after the first of a multi-line text are indented, so no text
 /// can begin a line of its own and pass for another message.
-fn message_line(m: &serde_json::Value, offset: i64) -> String {
-    let mark = if m["verified"].as_bool() == Some(true) { "✓" } else { "" };
-    let text = match m["kind"].as_str() {
-        Some("announcement") => {
+fn message_line(m: &api::Message, offset: i64) -> String {
+    let mark = if m.verified == Some(true) { "✓" } else { "" };
+    let text = match &m.body {
+        api::Body::Announcement { title, when, place, details, .. } => {
             let parts: Vec<String> =
-                ["title", "when", "where"].iter().map(|k| field(&m[*k])).filter(|p| !p.is_empty()).collect();
-            let details = clean(m["details"].as_str().unwrap_or(""));
+                [title, when, place].iter().map(|p| clean_line(p)).filter(|p| !p.is_empty()).collect();
+            let details = clean(details);
             if details.is_empty() {
                 format!("📌 {}", parts.join(" | "))
             } else {
                 format!("📌 {} | {details}", parts.join(" | "))
             }
         }
-        Some("system") => format!("— {}", clean(m["text"].as_str().unwrap_or(""))),
-        _ => clean(m["text"].as_str().unwrap_or("")),
+        api::Body::System => format!("— {}", clean(&m.text)),
+        api::Body::Text => clean(&m.text),
     };
-    let at = m["sent_at"].as_u64().map(|t| kolo::ui::view::date_time(t, offset)).unwrap_or_default();
-    let timer = match m["expires_at"].as_u64() {
+    let at = kolo::ui::view::date_time(m.sent_at, offset);
+    let timer = match m.expires_at {
         Some(e) => format!("  ⏳ until {}", kolo::ui::view::date_time(e, offset)),
         None => String::new(),
     };
-    let head = if m["kind"].as_str() == Some("system") {
-        format!("{at}  {}  ", short(&m["id"]))
+    let head = if m.body == api::Body::System {
+        format!("{at}  {}  ", short(&m.id))
     } else {
-        format!("{at}  {}  {}{mark}: ", short(&m["id"]), field(&m["sender"]))
+        format!("{at}  {}  {}{mark}: ", short(&m.id), clean_line(&m.sender))
     };
     let body = text.replace('\n', "\n    ");
     format!("{head}{body}{timer}")
 }
 
-fn report_sent(v: &serde_json::Value) {
-    match v["queued"].as_str() {
+fn report_sent(v: &api::Sent) {
+    match &v.queued {
         Some(reason) => println!("queued: {}", clean_line(reason)),
-        None => println!("sent {}", short(&v["id"])),
+        None => println!("sent {}", short(v.id.as_deref().unwrap_or_default())),
     }
 }

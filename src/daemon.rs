@@ -217,8 +217,11 @@ pub fn run(
         })?;
         let (api_tx, api_rx) = mpsc::channel(64);
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(kolo::api::serve(listener, api_tx.clone(), closing_rx));
+        let pushes = kolo::api::pushes();
+        let server = tokio::spawn(kolo::api::serve(listener, api_tx.clone(), pushes.clone(), closing_rx));
         let mut node = Node::new(engine, opened.profile, config);
+        // Events for the control socket's subscribers (bounded, lossy).
+        tokio::spawn(kolo::api::forward_events(node.watch(), pushes));
         let outcome = match keymap {
             None => {
                 drop(api_tx);

@@ -241,10 +241,19 @@ pub fn control_request(data: &[u8]) {
     let Ok(line) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(request) = crate::api::parse_request_line(line) {
-        let text = serde_json::to_string(&request).expect("a request serialises");
-        let again = crate::api::parse_request_line(&text).expect("a serialised request parses");
-        assert_eq!(serde_json::to_string(&again).ok(), Some(text));
+    // Whatever the line, an answer can be given (an id to echo, a code).
+    match crate::api::parse_call(line) {
+        Ok(call) => {
+            let id = call.id.clone().unwrap_or(crate::api::Id::Null);
+            let text = crate::api::rpc::request_line(&id, &call.request).expect("a request serialises");
+            let again = crate::api::parse_call(&text).expect("a serialised request parses");
+            assert_eq!(again.request, call.request);
+            assert_eq!(again.id, Some(id));
+        }
+        Err((id, failure)) => {
+            let answer = crate::api::rpc::response_line::<()>(&id, Err(&failure));
+            assert!(answer.starts_with("{\"jsonrpc\":\"2.0\""), "{answer}");
+        }
     }
 }
 

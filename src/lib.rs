@@ -15,7 +15,7 @@
 //! | [`store`] | adapter: the encrypted profile (SQLCipher, argon2id, shredding) | `engine` |
 //! | [`net`] | adapter: one closed libp2p swarm per circle | `engine` (frame limits) |
 //! | [`node`] | adapter: engine + store + networks + control requests | `engine`, `store`, `net`, `api` |
-//! | [`api`] | adapter: the control socket (JSON lines) | `engine` types |
+//! | [`api`] | adapter: the control socket (JSON-RPC 2.0, typed answers, pushed events) | `engine` types |
 //! | [`sim`], [`demo`] | a deterministic in-memory network; the demo transcript | `engine` |
 //! | [`vectors`] | test vectors for `protocol/vectors/` | the pure modules |
 //! | `fuzz_targets` | the fuzz targets' bodies (`fuzz/`, `tests/fuzz_corpus.rs`) | the pure modules |

@@ -77,3 +77,61 @@ fn circles_work_between_real_processes() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(!cy.texts("riverside").iter().any(|t| t == "after cy left"), "the removed member read a new message");
 }
+
+/// The control socket of a real daemon answers a line it cannot read with
+/// a JSON-RPC parse error whose id is null (it used to say `"id": 0`, an
+/// id no request had), and echoes the id of a request it refuses.
+#[test]
+fn the_control_socket_echoes_ids_and_gives_null_for_unreadable_lines() {
+    use std::io::{BufRead, BufReader, Write};
+    let ana = Daemon::loopback("socket-ids", "ana");
+    let stream = std::os::unix::net::UnixStream::connect(kolo::api::socket_path(&ana.home)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut ask = |line: &str| {
+        (&stream).write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        reader.read_line(&mut answer).unwrap();
+        serde_json::from_str::<serde_json::Value>(&answer).unwrap()
+    };
+    let v = ask("{\"id\": 7, \"cmd\": ");
+    assert!(v.get("id").is_some_and(|id| id.is_null()), "{v}");
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    let v = ask(r#"{"jsonrpc":"2.0","id":41,"method":"messages","params":{"circle":"nowhere"}}"#);
+    assert_eq!(v["id"], 41, "{v}");
+    assert_eq!(v["error"]["code"], -32001, "{v}");
+    let v = ask(r#"{"jsonrpc":"2.0","id":"h","method":"hello"}"#);
+    assert_eq!((v["id"].as_str(), v["result"]["api_version"].as_u64()), (Some("h"), Some(1)), "{v}");
+}
+
+/// `examples/echo_bot.rs` against a real daemon: the bot (its logic,
+/// `kolo::api::echo::run`) subscribes on Ana's node, Bo writes in the
+/// circle, and Bo reads the echo. The bot answers Bo's message only once
+/// and never its own echo.
+#[test]
+fn the_echo_bot_answers_over_a_subscription() {
+    use kolo::api::{Client, Endpoint, echo};
+    let mut ana = Daemon::loopback("echo-bot", "ana");
+    let bo = Daemon::loopback("echo-bot", "bo");
+    ana.call(Request::CircleCreate { name: "riverside".into(), disappear_secs: None });
+    let code = ana.invite("riverside");
+    bo.call(Request::Join { code });
+
+    let mut client = Client::open(&Endpoint::for_profile(&ana.home, false), &ana.home).unwrap();
+    // Subscribed before Bo writes, so the bot cannot miss it (the bot's
+    // own subscribe on the same connection changes nothing).
+    client.subscribe().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let bot = std::thread::spawn(move || {
+        echo::run(&mut client, echo::Limits { max_echoes: Some(5), until: Some(until) }, |_, _| {})
+    });
+    bo.send("riverside", "ping from bo");
+    assert!(bo.wait_for_text("riverside", "echo: ping from bo", 90), "no echo arrived: {:?}", bo.texts("riverside"));
+    // Stopping the node ends the bot (its connection closes).
+    ana.stop();
+    let report = bot.join().unwrap().unwrap();
+    assert_eq!(report.echoes, 1, "one message, one echo: {report:?}");
+    assert_eq!(report.refused, 0);
+    let echoes = bo.texts("riverside").iter().filter(|t| t.starts_with("echo: ")).count();
+    assert_eq!(echoes, 1, "{:?}", bo.texts("riverside"));
+}

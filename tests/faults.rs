@@ -36,7 +36,9 @@ fn now_ms() -> u64 {
 async fn ask(api: &mpsc::Sender<kolo::api::Pending>, request: Request) -> Result<Value, String> {
     let (tx, rx) = oneshot::channel();
     api.send((request, tx)).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), rx).await.unwrap().unwrap()
+    let answer = tokio::time::timeout(Duration::from_secs(30), rx).await.unwrap().unwrap();
+    // As the control socket would carry it.
+    answer.map(|a| serde_json::to_value(a).unwrap()).map_err(|f| f.message)
 }
 
 fn texts(v: &Value) -> Vec<String> {

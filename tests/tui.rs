@@ -10,17 +10,15 @@
 
 use std::collections::VecDeque;
 
-use kolo::api::Request;
+use kolo::api::{self, Answer, Request};
 use kolo::engine::{Announcement, EnvelopeInfo, Event, MessageKind, MessageView};
 use kolo::identity::{IdentitySecret, MemberId, hex, safety_number};
 use kolo::node::NodeEvent;
-use kolo::node::requests::message_json;
 use kolo::ui::keymap::{Key, KeyCode, Keymap};
 use kolo::ui::model::{App, Effect};
 use kolo::ui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use serde_json::{Value, json};
 
 /// 2026-11-23 09:00 UTC.
 const T0: u64 = 1_795_424_400_000;
@@ -50,7 +48,7 @@ struct FakeCircle {
     peers: u64,
 }
 
-/// Answers the model's requests like the node does (same JSON shapes).
+/// Answers the model's requests like the node does (the same typed answers).
 struct FakeNode {
     me: MemberId,
     circles: Vec<FakeCircle>,
@@ -168,45 +166,78 @@ impl FakeNode {
         self.events.push_back(NodeEvent::Engine(Box::new(Event::Message(m))));
     }
 
-    fn answer(&mut self, request: &Request) -> Result<Value, String> {
+    fn answer(&mut self, request: &Request) -> Result<Answer, String> {
         self.requests.push(request.clone());
+        let role = |r: &str| if r == "organiser" { api::Role::Organiser } else { api::Role::Member };
         match request {
-            Request::Status => Ok(json!({
-                "name": "You",
-                "fingerprint": self.me.fingerprint().to_string(),
-                "circles": self.circles.iter().map(|c| json!({"id": hex(&c.id), "peers": c.peers})).collect::<Vec<_>>(),
+            Request::Status => Ok(Answer::Status(api::Status {
+                name: "You".into(),
+                fingerprint: self.me.fingerprint().to_string(),
+                safety_number: safety_number(&self.me).to_string(),
+                circles: self
+                    .circles
+                    .iter()
+                    .map(|c| api::CircleStatus {
+                        id: hex(&c.id),
+                        name: Some(c.name.into()),
+                        peers: c.peers,
+                        banned_peers: 0,
+                        listen: None,
+                    })
+                    .collect(),
             })),
-            Request::Circles => Ok(Value::Array(
+            Request::Circles => Ok(Answer::Circles(
                 self.circles
                     .iter()
                     .map(|c| {
-                        let pinned = c.pinned.and_then(|p| c.messages.iter().find(|m| m.id == p)).map(|m| {
-                            let mut v = message_json(m, false);
-                            v["acked_by"] = json!(c.acked_by);
-                            v["acked_by_me"] = json!(c.acked_by.contains(&"You"));
-                            v
-                        });
-                        json!({
-                            "id": hex(&c.id), "name": c.name, "members": c.members.len(), "epoch": c.epoch,
-                            "disappear_secs": c.disappear, "role": c.members[0].role, "removed": false,
-                            "pinned": pinned, "key_changes": c.key_changes,
-                        })
+                        let pinned =
+                            c.pinned.and_then(|p| c.messages.iter().find(|m| m.id == p)).map(|m| api::Pinned {
+                                message: api::convert::message(m, Some(false)),
+                                acked_by: c.acked_by.iter().map(|n| n.to_string()).collect(),
+                                acked_by_me: c.acked_by.contains(&"You"),
+                            });
+                        api::CircleInfo {
+                            id: hex(&c.id),
+                            name: c.name.into(),
+                            members: c.members.len() as u64,
+                            epoch: u64::from(c.epoch),
+                            disappear_secs: c.disappear,
+                            role: Some(role(c.members[0].role)),
+                            removed: false,
+                            pinned,
+                            key_changes: c.key_changes.iter().map(|n| n.to_string()).collect(),
+                        }
                     })
                     .collect(),
             )),
             Request::Messages { circle } => {
                 let c = self.circle(circle)?;
                 let verified: Vec<MemberId> = c.members.iter().filter(|m| m.verified).map(|m| m.id).collect();
-                Ok(Value::Array(c.messages.iter().map(|m| message_json(m, verified.contains(&m.sender))).collect()))
+                Ok(Answer::Messages(
+                    c.messages.iter().map(|m| api::convert::message(m, Some(verified.contains(&m.sender)))).collect(),
+                ))
             }
             Request::Members { circle } => {
                 let c = self.circle(circle)?;
-                Ok(Value::Array(
+                Ok(Answer::Members(
                     c.members
                         .iter()
-                        .map(|m| {
-                            json!({"name": m.name, "fingerprint": m.id.fingerprint().to_string(), "role": m.role,
-                                   "link": m.link, "verified": m.verified, "you": m.link == "you", "online": m.link != "offline"})
+                        .map(|m| api::Member {
+                            name: m.name.into(),
+                            fingerprint: m.id.fingerprint().to_string(),
+                            id: m.id.to_hex(),
+                            role: role(m.role),
+                            online: m.link != "offline",
+                            link: match m.link {
+                                "you" => api::Link::You,
+                                "direct" => api::Link::Direct,
+                                "relayed" => api::Link::Relayed,
+                                "tor" => api::Link::Tor,
+                                _ => api::Link::Offline,
+                            },
+                            verified: m.verified,
+                            you: m.link == "you",
+                            looks_like: None,
                         })
                         .collect(),
                 ))
@@ -216,7 +247,7 @@ impl FakeNode {
                 let idx = self.circles.iter().position(|c| hex(&c.id) == circle).ok_or("no circle")?;
                 let expires = disappear_secs.map(|s| T0 + 3_600_000 + u64::from(s) * 1000);
                 self.arrive(idx, 0, text, T0 + 3_600_000, expires);
-                Ok(json!({"id": hex(&[self.counter; 16])}))
+                Ok(Answer::Sent(api::Sent { id: Some(hex(&[self.counter; 16])), queued: None }))
             }
             Request::Verify { circle, member, confirm } => {
                 let me = self.me;
@@ -225,22 +256,38 @@ impl FakeNode {
                 if *confirm == Some(true) {
                     m.verified = true;
                 }
-                Ok(
-                    json!({"you": safety_number(&me).to_string(), "them": safety_number(&m.id).to_string(), "verified": m.verified}),
-                )
+                let (you, them) = (safety_number(&me).to_string(), safety_number(&m.id).to_string());
+                Ok(Answer::Verification(api::Verification {
+                    compare: [you.clone(), them.clone()],
+                    you,
+                    them,
+                    verified: m.verified,
+                }))
             }
             Request::Inspect { circle, message } => {
                 let c = self.circle(circle)?;
                 let m = c.messages.iter().find(|m| hex(&m.id) == *message).ok_or("no such message")?;
                 let e = m.envelope.as_ref().ok_or("no envelope")?;
                 let n = e.frame.len();
-                Ok(json!({
-                    "id": hex(&m.id), "frame_len": n, "key_id": hex(&e.key_id), "epoch": e.epoch, "counter": e.counter,
-                    "header": hex(&e.frame[..26]), "ciphertext": hex(&e.frame[26..n - 64]), "padded_len": n - 26 - 64 - 16,
-                    "signature": hex(&e.frame[n - 64..]), "signature_ok": true,
+                Ok(Answer::Envelope(api::Envelope {
+                    id: hex(&m.id),
+                    frame_len: n as u64,
+                    version: e.frame.first().copied(),
+                    frame_type: e.frame.get(1).copied(),
+                    key_id: hex(&e.key_id),
+                    epoch: u64::from(e.epoch),
+                    counter: u64::from(e.counter),
+                    header: hex(&e.frame[..26]),
+                    ciphertext: hex(&e.frame[26..n - 64]),
+                    padded_len: (n - 26 - 64 - 16) as u64,
+                    signature: hex(&e.frame[n - 64..]),
+                    signature_ok: Some(true),
                 }))
             }
-            Request::Invite { .. } => Ok(json!({"code": "kolo1-abcdefghijklmnopqrstuvwxyz234567", "expires_at": T0})),
+            Request::Invite { .. } => Ok(Answer::Invite(api::InviteCreated {
+                code: "kolo1-abcdefghijklmnopqrstuvwxyz234567".into(),
+                expires_at: T0,
+            })),
             Request::Ack { circle, message } => {
                 let c = self.circle(circle)?;
                 let pinned = c.pinned.map(|p| hex(&p));
@@ -248,16 +295,16 @@ impl FakeNode {
                     return Err("no such announcement".into());
                 }
                 c.acked_by.push("You");
-                Ok(json!({"acknowledged": pinned}))
+                Ok(Answer::Acknowledged(api::Acknowledged { acknowledged: pinned, title: None }))
             }
             Request::Remove { circle, member } => {
                 let c = self.circle(circle)?;
                 c.members.retain(|m| m.name != member);
-                Ok(json!({"removed": member}))
+                Ok(Answer::Removed(api::Removed { removed: member.clone() }))
             }
             Request::Leave { circle, .. } => {
                 self.circle(circle)?;
-                Ok(json!({"left": circle}))
+                Ok(Answer::Left(api::Left { left: Some(circle.clone()) }))
             }
             other => Err(format!("the fake node does not do {other:?}")),
         }

@@ -167,7 +167,9 @@ impl RunningNode {
     pub async fn call(&self, request: Request) -> Result<Value> {
         let (tx, rx) = oneshot::channel();
         self.api.send((request, tx)).await.map_err(|_| anyhow!("node {} stopped", self.index))?;
-        rx.await.map_err(|_| anyhow!("node {} dropped a request", self.index))?.map_err(|e| anyhow!(e))
+        let answer = rx.await.map_err(|_| anyhow!("node {} dropped a request", self.index))?.map_err(|e| anyhow!(e))?;
+        // As the control socket would carry it.
+        Ok(serde_json::to_value(answer)?)
     }
 
     /// Send without waiting for the answer (the answer channel is dropped).

@@ -14,10 +14,9 @@ pub mod relay;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{Pending, Request};
+use crate::api::{self, Answer, Pending, Request};
 use crate::engine::{Engine, Event, MessageKind};
 use crate::entropy::OsEntropy;
 use crate::node::{Node, NodeConfig, NodeEvent};
@@ -50,10 +49,15 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub async fn call(&self, request: Request) -> Result<Value, String> {
+    pub async fn call(&self, request: Request) -> Result<Answer, String> {
         let (tx, rx) = oneshot::channel();
         self.requests.send((request, tx)).await.map_err(|_| format!("{} stopped", self.name))?;
-        rx.await.map_err(|_| format!("{} gave no answer", self.name))?
+        rx.await.map_err(|_| format!("{} gave no answer", self.name))?.map_err(|f| f.message)
+    }
+
+    /// [`call`](Self::call), the answer as the type its request gives.
+    pub async fn ask<T: TryFrom<Answer>>(&self, request: Request) -> Result<T, String> {
+        T::try_from(self.call(request).await?).map_err(|_| format!("{} gave an answer of the wrong kind", self.name))
     }
 }
 
@@ -108,12 +112,13 @@ pub async fn form_circle(user: &Handle, members: &[Handle], relay: &Relay, say: 
     user.call(Request::CircleCreate { name: CIRCLE.into(), disappear_secs: None }).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let port = loop {
-        let status = user.call(Request::Status).await?;
-        let port = status["circles"][0]["listen"]
-            .as_array()
+        let status: api::Status = user.ask(Request::Status).await?;
+        let port = status
+            .circles
+            .first()
+            .and_then(|c| c.listen.as_ref())
             .into_iter()
             .flatten()
-            .filter_map(|a| a.as_str())
             .find_map(|a| a.rsplit_once("/tcp/").and_then(|(_, p)| p.split('/').next()?.parse::<u16>().ok()));
         if let Some(port) = port {
             break port;
@@ -128,7 +133,7 @@ pub async fn form_circle(user: &Handle, members: &[Handle], relay: &Relay, say: 
     let mut joins = Vec::new();
     for (i, m) in members.iter().enumerate() {
         let invite = Request::Invite { circle: CIRCLE.into(), expires_secs: Some(600), organiser: Some(i == ANA) };
-        let code = user.call(invite).await?["code"].as_str().unwrap_or_default().to_owned();
+        let code = user.ask::<api::InviteCreated>(invite).await?.code;
         let requests = m.requests.clone();
         let name = m.name.clone();
         joins.push(tokio::spawn(async move {
@@ -186,8 +191,8 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
     pause(2500).await;
     text(chen, "Me. I'll bring the banner.", None).await?;
     pause(2500).await;
-    let first = ana
-        .call(Request::Announce {
+    let first: api::Sent = ana
+        .ask(Request::Announce {
             circle: CIRCLE.into(),
             title: "Assembly".into(),
             when: Some("Saturday 10:00".into()),
@@ -199,7 +204,7 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
         .await?;
     say("Ana (an organiser) pins an announcement: Assembly, Saturday 10:00, Market square.".into());
     pause(1500).await;
-    let first_id = first["id"].as_str();
+    let first_id = first.id.as_deref();
     acknowledge(bongani, first_id, say).await;
     acknowledge(chen, first_id, say).await;
     say("Bongani and Chen acknowledge it (a key press each): Ana sees who read it.".into());
@@ -212,20 +217,20 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
     ana.call(Request::Remove { circle: CIRCLE.into(), member: chen.name.clone() }).await?;
     say("Ana removes Chen: every remaining member replaces its sending key.".into());
     pause(3000).await;
-    let second = ana
-        .call(Request::Announce {
+    let second: api::Sent = ana
+        .ask(Request::Announce {
             circle: CIRCLE.into(),
             title: "Assembly: new place".into(),
             when: Some("Saturday 10:00".into()),
             place: Some("The old mill, Riverside Road".into()),
             details: Some("The square is watched. Same time, new place.".into()),
-            supersedes: first["id"].as_str().map(str::to_owned),
+            supersedes: first.id.clone(),
             disappear_secs: None,
         })
         .await?;
     say("Ana moves the meeting to the old mill; the new announcement replaces the pinned one.".into());
     pause(1500).await;
-    acknowledge(bongani, second["id"].as_str(), say).await;
+    acknowledge(bongani, second.id.as_deref(), say).await;
     say("Bongani acknowledges the new place.".into());
     pause(1000).await;
     text(bongani, LAST_LINE, None).await?;
@@ -275,7 +280,7 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
     let _ = writeln!(out, "kolo demo (headless): four real nodes on 127.0.0.1 and a non-member relay\n");
     form_circle(&user, &demo.members, &demo.relay, &mut say).await?;
     flush(out, &mut lines_rx);
-    let me = user.call(Request::Status).await?["fingerprint"].as_str().unwrap_or_default().to_owned();
+    let me = user.ask::<api::Status>(Request::Status).await?.fingerprint;
     let bongani = Handle { name: "Bongani".into(), requests: demo.members[BONGANI].requests.clone() };
     tokio::spawn(answer_user(bongani, user_events, me));
     let script_members: Vec<Handle> =
@@ -292,64 +297,53 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
     pause(2500).await;
 
     let _ = writeln!(out, "\nWhat you decrypted (your node's history):");
-    let history = user.call(Request::Messages { circle: CIRCLE.into() }).await?;
+    let history: Vec<api::Message> = user.ask(Request::Messages { circle: CIRCLE.into() }).await?;
     let mut texts: Vec<String> = Vec::new();
     let mut shown_envelope = false;
-    for m in history.as_array().into_iter().flatten() {
-        let sender = crate::ui::safe_text::clean_line(m["sender"].as_str().unwrap_or_default());
-        let body = match m["kind"].as_str() {
-            Some("announcement") => {
-                format!(
-                    "📌 {} | {} | {}",
-                    m["title"].as_str().unwrap_or(""),
-                    m["when"].as_str().unwrap_or(""),
-                    m["where"].as_str().unwrap_or("")
-                )
+    for m in &history {
+        let sender = crate::ui::safe_text::clean_line(&m.sender);
+        let body = match &m.body {
+            api::Body::Announcement { title, when, place, details, .. } => {
+                for t in [title, place, details] {
+                    texts.push(t.clone());
+                }
+                format!("📌 {title} | {when} | {place}")
             }
-            _ => crate::ui::safe_text::clean(m["text"].as_str().unwrap_or_default()),
+            _ => crate::ui::safe_text::clean(&m.text),
         };
-        let timer = if m["expires_at"].is_u64() { "  [disappearing]" } else { "" };
+        let timer = if m.expires_at.is_some() { "  [disappearing]" } else { "" };
         let _ = writeln!(out, "  {sender:>8}: {body}{timer}");
-        for key in ["text", "title", "where", "details"] {
-            if let Some(t) = m[key].as_str().filter(|t| t.len() >= 6) {
-                texts.push(t.to_owned());
-            }
-        }
+        texts.push(m.text.clone());
         // The newest message's envelope: its sender's current key still checks it.
-        if let (Some("text"), Some(id)) = (m["kind"].as_str(), m["id"].as_str())
-            && m["text"].as_str() == Some(LAST_LINE)
-            && !shown_envelope
-        {
+        if m.body == api::Body::Text && m.text == LAST_LINE && !shown_envelope {
             shown_envelope = true;
-            let env = user.call(Request::Inspect { circle: CIRCLE.into(), message: id.into() }).await?;
+            let env: api::Envelope =
+                user.ask(Request::Inspect { circle: CIRCLE.into(), message: m.id.clone() }).await?;
             let _ = writeln!(
                 out,
                 "            the envelope: {} bytes | key id {} | epoch {} | counter {} | ciphertext {}… | signature {}",
-                env["frame_len"],
-                env["key_id"].as_str().unwrap_or(""),
-                env["epoch"],
-                env["counter"],
-                env["ciphertext"].as_str().unwrap_or("").chars().take(24).collect::<String>(),
-                if env["signature_ok"].as_bool() == Some(true) { "valid" } else { "unchecked" },
+                env.frame_len,
+                env.key_id,
+                env.epoch,
+                env.counter,
+                env.ciphertext.chars().take(24).collect::<String>(),
+                if env.signature_ok == Some(true) { "valid" } else { "unchecked" },
             );
         }
     }
+    texts.retain(|t| t.len() >= 6);
 
-    let circles = demo.members[ANA].call(Request::Circles).await?;
-    let acked: Vec<String> = circles[0]["pinned"]["acked_by"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.as_str().map(str::to_owned))
-        .collect();
+    let circles: Vec<api::CircleInfo> = demo.members[ANA].ask(Request::Circles).await?;
+    let acked: Vec<String> =
+        circles.first().and_then(|c| c.pinned.as_ref()).map(|p| p.acked_by.clone()).unwrap_or_default();
     let _ = writeln!(
         out,
         "\nAna, an organiser, sees the pinned announcement acknowledged by {}.",
         if acked.is_empty() { "nobody".to_owned() } else { acked.join(", ") }
     );
 
-    let chen = demo.members[CHEN].call(Request::Messages { circle: CIRCLE.into() }).await?;
-    let chen_saw_mill = chen.to_string().contains("old mill");
+    let chen: Vec<api::Message> = demo.members[CHEN].ask(Request::Messages { circle: CIRCLE.into() }).await?;
+    let chen_saw_mill = chen.iter().any(|m| mentions(m, "old mill"));
     let _ = writeln!(
         out,
         "\nChen, removed, {} the new meeting place.",
@@ -361,8 +355,8 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
     let mut gone = false;
     while Instant::now() < deadline && !gone {
         pause(500).await;
-        let now = user.call(Request::Messages { circle: CIRCLE.into() }).await?;
-        gone = !now.to_string().contains("4471");
+        let now: Vec<api::Message> = user.ask(Request::Messages { circle: CIRCLE.into() }).await?;
+        gone = !now.iter().any(|m| mentions(m, "4471"));
     }
     let _ = writeln!(
         out,
@@ -393,6 +387,15 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
     if found.is_empty() && !chen_saw_mill && gone { Ok(()) } else { Err("the demo's checks failed".into()) }
 }
 
+/// Whether a message's text or announcement fields contain `needle`.
+fn mentions(m: &api::Message, needle: &str) -> bool {
+    let fields = match &m.body {
+        api::Body::Announcement { title, when, place, details, .. } => vec![title, when, place, details],
+        _ => Vec::new(),
+    };
+    m.text.contains(needle) || fields.into_iter().any(|f| f.contains(needle))
+}
+
 /// `kolo demo`: the terminal UI on the user's node while the members follow
 /// the script; members stop when the user quits.
 pub async fn interactive(keymap: crate::ui::keymap::Keymap) -> Result<(), String> {
@@ -406,7 +409,7 @@ pub async fn interactive(keymap: crate::ui::keymap::Keymap) -> Result<(), String
     let director = tokio::spawn(async move {
         let mut say: Say = Box::new(|_| {});
         form_circle(&user, &members, &relay, &mut say).await?;
-        let me = user.call(Request::Status).await?["fingerprint"].as_str().unwrap_or_default().to_owned();
+        let me = user.ask::<api::Status>(Request::Status).await?.fingerprint;
         let bongani = Handle { name: "Bongani".into(), requests: members[BONGANI].requests.clone() };
         tokio::spawn(answer_user(bongani, script_events, me));
         script(&members, &mut say).await

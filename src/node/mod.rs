@@ -21,10 +21,9 @@ use std::time::{Duration, Instant};
 
 use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
-use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::api::Pending;
+use crate::api::{Answer, Failure, Pending, Reply};
 use crate::circle::{CircleId, MembershipChange};
 use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record, Verdict};
 use crate::entropy::OsEntropy;
@@ -131,10 +130,10 @@ enum Arrival {
 }
 
 /// An invite request held until its circle's network listens.
-type InviteWaiter = (CircleId, crate::api::Request, oneshot::Sender<Result<Value, String>>, Instant);
+type InviteWaiter = (CircleId, crate::api::Request, Reply, Instant);
 
 struct JoinWaiter {
-    reply: oneshot::Sender<Result<Value, String>>,
+    reply: Reply,
     deadline: Instant,
 }
 
@@ -599,13 +598,13 @@ impl Node {
             Event::Joined { circle, name } => {
                 self.presence_due.insert(*circle);
                 for w in self.join_waiters.remove(circle).unwrap_or_default() {
-                    let _ = w.reply.send(Ok(serde_json::json!({
-                        "circle": crate::identity::hex(circle), "name": name })));
+                    let joined = crate::api::Joined { circle: crate::identity::hex(circle), name: name.clone() };
+                    let _ = w.reply.send(Ok(Answer::Joined(joined)));
                 }
             }
             Event::JoinFailed { circle, reason } => {
                 for w in self.join_waiters.remove(circle).unwrap_or_default() {
-                    let _ = w.reply.send(Err(reason.clone()));
+                    let _ = w.reply.send(Err(Failure::refused(reason.clone())));
                 }
             }
             Event::Presence { circle, member, transport, addresses } => {
@@ -722,15 +721,16 @@ impl Node {
             std::mem::take(&mut self.invite_waiters).into_iter().partition(|(.., at)| *at <= now);
         self.invite_waiters = waiting;
         for (_, _, reply, _) in late {
-            let _ = reply.send(Err("the circle's network is not listening on any address yet".into()));
+            let _ = reply.send(Err(Failure::unavailable("the circle's network is not listening on any address yet")));
         }
         for waiters in self.join_waiters.values_mut() {
             let (late, keep): (Vec<JoinWaiter>, Vec<JoinWaiter>) = waiters.drain(..).partition(|w| w.deadline <= now);
             *waiters = keep;
             for w in late {
-                let _ = w.reply.send(Err(
-                    "no member of the circle admitted us in time; is the inviter (or another member) online?".into(),
-                ));
+                let _ = w.reply.send(Err(Failure::new(
+                    crate::api::ErrorCode::Timeout,
+                    "no member of the circle admitted us in time; is the inviter (or another member) online?",
+                )));
             }
         }
         self.join_waiters.retain(|_, v| !v.is_empty());

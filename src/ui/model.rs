@@ -8,12 +8,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use super::input::Input;
 use super::keymap::{Action, Key, KeyCode, Keymap};
 use super::safe_text::{clean, clean_line};
-use crate::api::{Request, parse_duration};
+use crate::api::{self, Answer, Request, parse_duration};
 use crate::engine::{Event, MessageKind, MessageView};
 use crate::identity::hex;
 use crate::node::NodeEvent;
@@ -760,7 +758,7 @@ impl App {
 
     // ---- answers from the node ---------------------------------------------
 
-    pub fn reply(&mut self, tag: Tag, result: Result<Value, String>) -> Vec<Effect> {
+    pub fn reply(&mut self, tag: Tag, result: Result<Answer, String>) -> Vec<Effect> {
         let Some(expect) = self.pending.remove(&tag) else {
             return Vec::new();
         };
@@ -784,30 +782,29 @@ impl App {
                 return Vec::new();
             }
         };
-        match expect {
-            Expect::Status => {
-                self.me = str_of(&value["name"]);
-                self.fingerprint = str_of(&value["fingerprint"]);
-                for c in value["circles"].as_array().into_iter().flatten() {
-                    let id = str_of(&c["id"]);
-                    if let Some(circle) = self.circle_by_id(&id) {
-                        circle.peers = c["peers"].as_u64().unwrap_or(0);
+        match (expect, value) {
+            (Expect::Status, Answer::Status(status)) => {
+                self.me = clean_line(&status.name);
+                self.fingerprint = clean_line(&status.fingerprint);
+                for c in &status.circles {
+                    if let Some(circle) = self.circle_by_id(&c.id) {
+                        circle.peers = c.peers;
                     }
                 }
                 Vec::new()
             }
-            Expect::Circles => self.circles_answer(&value),
-            Expect::Messages(id) => {
+            (Expect::Circles, Answer::Circles(circles)) => self.circles_answer(&circles),
+            (Expect::Messages(id), Answer::Messages(messages)) => {
                 if let Some(c) = self.circle_by_id(&id) {
                     let selected_id = c.selected.and_then(|i| c.messages.get(i)).map(|m| m.id.clone());
-                    c.messages = value.as_array().into_iter().flatten().map(msg_from_json).collect();
+                    c.messages = messages.iter().map(msg_from_api).collect();
                     c.reselect(selected_id);
                 }
                 Vec::new()
             }
-            Expect::Members(id) => {
+            (Expect::Members(id), Answer::Members(members)) => {
                 if let Some(c) = self.circle_by_id(&id) {
-                    c.members = value.as_array().into_iter().flatten().map(member_from_json).collect();
+                    c.members = members.iter().map(member_from_api).collect();
                     let verified: Vec<(String, bool)> =
                         c.members.iter().map(|m| (m.fingerprint.clone(), m.verified)).collect();
                     for m in &mut c.messages {
@@ -816,29 +813,29 @@ impl App {
                 }
                 Vec::new()
             }
-            Expect::Sent { .. } => {
-                if let Some(reason) = value["queued"].as_str() {
+            (Expect::Sent { .. }, Answer::Sent(sent)) => {
+                if let Some(reason) = sent.queued {
                     self.info(format!("queued: {reason}"));
                 }
                 Vec::new()
             }
-            Expect::Invite(circle) => {
-                let code = str_of(&value["code"]);
+            (Expect::Invite(circle), Answer::Invite(invite)) => {
+                let code = clean_line(&invite.code);
                 let name = self.circles.iter().find(|c| c.id == circle).map(|c| c.name.clone()).unwrap_or_default();
                 self.overlay = Some(Overlay::Invite { circle: name, qr: qr_lines(&code), code });
                 Vec::new()
             }
-            Expect::Join => {
-                self.info(format!("joined {}", str_of(&value["name"])));
+            (Expect::Join, Answer::Joined(joined)) => {
+                self.info(format!("joined {}", clean_line(&joined.name)));
                 vec![self.request(Request::Circles, Expect::Circles)]
             }
-            Expect::Verify { confirm, circle, member } => {
+            (Expect::Verify { confirm, circle, member }, Answer::Verification(answer)) => {
                 let v = VerifyView {
                     circle: circle.clone(),
                     member,
-                    yours: str_of(&value["you"]),
-                    theirs: str_of(&value["them"]),
-                    verified: value["verified"].as_bool().unwrap_or(false),
+                    yours: clean_line(&answer.you),
+                    theirs: clean_line(&answer.them),
+                    verified: answer.verified,
                 };
                 // The confirmation's answer updates the dialog if it is still
                 // open; it never reopens one the user closed meanwhile.
@@ -852,24 +849,29 @@ impl App {
                 }
                 Vec::new()
             }
-            Expect::Inspect => {
+            (Expect::Inspect, Answer::Envelope(e)) => {
                 self.inspection = Some(Inspection {
-                    id: str_of(&value["id"]),
-                    frame_len: value["frame_len"].as_u64().unwrap_or(0),
-                    key_id: str_of(&value["key_id"]),
-                    epoch: value["epoch"].as_u64().unwrap_or(0),
-                    counter: value["counter"].as_u64().unwrap_or(0),
-                    header: str_of(&value["header"]),
-                    ciphertext: str_of(&value["ciphertext"]),
-                    padded_len: value["padded_len"].as_u64().unwrap_or(0),
-                    signature: str_of(&value["signature"]),
-                    signature_ok: value["signature_ok"].as_bool(),
+                    id: clean_line(&e.id),
+                    frame_len: e.frame_len,
+                    key_id: clean_line(&e.key_id),
+                    epoch: e.epoch,
+                    counter: e.counter,
+                    header: clean_line(&e.header),
+                    ciphertext: clean_line(&e.ciphertext),
+                    padded_len: e.padded_len,
+                    signature: clean_line(&e.signature),
+                    signature_ok: e.signature_ok,
                 });
                 Vec::new()
             }
-            Expect::Done(label) => {
+            (Expect::Done(label), _) => {
                 self.info(label);
                 self.refresh_current()
+            }
+            (_, other) => {
+                // A node answering one request with another's answer is a bug there.
+                self.error(format!("kolo gave an answer of the wrong kind ({})", answer_kind(&other)));
+                Vec::new()
             }
         }
     }
@@ -882,12 +884,12 @@ impl App {
         out
     }
 
-    fn circles_answer(&mut self, value: &Value) -> Vec<Effect> {
+    fn circles_answer(&mut self, circles: &[api::CircleInfo]) -> Vec<Effect> {
         let current_id = self.circle().map(|c| c.id.clone());
         let mut effects = Vec::new();
         let mut next = Vec::new();
-        for c in value.as_array().into_iter().flatten() {
-            let id = str_of(&c["id"]);
+        for c in circles {
+            let id = clean_line(&c.id);
             let mut circle = match self.circles.iter().position(|x| x.id == id) {
                 Some(i) => std::mem::take(&mut self.circles[i]),
                 None => {
@@ -896,25 +898,17 @@ impl App {
                     Circle { id: id.clone(), ..Circle::default() }
                 }
             };
-            circle.name = str_of(&c["name"]);
-            circle.role = c["role"].as_str().map(str::to_owned);
-            circle.epoch = c["epoch"].as_u64().unwrap_or(0);
-            circle.disappear_secs = c["disappear_secs"].as_u64();
-            circle.removed = c["removed"].as_bool().unwrap_or(false);
-            circle.key_changes =
-                c["key_changes"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).map(clean_line).collect();
-            circle.pinned = c["pinned"].as_object().map(|_| Pinned {
-                msg: msg_from_json(&c["pinned"]),
-                acked_by: c["pinned"]["acked_by"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n.as_str())
-                    .map(clean_line)
-                    .collect(),
-                acked_by_me: c["pinned"]["acked_by_me"].as_bool().unwrap_or(false)
-                    || (!self.fingerprint.is_empty()
-                        && c["pinned"]["sender_fingerprint"].as_str() == Some(self.fingerprint.as_str())),
+            circle.name = clean_line(&c.name);
+            circle.role = c.role.map(|r| r.label().to_owned());
+            circle.epoch = c.epoch;
+            circle.disappear_secs = c.disappear_secs.map(u64::from);
+            circle.removed = c.removed;
+            circle.key_changes = c.key_changes.iter().map(|n| clean_line(n)).collect();
+            circle.pinned = c.pinned.as_ref().map(|p| Pinned {
+                msg: msg_from_api(&p.message),
+                acked_by: p.acked_by.iter().map(|n| clean_line(n)).collect(),
+                acked_by_me: p.acked_by_me
+                    || (!self.fingerprint.is_empty() && p.message.sender_fingerprint == self.fingerprint),
             });
             next.push(circle);
         }
@@ -1078,32 +1072,53 @@ fn step_sealed(messages: &[Msg], from: Option<usize>, older: bool) -> Option<usi
     found.or(from)
 }
 
-/// A string field of an answer, cleaned for the terminal (one line).
-fn str_of(v: &Value) -> String {
-    clean_line(v.as_str().unwrap_or_default())
-}
-
-fn msg_from_json(v: &Value) -> Msg {
-    let kind = match v["kind"].as_str() {
-        Some("announcement") => Kind::Announcement {
-            title: str_of(&v["title"]),
-            when: str_of(&v["when"]),
-            place: str_of(&v["where"]),
-            details: clean(v["details"].as_str().unwrap_or_default()),
+fn msg_from_api(m: &api::Message) -> Msg {
+    let kind = match &m.body {
+        api::Body::Announcement { title, when, place, details, .. } => Kind::Announcement {
+            title: clean_line(title),
+            when: clean_line(when),
+            place: clean_line(place),
+            details: clean(details),
         },
-        Some("system") => Kind::System,
-        _ => Kind::Text,
+        api::Body::System => Kind::System,
+        api::Body::Text => Kind::Text,
     };
     Msg {
-        id: str_of(&v["id"]),
-        sender: str_of(&v["sender"]),
-        sender_fingerprint: str_of(&v["sender_fingerprint"]),
-        verified: v["verified"].as_bool().unwrap_or(false),
+        id: clean_line(&m.id),
+        sender: clean_line(&m.sender),
+        sender_fingerprint: clean_line(&m.sender_fingerprint),
+        verified: m.verified.unwrap_or(false),
         sealed: kind != Kind::System,
         kind,
-        text: clean(v["text"].as_str().unwrap_or_default()),
-        sent_at_ms: v["sent_at"].as_u64().unwrap_or(0),
-        expires_at_ms: v["expires_at"].as_u64(),
+        text: clean(&m.text),
+        sent_at_ms: m.sent_at,
+        expires_at_ms: m.expires_at,
+    }
+}
+
+/// Which answer this is, for the rare error that names it.
+fn answer_kind(a: &Answer) -> &'static str {
+    match a {
+        Answer::Hello(_) => "hello",
+        Answer::Status(_) => "status",
+        Answer::Circles(_) => "circles",
+        Answer::CircleCreated(_) => "circle_create",
+        Answer::Invite(_) => "invite",
+        Answer::Joined(_) => "join",
+        Answer::Sent(_) => "send",
+        Answer::Messages(_) => "messages",
+        Answer::Members(_) => "members",
+        Answer::Removed(_) => "remove",
+        Answer::Left(_) => "leave",
+        Answer::Acknowledged(_) => "ack",
+        Answer::KeyAccepted(_) => "acknowledge_key",
+        Answer::DisappearSet(_) => "set_disappear",
+        Answer::Renamed(_) => "rename",
+        Answer::Revoked(_) => "revoke_invite",
+        Answer::Verification(_) => "verify",
+        Answer::Envelope(_) => "inspect",
+        Answer::Stopping(_) => "shutdown",
+        Answer::Subscribed(_) => "subscribe",
     }
 }
 
@@ -1131,21 +1146,21 @@ fn msg_from_view(m: &MessageView, verified: bool) -> Msg {
     }
 }
 
-fn member_from_json(v: &Value) -> Member {
-    let link = match (v["you"].as_bool(), v["link"].as_str()) {
-        (Some(true), _) => Link::You,
-        (_, Some("direct")) => Link::Direct,
-        (_, Some("relayed")) => Link::Relayed,
-        (_, Some("tor")) => Link::Tor,
-        _ => Link::Offline,
-    };
+fn member_from_api(m: &api::Member) -> Member {
     Member {
-        name: str_of(&v["name"]),
-        fingerprint: str_of(&v["fingerprint"]),
-        role: str_of(&v["role"]),
-        link,
-        verified: v["verified"].as_bool().unwrap_or(false),
-        lookalike: v["looks_like"].is_string(),
+        name: clean_line(&m.name),
+        fingerprint: clean_line(&m.fingerprint),
+        role: m.role.label().to_owned(),
+        link: match m.link {
+            _ if m.you => Link::You,
+            api::Link::You => Link::You,
+            api::Link::Direct => Link::Direct,
+            api::Link::Relayed => Link::Relayed,
+            api::Link::Tor => Link::Tor,
+            api::Link::Offline => Link::Offline,
+        },
+        verified: m.verified,
+        lookalike: m.looks_like.is_some(),
     }
 }
 

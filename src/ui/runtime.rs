@@ -21,7 +21,6 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::keymap::{Key, KeyCode, Keymap};
@@ -151,7 +150,7 @@ pub fn key_of(event: &KeyEvent) -> Option<Key> {
     Some(Key { code, ctrl, alt })
 }
 
-type Answer = (Tag, Result<Value, String>);
+type Answer = (Tag, Result<crate::api::Answer, String>);
 
 /// Run the terminal client until the user quits, the node goes away, or
 /// SIGTERM arrives.
@@ -228,7 +227,12 @@ fn send(
 ) {
     let (tx, rx) = oneshot::channel();
     match node.try_send((request, tx)) {
-        Ok(()) => answers.push(Box::pin(async move { (tag, rx.await.unwrap_or_else(|_| Err("no answer".into()))) })),
+        Ok(()) => answers.push(Box::pin(async move {
+            (
+                tag,
+                rx.await.unwrap_or_else(|_| Err(crate::api::Failure::unavailable("no answer"))).map_err(|f| f.message),
+            )
+        })),
         Err(_) => {
             let _ = app.reply(tag, Err("kolo is busy; try again in a moment".into()));
         }
