@@ -521,7 +521,14 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     out.push(("pair_payload", JoinAnswer::Refused { fatal: true, reason: "used".into() }.encode()));
     out.push((
         "pair_payload",
-        JoinAnswer::Welcome { circle_secret: [9; 32], ops: log_fixture().encoded_ops() }.encode(),
+        JoinAnswer::Welcome {
+            circle_secret: [9; 32],
+            epoch: 1,
+            raiser: [8; 32],
+            epoch_meta: [7; 32],
+            ops: log_fixture().encoded_ops(),
+        }
+        .encode(),
     ));
     out.push(("pair_payload", MemberProof { member: [1; 32], binding_signature: [2; 64] }.encode()));
     let code = InviteCode {

@@ -28,6 +28,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("pairwise.json", pairwise_vectors()),
         ("join_hello.json", join_hello_vectors()),
         ("frame_mac.json", frame_mac_vectors()),
+        ("epochs.json", epoch_vectors()),
     ]
 }
 
@@ -405,7 +406,7 @@ fn pairwise_vectors() -> Value {
     };
     let opened = b_session.open(b"header", nonce, &ct).unwrap_or_default();
     json!({
-        "description": "Noise_KKpsk0_25519_ChaChaPoly_BLAKE2s between two members, SPEC §6",
+        "description": "Noise_KKpsk0_25519_ChaChaPoly_BLAKE2s between two members, SPEC §6.1: protocol v2 sends message_1 alone (one payload per handshake, the responder's static key being its pairwise key); message_2 and transport show the pattern's continuation",
         "initiator_noise_secret": hex(&seed(2)),
         "responder_noise_secret": hex(&seed(9)),
         "initiator_ephemeral_secret": hex(&ephemeral_for(seed(14))),
@@ -473,5 +474,67 @@ fn frame_mac_vectors() -> Value {
         "pair_hello": hex(&frame),
         "sync_request_without_trailer": hex(&request),
         "sync_request": hex(&request_frame),
+    })
+}
+
+/// An epoch's keys and a chain announcement (SPEC §4.1, §5.1a, §6.3) over
+/// fixed inputs.
+fn epoch_vectors() -> Value {
+    use crate::engine::frames::{self, PairPayload};
+    let epoch_secret = seed(0x60);
+    let circle_id = seed(0x61);
+    let epoch = 4u32;
+    let raiser = seed(0x62);
+    let member = MemberId(seed(0x63));
+    let meta = crate::circle::epoch_meta(&epoch_secret, &circle_id, epoch, &raiser);
+    let announce_key = crate::circle::chain_announce_key(&epoch_secret, &circle_id, epoch, &member);
+    let (Some(previous), Some(new)) =
+        (chain_from(seed(0x66), seed(0x67), 3), chain_from(seed(0x64), seed(0x65), epoch))
+    else {
+        return Value::Null;
+    };
+    let context = seed(0x69);
+    let owner_proof = new.sign(&frames::chain_owner_message(&circle_id, &member, epoch, &context));
+    let payload = PairPayload::SenderKey {
+        distribution: new.distribution(),
+        context,
+        owner_proof,
+        previous: Some((previous.key_id(), 17)),
+        heads: vec![raiser],
+    }
+    .encode();
+    let signature = previous.sign(&frames::chain_announce_signed(&circle_id, epoch, &payload));
+    let Ok(padded) = pad(&[payload.as_slice(), &signature].concat()) else {
+        return Value::Null;
+    };
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&seed(0x68)[..12]);
+    let tag = crate::circle::pair_tag(&meta, &circle_id, &member);
+    let mut frame = frames::chain_announce_header(epoch, &tag, &nonce);
+    let Ok(ct) = crate::crypto::aead::seal(&announce_key, &nonce, &frame, &padded) else {
+        return Value::Null;
+    };
+    frame.extend_from_slice(&ct);
+    let epoch_key = PairPayload::EpochKey { epoch, raiser, secret: zeroize::Zeroizing::new(epoch_secret) }.encode();
+    json!({
+        "description": "An epoch's pairwise secret meta(e) and a member's announce key from the epoch secret; the topic, pair tag and frame key of the epoch; the EpochKey payload; a CHAIN_ANNOUNCE frame (SenderKey payload signed by the previous chain, padded, sealed under the announce key with the 34 header bytes as associated data), SPEC §4.1, §5.1a, §6.3",
+        "epoch_secret": hex(&epoch_secret),
+        "circle_id": hex(&circle_id),
+        "epoch": epoch,
+        "raiser_op_id": hex(&raiser),
+        "member": hex(member.as_bytes()),
+        "meta": hex(&meta),
+        "announce_key": hex(&announce_key),
+        "topic": crate::circle::topic(&meta, &circle_id, epoch),
+        "pair_tag": hex(&tag),
+        "frame_key": hex(&frames::frame_mac_key(&meta, &circle_id, epoch)[..]),
+        "epoch_key_payload": hex(&epoch_key),
+        "previous_chain_signing_seed": hex(&seed(0x66)),
+        "new_chain_signing_seed": hex(&seed(0x64)),
+        "new_chain_key": hex(&seed(0x65)),
+        "sender_key_payload": hex(&payload),
+        "signature": hex(&signature),
+        "nonce": hex(&nonce),
+        "chain_announce": hex(&frame),
     })
 }

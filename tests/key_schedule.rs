@@ -140,3 +140,170 @@ fn every_key_distribution_opens_a_fresh_handshake() {
     // handshake message with its own ephemeral key.
     assert!(pairwise.iter().all(|t| *t == 0x02), "a pairwise frame reused a session: {pairwise:?}");
 }
+
+/// Members joining one right after another, with pairwise frames handed
+/// straight to their recipients (as nodes do): every member ends in the
+/// same epoch, holding its keys, with the whole roster.
+#[test]
+fn a_circle_formed_in_quick_succession_converges_on_one_epoch() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut sim = Sim::new(5, &names, Faults::NONE, EngineConfig::default());
+    sim.direct_pairwise = true;
+    sim.sync_every_ms = 5_000;
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).expect("circle created");
+    for j in 1..names.len() {
+        let role = kolo::circle::Role::Member;
+        sim.command(0, Command::CreateInvite { circle, expires_in_ms: 3600 * 1000, role, addresses: vec![] });
+        let code = sim.nodes[0]
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                kolo::engine::Event::InviteCreated { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .unwrap();
+        sim.run_for(50);
+        sim.command(j, Command::Join { code });
+        for _ in 0..600 {
+            sim.run_for(100);
+            if sim.nodes[j].engine.circle(&circle).is_some() {
+                break;
+            }
+        }
+        assert!(sim.nodes[j].engine.circle(&circle).is_some(), "{} could not join", names[j]);
+    }
+    sim.run_for(90_000);
+    for (i, node) in sim.nodes.iter().enumerate() {
+        let c = node.engine.circle(&circle).unwrap();
+        assert_eq!(c.log().members().len(), names.len(), "{} misses members", names[i]);
+        assert_eq!(c.log().epoch(), names.len() as u32, "{}", names[i]);
+        assert_eq!(c.key_epoch(), c.log().epoch(), "{} lacks the current epoch's keys", names[i]);
+    }
+    for j in 0..names.len() {
+        send(&mut sim, j, circle, &format!("hello from {j}"), None);
+    }
+    sim.run_for(30_000);
+    for i in 0..names.len() {
+        for j in 0..names.len() {
+            assert!(texts(&sim.nodes[i].engine, &circle).contains(&format!("hello from {j}")), "{i} misses {j}");
+        }
+    }
+}
+
+const EIGHT: [&str; 8] = ["ana", "bongani", "chen", "dara", "elif", "femi", "gita", "hamid"];
+
+fn circle_of_eight(seed: u64) -> (Sim, CircleId) {
+    let mut sim = Sim::new(seed, &EIGHT, Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).expect("circle created");
+    for j in 1..EIGHT.len() {
+        assert!(sim.invite_and_join(circle, 0, j), "{} could not join", EIGHT[j]);
+    }
+    sim.run_for(30_000);
+    (sim, circle)
+}
+
+fn member_of(sim: &Sim, i: usize) -> kolo::identity::MemberId {
+    sim.nodes[i].engine.member_id()
+}
+
+/// Issue 13, failure 4: a removal made every remaining member send its new
+/// chain to every other, n(n−1) pairwise frames (v1: 42 here, plus the
+/// handshake replies). Now the remover sends the epoch secret to each
+/// remaining member and each member announces its chain once.
+#[test]
+fn a_removal_costs_frames_in_proportion_to_the_circle_not_its_square() {
+    let (mut sim, circle) = circle_of_eight(41);
+    let removed = EIGHT.len() - 1;
+    let start = sim.captured.len();
+    sim.command(0, Command::Remove { circle, member: member_of(&sim, removed) });
+    sim.run_for(10_000);
+    for j in 0..removed {
+        send(&mut sim, j, circle, &format!("after the removal {j}"), None);
+    }
+    sim.run_for(20_000);
+    for i in 0..removed {
+        for j in 0..removed {
+            let text = format!("after the removal {j}");
+            assert!(texts(&sim.nodes[i].engine, &circle).contains(&text), "{} misses {j}", EIGHT[i]);
+        }
+    }
+    let remaining = removed; // n − 1 members stay
+    let pairwise = sim.captured[start..].iter().filter(|c| c.bytes.get(1) == Some(&0x02)).count();
+    let announcements = sim.captured[start..].iter().filter(|c| c.bytes.get(1) == Some(&0x05)).count();
+    assert!(pairwise < 2 * remaining, "{pairwise} pairwise frames for a removal among {remaining} members");
+    assert_eq!(announcements, remaining, "every remaining member announced its new chain once");
+}
+
+/// Issue 13, failure 3 (engine part): the removed member kept the circle
+/// secret, so it could compute every later topic and pair tag and
+/// authenticate itself to catch-up. Now the topic, tags and frame key of
+/// the new epoch come from a secret it never receives.
+#[test]
+fn a_removed_member_cannot_follow_the_circle_into_the_new_epoch() {
+    let (mut sim, circle) = circle_of_eight(42);
+    let removed = EIGHT.len() - 1;
+    let before = sim.nodes[removed].engine.circle(&circle).unwrap().epoch_identifiers();
+    let start = sim.captured.len();
+    sim.command(0, Command::Remove { circle, member: member_of(&sim, removed) });
+    sim.run_for(10_000);
+    send(&mut sim, 1, circle, "where we meet now", None);
+    sim.run_for(10_000);
+    let (member_epoch, member_topic, member_tag) = sim.nodes[1].engine.circle(&circle).unwrap().epoch_identifiers();
+    let gone = sim.nodes[removed].engine.circle(&circle).unwrap();
+    let (gone_epoch, gone_topic, gone_tag) = gone.epoch_identifiers();
+    assert!(member_epoch > before.0, "the circle moved to a new epoch");
+    assert_eq!(gone_epoch, before.0, "the removed member never got the new epoch's secret");
+    assert!(!gone.topics().contains(&member_topic), "the removed member can name the new topic");
+    assert_ne!(gone_tag, member_tag);
+    // Its state names no tag the members use now: it cannot tell who
+    // receives what, nor make a pairwise frame they would open.
+    let bongani = member_of(&sim, 1);
+    assert_ne!(kolo::circle::pair_tag(gone.secret(), &circle, &bongani), member_tag);
+    assert!(!texts(&sim.nodes[removed].engine, &circle).contains(&"where we meet now".to_string()));
+    // Its catch-up request, under the last epoch it holds, is answered
+    // with nothing of the new epoch.
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(3);
+    let out = sim.nodes[removed].engine.handle(sim.now, Input::PeerAvailable { circle, peer: 0 }, &mut rng);
+    let request = out
+        .iter()
+        .find_map(|o| match o {
+            kolo::engine::Output::SendDirect { frame, .. } if frame.get(1) == Some(&0x20) => Some(frame.clone()),
+            _ => None,
+        })
+        .expect("the removed member asks for catch-up");
+    let out = sim.nodes[1].engine.handle(sim.now, Input::Direct { circle, peer: 5, bytes: request }, &mut rng);
+    let mut served = 0;
+    for o in &out {
+        if let kolo::engine::Output::SendDirect { frame, .. } = o
+            && frame.get(1) == Some(&0x21)
+        {
+            for f in sync_response_frames(frame) {
+                served += 1;
+                let epoch = match f[1] {
+                    0x01 => kolo::crypto::envelope::parse(&f).unwrap().header.epoch,
+                    0x05 => u32::from_be_bytes(f[2..6].try_into().unwrap()),
+                    _ => continue,
+                };
+                assert!(epoch <= before.0, "catch-up served the removed member a frame of epoch {epoch}");
+            }
+        }
+    }
+    assert!(served > 0, "the request was answered (with what it may have)");
+    let _ = start;
+}
+
+/// The frames of a SYNC_RESPONSE (SPEC §7): `02 21 u32 n (u32 len, bytes) × n`.
+fn sync_response_frames(frame: &[u8]) -> Vec<Vec<u8>> {
+    let n = u32::from_be_bytes(frame[2..6].try_into().unwrap()) as usize;
+    let mut at = 6;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let len = u32::from_be_bytes(frame[at..at + 4].try_into().unwrap()) as usize;
+        out.push(frame[at + 4..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+    out
+}

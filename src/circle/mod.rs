@@ -93,6 +93,24 @@ pub fn network_key(circle_secret: &[u8; 32], circle_id: &CircleId) -> [u8; 32] {
     derive(circle_id, circle_secret, LABEL_NETWORK_KEY, &[])
 }
 
+/// An epoch's pairwise secret (SPEC §5.1a): what the topic, pair tags,
+/// pair psks and frame key of that epoch derive from, in place of the
+/// circle secret of v1. `epoch_secret` is the 32 random bytes the
+/// epoch's rekeyer chose; `raiser` the operation that started the epoch.
+pub fn epoch_meta(epoch_secret: &[u8; 32], circle_id: &CircleId, epoch: u32, raiser: &[u8; 32]) -> [u8; 32] {
+    derive(circle_id, epoch_secret, crate::crypto::kdf::LABEL_EPOCH_META, &[&epoch.to_be_bytes(), raiser])
+}
+
+/// The key `member` seals its chain announcement of `epoch` with (SPEC §5.1a).
+pub fn chain_announce_key(epoch_secret: &[u8; 32], circle_id: &CircleId, epoch: u32, member: &MemberId) -> [u8; 32] {
+    derive(
+        circle_id,
+        epoch_secret,
+        crate::crypto::kdf::LABEL_CHAIN_ANNOUNCE_KEY,
+        &[&epoch.to_be_bytes(), member.as_bytes()],
+    )
+}
+
 /// The gossip topic of an epoch: opaque to anyone without the circle secret.
 pub fn topic(circle_secret: &[u8; 32], circle_id: &CircleId, epoch: u32) -> String {
     let t: [u8; 32] = derive(circle_id, circle_secret, LABEL_TOPIC, &[&epoch.to_be_bytes()]);

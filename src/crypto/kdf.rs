@@ -29,6 +29,12 @@ pub const LABEL_FRAME_MAC: &[u8] = b"kolo/v2/frame-mac";
 pub const LABEL_JOIN_HELLO: &[u8] = b"kolo/v2/join-hello";
 /// A JOIN_HELLO's tag keyed by the joiner's Join operation (SPEC §8).
 pub const LABEL_JOIN_TAG: &[u8] = b"kolo/v2/join-tag";
+/// An epoch's pairwise secret (topic, tags, psks, frame key), from its epoch secret.
+pub const LABEL_EPOCH_META: &[u8] = b"kolo/v2/epoch-meta";
+/// A member's key for announcing its chain of an epoch, from the epoch secret.
+pub const LABEL_CHAIN_ANNOUNCE_KEY: &[u8] = b"kolo/v2/chain-announce-key";
+/// What the previous chain signs in a chain announcement.
+pub const LABEL_CHAIN_ANNOUNCE: &[u8] = b"kolo/v2/chain-announce";
 
 /// SHA-256 over `label` followed by each part with a u32 length prefix,
 /// so that no two different part lists hash the same bytes.

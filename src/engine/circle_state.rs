@@ -19,7 +19,29 @@ use crate::crypto::{CryptoError, pairwise};
 use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{self, frame_type, pad, unpad};
 
+use super::epochs::{Epochs, PendingEpochKey};
 use super::prekeys::{MAX_PREKEY_AGE_AFTER_USE_MS, PeerPrekeys, Prekeys};
+
+/// How many epochs past our log's a frame authenticator may name and be
+/// left unjudged (not refused) while we wait for their secrets.
+const UNJUDGED_EPOCHS_AHEAD: u32 = 4;
+/// Messages held while we wait for a new epoch's keys (so nothing is sent
+/// under keys a just-removed member holds).
+const MAX_OUTBOX: usize = 64;
+/// With no key for the current epoch after this long, an organiser rotates
+/// (it becomes the rekeyer): the one who should have sent it is away.
+pub(super) const REKEY_FALLBACK_MS: u64 = 2 * 60 * 1000;
+/// How long before asking the same member for its chain again, or
+/// sending ours again to a member that asks.
+const CHAIN_REQUEST_INTERVAL_MS: u64 = 30_000;
+
+/// Where a new circle's first epoch keys come from.
+pub enum EpochStart {
+    /// We created the circle: we choose the secret of its first epoch.
+    Created,
+    /// Our welcome gave the pairwise secret of the epoch we joined in.
+    Welcomed { epoch: u32, raiser: [u8; 32], meta: [u8; 32] },
+}
 
 /// Ids of pairwise frames addressed to us that we opened, remembered
 /// instead of their bytes (SPEC §6.2a): for de-duplication only.
@@ -105,7 +127,23 @@ pub struct Equivocation {
 
 pub struct CircleState {
     pub(super) log: CircleLog,
+    pub(super) me: MemberId,
+    /// The circle secret of the creator: gives the network key only (the
+    /// epoch keys come from `epochs`).
     pub(super) secret: Zeroizing<[u8; 32]>,
+    /// Epoch secrets' derived keys (SPEC §5.1a).
+    pub(super) epochs: Epochs,
+    /// Members who hold a chain of ours, so can verify our announcements.
+    pub(super) chain_holders: BTreeSet<MemberId>,
+    /// Our messages waiting for the current epoch's keys (memory only).
+    pub(super) outbox: Vec<(Body, Option<u32>)>,
+    /// Since when our log is in an epoch whose keys we lack.
+    pub(super) awaiting_epoch_since: Option<u64>,
+    pub(super) fallback_rotated_at: Option<u64>,
+    pub(super) chain_requested_at: HashMap<MemberId, u64>,
+    pub(super) chain_served_at: HashMap<MemberId, u64>,
+    /// Our pair tags, in every epoch we hold keys for.
+    pub(super) my_tags: HashSet<Tag>,
     /// The key our operation binds to our identity: we authenticate with
     /// it (as the initiator of pairwise handshakes, and to joiners).
     pub(super) noise: NoiseSecret,
@@ -154,18 +192,29 @@ pub struct CircleState {
 }
 
 impl CircleState {
-    pub fn new(log: CircleLog, secret: [u8; 32], noise: NoiseSecret, ctx: &mut Ctx<'_>) -> Self {
-        let chain = SendingChain::generate(log.epoch(), ctx.now, ctx.rng);
+    pub fn new(log: CircleLog, secret: [u8; 32], start: EpochStart, noise: NoiseSecret, ctx: &mut Ctx<'_>) -> Self {
+        let epoch = log.epoch();
+        let raiser = log.rekeyer().map(|(op, _)| op).unwrap_or_default();
+        let chain = SendingChain::generate(epoch, ctx.now, ctx.rng);
         let frames = FrameStore::new(ctx.config.max_stored_frames);
         let prekeys = Prekeys::new(noise.duplicate(), ctx.now);
-        let mut state = Self::assemble(log, secret, noise, prekeys, chain, frames);
-        state.my_tag = circle::pair_tag(&state.secret, &state.id(), &ctx.me);
+        let mut state = Self::assemble(log, ctx.me, secret, noise, prekeys, chain, frames);
+        match start {
+            EpochStart::Created => {
+                let secret: Zeroizing<[u8; 32]> = Zeroizing::new(crate::entropy::random_array(ctx.rng));
+                let members = vec![ctx.me];
+                state.epochs.install(&state.id(), epoch, raiser, &secret, &members, ctx.now);
+            }
+            EpochStart::Welcomed { epoch, raiser, meta } => state.epochs.install_meta(epoch, raiser, meta, ctx.now),
+        }
+        state.refresh_member_tags();
         state
     }
 
     /// A circle with the given keys and nothing else yet.
     pub(super) fn assemble(
         log: CircleLog,
+        me: MemberId,
         secret: [u8; 32],
         noise: NoiseSecret,
         prekeys: Prekeys,
@@ -174,7 +223,16 @@ impl CircleState {
     ) -> Self {
         let mut state = Self {
             log,
+            me,
             secret: Zeroizing::new(secret),
+            epochs: Epochs::default(),
+            chain_holders: BTreeSet::new(),
+            outbox: Vec::new(),
+            awaiting_epoch_since: None,
+            fallback_rotated_at: None,
+            chain_requested_at: HashMap::new(),
+            chain_served_at: HashMap::new(),
+            my_tags: HashSet::new(),
             noise,
             prekeys,
             peer_keys: PeerPrekeys::default(),
@@ -214,8 +272,45 @@ impl CircleState {
         self.log.circle_id()
     }
 
+    /// The pairwise secret of our key epoch (topic, tags, psks, frame key).
     pub fn secret(&self) -> &[u8; 32] {
-        &self.secret
+        self.epochs.meta(self.key_epoch()).unwrap_or(&self.secret)
+    }
+
+    /// The newest epoch whose keys we hold: what we send and address in.
+    /// Behind the log's epoch while we wait for the new epoch's secret.
+    pub fn key_epoch(&self) -> u32 {
+        self.epochs.newest().unwrap_or_else(|| self.log.epoch())
+    }
+
+    /// Whether our log is in an epoch whose keys have not reached us yet.
+    pub fn waiting_for_keys(&self) -> bool {
+        !self.removed && self.log.epoch() > self.key_epoch()
+    }
+
+    /// Whether `tag` names us, in any epoch we hold keys for.
+    pub fn is_my_tag(&self, tag: &Tag) -> bool {
+        self.my_tags.contains(tag)
+    }
+
+    /// The frame authenticator's verdict: `None` when it names an epoch
+    /// whose keys we do not hold (we cannot judge it).
+    ///
+    /// An epoch a little ahead of our log's (its secret may still be on
+    /// its way) or older than every epoch we keep (from before we joined,
+    /// or long past) is left unjudged; one far ahead no member can be
+    /// using honestly, and is refused like a wrong authenticator.
+    pub(super) fn mac_valid(&self, bytes: &[u8]) -> Option<bool> {
+        let Some(epoch) = frames::frame_mac_epoch(bytes) else {
+            return Some(false);
+        };
+        match self.epochs.meta(epoch) {
+            Some(meta) => Some(frames::frame_mac_valid(bytes, meta, &self.id())),
+            None => {
+                let ahead = self.log.epoch().max(self.key_epoch()).saturating_add(UNJUDGED_EPOCHS_AHEAD);
+                if epoch <= ahead { None } else { Some(false) }
+            }
+        }
     }
 
     /// The key our operation binds (what we answer a join with).
@@ -228,16 +323,14 @@ impl CircleState {
     }
 
     pub fn topic(&self) -> String {
-        circle::topic(&self.secret, &self.id(), self.log.epoch())
+        circle::topic(self.secret(), &self.id(), self.key_epoch())
     }
 
-    /// Topics to listen on: the current epoch's and its neighbours', so
-    /// members whose views of the log differ for a moment still hear each other.
+    /// Topics to listen on: those of the two newest epochs we hold keys
+    /// for, so members a moment apart in moving to a new epoch still hear
+    /// each other. A member without an epoch's secret cannot name its topic.
     pub fn topics(&self) -> Vec<String> {
-        let e = self.log.epoch();
-        let mut epochs = vec![e.saturating_sub(1), e, e.saturating_add(1)];
-        epochs.dedup();
-        epochs.into_iter().map(|e| circle::topic(&self.secret, &self.id(), e)).collect()
+        self.epochs.entries.iter().rev().take(2).map(|(e, entry)| circle::topic(&entry.meta, &self.id(), *e)).collect()
     }
 
     pub fn subscribe_output(&self) -> Output {
@@ -256,10 +349,19 @@ impl CircleState {
             .unwrap_or_else(|| m.fingerprint().to_string())
     }
 
+    /// Pair tags of every member (and ours) in every epoch we hold keys for.
     pub(super) fn refresh_member_tags(&mut self) {
         let id = self.id();
-        self.tags =
-            self.log.members().into_iter().map(|r| (circle::pair_tag(&self.secret, &id, &r.id), r.id)).collect();
+        let members: Vec<MemberId> = self.log.members().into_iter().map(|r| r.id).collect();
+        self.tags.clear();
+        self.my_tags.clear();
+        for entry in self.epochs.entries.values() {
+            for m in &members {
+                self.tags.insert(circle::pair_tag(&entry.meta, &id, m), *m);
+            }
+            self.my_tags.insert(circle::pair_tag(&entry.meta, &id, &self.me));
+        }
+        self.my_tag = circle::pair_tag(self.secret(), &id, &self.me);
     }
 
     // ---------------------------------------------------------------
@@ -316,6 +418,9 @@ impl CircleState {
             Some(frame_type::GROUP) => {
                 envelope::parse(bytes).ok().and_then(|f| self.receiving.get(&f.header.key_id).map(|r| r.sender))
             }
+            Some(frame_type::CHAIN_ANNOUNCE) => {
+                frames::parse_chain_announce(bytes).ok().and_then(|f| self.tags.get(&f.from).copied())
+            }
             Some(_) => frames::parse_pair(bytes).ok().and_then(|f| self.tags.get(&f.from).copied()),
             None => None,
         };
@@ -359,18 +464,201 @@ impl CircleState {
         }
     }
 
-    fn send_chain_to(&mut self, ctx: &mut Ctx<'_>, member: &MemberId) {
+    fn chain_payload(&self, ctx: &Ctx<'_>) -> PairPayload {
         let context = self.log.group_context();
         let owner_proof =
             self.chain.sign(&frames::chain_owner_message(&self.id(), &ctx.me, self.chain.epoch(), &context));
-        let payload = PairPayload::SenderKey {
+        PairPayload::SenderKey {
             distribution: self.chain.distribution(),
             context,
             owner_proof,
             previous: self.previous_chain,
             heads: self.log.heads(),
-        };
+        }
+    }
+
+    fn send_chain_to(&mut self, ctx: &mut Ctx<'_>, member: &MemberId) {
+        let payload = self.chain_payload(ctx);
         self.send_pairwise(ctx, member, &payload);
+        self.chain_holders.insert(*member);
+    }
+
+    // ---------------------------------------------------------------
+    // Epochs (SPEC §5.1a)
+    // ---------------------------------------------------------------
+
+    /// Our log moved to a new epoch. Its rekeyer chooses the epoch secret
+    /// and sends it to every other member pairwise (n − 1 frames); everyone
+    /// else waits for it (holding their messages meanwhile).
+    pub(super) fn on_new_epoch(&mut self, ctx: &mut Ctx<'_>) {
+        let epoch = self.log.epoch();
+        if self.epochs.has(epoch) || self.removed {
+            return;
+        }
+        match self.log.rekeyer() {
+            Some((raiser, rekeyer)) if rekeyer == ctx.me => {
+                let secret: Zeroizing<[u8; 32]> = Zeroizing::new(crate::entropy::random_array(ctx.rng));
+                let others: Vec<MemberId> =
+                    self.log.members().into_iter().map(|r| r.id).filter(|m| *m != ctx.me).collect();
+                // Sent under the epoch we are leaving, which they hold.
+                for m in others {
+                    let payload = PairPayload::EpochKey { epoch, raiser, secret: secret.clone() };
+                    self.send_pairwise(ctx, &m, &payload);
+                }
+                self.install_epoch(ctx, epoch, raiser, &secret);
+            }
+            _ => {
+                self.awaiting_epoch_since.get_or_insert(ctx.now);
+                self.try_pending_epoch_keys(ctx);
+            }
+        }
+    }
+
+    /// Install an epoch key held for our log's current epoch, if its
+    /// sender is that epoch's rekeyer.
+    pub(super) fn try_pending_epoch_keys(&mut self, ctx: &mut Ctx<'_>) {
+        let epoch = self.log.epoch();
+        if self.epochs.has(epoch) {
+            return;
+        }
+        let Some((raiser, rekeyer)) = self.log.rekeyer() else {
+            return;
+        };
+        let found =
+            self.epochs.pending.iter().position(|p| p.epoch == epoch && p.raiser == raiser && p.from == rekeyer);
+        if let Some(i) = found {
+            let key = self.epochs.pending.remove(i);
+            self.install_epoch(ctx, epoch, raiser, &key.secret);
+        }
+    }
+
+    /// We hold the secret of our log's epoch: derive its keys (the secret
+    /// itself is dropped by the caller, zeroized), move to its topic,
+    /// announce our new chain, and send what waited.
+    fn install_epoch(&mut self, ctx: &mut Ctx<'_>, epoch: u32, raiser: [u8; 32], secret: &[u8; 32]) {
+        let members: Vec<MemberId> = self.log.members().into_iter().map(|r| r.id).collect();
+        self.epochs.install(&self.id(), epoch, raiser, secret, &members, ctx.now);
+        self.refresh_member_tags();
+        self.awaiting_epoch_since = None;
+        if self.log.is_member(&ctx.me) {
+            self.announce_new_chain(ctx, epoch);
+        }
+        ctx.out.push(self.subscribe_output());
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+        self.retry_held_announcements(ctx, epoch);
+        self.retry_awaiting_senders(ctx);
+        for (body, timer) in std::mem::take(&mut self.outbox) {
+            self.send_group(ctx, body, timer);
+        }
+    }
+
+    /// Our chain for a new epoch, broadcast once: sealed under our announce
+    /// key (which only members holding the epoch secret derive) and signed
+    /// by the chain it replaces (which they already bound to us). Members
+    /// holding no chain of ours get it pairwise instead.
+    fn announce_new_chain(&mut self, ctx: &mut Ctx<'_>, epoch: u32) {
+        self.rotate_prekey(ctx);
+        let old = std::mem::replace(&mut self.chain, SendingChain::generate(epoch, ctx.now, ctx.rng));
+        self.previous_chain = Some((old.key_id(), old.next_counter()));
+        let encoded = Zeroizing::new(self.chain_payload(ctx).encode());
+        let signature = old.sign(&frames::chain_announce_signed(&self.id(), epoch, &encoded));
+        drop(old);
+        let mut plain = Zeroizing::new(encoded.to_vec());
+        plain.extend_from_slice(&signature);
+        if let (Some(key), Ok(padded)) = (self.epochs.take_announce_key(epoch, &ctx.me), pad(&plain)) {
+            let padded = Zeroizing::new(padded);
+            let nonce: [u8; 12] = crate::entropy::random_array(ctx.rng);
+            let mut frame = frames::chain_announce_header(epoch, &self.my_tag, &nonce);
+            match crate::crypto::aead::seal(&key, &nonce, &frame, &padded) {
+                Ok(ct) => {
+                    frame.extend_from_slice(&ct);
+                    let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
+                    self.publish(ctx, frame, expiry);
+                }
+                Err(e) => ctx.event(Event::Error { reason: format!("chain announcement failed: {e}") }),
+            }
+        }
+        let others: Vec<MemberId> = self.log.members().into_iter().map(|r| r.id).filter(|m| *m != ctx.me).collect();
+        for m in others {
+            if !self.chain_holders.contains(&m) {
+                self.send_chain_to(ctx, &m);
+            }
+        }
+        ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+    }
+
+    /// A chain announcement from `from`: open it with its announce key,
+    /// check the chain that signed it is one of `from`'s, then take the
+    /// chain as from a pairwise distribution. The announce key is erased.
+    fn open_announcement(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: MemberId,
+        frame: &frames::ChainAnnounce<'_>,
+    ) -> Result<(), String> {
+        let key = self
+            .epochs
+            .entries
+            .get(&frame.epoch)
+            .and_then(|e| e.announce.get(&from))
+            .cloned()
+            .ok_or("chain announcement whose key we no longer hold (already read, or past the horizon)")?;
+        let padded = Zeroizing::new(
+            crate::crypto::aead::open(&key, &frame.nonce, frame.header, frame.ciphertext)
+                .map_err(|_| "chain announcement does not open")?,
+        );
+        let content = unpad(&padded).map_err(|e| e.to_string())?;
+        let split = content.len().checked_sub(64).ok_or("chain announcement too short")?;
+        let (encoded, signature) = content.split_at(split);
+        let payload = PairPayload::decode(encoded).map_err(|e| e.to_string())?;
+        let PairPayload::SenderKey { previous: Some((signer, _)), distribution, .. } = &payload else {
+            return Err("chain announcement without the chain that signs it".into());
+        };
+        if distribution.epoch != frame.epoch {
+            return Err("chain announcement for another epoch".into());
+        }
+        let mut sig = [0u8; 64];
+        sig.copy_from_slice(signature);
+        let signed = frames::chain_announce_signed(&self.id(), frame.epoch, encoded);
+        match self.receiving.get(signer).filter(|r| r.sender == from) {
+            Some(r) => r.chain.verify(&signed, &sig).map_err(|_| "chain announcement signature does not verify")?,
+            None => {
+                self.request_chain(ctx, from);
+                return Err("chain announcement signed by a chain we do not hold; asked for the chain".into());
+            }
+        }
+        self.epochs.take_announce_key(frame.epoch, &from);
+        self.handle_pair_payload(ctx, from, payload).map(|_| ())
+    }
+
+    /// Announcements of an epoch that arrived before its secret.
+    fn retry_held_announcements(&mut self, ctx: &mut Ctx<'_>, epoch: u32) {
+        let held: Vec<(FrameId, Vec<u8>)> = self
+            .frames
+            .iter()
+            .filter(|(_, f)| {
+                f.bytes.get(1) == Some(&frame_type::CHAIN_ANNOUNCE)
+                    && frames::parse_chain_announce(&f.bytes).is_ok_and(|a| a.epoch == epoch)
+            })
+            .map(|(id, f)| (*id, f.bytes.clone()))
+            .collect();
+        for (id, bytes) in held {
+            self.frames.remove(&id);
+            let _ = self.on_topic_frame(ctx, bytes);
+        }
+    }
+
+    pub(super) fn ask_for_chain(&mut self, ctx: &mut Ctx<'_>, from: MemberId) {
+        self.request_chain(ctx, from);
+    }
+
+    fn request_chain(&mut self, ctx: &mut Ctx<'_>, from: MemberId) {
+        let last = self.chain_requested_at.get(&from).copied();
+        if last.is_some_and(|t| ctx.now.saturating_sub(t) < CHAIN_REQUEST_INTERVAL_MS) {
+            return;
+        }
+        self.chain_requested_at.insert(from, ctx.now);
+        self.send_pairwise(ctx, &from, &PairPayload::ChainRequest);
     }
 
     /// Seal a group message under our chain and publish it.
@@ -382,6 +670,22 @@ impl CircleState {
         // Never seal what receivers would refuse (and count against us).
         if let Err(reason) = super::message::check_body(&body) {
             ctx.event(Event::Error { reason });
+            return None;
+        }
+        // After a membership change, what people write waits for the new
+        // epoch's keys: under the old ones a member just removed reads it.
+        if self.waiting_for_keys() && matches!(body, Body::Text(_) | Body::Announcement(_)) {
+            if self.outbox.len() >= MAX_OUTBOX {
+                ctx.event(Event::Error {
+                    reason: "message not sent: too many waiting for the circle's new keys".into(),
+                });
+            } else {
+                self.outbox.push((body, timer_secs));
+                ctx.event(Event::Queued {
+                    circle: self.id(),
+                    reason: "waiting for the circle's new keys after a membership change; sent when they arrive".into(),
+                });
+            }
             return None;
         }
         self.rotate_if_due(ctx);
@@ -452,7 +756,7 @@ impl CircleState {
             return;
         };
         let (to_key, remote) = self.peer_keys.current(member, record.binding.noise_public);
-        let their_tag = circle::pair_tag(&self.secret, &self.id(), member);
+        let their_tag = circle::pair_tag(self.secret(), &self.id(), member);
         let encoded = Zeroizing::new(payload.encode());
         let padded = match pad(&encoded) {
             Ok(p) => Zeroizing::new(p),
@@ -461,9 +765,9 @@ impl CircleState {
                 return;
             }
         };
-        let epoch = self.log.epoch();
+        let epoch = self.key_epoch();
         let context = self.kk_context(epoch, ctx.me, *member);
-        let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, member));
+        let psk = Zeroizing::new(circle::pair_psk(self.secret(), &self.id(), &ctx.me, member));
         let noise = match KkInitiator::start(&self.noise, &remote, &psk, &context, &padded, ctx.rng) {
             // One-way: the handshake is never finished, its state is dropped.
             Ok((_, noise)) => noise,
@@ -482,11 +786,12 @@ impl CircleState {
     /// or relaying a pairwise frame (SPEC §6.2b), under the current epoch's
     /// frame key. Public for tests that craft frames as a member could.
     pub fn authenticate_pair(&self, frame: Vec<u8>) -> Vec<u8> {
-        frames::add_frame_mac(frame, &self.secret, &self.id(), self.log.epoch())
+        frames::add_frame_mac(frame, self.secret(), &self.id(), self.key_epoch())
     }
 
     fn on_pair_frame(&mut self, ctx: &mut Ctx<'_>, frame: PairFrame<'_>) -> Result<(), String> {
-        if frame.to != self.my_tag {
+        let meta = *self.epochs.meta(frame.epoch).ok_or("pairwise frame of an epoch whose keys we do not hold")?;
+        if frame.to != circle::pair_tag(&meta, &self.id(), &ctx.me) {
             return Ok(()); // For someone else: kept as their mailbox, nothing to do.
         }
         let Some(&from) = self.tags.get(&frame.from) else {
@@ -501,7 +806,7 @@ impl CircleState {
         if self.seen_hellos.contains(&sid) {
             return Err("replayed pairwise handshake".into());
         }
-        let psk = Zeroizing::new(circle::pair_psk(&self.secret, &self.id(), &ctx.me, &from));
+        let psk = Zeroizing::new(circle::pair_psk(&meta, &self.id(), &ctx.me, &from));
         let context = self.kk_context(frame.epoch, from, ctx.me);
         let (_, payload, _) = kk_respond(local, &remote, &psk, &context, frame.noise, &[], ctx.rng)
             .map_err(|e| format!("pairwise handshake refused: {e}"))?;
@@ -520,7 +825,27 @@ impl CircleState {
     pub(super) fn on_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, padded: &[u8]) -> Result<bool, String> {
         let content = unpad(padded).map_err(|e| e.to_string())?;
         let payload = PairPayload::decode(content).map_err(|e| e.to_string())?;
+        self.handle_pair_payload(ctx, from, payload)
+    }
+
+    fn handle_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, payload: PairPayload) -> Result<bool, String> {
         match payload {
+            PairPayload::EpochKey { epoch, raiser, secret } => {
+                if !self.epochs.has(epoch) && epoch >= self.log.epoch() {
+                    self.epochs.hold(PendingEpochKey { from, epoch, raiser, secret });
+                    self.try_pending_epoch_keys(ctx);
+                    ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+                }
+                Ok(true)
+            }
+            PairPayload::ChainRequest => {
+                let last = self.chain_served_at.get(&from).copied();
+                if last.is_none_or(|t| ctx.now.saturating_sub(t) >= CHAIN_REQUEST_INTERVAL_MS) {
+                    self.chain_served_at.insert(from, ctx.now);
+                    self.send_chain_to(ctx, &from);
+                }
+                Ok(false)
+            }
             PairPayload::SenderKey { distribution, context, owner_proof, previous, heads } => {
                 let key_id = distribution.key_id();
                 if self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id) {
@@ -775,10 +1100,14 @@ impl CircleState {
                 // a valid authenticator was made up by someone outside the
                 // circle (only the network key), and no honest member
                 // relays it (SPEC §6.2b).
-                if !frames::frame_mac_valid(&bytes, &self.secret, &self.id()) {
-                    return Err(Refusal::invalid("pairwise frame without a valid circle authenticator"));
+                match self.mac_valid(&bytes) {
+                    Some(true) => {}
+                    Some(false) => return Err(Refusal::invalid("pairwise frame without a valid circle authenticator")),
+                    // An epoch we hold no keys for (newer, or long past):
+                    // we cannot judge it, so neither keep nor blame.
+                    None => return Ok(Verdict::Ignore),
                 }
-                let mine = frame.to == self.my_tag;
+                let mine = self.my_tags.contains(&frame.to);
                 let from_member = self.tags.contains_key(&frame.from);
                 if !from_member {
                     // Perhaps a newcomer whose admission we have not seen yet:
@@ -812,6 +1141,31 @@ impl CircleState {
                 // mailbox frames. The verdict is the same, so a member
                 // minting junk for us cannot get its relays cut off.
                 if let Err(reason) = result {
+                    ctx.event(Event::Rejected { circle: self.id(), reason });
+                }
+                Ok(Verdict::Accept)
+            }
+            frame_type::CHAIN_ANNOUNCE => {
+                let a = frames::parse_chain_announce(&bytes).map_err(|e| Refusal::invalid(e.to_string()))?;
+                let expiry = ctx.now.saturating_add(self.retention_ms(ctx.config));
+                let Some(meta) = self.epochs.meta(a.epoch).copied() else {
+                    if a.epoch > self.key_epoch() && self.awaiting_sender.len() < AWAITING_KEY_MAX {
+                        // Its epoch's secret is on its way: tried again then.
+                        self.hold_frame(ctx, id, bytes, expiry);
+                    }
+                    return Ok(Verdict::Ignore);
+                };
+                let from = self
+                    .tags
+                    .get(&a.from)
+                    .copied()
+                    .filter(|m| circle::pair_tag(&meta, &self.id(), m) == a.from)
+                    .ok_or_else(|| Refusal::invalid("chain announcement from no member"))?;
+                self.keep_frame(ctx, id, bytes.clone(), expiry);
+                if from != ctx.me
+                    && self.epochs.has_announce_key(a.epoch, &from)
+                    && let Err(reason) = self.open_announcement(ctx, from, &a)
+                {
                     ctx.event(Event::Rejected { circle: self.id(), reason });
                 }
                 Ok(Verdict::Accept)
@@ -925,7 +1279,7 @@ impl CircleState {
                 }
                 Some(_) => {
                     if let Ok(frame) = frames::parse_pair(&f.bytes)
-                        && frame.to == self.my_tag
+                        && self.my_tags.contains(&frame.to)
                     {
                         senders.push(*id);
                     }
@@ -1149,6 +1503,7 @@ impl CircleState {
         }
         self.latest_epoch_of.remove(member);
         self.peer_keys.keys.remove(member);
+        self.chain_holders.remove(member);
     }
 
     /// Time passed: erase expired messages and frames, rotate our chain if
@@ -1179,6 +1534,20 @@ impl CircleState {
         }
         if self.prekeys.erase_older_than(ctx.now, horizon / 2) {
             ctx.out.push(Output::Persist(Record::CircleState { circle }));
+        }
+        if self.epochs.prune(ctx.now, horizon, ctx.config.frame_retention_ms) {
+            self.refresh_member_tags();
+            ctx.out.push(Output::Persist(Record::CircleState { circle }));
+        }
+        // The rekeyer of our epoch is away: an organiser rotates, and so
+        // becomes the rekeyer of the next epoch.
+        let stalled = self.awaiting_epoch_since.is_some_and(|t| ctx.now.saturating_sub(t) >= REKEY_FALLBACK_MS);
+        let not_lately = self.fallback_rotated_at.is_none_or(|t| ctx.now.saturating_sub(t) >= REKEY_FALLBACK_MS);
+        if stalled && not_lately && self.waiting_for_keys() && self.log.can(&ctx.me, Action::Rotate) {
+            self.fallback_rotated_at = Some(ctx.now);
+            if let Err(reason) = super::author_op(self, ctx, crate::circle::OpBody::Rotate) {
+                ctx.event(Event::Rejected { circle, reason: format!("could not rotate the circle's keys: {reason}") });
+            }
         }
         if self.removed && self.removed_since.is_some_and(|t| ctx.now.saturating_sub(t) >= REMOVAL_GRACE_MS) {
             self.removed_since = None;
@@ -1246,6 +1615,12 @@ impl CircleState {
     /// The tag pairwise frames to us carry (public: it is on the wire).
     pub fn my_pair_tag(&self) -> Tag {
         self.my_tag
+    }
+
+    /// What a member removed from the circle can no longer compute: the
+    /// topic and our pair tag of our key epoch (for tests of the rotation).
+    pub fn epoch_identifiers(&self) -> (u32, String, Tag) {
+        (self.key_epoch(), self.topic(), self.my_tag)
     }
 
     /// Messages in display order (sender's time, then id).

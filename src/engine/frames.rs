@@ -42,6 +42,45 @@ pub fn encode_hello(frame: &PairFrame<'_>) -> Vec<u8> {
     w.finish()
 }
 
+/// A chain announcement (SPEC §5.1a): `02 05 u32 epoch [16] from_tag
+/// [12] nonce <ciphertext>`, the first 34 bytes its associated data.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChainAnnounce<'a> {
+    pub epoch: u32,
+    pub from: Tag,
+    pub nonce: [u8; 12],
+    pub header: &'a [u8],
+    pub ciphertext: &'a [u8],
+}
+
+pub const CHAIN_ANNOUNCE_HEADER: usize = 2 + 4 + 16 + 12;
+
+pub fn chain_announce_header(epoch: u32, from: &Tag, nonce: &[u8; 12]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(CHAIN_ANNOUNCE_HEADER);
+    prefix(&mut w, frame_type::CHAIN_ANNOUNCE);
+    w.u32(epoch).raw(from).raw(nonce);
+    w.finish()
+}
+
+pub fn parse_chain_announce(bytes: &[u8]) -> Result<ChainAnnounce<'_>, WireError> {
+    if bytes.len() > MAX_GOSSIP_FRAME {
+        return Err(WireError::TooLong(bytes.len()));
+    }
+    if wire::read_prefix(bytes)? != frame_type::CHAIN_ANNOUNCE {
+        return Err(WireError::Invalid("not a chain announcement"));
+    }
+    let mut r = Reader::new(bytes.get(2..).ok_or(WireError::Truncated)?);
+    let epoch = r.u32()?;
+    let from = r.array()?;
+    let nonce = r.array()?;
+    Ok(ChainAnnounce { epoch, from, nonce, header: &bytes[..CHAIN_ANNOUNCE_HEADER], ciphertext: r.rest() })
+}
+
+/// What a member's previous chain signs in its announcement of a new one.
+pub fn chain_announce_signed(circle_id: &[u8; 32], epoch: u32, payload: &[u8]) -> Vec<u8> {
+    [crate::crypto::kdf::LABEL_CHAIN_ANNOUNCE, circle_id, &epoch.to_be_bytes(), payload].concat()
+}
+
 /// Length of the outer authenticator every pairwise frame ends with
 /// (SPEC §6.2b): `u32 mac_epoch || [16] mac`.
 pub const FRAME_MAC_TRAILER: usize = 4 + 16;
@@ -133,6 +172,12 @@ pub enum PairPayload {
     LogRequest,
     /// The membership log, genesis first.
     LogOps(Vec<Vec<u8>>),
+    /// The secret of `epoch`, from its rekeyer (SPEC §5.1a); `raiser` is
+    /// the operation that started the epoch.
+    EpochKey { epoch: u32, raiser: [u8; 32], secret: zeroize::Zeroizing<[u8; 32]> },
+    /// "Send me your current chain pairwise": the sender could not verify
+    /// our chain announcement (it lacks the chain that signed it).
+    ChainRequest,
 }
 
 impl PairPayload {
@@ -157,6 +202,12 @@ impl PairPayload {
             }
             PairPayload::LogOps(ops) => {
                 encode_ops(w.u8(3), ops);
+            }
+            PairPayload::EpochKey { epoch, raiser, secret } => {
+                w.u8(4).u32(*epoch).raw(raiser).raw(&secret[..]);
+            }
+            PairPayload::ChainRequest => {
+                w.u8(5);
             }
         }
         w.finish()
@@ -190,6 +241,12 @@ impl PairPayload {
             }
             2 => PairPayload::LogRequest,
             3 => PairPayload::LogOps(decode_ops(&mut r)?),
+            4 => PairPayload::EpochKey {
+                epoch: r.u32()?,
+                raiser: r.array()?,
+                secret: zeroize::Zeroizing::new(r.array()?),
+            },
+            5 => PairPayload::ChainRequest,
             code => {
                 return Err(WireError::UnknownCode { what: "pairwise payload", code });
             }
@@ -382,23 +439,21 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
 
 /// Inside the join session, from member to joiner.
 pub enum JoinAnswer {
-    Welcome {
-        circle_secret: [u8; 32],
-        ops: Vec<Vec<u8>>,
-    },
+    /// `circle_secret` gives the network key; `epoch_meta` is the pairwise
+    /// secret of the epoch the admission started (`raiser` is the Admit).
+    Welcome { circle_secret: [u8; 32], epoch: u32, raiser: [u8; 32], epoch_meta: [u8; 32], ops: Vec<Vec<u8>> },
     /// `fatal`: no member will admit with this invite (used, expired);
     /// otherwise another member may.
-    Refused {
-        fatal: bool,
-        reason: String,
-    },
+    Refused { fatal: bool, reason: String },
 }
 
 impl JoinAnswer {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            JoinAnswer::Welcome { circle_secret, ops } => encode_ops(w.u8(1).raw(circle_secret), ops),
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, ops } => {
+                encode_ops(w.u8(1).raw(circle_secret).u32(*epoch).raw(raiser).raw(epoch_meta), ops)
+            }
             JoinAnswer::Refused { fatal, reason } => {
                 w.u8(2).u8(u8::from(*fatal)).str16(reason);
             }
@@ -409,7 +464,13 @@ impl JoinAnswer {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
         let answer = match r.u8()? {
-            1 => JoinAnswer::Welcome { circle_secret: r.array()?, ops: decode_ops(&mut r)? },
+            1 => JoinAnswer::Welcome {
+                circle_secret: r.array()?,
+                epoch: r.u32()?,
+                raiser: r.array()?,
+                epoch_meta: r.array()?,
+                ops: decode_ops(&mut r)?,
+            },
             2 => JoinAnswer::Refused { fatal: r.u8()? != 0, reason: r.str16("reason", 500)? },
             code => {
                 return Err(WireError::UnknownCode { what: "join answer", code });
@@ -519,7 +580,14 @@ mod tests {
         }
         let ops = PairPayload::LogOps(vec![vec![1, 2], vec![3]]).encode();
         assert!(matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2));
-        let w = JoinAnswer::Welcome { circle_secret: [1; 32], ops: vec![vec![9]] }.encode();
+        let w = JoinAnswer::Welcome {
+            circle_secret: [1; 32],
+            epoch: 2,
+            raiser: [3; 32],
+            epoch_meta: [4; 32],
+            ops: vec![vec![9]],
+        }
+        .encode();
         assert!(matches!(JoinAnswer::decode(&w).unwrap(), JoinAnswer::Welcome { .. }));
         let s = add_frame_mac(encode_sync_request(77, &[[1; 8], [2; 8]]), &[5; 32], &[6; 32], 2);
         assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { sent_at_ms: 77, have: vec![[1; 8], [2; 8]] });
@@ -536,6 +604,7 @@ mod tests {
             let _ = PairPayload::decode(&bytes);
             let _ = JoinAnswer::decode(&bytes);
             let _ = MemberProof::decode(&bytes);
+            let _ = parse_chain_announce(&bytes);
         }
     }
 }

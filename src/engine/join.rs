@@ -244,7 +244,7 @@ impl Joins {
             return Err("join answer without a request".into());
         };
         let plain = zeroize::Zeroizing::new(session.open(header, nonce, ciphertext).map_err(|e| e.to_string())?);
-        let (secret, ops) = match JoinAnswer::decode(&plain).map_err(|e| e.to_string())? {
+        let (secret, (epoch, raiser, meta), ops) = match JoinAnswer::decode(&plain).map_err(|e| e.to_string())? {
             JoinAnswer::Refused { fatal: false, reason } => {
                 // This member cannot admit us yet; others may.
                 ctx.event(Event::Queued { circle, reason: format!("{reason}; trying other members") });
@@ -255,7 +255,9 @@ impl Joins {
                 ctx.event(Event::JoinFailed { circle, reason });
                 return Ok(());
             }
-            JoinAnswer::Welcome { circle_secret, ops } => (zeroize::Zeroizing::new(circle_secret), ops),
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, ops } => {
+                (zeroize::Zeroizing::new(circle_secret), (epoch, raiser, zeroize::Zeroizing::new(epoch_meta)), ops)
+            }
         };
         let log = rebuild_log(&ops)?;
         if log.circle_id() != circle {
@@ -268,10 +270,18 @@ impl Joins {
             return Ok(());
         };
         let name = log.circle_name().to_owned();
-        let mut state = CircleState::new(log, *secret, join.noise, ctx);
+        if log.epoch() != epoch || log.rekeyer().map(|(op, _)| op) != Some(raiser) {
+            return Err("welcome's epoch keys are not for the epoch its log gives".into());
+        }
+        let start = super::circle_state::EpochStart::Welcomed { epoch, raiser, meta: *meta };
+        let mut state = CircleState::new(log, *secret, start, join.noise, ctx);
         let me = ctx.me;
         state.system_message(ctx, me, format!("you joined {name}"));
         state.distribute_chain(ctx);
+        // The admitter gave us its chain before its welcome reached us (it
+        // moved to the new epoch first), so that frame found no circle
+        // here: ask for it again.
+        state.ask_for_chain(ctx, member);
         ctx.out.push(state.subscribe_output());
         ctx.out.push(Output::Persist(Record::CircleState { circle }));
         ctx.event(Event::Joined { circle, name });
@@ -436,10 +446,14 @@ fn admit(
     welcome(state)
 }
 
-/// The circle secret and the whole log, for a newly admitted member.
+/// The circle secret (for the network key), the pairwise secret of the
+/// current epoch (the one the admission started, whose secret we chose)
+/// and the whole log, for a newly admitted member.
 fn welcome(state: &CircleState) -> JoinAnswer {
     let ops: Vec<Vec<u8>> = state.log.ops_in_order().into_iter().map(Op::encode).collect();
-    JoinAnswer::Welcome { circle_secret: *state.secret(), ops }
+    let epoch = state.key_epoch();
+    let raiser = state.epochs.entries.get(&epoch).map(|e| e.raiser).unwrap_or_default();
+    JoinAnswer::Welcome { circle_secret: *state.secret, epoch, raiser, epoch_meta: *state.secret(), ops }
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {

@@ -59,9 +59,9 @@ impl CircleState {
             self.new_chain(ctx);
             ctx.out.push(self.subscribe_output());
         } else if self.log.epoch() != epoch_before {
-            // New epoch: a fresh chain for the new membership, on a new topic.
-            self.new_chain(ctx);
-            ctx.out.push(self.subscribe_output());
+            // New epoch: its rekeyer sends the epoch secret; with it every
+            // member announces a fresh chain on the epoch's new topic.
+            self.on_new_epoch(ctx);
         }
         self.retry_awaiting_senders(ctx);
     }

@@ -15,6 +15,7 @@
 #[cfg(test)]
 mod agreement_tests;
 mod circle_state;
+mod epochs;
 pub(crate) mod frames;
 mod join;
 mod membership;
@@ -315,7 +316,7 @@ fn direct_to_member(state: &mut CircleState, joins: &mut join::Joins, ctx: &mut 
             // belongs on the topic, and keeping it as a mailbox frame here
             // would let any peer with the network key fill our store.
             match frames::parse_pair(frame) {
-                Ok(pair) if pair.to == state.my_pair_tag() => {
+                Ok(pair) if state.is_my_tag(&pair.to) => {
                     // Handed to us by its sender: a frame every member would
                     // refuse (no valid authenticator) counts against it.
                     if state.on_topic_frame(ctx, frame.to_vec()) == Verdict::Reject {
@@ -398,7 +399,7 @@ fn create_circle(
         }
     };
     let secret: [u8; 32] = random_array(ctx.rng);
-    let mut state = CircleState::new(log, secret, noise, ctx);
+    let mut state = CircleState::new(log, secret, circle_state::EpochStart::Created, noise, ctx);
     let me = ctx.me;
     state.system_message(ctx, me, format!("{} created the circle", ctx.display_name));
     ctx.out.push(state.subscribe_output());

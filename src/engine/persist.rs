@@ -15,10 +15,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::EngineConfig;
 use super::circle_state::{BoundedSet, CONSUMED_FRAMES, CircleState, RETIRED_KEYS, Receiver, SEEN_HELLOS};
+use super::epochs::{EpochEntry, Epochs, PendingEpochKey};
 use super::prekeys::{MAX_RETIRED_PREKEYS, Prekey, Prekeys};
 use super::store::FrameStore;
 use super::types::MessageView;
-use crate::circle::{self, CircleLog, Op};
+use crate::circle::{CircleLog, Op};
 use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
 use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{Reader, WireError, Writer};
@@ -128,6 +129,21 @@ impl CircleState {
         for id in consumed {
             w.raw(id);
         }
+        w.u32(self.epochs.entries.len() as u32);
+        for (epoch, e) in &self.epochs.entries {
+            w.u32(*epoch).raw(&e.raiser).raw(&e.meta[..]).u64(e.since_ms).u32(e.announce.len() as u32);
+            for (m, k) in &e.announce {
+                w.raw(m.as_bytes()).raw(&k[..]);
+            }
+        }
+        w.u32(self.epochs.pending.len() as u32);
+        for p in &self.epochs.pending {
+            w.raw(p.from.as_bytes()).u32(p.epoch).raw(&p.raiser).raw(&p.secret[..]);
+        }
+        w.u32(self.chain_holders.len() as u32);
+        for m in &self.chain_holders {
+            w.raw(m.as_bytes());
+        }
         w.bytes32(&self.chain.export());
         match &self.previous_chain {
             Some((id, last)) => w.u8(1).raw(id).u32(*last),
@@ -228,6 +244,27 @@ impl CircleState {
         for _ in 0..count(&mut r)? {
             consumed.insert(r.array()?);
         }
+        let mut epochs = Epochs::default();
+        for _ in 0..count(&mut r)? {
+            let epoch = r.u32()?;
+            let raiser = r.array()?;
+            let meta = Zeroizing::new(r.array()?);
+            let since_ms = r.u64()?;
+            let mut announce = HashMap::new();
+            for _ in 0..count(&mut r)? {
+                announce.insert(MemberId(r.array()?), Zeroizing::new(r.array()?));
+            }
+            epochs.entries.insert(epoch, EpochEntry { raiser, meta, announce, since_ms });
+        }
+        for _ in 0..count(&mut r)? {
+            let from = MemberId(r.array()?);
+            let (epoch, raiser) = (r.u32()?, r.array()?);
+            epochs.hold(PendingEpochKey { from, epoch, raiser, secret: Zeroizing::new(r.array()?) });
+        }
+        let mut chain_holders = BTreeSet::new();
+        for _ in 0..count(&mut r)? {
+            chain_holders.insert(MemberId(r.array()?));
+        }
         let keys = |e: crate::crypto::CryptoError| RestoreError::Keys(e.to_string());
         let chain = SendingChain::import(r.bytes32("chain", 256)?).map_err(keys)?;
         let previous_chain = match r.u8()? {
@@ -288,15 +325,16 @@ impl CircleState {
         }
         r.finish()?;
 
-        let circle_id = log.circle_id();
         let mut store = FrameStore::new(config.max_stored_frames);
         for (bytes, expires) in frames {
             store.insert(super::store::frame_id(&bytes), bytes, expires, super::store::UNVERIFIED);
         }
-        let mut state = CircleState::assemble(log, secret, noise, prekeys, chain, store);
+        let mut state = CircleState::assemble(log, *me, secret, noise, prekeys, chain, store);
+        state.epochs = epochs;
+        state.chain_holders = chain_holders;
+        state.awaiting_epoch_since = state.waiting_for_keys().then_some(0);
         state.peer_keys = peer_keys;
         state.consumed = consumed;
-        state.my_tag = circle::pair_tag(&secret, &circle_id, me);
         state.previous_chain = previous_chain;
         state.receiving = receiving;
         state.latest_epoch_of = latest_epoch_of;

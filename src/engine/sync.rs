@@ -102,7 +102,7 @@ pub fn request(state: &mut CircleState, ctx: &mut Ctx<'_>, peer: PeerRef) {
         prefix
     }));
     let body = frames::encode_sync_request(ctx.now, &have);
-    let frame = frames::add_frame_mac(body, state.secret(), &state.id(), state.log.epoch());
+    let frame = frames::add_frame_mac(body, state.secret(), &state.id(), state.key_epoch());
     state.sync.note_request(peer, ctx.now);
     ctx.out.push(Output::SendDirect { circle: state.id(), peer, frame });
 }
@@ -116,10 +116,14 @@ pub fn on_request(
     sent_at_ms: u64,
     have: &[[u8; 8]],
 ) -> Result<(), String> {
-    if !frames::frame_mac_valid(bytes, state.secret(), &state.id()) {
-        // Only a peer outside the circle sends these: every member checks alike.
-        ctx.out.push(Output::Verdict { circle: state.id(), verdict: Verdict::Reject });
-        return Err("catch-up request without a valid circle authenticator; not answered".into());
+    match state.mac_valid(bytes) {
+        Some(true) => {}
+        Some(false) => {
+            // Only a peer outside the circle sends these: every member checks alike.
+            ctx.out.push(Output::Verdict { circle: state.id(), verdict: Verdict::Reject });
+            return Err("catch-up request without a valid circle authenticator; not answered".into());
+        }
+        None => return Err("catch-up request under an epoch whose keys we do not hold; not answered".into()),
     }
     if ctx.now.abs_diff(sent_at_ms) > REQUEST_FRESH_MS {
         return Err("stale catch-up request; not answered".into());
@@ -129,12 +133,29 @@ pub fn on_request(
     if !state.sync.first_time(mac) {
         return Err("replayed catch-up request; not answered".into());
     }
-    let missing = state.frames.missing_from(have, MAX_ANSWER_BYTES);
+    let mut missing = state.frames.missing_from(have, MAX_ANSWER_BYTES);
+    // A requester still in an older epoch (offline through a rotation,
+    // or removed by it) gets what was sent up to its epoch and the
+    // pairwise frames (its new epoch key is among them if it is still a
+    // member), but nothing of a newer epoch's traffic (SPEC §7).
+    if let Some(theirs) = frames::frame_mac_epoch(bytes).filter(|e| *e < state.key_epoch()) {
+        missing.retain(|f| frame_epoch(f).is_none_or(|e| e <= theirs));
+    }
     if missing.is_empty() {
         return Ok(());
     }
     ctx.out.push(Output::SendDirect { circle: state.id(), peer, frame: frames::encode_sync_response(&missing) });
     Ok(())
+}
+
+/// The epoch a group frame or chain announcement was sent in (`None`
+/// for pairwise frames, which name none we could compare).
+fn frame_epoch(frame: &[u8]) -> Option<u32> {
+    match frame.get(1).copied() {
+        Some(crate::wire::frame_type::GROUP) => crate::crypto::envelope::parse(frame).ok().map(|f| f.header.epoch),
+        Some(crate::wire::frame_type::CHAIN_ANNOUNCE) => frames::parse_chain_announce(frame).ok().map(|a| a.epoch),
+        _ => None,
+    }
 }
 
 /// Take a catch-up answer, if we asked this peer; see the module notes.

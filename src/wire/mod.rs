@@ -25,12 +25,13 @@ pub const MAX_FRAME_LEN: usize = 72 * 1024;
 pub mod frame_type {
     /// A group message sealed under a sender's chain.
     pub const GROUP: u8 = 0x01;
-    /// First Noise KK message of a one-way pairwise session (with payload).
+    /// A one-way Noise KK first message carrying one pairwise payload.
     pub const PAIR_HELLO: u8 = 0x02;
-    /// Second Noise KK message, completing the session.
+    /// v1's session reply and data frames (0x03, 0x04) are not used in v2.
     pub const PAIR_REPLY: u8 = 0x03;
-    /// A transport message inside an established pairwise session.
-    pub const PAIR_DATA: u8 = 0x04;
+    /// A member's new chain for an epoch, sealed under its announce key
+    /// and signed by its previous chain, broadcast once (SPEC §5.1a).
+    pub const CHAIN_ANNOUNCE: u8 = 0x05;
     /// Joiner's first Noise XX message.
     pub const JOIN_HELLO: u8 = 0x10;
     /// Member's Noise XX reply.

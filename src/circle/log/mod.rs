@@ -197,6 +197,20 @@ impl CircleLog {
         self.roster().epoch
     }
 
+    /// The operation that started the current epoch, and the member who
+    /// chooses the epoch's secret (SPEC §5.1a): that operation's author
+    /// while it is a member; otherwise (it left, or removed itself) the
+    /// current organiser with the lowest member id, else the lowest member.
+    pub fn rekeyer(&self) -> Option<(OpId, MemberId)> {
+        let (op, author) = self.roster().raiser?;
+        if self.is_member(&author) {
+            return Some((op, author));
+        }
+        let members = &self.roster().members;
+        let organiser = members.values().filter(|m| m.role == Role::Organiser).map(|m| m.id).min();
+        organiser.or_else(|| members.keys().min().copied()).map(|m| (op, m))
+    }
+
     pub fn heads(&self) -> Vec<OpId> {
         self.res.dag.heads()
     }

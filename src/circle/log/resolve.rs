@@ -202,6 +202,9 @@ pub(super) struct Roster {
     pub(super) rotations: Vec<(OpId, MemberId)>,
     pub(super) renames: Vec<(OpId, MemberId, String, String)>,
     pub(super) epoch: u32,
+    /// The operation that started the current epoch, and its author: the
+    /// member who chooses the epoch's secret (SPEC §5.1a).
+    pub(super) raiser: Option<(OpId, MemberId)>,
     /// Stored operations the final pass did not count, with why.
     pub(super) ignored: HashMap<OpId, &'static str>,
 }
@@ -457,6 +460,7 @@ fn apply(s: &mut Roster, facts: &Facts, id: &OpId, op: &Op) -> Result<(), &'stat
                 },
             );
             s.epoch = 1;
+            s.raiser = Some((*id, author));
         }
         OpBody::Add { member, binding, display_name, role } => {
             if s.members.contains_key(member) {
@@ -476,6 +480,7 @@ fn apply(s: &mut Roster, facts: &Facts, id: &OpId, op: &Op) -> Result<(), &'stat
             );
             s.former.remove(member);
             s.epoch += 1;
+            s.raiser = Some((*id, author));
         }
         OpBody::Admit { join } => {
             let OpBody::Join { invite_op, binding, display_name } = &join.body else {
@@ -500,6 +505,7 @@ fn apply(s: &mut Roster, facts: &Facts, id: &OpId, op: &Op) -> Result<(), &'stat
             s.used_invites.insert(*invite_op, *id);
             s.former.remove(&join.author);
             s.epoch += 1;
+            s.raiser = Some((*id, author));
         }
         OpBody::Invite { invite_public, expires_at_ms, role } => {
             let pos = facts.invites.len();
@@ -513,6 +519,7 @@ fn apply(s: &mut Roster, facts: &Facts, id: &OpId, op: &Op) -> Result<(), &'stat
                 s.former.insert(*member, rec.display_name);
                 s.removed_by.insert(*member, author);
                 s.epoch += 1;
+                s.raiser = Some((*id, author));
             }
         }
         OpBody::SetRole { member, role } => {
@@ -524,6 +531,7 @@ fn apply(s: &mut Roster, facts: &Facts, id: &OpId, op: &Op) -> Result<(), &'stat
         OpBody::Rotate => {
             s.rotations.push((*id, author));
             s.epoch += 1;
+            s.raiser = Some((*id, author));
         }
         OpBody::SetDisappear { max_secs } => {
             s.max_disappear_secs = *max_secs;
