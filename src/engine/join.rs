@@ -266,13 +266,13 @@ impl Joins {
         if !log.is_member(&ctx.me) || !log.is_member(&member) {
             return Err("welcome does not show us admitted".into());
         }
+        if log.epoch() != epoch || log.rekeyer().map(|(op, _)| op) != Some(raiser) {
+            return Err("welcome's epoch keys are not for the epoch its log gives".into());
+        }
         let Some(join) = self.pending.remove(&circle) else {
             return Ok(());
         };
         let name = log.circle_name().to_owned();
-        if log.epoch() != epoch || log.rekeyer().map(|(op, _)| op) != Some(raiser) {
-            return Err("welcome's epoch keys are not for the epoch its log gives".into());
-        }
         let start = super::circle_state::EpochStart::Welcomed { epoch, raiser, meta: *meta };
         let mut state = CircleState::new(log, *secret, start, join.noise, ctx);
         let me = ctx.me;
@@ -422,6 +422,11 @@ fn admit(
     // The joiner sends its one Join to every member it reaches: the same
     // Join, already admitted, is just welcomed again.
     if state.log.admitted_join(&invite_op).is_some_and(|j| j.id() == op.id()) && state.log.is_member(&op.author) {
+        // Without the current epoch's keys we cannot give them: another
+        // member (the admitter) can.
+        if state.waiting_for_keys() {
+            return retry("this member is still waiting for the circle's new keys");
+        }
         return welcome(state);
     }
     let invite_public = match state.log.invite_status(&invite_op, ctx.now) {
