@@ -103,11 +103,16 @@ struct Tally {
     cpu_us: u64,
     /// Per member, measured `handle` time in this round.
     cpu_by_member: Vec<u64>,
+    /// Per member, bytes it sent (each frame once per receiver it goes
+    /// to, as on a link without multicast) and bytes it received.
+    sent_by_member: Vec<u64>,
+    received_by_member: Vec<u64>,
 }
 
 impl Tally {
     fn json(&self) -> Value {
         let max_cpu = self.cpu_by_member.iter().copied().max().unwrap_or(0);
+        let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
         json!({
             "frames": { "pairwise": self.pairwise_frames, "group": self.group_frames, "direct": self.direct_frames },
             "bytes": { "pairwise": self.pairwise_bytes, "group": self.group_bytes, "direct": self.direct_bytes,
@@ -116,6 +121,7 @@ impl Tally {
             "inputs": self.inputs,
             "cpu_total_ms": self.cpu_us as f64 / 1000.0,
             "cpu_max_member_ms": max_cpu as f64 / 1000.0,
+            "max_member_bytes": { "sent": max(&self.sent_by_member), "received": max(&self.received_by_member) },
         })
     }
 }
@@ -228,12 +234,16 @@ impl World {
                     }
                     if let Some(to) = direct {
                         tally.deliveries += 1;
+                        tally.sent_by_member[from] += len;
+                        tally.received_by_member[to] += len;
                         self.push(arrive, to, Input::Direct { circle, peer: from as u64, bytes: frame });
                     } else {
                         let to: Vec<usize> =
                             (0..self.members.len()).filter(|&p| p != from && self.network[p]).collect();
                         for p in to {
                             tally.deliveries += 1;
+                            tally.sent_by_member[from] += len;
+                            tally.received_by_member[p] += len;
                             self.push(arrive, p, Input::Frame { circle, bytes: frame.clone() });
                         }
                     }
@@ -245,6 +255,8 @@ impl World {
                         && to < self.members.len()
                     {
                         tally.deliveries += 1;
+                        tally.sent_by_member[from] += frame.len() as u64;
+                        tally.received_by_member[to] += frame.len() as u64;
                         self.push(arrive, to, Input::Direct { circle, peer: from as u64, bytes: frame });
                     }
                 }
@@ -393,7 +405,7 @@ fn build(n: usize, seed: u64, wall_deadline: Instant) -> Result<(World, MemberId
 }
 
 fn fresh_tally(n: usize) -> Tally {
-    Tally { cpu_by_member: vec![0; n], ..Tally::default() }
+    Tally { cpu_by_member: vec![0; n], sent_by_member: vec![0; n], received_by_member: vec![0; n], ..Tally::default() }
 }
 
 /// Baseline: every member sends one message at once; done when every
@@ -473,6 +485,12 @@ fn rekey_round(w: &mut World, removed: MemberId) -> RekeyOutcome {
                 for (a, b) in all.cpu_by_member.iter_mut().zip(&t.cpu_by_member) {
                     *a += *b;
                 }
+                for (a, b) in all.sent_by_member.iter_mut().zip(&t.sent_by_member) {
+                    *a += *b;
+                }
+                for (a, b) in all.received_by_member.iter_mut().zip(&t.received_by_member) {
+                    *a += *b;
+                }
             }
             all
         })
@@ -527,6 +545,12 @@ fn one(n: usize, seed: u64, limit: Duration) -> Value {
             r.tally.group_frames,
             (r.tally.pairwise_bytes + r.tally.group_bytes + r.tally.direct_bytes) as f64 / 1e6,
             r.tally.cpu_us as f64 / 1e6
+        );
+        println!(
+            "rekey-sim n={n}: busiest member: {:.1} ms CPU, {:.0} kB sent, {:.0} kB received",
+            ms(r.tally.cpu_by_member.iter().copied().max().unwrap_or(0)),
+            r.tally.sent_by_member.iter().copied().max().unwrap_or(0) as f64 / 1e3,
+            r.tally.received_by_member.iter().copied().max().unwrap_or(0) as f64 / 1e3
         );
     } else {
         println!(
