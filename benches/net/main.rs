@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! cargo bench --bench net -- latency     [--sizes 10,25,50] [--messages 150]
-//! cargo bench --bench net -- rekey       [--sizes 10,50,100] [--sim-sizes 100,500,1000]
-//! cargo bench --bench net -- rekey-sim   [--sizes 100,500,1000] [--sim-timeout 600]
+//! cargo bench --bench net -- rekey       [--sizes 10,50,100] [--sim-sizes 100,500]
+//! cargo bench --bench net -- rekey-sim   [--sizes 100,500] [--sim-timeout 900]
 //! cargo bench --bench net -- catchup     [--messages 1000]
 //! cargo bench --bench net -- memory
 //! cargo bench --bench net -- saturation
