@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! cargo bench --bench net -- latency     [--sizes 10,25,50] [--messages 150]
-//! cargo bench --bench net -- rekey       [--sizes 10,50,100]
+//! cargo bench --bench net -- rekey       [--sizes 10,50,100] [--sim-sizes 100,500]
+//! cargo bench --bench net -- rekey-sim   [--sizes 100,500] [--sim-timeout 900]
 //! cargo bench --bench net -- catchup     [--messages 1000]
 //! cargo bench --bench net -- memory
 //! cargo bench --bench net -- saturation
@@ -24,6 +25,7 @@ mod baseline;
 mod kolo_nodes;
 mod measure;
 mod scenarios;
+mod sim_rekey;
 mod svg;
 
 use anyhow::{Result, bail};
@@ -33,12 +35,18 @@ pub struct Opts {
     pub sizes: Option<Vec<usize>>,
     pub messages: Option<usize>,
     pub seed: u64,
+    /// Circle sizes of the simulated-member rekey (`rekey-sim`, and `rekey`
+    /// after its real nodes); `--sizes` stays the real nodes'.
+    pub sim_sizes: Option<Vec<usize>>,
+    /// Wall-clock cap per simulated size, in seconds.
+    pub sim_timeout_s: Option<u64>,
     pub rest: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<(String, Opts)> {
     let mut scenario = None;
-    let mut opts = Opts { sizes: None, messages: None, seed: 7, rest: Vec::new() };
+    let mut opts =
+        Opts { sizes: None, messages: None, seed: 7, sim_sizes: None, sim_timeout_s: None, rest: Vec::new() };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -47,6 +55,11 @@ fn parse(args: &[String]) -> Result<(String, Opts)> {
                 let v = it.next().map(String::as_str).unwrap_or("");
                 opts.sizes = Some(v.split(',').filter_map(|s| s.trim().parse().ok()).collect());
             }
+            "--sim-sizes" => {
+                let v = it.next().map(String::as_str).unwrap_or("");
+                opts.sim_sizes = Some(v.split(',').filter_map(|s| s.trim().parse().ok()).collect());
+            }
+            "--sim-timeout" => opts.sim_timeout_s = it.next().and_then(|v| v.parse().ok()),
             "--messages" => opts.messages = it.next().and_then(|v| v.parse().ok()),
             "--seed" => opts.seed = it.next().and_then(|v| v.parse().ok()).unwrap_or(7),
             other if scenario.is_none() && !other.starts_with('-') => scenario = Some(other.to_owned()),
@@ -60,18 +73,27 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (scenario, opts) = parse(&args)?;
     if scenario == "help" {
-        println!("usage: cargo bench --bench net -- <latency|rekey|catchup|memory|saturation|cpu|all> [options]");
+        println!(
+            "usage: cargo bench --bench net -- <latency|rekey|rekey-sim|catchup|memory|saturation|cpu|all> [options]"
+        );
         return Ok(());
     }
     // Child processes (memory, callgrind) run one small thing and exit.
     if scenario.ends_with("-child") {
         return scenarios::child(&scenario, &opts);
     }
+    // In-process engines only: no runtime, no sockets.
+    if scenario == "rekey-sim" {
+        return sim_rekey::run(&opts, true);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         match scenario.as_str() {
             "latency" => scenarios::latency(&opts).await,
-            "rekey" => scenarios::rekey(&opts).await,
+            "rekey" => {
+                scenarios::rekey(&opts).await?;
+                sim_rekey::run(&opts, false)
+            }
             "catchup" => scenarios::catchup(&opts).await,
             "saturation" => scenarios::saturation(&opts).await,
             "memory" => scenarios::memory(&opts),
@@ -80,6 +102,7 @@ fn main() -> Result<()> {
             "all" => {
                 scenarios::latency(&opts).await?;
                 scenarios::rekey(&opts).await?;
+                sim_rekey::run(&opts, false)?;
                 scenarios::catchup(&opts).await?;
                 scenarios::saturation(&opts).await?;
                 scenarios::memory(&opts)?;

@@ -34,7 +34,7 @@ fn results_dir() -> PathBuf {
     dir
 }
 
-fn write_result(name: &str, value: &Value) {
+pub(crate) fn write_result(name: &str, value: &Value) {
     let path = results_dir().join(format!("net-{name}.json"));
     if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(value).unwrap_or_default()) {
         eprintln!("could not write {}: {e}", path.display());
@@ -43,7 +43,7 @@ fn write_result(name: &str, value: &Value) {
     }
 }
 
-fn machine() -> Value {
+pub(crate) fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -220,7 +220,7 @@ fn kolo_frame_len(size: usize) -> usize {
         + kolo::crypto::envelope::SIGNATURE_LEN
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::NAN }
 }
 
