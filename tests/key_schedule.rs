@@ -246,14 +246,13 @@ fn a_removed_member_cannot_follow_the_circle_into_the_new_epoch() {
     let (mut sim, circle) = circle_of_eight(42);
     let removed = EIGHT.len() - 1;
     let before = sim.nodes[removed].engine.circle(&circle).unwrap().epoch_identifiers();
-    let start = sim.captured.len();
     sim.command(0, Command::Remove { circle, member: member_of(&sim, removed) });
     sim.run_for(10_000);
     send(&mut sim, 1, circle, "where we meet now", None);
     sim.run_for(10_000);
     let (member_epoch, member_topic, member_tag) = sim.nodes[1].engine.circle(&circle).unwrap().epoch_identifiers();
     let gone = sim.nodes[removed].engine.circle(&circle).unwrap();
-    let (gone_epoch, gone_topic, gone_tag) = gone.epoch_identifiers();
+    let (gone_epoch, _, gone_tag) = gone.epoch_identifiers();
     assert!(member_epoch > before.0, "the circle moved to a new epoch");
     assert_eq!(gone_epoch, before.0, "the removed member never got the new epoch's secret");
     assert!(!gone.topics().contains(&member_topic), "the removed member can name the new topic");
@@ -292,7 +291,6 @@ fn a_removed_member_cannot_follow_the_circle_into_the_new_epoch() {
         }
     }
     assert!(served > 0, "the request was answered (with what it may have)");
-    let _ = start;
 }
 
 /// The frames of a SYNC_RESPONSE (SPEC §7): `02 21 u32 n (u32 len, bytes) × n`.
@@ -306,4 +304,28 @@ fn sync_response_frames(frame: &[u8]) -> Vec<Vec<u8>> {
         at += 4 + len;
     }
     out
+}
+
+/// The scheduled update (issue 13: "every 24 h"): an organiser's client
+/// rotates once the epoch is old, so the circle moves to a new epoch
+/// secret without anyone asking, and everyone keeps reading everyone.
+#[test]
+fn the_circle_moves_to_a_new_epoch_on_schedule() {
+    let config = EngineConfig { rotate_epoch_after_ms: 10 * 60 * 1000, ..EngineConfig::default() };
+    let (mut sim, circle) = circle(34, None, config);
+    let before = sim.nodes[1].engine.circle(&circle).unwrap().key_epoch();
+    sim.run_for(11 * 60 * 1000);
+    for (i, node) in sim.nodes.iter().enumerate() {
+        let c = node.engine.circle(&circle).unwrap();
+        assert_eq!(c.key_epoch(), before + 1, "{} is not in the one new epoch", NAMES[i]);
+    }
+    for j in 0..NAMES.len() {
+        send(&mut sim, j, circle, &format!("next day {j}"), None);
+    }
+    sim.run_for(20_000);
+    for i in 0..NAMES.len() {
+        for j in 0..NAMES.len() {
+            assert!(texts(&sim.nodes[i].engine, &circle).contains(&format!("next day {j}")), "{i} misses {j}");
+        }
+    }
 }

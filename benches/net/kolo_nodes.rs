@@ -89,6 +89,7 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
         dummy_ids.push(who.member_id());
     }
     let secret: [u8; 32] = random_array(&mut rng);
+    let epoch_meta: [u8; 32] = random_array(&mut rng);
 
     // Every member's engine, with the full roster and a chain that rotates
     // on the first tick (that tick distributes it to everyone).
@@ -107,8 +108,12 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
             display_name: name,
             config: &setup_config,
         };
-        let state =
-            CircleState::new(CircleLog::from_ops(ops.clone()).map_err(err)?, secret, noises[i].duplicate(), &mut ctx);
+        let log = CircleLog::from_ops(ops.clone()).map_err(err)?;
+        // Every member holds the current epoch's pairwise secret, as a
+        // joiner does from its welcome (SPEC §5.1a).
+        let (epoch, raiser) = (log.epoch(), log.rekeyer().map(|(op, _)| op).unwrap_or_default());
+        let start = kolo::engine::EpochStart::Welcomed { epoch, raiser, meta: epoch_meta };
+        let state = CircleState::new(log, secret, start, noises[i].duplicate(), &mut ctx);
         let stored =
             StoredCircle { snapshot: state.export(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
         let engine = Engine::restore(

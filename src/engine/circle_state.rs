@@ -1539,6 +1539,25 @@ impl CircleState {
             self.refresh_member_tags();
             ctx.out.push(Output::Persist(Record::CircleState { circle }));
         }
+        // The scheduled update: once the epoch is old, one organiser (the
+        // one with the lowest member id, so they do not all do it; any
+        // organiser an hour later, should that one be away) rotates.
+        let epoch_age = self.epochs.entries.get(&self.key_epoch()).map(|e| ctx.now.saturating_sub(e.since_ms));
+        let first_organiser =
+            self.log.members().into_iter().filter(|m| m.role == crate::circle::Role::Organiser).map(|m| m.id).min()
+                == Some(ctx.me);
+        let due_after = ctx.config.rotate_epoch_after_ms.saturating_add(if first_organiser { 0 } else { 3_600_000 });
+        if epoch_age.is_some_and(|age| age >= due_after)
+            && !self.waiting_for_keys()
+            && !self.removed
+            && self.log.can(&ctx.me, Action::Rotate)
+            && self.fallback_rotated_at.is_none_or(|t| ctx.now.saturating_sub(t) >= REKEY_FALLBACK_MS)
+        {
+            self.fallback_rotated_at = Some(ctx.now);
+            if let Err(reason) = super::author_op(self, ctx, crate::circle::OpBody::Rotate) {
+                ctx.event(Event::Rejected { circle, reason: format!("could not rotate the circle's keys: {reason}") });
+            }
+        }
         // The rekeyer of our epoch is away: an organiser rotates, and so
         // becomes the rekeyer of the next epoch.
         let stalled = self.awaiting_epoch_since.is_some_and(|t| ctx.now.saturating_sub(t) >= REKEY_FALLBACK_MS);

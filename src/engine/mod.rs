@@ -28,7 +28,7 @@ mod types;
 
 use std::collections::BTreeMap;
 
-pub use circle_state::{CircleState, message_id};
+pub use circle_state::{CircleState, EpochStart, message_id};
 pub use frames::{MAX_DIRECT_FRAME, MAX_GOSSIP_FRAME};
 pub use membership::human_secs;
 pub use persist::RestoreError;
@@ -59,6 +59,10 @@ pub struct EngineConfig {
     pub send_acks: bool,
     /// Give up on a join that found no member in this time.
     pub join_timeout_ms: u64,
+    /// An organiser's client rotates the circle's keys (a Rotate, so a
+    /// new epoch secret) once the current epoch is this old: the
+    /// scheduled update that heals a copied profile (SPEC §5.1a).
+    pub rotate_epoch_after_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +75,7 @@ impl Default for EngineConfig {
             max_stored_frames: 50_000,
             send_acks: false,
             join_timeout_ms: 10 * 60 * 1000,
+            rotate_epoch_after_ms: 24 * 3600 * 1000,
         }
     }
 }
