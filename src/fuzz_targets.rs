@@ -526,6 +526,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             epoch: 1,
             raiser: [8; 32],
             epoch_meta: [7; 32],
+            chain: vec![1],
             ops: log_fixture().encoded_ops(),
         }
         .encode(),

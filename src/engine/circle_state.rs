@@ -79,6 +79,8 @@ pub fn message_id(key_id: &KeyId, counter: u32) -> MessageId {
 pub(super) struct Receiver {
     pub(super) sender: MemberId,
     pub(super) chain: ReceivingChain,
+    /// The counter the chain was given to us at.
+    pub(super) started_at: u32,
     /// Set once the sender announced its next chain: counters at or past
     /// this are stale.
     pub(super) final_counter: Option<u32>,
@@ -477,6 +479,11 @@ impl CircleState {
         }
     }
 
+    /// Our chain as a SenderKey payload, for a joiner's welcome.
+    pub(super) fn chain_payload_for_welcome(&self, ctx: &Ctx<'_>) -> Vec<u8> {
+        self.chain_payload(ctx).encode()
+    }
+
     fn send_chain_to(&mut self, ctx: &mut Ctx<'_>, member: &MemberId) {
         let payload = self.chain_payload(ctx);
         self.send_pairwise(ctx, member, &payload);
@@ -646,10 +653,6 @@ impl CircleState {
             self.frames.remove(&id);
             let _ = self.on_topic_frame(ctx, bytes);
         }
-    }
-
-    pub(super) fn ask_for_chain(&mut self, ctx: &mut Ctx<'_>, from: MemberId) {
-        self.request_chain(ctx, from);
     }
 
     fn request_chain(&mut self, ctx: &mut Ctx<'_>, from: MemberId) {
@@ -828,6 +831,17 @@ impl CircleState {
         self.handle_pair_payload(ctx, from, payload)
     }
 
+    /// A pairwise payload that reached us by another authenticated way (a
+    /// welcome's chain).
+    pub(super) fn take_pair_payload(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: MemberId,
+        payload: PairPayload,
+    ) -> Result<bool, String> {
+        self.handle_pair_payload(ctx, from, payload)
+    }
+
     fn handle_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, payload: PairPayload) -> Result<bool, String> {
         match payload {
             PairPayload::EpochKey { epoch, raiser, secret } => {
@@ -848,7 +862,17 @@ impl CircleState {
             }
             PairPayload::SenderKey { distribution, context, owner_proof, previous, heads } => {
                 let key_id = distribution.key_id();
-                if self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id) {
+                // The same chain from an earlier counter, while we have read
+                // nothing under it: take the earlier state (its first
+                // distribution came after one made for a later request, as
+                // for a joiner who asks for a chain sent before its welcome).
+                let earlier = self.receiving.get(&key_id).is_some_and(|r| {
+                    r.sender == from
+                        && distribution.counter < r.started_at
+                        && r.chain.next_counter() == r.started_at
+                        && r.chain.skipped_len() == 0
+                });
+                if !earlier && (self.receiving.contains_key(&key_id) || self.retired_keys.contains(&key_id)) {
                     return Ok(true); // Already known: a duplicate or a replay.
                 }
                 // Distributions may arrive out of order; one for an epoch much
@@ -858,6 +882,7 @@ impl CircleState {
                     return Err("stale sender key (much older epoch) refused".into());
                 }
                 let chain = ReceivingChain::from_distribution(&distribution).map_err(|e| e.to_string())?;
+                let started_at = distribution.counter;
                 // Only the holder of the chain's signing key can bind it to
                 // a sender: a member passing on someone else's chain as its
                 // own cannot.
@@ -870,7 +895,7 @@ impl CircleState {
                 let mine: Vec<(u32, bool, KeyId)> = self
                     .receiving
                     .iter()
-                    .filter(|(_, r)| r.sender == from)
+                    .filter(|(k, r)| r.sender == from && **k != key_id)
                     .map(|(k, r)| (r.chain.epoch(), r.final_counter.is_none(), *k))
                     .collect();
                 if mine.len() >= MAX_CHAINS_PER_MEMBER
@@ -888,8 +913,10 @@ impl CircleState {
                     r.final_counter = Some(final_counter);
                     r.retired_at_ms = Some(ctx.now);
                 }
-                self.receiving
-                    .insert(key_id, Receiver { sender: from, chain, final_counter: None, retired_at_ms: None });
+                self.receiving.insert(
+                    key_id,
+                    Receiver { sender: from, chain, started_at, final_counter: None, retired_at_ms: None },
+                );
                 self.forget_spent_chains();
                 ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 if heads.iter().any(|h| !self.log.contains(h)) {
@@ -1538,6 +1565,21 @@ impl CircleState {
         if self.epochs.prune(ctx.now, horizon, ctx.config.frame_retention_ms) {
             self.refresh_member_tags();
             ctx.out.push(Output::Persist(Record::CircleState { circle }));
+        }
+        // Frames wait for a key while some member's chain never reached us
+        // (it went out before our welcome, or its frame was lost): ask
+        // those members for it (each at most every 30 s).
+        if self.awaiting_count > 0 && !self.removed {
+            let lacking: Vec<MemberId> = self
+                .log
+                .members()
+                .into_iter()
+                .map(|m| m.id)
+                .filter(|m| *m != ctx.me && !self.receiving.values().any(|r| r.sender == *m))
+                .collect();
+            for m in lacking {
+                self.request_chain(ctx, m);
+            }
         }
         // The scheduled update: once the epoch is old, one organiser (the
         // one with the lowest member id, so they do not all do it; any

@@ -441,7 +441,16 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
 pub enum JoinAnswer {
     /// `circle_secret` gives the network key; `epoch_meta` is the pairwise
     /// secret of the epoch the admission started (`raiser` is the Admit).
-    Welcome { circle_secret: [u8; 32], epoch: u32, raiser: [u8; 32], epoch_meta: [u8; 32], ops: Vec<Vec<u8>> },
+    /// `chain` is the admitter's SenderKey payload (§6.3), so the joiner
+    /// reads the admitter from the welcome on, whatever reaches it first.
+    Welcome {
+        circle_secret: [u8; 32],
+        epoch: u32,
+        raiser: [u8; 32],
+        epoch_meta: [u8; 32],
+        chain: Vec<u8>,
+        ops: Vec<Vec<u8>>,
+    },
     /// `fatal`: no member will admit with this invite (used, expired);
     /// otherwise another member may.
     Refused { fatal: bool, reason: String },
@@ -451,8 +460,8 @@ impl JoinAnswer {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, ops } => {
-                encode_ops(w.u8(1).raw(circle_secret).u32(*epoch).raw(raiser).raw(epoch_meta), ops)
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => {
+                encode_ops(w.u8(1).raw(circle_secret).u32(*epoch).raw(raiser).raw(epoch_meta).bytes32(chain), ops)
             }
             JoinAnswer::Refused { fatal, reason } => {
                 w.u8(2).u8(u8::from(*fatal)).str16(reason);
@@ -469,6 +478,7 @@ impl JoinAnswer {
                 epoch: r.u32()?,
                 raiser: r.array()?,
                 epoch_meta: r.array()?,
+                chain: r.bytes32("chain", 4096)?.to_vec(),
                 ops: decode_ops(&mut r)?,
             },
             2 => JoinAnswer::Refused { fatal: r.u8()? != 0, reason: r.str16("reason", 500)? },
@@ -585,6 +595,7 @@ mod tests {
             epoch: 2,
             raiser: [3; 32],
             epoch_meta: [4; 32],
+            chain: vec![5],
             ops: vec![vec![9]],
         }
         .encode();

@@ -244,7 +244,7 @@ impl Joins {
             return Err("join answer without a request".into());
         };
         let plain = zeroize::Zeroizing::new(session.open(header, nonce, ciphertext).map_err(|e| e.to_string())?);
-        let (secret, (epoch, raiser, meta), ops) = match JoinAnswer::decode(&plain).map_err(|e| e.to_string())? {
+        let (secret, (epoch, raiser, meta, chain), ops) = match JoinAnswer::decode(&plain).map_err(|e| e.to_string())? {
             JoinAnswer::Refused { fatal: false, reason } => {
                 // This member cannot admit us yet; others may.
                 ctx.event(Event::Queued { circle, reason: format!("{reason}; trying other members") });
@@ -255,9 +255,11 @@ impl Joins {
                 ctx.event(Event::JoinFailed { circle, reason });
                 return Ok(());
             }
-            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, ops } => {
-                (zeroize::Zeroizing::new(circle_secret), (epoch, raiser, zeroize::Zeroizing::new(epoch_meta)), ops)
-            }
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => (
+                zeroize::Zeroizing::new(circle_secret),
+                (epoch, raiser, zeroize::Zeroizing::new(epoch_meta), zeroize::Zeroizing::new(chain)),
+                ops,
+            ),
         };
         let log = rebuild_log(&ops)?;
         if log.circle_id() != circle {
@@ -278,10 +280,16 @@ impl Joins {
         let me = ctx.me;
         state.system_message(ctx, me, format!("you joined {name}"));
         state.distribute_chain(ctx);
-        // The admitter gave us its chain before its welcome reached us (it
-        // moved to the new epoch first), so that frame found no circle
-        // here: ask for it again.
-        state.ask_for_chain(ctx, member);
+        // The admitter's chain came with the welcome (a pairwise frame it
+        // sent before would have found no circle here).
+        match frames::PairPayload::decode(&chain) {
+            Ok(payload) => {
+                if let Err(reason) = state.take_pair_payload(ctx, member, payload) {
+                    ctx.event(Event::Rejected { circle, reason });
+                }
+            }
+            Err(e) => ctx.event(Event::Rejected { circle, reason: format!("welcome's chain is malformed: {e}") }),
+        }
         ctx.out.push(state.subscribe_output());
         ctx.out.push(Output::Persist(Record::CircleState { circle }));
         ctx.event(Event::Joined { circle, name });
@@ -427,7 +435,7 @@ fn admit(
         if state.waiting_for_keys() {
             return retry("this member is still waiting for the circle's new keys");
         }
-        return welcome(state);
+        return welcome(state, ctx);
     }
     let invite_public = match state.log.invite_status(&invite_op, ctx.now) {
         InviteStatus::Open { invite_public, author, .. } if author == ctx.me => invite_public,
@@ -448,17 +456,18 @@ fn admit(
     if !state.log.is_member(&joiner) {
         return refuse("the circle did not accept this join");
     }
-    welcome(state)
+    welcome(state, ctx)
 }
 
 /// The circle secret (for the network key), the pairwise secret of the
 /// current epoch (the one the admission started, whose secret we chose)
 /// and the whole log, for a newly admitted member.
-fn welcome(state: &CircleState) -> JoinAnswer {
+fn welcome(state: &CircleState, ctx: &Ctx<'_>) -> JoinAnswer {
     let ops: Vec<Vec<u8>> = state.log.ops_in_order().into_iter().map(Op::encode).collect();
     let epoch = state.key_epoch();
     let raiser = state.epochs.entries.get(&epoch).map(|e| e.raiser).unwrap_or_default();
-    JoinAnswer::Welcome { circle_secret: *state.secret, epoch, raiser, epoch_meta: *state.secret(), ops }
+    let chain = state.chain_payload_for_welcome(ctx);
+    JoinAnswer::Welcome { circle_secret: *state.secret, epoch, raiser, epoch_meta: *state.secret(), chain, ops }
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {

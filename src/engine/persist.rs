@@ -154,6 +154,7 @@ impl CircleState {
             w.raw(key_id).raw(r.sender.as_bytes()).bytes32(&r.chain.export());
             w.u32(r.final_counter.map_or(u32::MAX, |c| c)).u8(u8::from(r.final_counter.is_some()));
             w.u64(r.retired_at_ms.unwrap_or(0)).u8(u8::from(r.retired_at_ms.is_some()));
+            w.u32(r.started_at);
         }
         w.u32(self.latest_epoch_of.len() as u32);
         for (m, e) in &self.latest_epoch_of {
@@ -278,9 +279,16 @@ impl CircleState {
             let chain = ReceivingChain::import(r.bytes32("receiving chain", 1 << 20)?).map_err(keys)?;
             let (fc, has_fc) = (r.u32()?, r.u8()? == 1);
             let (ra, has_ra) = (r.u64()?, r.u8()? == 1);
+            let started_at = r.u32()?;
             receiving.insert(
                 key_id,
-                Receiver { sender, chain, final_counter: has_fc.then_some(fc), retired_at_ms: has_ra.then_some(ra) },
+                Receiver {
+                    sender,
+                    chain,
+                    started_at,
+                    final_counter: has_fc.then_some(fc),
+                    retired_at_ms: has_ra.then_some(ra),
+                },
             );
         }
         let mut latest_epoch_of = HashMap::new();
