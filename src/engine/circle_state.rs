@@ -1566,21 +1566,6 @@ impl CircleState {
             self.refresh_member_tags();
             ctx.out.push(Output::Persist(Record::CircleState { circle }));
         }
-        // Frames wait for a key while some member's chain never reached us
-        // (it went out before our welcome, or its frame was lost): ask
-        // those members for it (each at most every 30 s).
-        if self.awaiting_count > 0 && !self.removed {
-            let lacking: Vec<MemberId> = self
-                .log
-                .members()
-                .into_iter()
-                .map(|m| m.id)
-                .filter(|m| *m != ctx.me && !self.receiving.values().any(|r| r.sender == *m))
-                .collect();
-            for m in lacking {
-                self.request_chain(ctx, m);
-            }
-        }
         // The scheduled update: once the epoch is old, one organiser (the
         // one with the lowest member id, so they do not all do it; any
         // organiser an hour later, should that one be away) rotates.
