@@ -327,37 +327,8 @@ impl Sim {
     /// `keep_records` on from the start): its circles' snapshots, messages
     /// and stored frames, as a real node reopening its profile.
     pub fn restart(&mut self, i: usize) {
-        use crate::engine::{Record, StoredCircle};
-        // Per circle: frame id -> (bytes, expiry), as the profile holds them.
-        type Held = BTreeMap<[u8; 32], (Vec<u8>, u64)>;
-        let mut frames: BTreeMap<CircleId, Held> = BTreeMap::new();
-        for r in &self.nodes[i].records {
-            match r {
-                Record::Frame { circle, id, bytes, expires_at_ms } => {
-                    frames.entry(*circle).or_default().insert(*id, (bytes.clone(), *expires_at_ms));
-                }
-                Record::DeleteFrame { circle, id } => {
-                    frames.entry(*circle).or_default().remove(id);
-                }
-                _ => {}
-            }
-        }
-        let engine = &self.nodes[i].engine;
-        let stored: Vec<StoredCircle> = engine
-            .circle_ids()
-            .into_iter()
-            .filter_map(|c| {
-                Some(StoredCircle {
-                    snapshot: engine.export_circle(&c)?,
-                    chains: Vec::new(),
-                    messages: engine.circle(&c)?.history().into_iter().cloned().collect(),
-                    frames: frames.remove(&c).unwrap_or_default().into_values().collect(),
-                })
-            })
-            .collect();
-        let identity = IdentitySecret::from_seed(&self.identity_seeds[i]);
-        let name = engine.display_name().to_owned();
-        if let Ok(e) = Engine::restore(identity, name, self.config.clone(), stored) {
+        // What a reopened profile gives back is what a copy of it holds.
+        if let Some(e) = self.seize(i) {
             self.nodes[i].engine = e;
         }
     }
