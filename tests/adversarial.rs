@@ -343,6 +343,14 @@ fn bit_flips_in_header_ciphertext_or_signature_are_refused_and_later_messages_de
     // the flipped frames, so the genuine ones come through sam.
     let (sam, _) = rogue_member(&ana, "quay", "sam", false);
     assert!(wait_until(WAIT, || sam.connected() >= 2), "sam reached bo");
+    // Sam's admission starts an epoch: the chain below must come after
+    // rex's chain for it, or that chain (arriving later) closes this one.
+    let settled = move |l: &mut Loop| {
+        let c = l.engine.circle(&circle).unwrap();
+        !c.waiting_for_keys() && c.key_epoch() == c.log().epoch()
+    };
+    assert!(wait_until(WAIT, || r.run(settled) && sam.run(settled)), "rex and sam have the keys of sam's epoch");
+    assert!(fence(&r, circle, bo, "quay", "rex after sam"), "bo reads rex's chain of sam's epoch");
     // A chain bo learns through an honest handshake, held by the test so
     // the genuine frame exists nowhere else (not in any catch-up store).
     let epoch = epoch_of(&r, circle);
