@@ -466,7 +466,9 @@ impl CircleState {
         }
     }
 
-    fn chain_payload(&self, ctx: &Ctx<'_>) -> PairPayload {
+    /// Our current chain as a SenderKey payload (sent pairwise, or in a
+    /// joiner's welcome).
+    pub(super) fn chain_payload(&self, ctx: &Ctx<'_>) -> PairPayload {
         let context = self.log.group_context();
         let owner_proof =
             self.chain.sign(&frames::chain_owner_message(&self.id(), &ctx.me, self.chain.epoch(), &context));
@@ -477,11 +479,6 @@ impl CircleState {
             previous: self.previous_chain,
             heads: self.log.heads(),
         }
-    }
-
-    /// Our chain as a SenderKey payload, for a joiner's welcome.
-    pub(super) fn chain_payload_for_welcome(&self, ctx: &Ctx<'_>) -> Vec<u8> {
-        self.chain_payload(ctx).encode()
     }
 
     fn send_chain_to(&mut self, ctx: &mut Ctx<'_>, member: &MemberId) {
@@ -831,18 +828,14 @@ impl CircleState {
         self.handle_pair_payload(ctx, from, payload)
     }
 
-    /// A pairwise payload that reached us by another authenticated way (a
-    /// welcome's chain).
-    pub(super) fn take_pair_payload(
+    /// A pairwise payload from `from`, however it reached us authenticated
+    /// (a pairwise frame, or the admitter's chain in our welcome).
+    pub(super) fn handle_pair_payload(
         &mut self,
         ctx: &mut Ctx<'_>,
         from: MemberId,
         payload: PairPayload,
     ) -> Result<bool, String> {
-        self.handle_pair_payload(ctx, from, payload)
-    }
-
-    fn handle_pair_payload(&mut self, ctx: &mut Ctx<'_>, from: MemberId, payload: PairPayload) -> Result<bool, String> {
         match payload {
             PairPayload::EpochKey { epoch, raiser, secret } => {
                 if !self.epochs.has(epoch) && epoch >= self.log.epoch() {

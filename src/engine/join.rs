@@ -284,7 +284,7 @@ impl Joins {
         // sent before would have found no circle here).
         match frames::PairPayload::decode(&chain) {
             Ok(payload) => {
-                if let Err(reason) = state.take_pair_payload(ctx, member, payload) {
+                if let Err(reason) = state.handle_pair_payload(ctx, member, payload) {
                     ctx.event(Event::Rejected { circle, reason });
                 }
             }
@@ -466,7 +466,7 @@ fn welcome(state: &CircleState, ctx: &Ctx<'_>) -> JoinAnswer {
     let ops: Vec<Vec<u8>> = state.log.ops_in_order().into_iter().map(Op::encode).collect();
     let epoch = state.key_epoch();
     let raiser = state.epochs.entries.get(&epoch).map(|e| e.raiser).unwrap_or_default();
-    let chain = state.chain_payload_for_welcome(ctx);
+    let chain = state.chain_payload(ctx).encode();
     JoinAnswer::Welcome { circle_secret: *state.secret, epoch, raiser, epoch_meta: *state.secret(), chain, ops }
 }
 
