@@ -964,7 +964,7 @@ fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
     });
     assert!(wait_until(WAIT, || mallory.connected() >= 1), "mallory entered the closed network");
     let t = topic.clone();
-    mallory.run(move |l| l.command(kolo::net::NetCommand::Subscribe(vec![t])));
+    mallory.run(move |l| l.command(kolo::net::NetCommand::Subscribe { topics: vec![t], members: Vec::new() }));
     std::thread::sleep(Duration::from_secs(2));
     for _ in 0..4 {
         let (t, to, from) = (topic.clone(), bo_tag, eve_tag);

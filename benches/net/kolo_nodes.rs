@@ -395,13 +395,19 @@ impl KoloCircle {
             }
             if Instant::now() > deadline {
                 let mut banned = 0;
+                let mut counts = Vec::new();
                 for node in &self.nodes {
-                    if let Ok(v) = node.call(Request::Status).await {
-                        banned += v["circles"][0]["banned_peers"].as_u64().unwrap_or(0);
+                    match node.call(Request::Status).await {
+                        Ok(v) => {
+                            banned += v["circles"][0]["banned_peers"].as_u64().unwrap_or(0);
+                            counts.push(v["circles"][0]["peers"].to_string());
+                        }
+                        Err(e) => counts.push(format!("({e})")),
                     }
                 }
                 bail!(
-                    "kolo circle: only {worst} of {want} peers connected after {limit:?} ({banned} peers cut off for invalid frames in all)"
+                    "kolo circle: only {worst} of {want} peers connected after {limit:?} ({banned} peers cut off for invalid frames in all); per node: {}",
+                    counts.join(" ")
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

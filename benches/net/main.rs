@@ -16,6 +16,10 @@
 //! cargo bench --bench net -- all
 //! ```
 //!
+//! To diagnose a run, `KOLO_BENCH_LOG=/tmp/bench.log KOLO_LOG=kolo=debug`
+//! writes the nodes' logs to that file (frame types and sizes, never
+//! contents).
+//!
 //! Results are printed and written to `target/bench-results/net-*.json`;
 //! `latency` also writes `target/bench-results/latency.svg` (the chart in
 //! `docs/performance.md`). See `docs/performance.md` for what each figure
@@ -85,6 +89,17 @@ fn main() -> Result<()> {
     // In-process engines only: no runtime, no sockets.
     if scenario == "rekey-sim" {
         return sim_rekey::run(&opts, true);
+    }
+    // A log file for diagnosing a run (never the terminal): the filter is
+    // `KOLO_LOG` as for the daemon.
+    if let Ok(path) = std::env::var("KOLO_BENCH_LOG") {
+        let file = std::fs::File::create(&path)?;
+        let filter = tracing_subscriber::EnvFilter::new(std::env::var("KOLO_LOG").unwrap_or_else(|_| "warn".into()));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {

@@ -544,10 +544,11 @@ impl CircleState {
         self.epochs.install(&self.id(), epoch, raiser, secret, &members, ctx.now);
         self.refresh_member_tags();
         self.awaiting_epoch_since = None;
+        // Subscribe first: what follows is published on the new topic.
+        ctx.out.push(self.subscribe_output());
         if self.log.is_member(&ctx.me) {
             self.announce_new_chain(ctx, epoch);
         }
-        ctx.out.push(self.subscribe_output());
         ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
         self.retry_held_announcements(ctx, epoch);
         self.retry_awaiting_senders(ctx);

@@ -14,13 +14,19 @@
 //!   that they always stay below it ([`Caps::for_fd_limit`]). A refused
 //!   connection is closed at once, so its descriptor is freed again.
 //!
-//! Connection ids are unique in the process (libp2p numbers them from one
-//! counter), so one ledger serves every swarm.
+//! One [`ConnectionLedger`] serves every circle swarm of a node (connection
+//! ids are unique in the process: libp2p numbers them from one counter). A
+//! kolo process runs one node, so the node's ledger is the process's. A
+//! harness that runs many nodes in one process (the benchmarks, on one
+//! loopback address) gives each its own ledger, as separate processes
+//! would have: one shared ledger capped a 50-node circle at 256
+//! connections from 127.0.0.1 in all, and a third of its nodes never
+//! connected.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
@@ -103,10 +109,9 @@ impl Ledger {
     }
 }
 
-fn ledger() -> &'static Mutex<Ledger> {
-    static LEDGER: OnceLock<Mutex<Ledger>> = OnceLock::new();
-    LEDGER.get_or_init(|| Mutex::new(Ledger::default()))
-}
+/// The inbound connections of one node's swarms, pending and established.
+#[derive(Clone, Default)]
+pub struct ConnectionLedger(Arc<Mutex<Ledger>>);
 
 /// The caps in force, fixed at first use from the (raised) limit.
 pub fn caps() -> Caps {
@@ -134,22 +139,17 @@ pub struct LimitReached(&'static str);
 /// The behaviour that enforces [`caps`] on inbound connections.
 pub struct InboundLimits {
     caps: Caps,
+    ledger: ConnectionLedger,
 }
 
 impl InboundLimits {
-    pub fn new() -> InboundLimits {
-        InboundLimits { caps: caps() }
+    pub fn new(ledger: ConnectionLedger) -> InboundLimits {
+        InboundLimits { caps: caps(), ledger }
     }
 
-    fn with_ledger<T>(f: impl FnOnce(&mut Ledger) -> T) -> T {
-        let mut guard = ledger().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn with_ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
+        let mut guard = self.ledger.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
-    }
-}
-
-impl Default for InboundLimits {
-    fn default() -> Self {
-        InboundLimits::new()
     }
 }
 
@@ -170,7 +170,7 @@ impl NetworkBehaviour for InboundLimits {
     ) -> Result<(), ConnectionDenied> {
         let caps = self.caps;
         let ip = ip_of(remote);
-        InboundLimits::with_ledger(|l| {
+        self.with_ledger(|l| {
             if l.pending.len() >= caps.pending_total {
                 return Err(deny("pending, total"));
             }
@@ -194,7 +194,7 @@ impl NetworkBehaviour for InboundLimits {
     ) -> Result<THandler<Self>, ConnectionDenied> {
         let caps = self.caps;
         let ip = ip_of(remote);
-        InboundLimits::with_ledger(|l| {
+        self.with_ledger(|l| {
             l.pending.remove(&connection_id);
             if l.established.len() >= caps.established_total {
                 return Err(deny("established, total"));
@@ -221,13 +221,13 @@ impl NetworkBehaviour for InboundLimits {
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
             // Refused here or by another behaviour, or the handshake failed.
-            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => InboundLimits::with_ledger(|l| {
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => self.with_ledger(|l| {
                 l.pending.remove(&connection_id);
                 l.established.remove(&connection_id);
             }),
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, endpoint, .. }) => {
                 if matches!(endpoint, ConnectedPoint::Listener { .. }) {
-                    InboundLimits::with_ledger(|l| {
+                    self.with_ledger(|l| {
                         l.established.remove(&connection_id);
                     });
                 }

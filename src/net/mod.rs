@@ -16,6 +16,7 @@
 pub mod codec;
 pub mod limits;
 mod swarm;
+mod topic_hold;
 pub mod tor;
 
 pub use limits::{MAX_CONTROL_CONNECTIONS, raise_fd_limit};

@@ -1,6 +1,6 @@
 //! Building and running one circle's swarm.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 
 use super::NetError;
 use super::codec::{DIRECT_PROTOCOL, DirectCodec};
-use super::limits::InboundLimits;
+use super::limits::{ConnectionLedger, InboundLimits};
+use super::topic_hold::{Released, TopicHolds};
 use crate::circle::CircleId;
 use crate::engine::{MAX_GOSSIP_FRAME, Verdict};
 
@@ -126,12 +127,20 @@ pub struct CircleNetConfig {
     pub mdns: bool,
     /// Tor mode (`None`: direct TCP): see [`super::tor`].
     pub tor: Option<super::CircleTor>,
+    /// The node's inbound connections, shared by all its circles' swarms.
+    pub ledger: ConnectionLedger,
 }
 
 /// Commands from the node to a circle's swarm task.
 #[derive(Debug)]
 pub enum NetCommand {
-    Subscribe(Vec<String>),
+    /// Listen on `topics`. `members` are the connected peers whose members
+    /// are in the roster: what we publish on a topic new to us waits until
+    /// they are there too (see [`super::topic_hold`]).
+    Subscribe {
+        topics: Vec<String>,
+        members: Vec<PeerId>,
+    },
     Publish {
         topic: String,
         frame: Vec<u8>,
@@ -319,7 +328,7 @@ fn build_swarm(
                     .with_max_pending_outgoing(Some(MAX_PENDING_DIALS)),
             );
             Ok(CircleBehaviour {
-                inbound: InboundLimits::new(),
+                inbound: InboundLimits::new(config.ledger.clone()),
                 connections,
                 gossipsub,
                 identify,
@@ -415,6 +424,7 @@ async fn run_swarm(
         dialed: HashMap::new(),
         links: HashMap::new(),
         deliveries: HashMap::new(),
+        holds: TopicHolds::default(),
     };
     task.run(rx).await;
 }
@@ -491,6 +501,8 @@ struct SwarmTask {
     /// Frames handed to a peer directly, kept until it confirms them so
     /// they can go to the topic if it does not.
     deliveries: HashMap<request_response::OutboundRequestId, (String, Vec<u8>)>,
+    /// What we published on topics the members have not all moved to yet.
+    holds: TopicHolds,
 }
 
 impl SwarmTask {
@@ -501,6 +513,10 @@ impl SwarmTask {
         loop {
             tokio::select! {
                 _ = scores.tick() => {
+                    if !self.holds.is_empty() {
+                        let released = self.holds.expired(Instant::now());
+                        self.publish_released(released);
+                    }
                     for peer in self.cut_off_strikers() {
                         let event = NetEvent { circle: self.circle, kind: NetEventKind::PeerBanned { peer } };
                         if self.events.send(event).await.is_err() {
@@ -555,13 +571,23 @@ impl SwarmTask {
     fn command(&mut self, command: NetCommand) {
         let b = self.swarm.behaviour_mut();
         match command {
-            NetCommand::Subscribe(topics) => {
+            NetCommand::Subscribe { topics, members } => {
                 for t in topics {
-                    let topic = IdentTopic::new(t);
+                    let topic = IdentTopic::new(t.clone());
                     if let Err(e) = b.gossipsub.set_topic_params(topic.clone(), topic_score_params()) {
                         tracing::warn!("peer scoring not set for a topic: {e}");
                     }
-                    let _ = b.gossipsub.subscribe(&topic);
+                    if b.gossipsub.subscribe(&topic).unwrap_or(false) {
+                        let hash = topic.hash();
+                        let there: HashSet<PeerId> =
+                            b.gossipsub.all_peers().filter(|(_, ts)| ts.contains(&&hash)).map(|(p, _)| *p).collect();
+                        let waiting = members
+                            .iter()
+                            .filter(|p| self.links.contains_key(p) && !there.contains(p))
+                            .copied()
+                            .collect();
+                        self.holds.start(t, waiting, Instant::now());
+                    }
                 }
             }
             NetCommand::Publish { topic, frame } => self.publish(topic, frame),
@@ -606,6 +632,20 @@ impl SwarmTask {
     }
 
     fn publish(&mut self, topic: String, frame: Vec<u8>) {
+        if let Err(released) = self.holds.hold(&topic, frame) {
+            self.publish_released(released);
+        }
+    }
+
+    fn publish_released(&mut self, released: Released) {
+        for (topic, frames) in released {
+            for frame in frames {
+                self.publish_now(topic.clone(), frame);
+            }
+        }
+    }
+
+    fn publish_now(&mut self, topic: String, frame: Vec<u8>) {
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(topic), frame) {
             // No peers yet is normal; members catch up later.
             tracing::debug!("publish: {e}");
@@ -669,6 +709,12 @@ impl SwarmTask {
                 message,
             })) => {
                 return Some(NetEventKind::Gossip { frame: message.data, message_id, source: propagation_source });
+            }
+            SwarmEvent::Behaviour(CircleBehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
+                if !self.holds.is_empty() =>
+            {
+                let released = self.holds.subscribed(topic.as_str(), &peer_id);
+                self.publish_released(released);
             }
             SwarmEvent::Behaviour(CircleBehaviourEvent::Direct(request_response::Event::Message {
                 peer,
@@ -738,6 +784,8 @@ impl SwarmTask {
                     self.ignored.remove(&peer_id);
                     self.strikes.remove(&peer_id);
                     self.dialed.remove(&peer_id);
+                    let released = self.holds.disconnected(&peer_id);
+                    self.publish_released(released);
                     return Some(NetEventKind::PeerDisconnected { peer: peer_id });
                 }
                 if was.relayed_only() != now.relayed_only() {

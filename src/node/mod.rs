@@ -156,6 +156,8 @@ pub struct Node {
     /// Our safety number, computed once: it costs 1,024 SHA-512 rounds
     /// and `status` is asked for often (the UI, scripts polling it).
     own_safety_number: String,
+    /// Inbound connections across all our circles' swarms (`net::limits`).
+    connections: crate::net::limits::ConnectionLedger,
     stop: bool,
 }
 
@@ -173,6 +175,7 @@ impl Node {
         let own_safety_number = crate::identity::safety_number(&engine.member_id()).to_string();
         Self {
             own_safety_number,
+            connections: Default::default(),
             engine,
             profile,
             rng: OsEntropy,
@@ -369,7 +372,8 @@ impl Node {
                 }
                 Output::Subscribe { circle, network_key, topics } => {
                     self.ensure_network(circle, network_key.0, Vec::new());
-                    self.send_net(&circle, NetCommand::Subscribe(topics));
+                    let members = self.connected_roster_peers(&circle);
+                    self.send_net(&circle, NetCommand::Subscribe { topics, members });
                 }
                 Output::Unsubscribe { circle } => {
                     if let Some(net) = self.networks.remove(&circle) {
@@ -398,6 +402,15 @@ impl Node {
         events
     }
 
+    /// The connected peers of the circle's current members (as far as they
+    /// told us their transport ids).
+    fn connected_roster_peers(&self, circle: &CircleId) -> Vec<PeerId> {
+        let (Some(book), Some(state)) = (self.books.get(circle), self.engine.circle(circle)) else {
+            return Vec::new();
+        };
+        state.log().members().iter().filter_map(|r| book.connected_peer_of_member(&r.id)).collect()
+    }
+
     fn send_net(&self, circle: &CircleId, command: NetCommand) {
         if let Some(net) = self.networks.get(circle)
             && let Err(e) = net.commands.try_send(command)
@@ -423,7 +436,8 @@ impl Node {
         let listen = self.config.listen.iter().map(|a| peers::with_port(a, saved.port)).collect();
         let mut dial = dial;
         dial.extend(saved.peers.iter().filter_map(|a| a.parse().ok()));
-        let config = CircleNetConfig { circle, network_key, listen, dial, mdns: self.config.mdns, tor };
+        let ledger = self.connections.clone();
+        let config = CircleNetConfig { circle, network_key, listen, dial, mdns: self.config.mdns, tor, ledger };
         match spawn_circle(config, self.net_tx.clone()) {
             Ok(net) => {
                 let mut book = PeerBook::new(net.peer_id);

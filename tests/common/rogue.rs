@@ -83,7 +83,7 @@ impl Loop {
                 }
                 Output::Subscribe { circle, network_key, topics } => {
                     self.ensure_net(circle, network_key.0, Vec::new());
-                    self.command(NetCommand::Subscribe(topics));
+                    self.command(NetCommand::Subscribe { topics, members: Vec::new() });
                 }
                 Output::Dial { circle, network_key, addresses } => {
                     let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
@@ -114,6 +114,7 @@ impl Loop {
             dial,
             mdns: false,
             tor: None,
+            ledger: Default::default(),
         };
         self.net = Some(spawn_circle(config, self.net_tx.clone()).unwrap());
         self.circle = Some(circle);

@@ -62,7 +62,15 @@ fn start(
     dial: Vec<Multiaddr>,
 ) -> (mpsc::Sender<NetCommand>, mpsc::Receiver<NetEvent>) {
     let (tx, rx) = mpsc::channel(256);
-    let config = CircleNetConfig { circle, network_key: key, listen: Vec::new(), dial, mdns: true, tor: Some(tor) };
+    let config = CircleNetConfig {
+        circle,
+        network_key: key,
+        listen: Vec::new(),
+        dial,
+        mdns: true,
+        tor: Some(tor),
+        ledger: Default::default(),
+    };
     let net = spawn_circle(config, tx).unwrap();
     (net.commands, rx)
 }
@@ -98,7 +106,7 @@ fn two_members_chat_over_onions_and_an_outsider_cannot_reach_them() {
         let (b_cmd, mut b_ev) = start(circle_tor(&rb, &circle, &key, 11), circle, key, vec![onion_a.clone()]);
         let _onion_b = onion_of(&mut b_ev).await;
         for c in [&a_cmd, &b_cmd] {
-            c.send(NetCommand::Subscribe(vec!["t".into()])).await.unwrap();
+            c.send(NetCommand::Subscribe { topics: vec!["t".into()], members: Vec::new() }).await.unwrap();
         }
         assert!(
             wait_for(&mut a_ev, |k| matches!(k, NetEventKind::PeerConnected { .. }).then_some(())).await.is_some(),
