@@ -234,7 +234,7 @@ pub fn run(
             }
             Some(keymap) => {
                 let events = node.watch();
-                let options = Options { keymap, relay: None, trainer: false };
+                let options = Options { keymap, relay: None, demo: None, trainer: false };
                 kolo::ui::runtime::run_beside(node, api_tx, api_rx, events, options).await?
             }
         };

@@ -522,11 +522,11 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     out.push((
         "pair_payload",
         JoinAnswer::Welcome {
-            circle_secret: [9; 32],
+            circle_secret: zeroize::Zeroizing::new([9; 32]),
             epoch: 1,
             raiser: [8; 32],
-            epoch_meta: [7; 32],
-            chain: vec![1],
+            epoch_meta: zeroize::Zeroizing::new([7; 32]),
+            chain: zeroize::Zeroizing::new(vec![1]),
             ops: log_fixture().encoded_ops(),
         }
         .encode(),

@@ -90,3 +90,51 @@ fn the_demo_runs_in_a_real_terminal_and_gives_it_back() {
     assert!(std::fs::read_dir(&home).map(|d| d.count() == 0).unwrap_or(true), "the demo wrote into the home");
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// Issue 16 item 12, in a real terminal: space pauses the demo's script
+/// (the status line says so and the next scripted line does not come), n
+/// runs the next step, space resumes.
+#[test]
+fn a_trainer_pauses_and_steps_the_demo_script() {
+    if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let name = format!("kolo-pace-{}", std::process::id());
+    let home = std::env::temp_dir().join(format!("kolo-pace-home-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    let command = format!("KOLO_HOME={} {} demo; sleep 30", home.display(), env!("CARGO_BIN_EXE_kolo"));
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "130", "-y", "40", &command])
+        .status()
+        .expect("start tmux");
+    assert!(status.success(), "tmux could not start a session");
+    let session = Session(name.clone());
+    wait_for(&name, &["Welcome, everyone"], Duration::from_secs(60));
+    tmux(&["send-keys", "-t", &name, "Space"]);
+    let screen = wait_for(&name, &["demo paused"], Duration::from_secs(10));
+    if screen.contains("Who is coming to the assembly") {
+        // The machine was slow enough that the next step ran before the key.
+        println!("the script's next step came before the pause key; checking the step after it");
+    }
+    let before = tmux(&["capture-pane", "-p", "-t", &name]);
+    // The script waits 2.5 s between these steps; paused, it waits for us.
+    std::thread::sleep(Duration::from_secs(8));
+    let still = tmux(&["capture-pane", "-p", "-t", &name]);
+    assert_eq!(
+        before.contains("Who is coming to the assembly"),
+        still.contains("Who is coming to the assembly"),
+        "the paused script went on by itself:\n{still}"
+    );
+    assert!(!still.contains("Me. I'll bring the banner"), "the paused script went on by itself:\n{still}");
+    tmux(&["send-keys", "-t", &name, "n"]);
+    let stepped = wait_for(&name, &["Who is coming to the assembly"], Duration::from_secs(20));
+    assert!(stepped.contains("demo paused"), "after a step the script stays paused:\n{stepped}");
+    tmux(&["send-keys", "-t", &name, "Space"]);
+    wait_for(&name, &["Me. I'll bring the banner", "📌 Assembly"], Duration::from_secs(60));
+    let resumed = tmux(&["capture-pane", "-p", "-t", &name]);
+    assert!(!resumed.contains("demo paused"), "resumed, the status line still says paused:\n{resumed}");
+    tmux(&["send-keys", "-t", &name, "C-q"]);
+    drop(session);
+    let _ = std::fs::remove_dir_all(&home);
+}

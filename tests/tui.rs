@@ -15,7 +15,7 @@ use kolo::engine::{Announcement, EnvelopeInfo, Event, MessageKind, MessageView};
 use kolo::identity::{IdentitySecret, MemberId, hex, safety_number};
 use kolo::node::NodeEvent;
 use kolo::ui::keymap::{Key, KeyCode, Keymap};
-use kolo::ui::model::{App, Effect};
+use kolo::ui::model::{App, DemoKey, Effect};
 use kolo::ui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -56,6 +56,9 @@ struct FakeNode {
     /// Events the node would have sent to watchers after a request.
     events: VecDeque<NodeEvent>,
     requests: Vec<Request>,
+    /// The demo's script, as `kolo demo` runs it: paused?, steps asked.
+    demo_paused: bool,
+    demo_steps: u32,
 }
 
 fn view_of(circle: [u8; 32], n: u8, sender: &FakeMember, kind: MessageKind, text: &str, at: u64) -> MessageView {
@@ -131,6 +134,8 @@ impl FakeNode {
             counter: 50,
             events: VecDeque::new(),
             requests: Vec::new(),
+            demo_paused: false,
+            demo_steps: 0,
         }
     }
 
@@ -321,6 +326,13 @@ fn pump(app: &mut App, node: &mut FakeNode, effects: Vec<Effect>, now: u64) -> b
                 Effect::Request(tag, request) => {
                     let answer = node.answer(&request);
                     queue.extend(app.reply(tag, answer));
+                }
+                Effect::Demo(k) => {
+                    match k {
+                        DemoKey::TogglePause => node.demo_paused = !node.demo_paused,
+                        DemoKey::NextStep => node.demo_steps += 1,
+                    }
+                    app.demo_paced(k, node.demo_paused);
                 }
                 Effect::Quit | Effect::Panic => return true,
             }
@@ -792,4 +804,40 @@ fn circles_of_the_same_name_are_told_apart() {
     let mut node = FakeNode::riverside();
     let app = started(&mut node);
     assert!(!screen(&app, 110, 24, T0).contains("riverside 0707"), "a unique name needs no id");
+}
+
+/// Issue 16 item 12: a trainer pauses the demo's script with space and
+/// runs its next step with n, without either key being taken from typing.
+#[test]
+fn the_demo_script_pauses_and_steps_on_keys_that_never_take_typing() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    app.demo_paused = Some(false); // as `kolo demo` starts the UI
+    press(&mut app, &mut node, key(KeyCode::Char(' ')), T0);
+    assert!(node.demo_paused, "space on an empty line pauses");
+    assert!(screen(&app, 120, 36, T0).contains("demo paused: space resumes"), "the status line says so");
+    press(&mut app, &mut node, key(KeyCode::Char('n')), T0);
+    assert_eq!((node.demo_steps, node.demo_paused), (1, true), "n runs one step and stays paused");
+    press(&mut app, &mut node, key(KeyCode::F(6)), T0);
+    assert_eq!(node.demo_steps, 2, "f6 steps too");
+    // Typing: a line that starts with n, with spaces in it.
+    type_text(&mut app, &mut node, "h");
+    press(&mut app, &mut node, key(KeyCode::Backspace), T0);
+    press(&mut app, &mut node, key(KeyCode::Char(' ')), T0);
+    assert!(!node.demo_paused, "space on an empty line resumes");
+    type_text(&mut app, &mut node, "no, meet later");
+    assert_eq!(app.input.text(), "no, meet later", "n and space type once a line is begun");
+    assert_eq!(node.demo_steps, 2);
+    assert!(!screen(&app, 120, 36, T0).contains("demo paused"));
+    press(&mut app, &mut node, key(KeyCode::F(5)), T0);
+    assert!(node.demo_paused, "f5 pauses whatever is typed");
+    assert_eq!(app.input.text(), "no, meet later");
+    // Outside the demo the keys are what they always were.
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    press(&mut app, &mut node, key(KeyCode::Char(' ')), T0);
+    type_text(&mut app, &mut node, "n");
+    assert_eq!(app.input.text(), " n");
+    press(&mut app, &mut node, key(KeyCode::F(5)), T0);
+    assert!(!node.demo_paused && app.notice.as_ref().is_some_and(|n| n.text.contains("kolo demo")));
 }

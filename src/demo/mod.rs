@@ -9,6 +9,7 @@
 //! script and prints what happened, what each side could read, and what the
 //! relay carried.
 
+pub mod pace;
 pub mod relay;
 
 use std::io::Write;
@@ -181,16 +182,16 @@ async fn acknowledge(h: &Handle, id: Option<&str>, say: &mut Say) {
 }
 
 /// The members' script, after the circle formed.
-pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
+pub async fn script(members: &[Handle], say: &mut Say, pacer: &mut pace::Pacer) -> Result<(), String> {
     let (ana, bongani, chen) = (&members[ANA], &members[BONGANI], &members[CHEN]);
     text(ana, "Welcome, everyone. This circle is end-to-end encrypted: press F2 to see what the network sees.", None)
         .await?;
     say("Ana welcomes everyone.".into());
-    pause(2500).await;
+    pacer.wait(2500).await;
     text(bongani, "Who is coming to the assembly on Saturday?", None).await?;
-    pause(2500).await;
+    pacer.wait(2500).await;
     text(chen, "Me. I'll bring the banner.", None).await?;
-    pause(2500).await;
+    pacer.wait(2500).await;
     let first: api::Sent = ana
         .ask(Request::Announce {
             circle: CIRCLE.into(),
@@ -203,20 +204,20 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
         })
         .await?;
     say("Ana (an organiser) pins an announcement: Assembly, Saturday 10:00, Market square.".into());
-    pause(1500).await;
+    pacer.wait(1500).await;
     let first_id = first.id.as_deref();
     acknowledge(bongani, first_id, say).await;
     acknowledge(chen, first_id, say).await;
     say("Bongani and Chen acknowledge it (a key press each): Ana sees who read it.".into());
-    pause(1500).await;
+    pacer.wait(1500).await;
     text(bongani, DOOR_CODE, Some(DOOR_CODE_SECS)).await?;
     say(format!("Bongani sends a message that disappears after {DOOR_CODE_SECS} s."));
-    pause(4000).await;
+    pacer.wait(4000).await;
     text(ana, "Chen's phone was taken by the police this morning. I am removing it from the circle.", None).await?;
-    pause(1500).await;
+    pacer.wait(1500).await;
     ana.call(Request::Remove { circle: CIRCLE.into(), member: chen.name.clone() }).await?;
     say("Ana removes Chen: every remaining member replaces its sending key.".into());
-    pause(3000).await;
+    pacer.wait(3000).await;
     let second: api::Sent = ana
         .ask(Request::Announce {
             circle: CIRCLE.into(),
@@ -229,10 +230,10 @@ pub async fn script(members: &[Handle], say: &mut Say) -> Result<(), String> {
         })
         .await?;
     say("Ana moves the meeting to the old mill; the new announcement replaces the pinned one.".into());
-    pause(1500).await;
+    pacer.wait(1500).await;
     acknowledge(bongani, second.id.as_deref(), say).await;
     say("Bongani acknowledges the new place.".into());
-    pause(1000).await;
+    pacer.wait(1000).await;
     text(bongani, LAST_LINE, None).await?;
     Ok(())
 }
@@ -286,7 +287,9 @@ pub async fn headless(out: &mut (dyn Write + Send)) -> Result<(), String> {
     let script_members: Vec<Handle> =
         demo.members.iter().map(|m| Handle { name: m.name.clone(), requests: m.requests.clone() }).collect();
     let script = tokio::spawn(async move {
-        let result = script(&script_members, &mut say).await;
+        // Headless: nobody to pause it, the script runs on its timers.
+        let (_pace, mut pacer) = pace::pace();
+        let result = script(&script_members, &mut say, &mut pacer).await;
         (result, say)
     });
     pause(5000).await;
@@ -406,19 +409,27 @@ pub async fn interactive(keymap: crate::ui::keymap::Keymap) -> Result<(), String
     let members: Vec<Handle> =
         demo.members.iter().map(|m| Handle { name: m.name.clone(), requests: m.requests.clone() }).collect();
     let relay = demo.relay.clone();
+    let (pace, mut pacer) = pace::pace();
     let director = tokio::spawn(async move {
         let mut say: Say = Box::new(|_| {});
         form_circle(&user, &members, &relay, &mut say).await?;
         let me = user.ask::<api::Status>(Request::Status).await?.fingerprint;
         let bongani = Handle { name: "Bongani".into(), requests: members[BONGANI].requests.clone() };
         tokio::spawn(answer_user(bongani, script_events, me));
-        script(&members, &mut say).await
+        script(&members, &mut say, &mut pacer).await
     });
     let tap_relay = demo.relay.clone();
     let options = crate::ui::runtime::Options {
         keymap,
         relay: Some(std::sync::Arc::new(move || tap_relay.stats())),
         trainer: false,
+        demo: Some(std::sync::Arc::new(move |key| match key {
+            crate::ui::model::DemoKey::TogglePause => pace.toggle(),
+            crate::ui::model::DemoKey::NextStep => {
+                pace.next_step();
+                pace.is_paused()
+            }
+        })),
     };
     let ended =
         crate::ui::runtime::run_beside(demo.user, demo.user_requests, demo.user_inbox, ui_events, options).await;

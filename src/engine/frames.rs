@@ -5,6 +5,7 @@
 
 use crate::crypto::ratchet::{KeyId, SenderKeyDistribution};
 use crate::wire::{self, Reader, WireError, Writer, frame_type};
+use zeroize::Zeroizing;
 
 /// Largest frame accepted on the circle topic (gossip and sync).
 pub const MAX_GOSSIP_FRAME: usize = 256 * 1024;
@@ -443,12 +444,14 @@ pub enum JoinAnswer {
     /// secret of the epoch the admission started (`raiser` is the Admit).
     /// `chain` is the admitter's SenderKey payload (§6.3), so the joiner
     /// reads the admitter from the welcome on, whatever reaches it first.
+    /// The secrets are erased when the answer is dropped, on the
+    /// admitter's side as on the joiner's.
     Welcome {
-        circle_secret: [u8; 32],
+        circle_secret: Zeroizing<[u8; 32]>,
         epoch: u32,
         raiser: [u8; 32],
-        epoch_meta: [u8; 32],
-        chain: Vec<u8>,
+        epoch_meta: Zeroizing<[u8; 32]>,
+        chain: Zeroizing<Vec<u8>>,
         ops: Vec<Vec<u8>>,
     },
     /// `fatal`: no member will admit with this invite (used, expired);
@@ -461,7 +464,7 @@ impl JoinAnswer {
         let mut w = Writer::new();
         match self {
             JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => {
-                encode_ops(w.u8(1).raw(circle_secret).u32(*epoch).raw(raiser).raw(epoch_meta).bytes32(chain), ops)
+                encode_ops(w.u8(1).raw(&**circle_secret).u32(*epoch).raw(raiser).raw(&**epoch_meta).bytes32(chain), ops)
             }
             JoinAnswer::Refused { fatal, reason } => {
                 w.u8(2).u8(u8::from(*fatal)).str16(reason);
@@ -474,11 +477,11 @@ impl JoinAnswer {
         let mut r = Reader::new(bytes);
         let answer = match r.u8()? {
             1 => JoinAnswer::Welcome {
-                circle_secret: r.array()?,
+                circle_secret: Zeroizing::new(r.array()?),
                 epoch: r.u32()?,
                 raiser: r.array()?,
-                epoch_meta: r.array()?,
-                chain: r.bytes32("chain", 4096)?.to_vec(),
+                epoch_meta: Zeroizing::new(r.array()?),
+                chain: Zeroizing::new(r.bytes32("chain", 4096)?.to_vec()),
                 ops: decode_ops(&mut r)?,
             },
             2 => JoinAnswer::Refused { fatal: r.u8()? != 0, reason: r.str16("reason", 500)? },
@@ -591,11 +594,11 @@ mod tests {
         let ops = PairPayload::LogOps(vec![vec![1, 2], vec![3]]).encode();
         assert!(matches!(PairPayload::decode(&ops).unwrap(), PairPayload::LogOps(v) if v.len() == 2));
         let w = JoinAnswer::Welcome {
-            circle_secret: [1; 32],
+            circle_secret: Zeroizing::new([1; 32]),
             epoch: 2,
             raiser: [3; 32],
-            epoch_meta: [4; 32],
-            chain: vec![5],
+            epoch_meta: Zeroizing::new([4; 32]),
+            chain: Zeroizing::new(vec![5]),
             ops: vec![vec![9]],
         }
         .encode();

@@ -255,11 +255,9 @@ impl Joins {
                 ctx.event(Event::JoinFailed { circle, reason });
                 return Ok(());
             }
-            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => (
-                zeroize::Zeroizing::new(circle_secret),
-                (epoch, raiser, zeroize::Zeroizing::new(epoch_meta), zeroize::Zeroizing::new(chain)),
-                ops,
-            ),
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => {
+                (circle_secret, (epoch, raiser, epoch_meta, chain), ops)
+            }
         };
         let log = rebuild_log(&ops)?;
         if log.circle_id() != circle {
@@ -466,8 +464,10 @@ fn welcome(state: &CircleState, ctx: &Ctx<'_>) -> JoinAnswer {
     let ops: Vec<Vec<u8>> = state.log.ops_in_order().into_iter().map(Op::encode).collect();
     let epoch = state.key_epoch();
     let raiser = state.epochs.entries.get(&epoch).map(|e| e.raiser).unwrap_or_default();
-    let chain = state.chain_payload(ctx).encode();
-    JoinAnswer::Welcome { circle_secret: *state.secret, epoch, raiser, epoch_meta: *state.secret(), chain, ops }
+    let chain = zeroize::Zeroizing::new(state.chain_payload(ctx).encode());
+    let (circle_secret, epoch_meta) =
+        (zeroize::Zeroizing::new(*state.secret), zeroize::Zeroizing::new(*state.secret()));
+    JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops }
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {

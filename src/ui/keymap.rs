@@ -28,10 +28,12 @@ pub enum Action {
     DeleteToStart,
     DeleteToEnd,
     Cancel,
+    DemoPause,
+    DemoNext,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 22] = [
         Action::Quit,
         Action::Help,
         Action::Send,
@@ -52,6 +54,8 @@ impl Action {
         Action::DeleteToStart,
         Action::DeleteToEnd,
         Action::Cancel,
+        Action::DemoPause,
+        Action::DemoNext,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,8 @@ impl Action {
             Action::DeleteToStart => "delete-to-start",
             Action::DeleteToEnd => "delete-to-end",
             Action::Cancel => "cancel",
+            Action::DemoPause => "demo-pause",
+            Action::DemoNext => "demo-next",
         }
     }
 
@@ -101,6 +107,8 @@ impl Action {
             Action::DeleteToStart => "delete to the start of the line",
             Action::DeleteToEnd => "delete to the end of the line",
             Action::Cancel => "close a dialog, clear the input",
+            Action::DemoPause => "kolo demo: pause or resume the script (also space, input empty)",
+            Action::DemoNext => "kolo demo: run the script's next step now (also n, paused, input empty)",
         }
     }
 
@@ -245,6 +253,8 @@ ctrl-w = delete-word
 ctrl-u = delete-to-start
 ctrl-k = delete-to-end
 esc = cancel
+f5 = demo-pause
+f6 = demo-next
 ";
 
 #[derive(Clone, Debug)]

@@ -23,9 +23,18 @@ pub type Tag = u64;
 #[derive(Debug, PartialEq)]
 pub enum Effect {
     Request(Tag, Request),
+    /// Pause, resume or step the demo's script (`kolo demo` only).
+    Demo(DemoKey),
     Quit,
     /// Destroy the profile (keys first) and quit; confirmed by the user.
     Panic,
+}
+
+/// What a trainer asks of the demo's script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoKey {
+    TogglePause,
+    NextStep,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +274,8 @@ pub struct App {
     pub inspection: Option<Inspection>,
     pub notice: Option<Notice>,
     pub relay: Option<RelayStats>,
+    /// In `kolo demo`: whether its script is paused (`None` elsewhere).
+    pub demo_paused: Option<bool>,
     /// Seconds east of UTC for clock times on screen.
     pub utc_offset_secs: i64,
     pending: HashMap<Tag, Expect>,
@@ -299,6 +310,7 @@ impl App {
             inspection: None,
             notice: None,
             relay: None,
+            demo_paused: None,
             utc_offset_secs: 0,
             pending: HashMap::new(),
             next_tag: 1,
@@ -369,6 +381,14 @@ impl App {
         self.notice = None;
         match key.code {
             KeyCode::Char('?') if self.input.is_empty() => self.open_help(),
+            // The demo's pause and step keys, only where they cannot be
+            // typing: space on an empty line, n on an empty line while paused.
+            KeyCode::Char(' ') if self.input.is_empty() && self.demo_paused.is_some() => {
+                return vec![Effect::Demo(DemoKey::TogglePause)];
+            }
+            KeyCode::Char('n') if self.input.is_empty() && self.demo_paused == Some(true) => {
+                return vec![Effect::Demo(DemoKey::NextStep)];
+            }
             KeyCode::Char(c) => self.input.insert(c),
             KeyCode::Backspace => self.input.backspace(),
             KeyCode::Delete => self.input.delete(),
@@ -499,6 +519,11 @@ impl App {
                 }
                 return self.inspect_selected();
             }
+            Action::DemoPause | Action::DemoNext if self.demo_paused.is_none() => {
+                self.info("pausing and stepping are for the script of `kolo demo`");
+            }
+            Action::DemoPause => return vec![Effect::Demo(DemoKey::TogglePause)],
+            Action::DemoNext => return vec![Effect::Demo(DemoKey::NextStep)],
             Action::Cancel => {
                 if self.input.is_empty() {
                     self.trainer = false;
@@ -509,6 +534,16 @@ impl App {
             }
         }
         Vec::new()
+    }
+
+    /// The demo's script answered a pause or step key.
+    pub fn demo_paced(&mut self, key: DemoKey, paused: bool) {
+        self.demo_paused = Some(paused);
+        match (key, paused) {
+            (DemoKey::NextStep, _) => self.info("demo: next step (still paused: space resumes, n steps again)"),
+            (DemoKey::TogglePause, true) => self.info("demo paused: space resumes, n runs the next step"),
+            (DemoKey::TogglePause, false) => self.info("demo resumed"),
+        }
     }
 
     fn open_help(&mut self) {

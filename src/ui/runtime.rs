@@ -24,7 +24,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::{mpsc, oneshot};
 
 use super::keymap::{Key, KeyCode, Keymap};
-use super::model::{App, Effect, RelayStats, Tag};
+use super::model::{App, DemoKey, Effect, RelayStats, Tag};
 use super::view;
 use crate::api::{Pending, Request};
 use crate::node::NodeEvent;
@@ -46,9 +46,15 @@ pub enum Outcome {
 /// Reads what the demo's relay has seen, for the trainer view.
 pub type RelayTap = Arc<dyn Fn() -> RelayStats + Send + Sync>;
 
+/// Pauses, resumes or steps the demo's script; returns whether it is
+/// paused afterwards.
+pub type DemoControl = Arc<dyn Fn(DemoKey) -> bool + Send + Sync>;
+
 pub struct Options {
     pub keymap: Keymap,
     pub relay: Option<RelayTap>,
+    /// `kolo demo`: the script's pause and step control.
+    pub demo: Option<DemoControl>,
     /// Start with the trainer view open (the demo does not; one key away).
     pub trainer: bool,
 }
@@ -161,6 +167,7 @@ pub async fn run(
 ) -> Result<Outcome, UiError> {
     let mut app = App::new(options.keymap);
     app.trainer = options.trainer;
+    app.demo_paused = options.demo.as_ref().map(|_| false);
     app.utc_offset_secs = local_offset_secs();
     let (_guard, mut terminal) = enter()?;
     let mut input = EventStream::new();
@@ -177,6 +184,12 @@ pub async fn run(
                     break 'outer;
                 }
                 Effect::Request(tag, request) => send(&node, tag, request, &mut app, &mut answers),
+                Effect::Demo(key) => {
+                    if let Some(control) = &options.demo {
+                        let paused = control(key);
+                        app.demo_paced(key, paused);
+                    }
+                }
             }
         }
         let now = now_ms();

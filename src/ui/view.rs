@@ -479,6 +479,10 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, area: Rect, now_ms: u64) {
             }
             None => spans.push(Span::raw(" no circle ")),
         }
+        if app.demo_paused == Some(true) {
+            let text = if short { "│ ⏸ paused " } else { "│ ⏸ demo paused: space resumes · n next step " };
+            spans.push(Span::styled(text, Style::new().fg(Color::Yellow)));
+        }
         let keys = if short {
             format!("│ {help} help · {quit} quit")
         } else {
