@@ -500,8 +500,10 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
                 );
             }
             if *qr {
-                let qr = qrcode::QrCode::new(code.as_bytes()).context("code too long for a QR code")?;
-                println!("{}", qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+                // The smaller upper-case symbol the TUI shows (codes ignore case).
+                for line in kolo::ui::model::qr_lines(code) {
+                    println!("{line}");
+                }
             }
         }
         Cmd::Join { code } => {

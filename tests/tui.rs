@@ -59,6 +59,9 @@ struct FakeNode {
     /// The demo's script, as `kolo demo` runs it: paused?, steps asked.
     demo_paused: bool,
     demo_steps: u32,
+    /// What `/invite` answers, and what the model asked to copy.
+    invite_code: String,
+    copied: Option<String>,
 }
 
 fn view_of(circle: [u8; 32], n: u8, sender: &FakeMember, kind: MessageKind, text: &str, at: u64) -> MessageView {
@@ -136,6 +139,8 @@ impl FakeNode {
             requests: Vec::new(),
             demo_paused: false,
             demo_steps: 0,
+            invite_code: "kolo1-abcdefghijklmnopqrstuvwxyz234567".into(),
+            copied: None,
         }
     }
 
@@ -289,10 +294,9 @@ impl FakeNode {
                     signature_ok: Some(true),
                 }))
             }
-            Request::Invite { .. } => Ok(Answer::Invite(api::InviteCreated {
-                code: "kolo1-abcdefghijklmnopqrstuvwxyz234567".into(),
-                expires_at: T0,
-            })),
+            Request::Invite { .. } => {
+                Ok(Answer::Invite(api::InviteCreated { code: self.invite_code.clone(), expires_at: T0 }))
+            }
             Request::Ack { circle, message } => {
                 let c = self.circle(circle)?;
                 let pinned = c.pinned.map(|p| hex(&p));
@@ -327,6 +331,7 @@ fn pump(app: &mut App, node: &mut FakeNode, effects: Vec<Effect>, now: u64) -> b
                     let answer = node.answer(&request);
                     queue.extend(app.reply(tag, answer));
                 }
+                Effect::Copy(text) => node.copied = Some(text),
                 Effect::Demo(k) => {
                     match k {
                         DemoKey::TogglePause => node.demo_paused = !node.demo_paused,
@@ -840,4 +845,39 @@ fn the_demo_script_pauses_and_steps_on_keys_that_never_take_typing() {
     assert_eq!(app.input.text(), " n");
     press(&mut app, &mut node, key(KeyCode::F(5)), T0);
     assert!(!node.demo_paused && app.notice.as_ref().is_some_and(|n| n.text.contains("kolo demo")));
+}
+
+/// Issue 16 item 7: a real invite (326 characters) was one line cut at the
+/// window's edge and its QR code lost its bottom at 36 rows. The code is
+/// now wrapped whole, the QR shown only where it fits (otherwise the size
+/// it needs), and c copies the code through the terminal (OSC 52).
+#[test]
+fn a_long_invite_is_shown_whole_its_qr_only_where_it_fits_and_it_can_be_copied() {
+    let mut node = FakeNode::riverside();
+    let alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+    let code: String = "kolo1-".chars().chain(alphabet.chars().cycle().take(320)).collect();
+    node.invite_code = code.clone();
+    let mut app = started(&mut node);
+    type_text(&mut app, &mut node, "/invite");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    let small = screen(&app, 80, 24, T0);
+    let chars: Vec<char> = code.chars().collect();
+    for piece in chars.chunks(72) {
+        let piece: String = piece.iter().collect();
+        assert!(small.contains(&piece), "a piece of the code is missing at 80x24: {piece}\n{small}");
+    }
+    assert!(small.contains("enlarge it to scan") && small.contains("esc or enter: close"), "{small}");
+    assert!(small.lines().all(|l| l.chars().count() <= 80));
+    assert!(!small.contains('█') && !small.contains('▀'), "a QR code cut to fit is drawn:\n{small}");
+    assert!(screen(&app, 80, 50, T0).contains('▀'), "the upper-case QR fits 80x50");
+    let large = screen(&app, 130, 60, T0);
+    assert!(large.contains('█') || large.contains('▀'), "no QR code at 130x60:\n{large}");
+    assert!(!large.contains("enlarge it"), "{large}");
+    press(&mut app, &mut node, key(KeyCode::Char('c')), T0);
+    assert_eq!(node.copied.as_deref(), Some(code.as_str()), "c copies the code");
+    assert!(matches!(app.overlay, Some(kolo::ui::model::Overlay::Invite { .. })), "the dialog stays open");
+    use kolo::ui::runtime::osc52;
+    assert_eq!(osc52("hi"), "\x1b]52;c;aGk=\x07");
+    assert_eq!(osc52("kolo"), "\x1b]52;c;a29sbw==\x07");
+    assert_eq!(osc52("kol"), "\x1b]52;c;a29s\x07");
 }

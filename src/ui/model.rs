@@ -25,6 +25,8 @@ pub enum Effect {
     Request(Tag, Request),
     /// Pause, resume or step the demo's script (`kolo demo` only).
     Demo(DemoKey),
+    /// Put this text on the terminal's clipboard (OSC 52), on request.
+    Copy(String),
     Quit,
     /// Destroy the profile (keys first) and quit; confirmed by the user.
     Panic,
@@ -190,7 +192,8 @@ impl Overlay {
     /// How the dialog closes, as its last line says.
     pub fn keys_hint(&self) -> &'static str {
         match self {
-            Overlay::Help | Overlay::Invite { .. } => "esc or enter: close",
+            Overlay::Help => "esc or enter: close",
+            Overlay::Invite { .. } => "c: copy to the clipboard (OSC 52) · esc or enter: close",
             Overlay::Verify(v) if !v.verified => "y: the numbers match, mark verified · n or esc: not now",
             Overlay::Verify(_) => "esc or enter: close",
             Overlay::ConfirmPanic => "y: destroy · n or esc: cancel",
@@ -444,6 +447,13 @@ impl App {
                 Vec::new()
             }
             Overlay::Invite { .. } if close => Vec::new(),
+            Overlay::Invite { code, circle, qr } if letter('c') => {
+                // Only on request: a clipboard may be kept by other programs.
+                self.info("invite copied to the clipboard (if your terminal allows OSC 52); it is one-time");
+                let copy = Effect::Copy(code.clone());
+                self.overlay = Some(Overlay::Invite { code, circle, qr });
+                vec![copy]
+            }
             Overlay::Verify(v) if yes && !v.verified => {
                 let request =
                     Request::Verify { circle: v.circle.clone(), member: v.member.clone(), confirm: Some(true) };
@@ -1201,7 +1211,10 @@ fn member_from_api(m: &api::Member) -> Member {
 
 /// A QR code as terminal lines (two modules per character cell).
 pub fn qr_lines(code: &str) -> Vec<String> {
-    match qrcode::QrCode::new(code.as_bytes()) {
+    // Upper case: codes ignore case, and the QR's alphanumeric mode holds
+    // upper-case base32 in 5.5 bits a character instead of 8, so a 326-
+    // character invite needs a smaller symbol (fewer rows on screen).
+    match qrcode::QrCode::new(code.to_ascii_uppercase().as_bytes()) {
         Ok(qr) => qr
             .render::<qrcode::render::unicode::Dense1x2>()
             .quiet_zone(true)

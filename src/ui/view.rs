@@ -544,15 +544,7 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
                 ],
             )
         }
-        Overlay::Invite { circle, code, qr } => {
-            let mut lines = vec![
-                Line::raw(format!("A one-time invite to {circle}; it expires in 24 hours.")),
-                Line::raw("Give it in person, or over a channel you trust:"),
-                Line::styled(code.clone(), bold().fg(Color::Yellow)),
-            ];
-            lines.extend(qr.iter().map(|l| Line::raw(l.clone())));
-            (" invite · esc closes ".into(), lines)
-        }
+        Overlay::Invite { circle, code, qr } => (" invite · esc closes ".into(), invite_lines(circle, code, qr, area)),
         Overlay::ConfirmPanic => (
             " panic ".into(),
             vec![
@@ -590,6 +582,47 @@ fn draw_overlay(frame: &mut Frame<'_>, app: &App, overlay: &Overlay, area: Rect)
     let rect = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), rect);
+}
+
+/// The invite dialog: the code wrapped to the window (whole, never cut at
+/// its edge), and the QR code only where it fits whole; otherwise how large
+/// the terminal must be for it.
+fn invite_lines(circle: &str, code: &str, qr: &[String], area: Rect) -> Vec<Line<'static>> {
+    // Borders and the dialog's own margin.
+    let room = (area.width as usize).saturating_sub(4).clamp(16, 72);
+    let chars: Vec<char> = code.chars().collect();
+    let pieces: Vec<String> = chars.chunks(room).map(|c| c.iter().collect()).collect();
+    let mut lines = vec![
+        Line::raw(format!("A one-time invite to {circle}; it expires in 24 hours.")),
+        Line::raw("Give it in person, or over a channel you trust:"),
+    ];
+    lines.extend(pieces.iter().map(|p| Line::styled(p.clone(), bold().fg(Color::Yellow))));
+    if pieces.len() > 1 {
+        lines.push(Line::styled(
+            format!("(one code of {} characters; line breaks and spaces in it are ignored)", chars.len()),
+            dim(),
+        ));
+    }
+    let qr_width = qr.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    // The QR, the lines above, the hint below and the borders.
+    let needed_height = lines.len() + qr.len() + 3;
+    if qr_width + 4 <= area.width as usize && needed_height <= area.height as usize {
+        lines.extend(qr.iter().map(|l| Line::raw(l.clone())));
+    } else if !qr.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "The QR code needs a {}x{} terminal (this is {}x{}): enlarge it to scan",
+                qr_width + 4,
+                needed_height,
+                area.width,
+                area.height
+            ),
+            bold(),
+        ));
+    }
+    lines.push(Line::styled("c: copy to the clipboard (OSC 52) · esc or enter: close", bold()));
+    lines
 }
 
 /// A member's fingerprint (what `/verify` and `/remove` accept when two
