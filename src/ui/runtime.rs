@@ -161,21 +161,7 @@ type Answer = (Tag, Result<crate::api::Answer, String>);
 /// The OSC 52 sequence that asks the terminal to put `text` on the system
 /// clipboard ("c", base64 payload). Terminals that do not allow it ignore it.
 pub fn osc52(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("\x1b]52;c;");
-    for chunk in text.as_bytes().chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out.push('\x07');
-    out
+    format!("\x1b]52;c;{}\x07", crate::net::tor::keys::base64(text.as_bytes()))
 }
 
 /// Run the terminal client until the user quits, the node goes away, or
