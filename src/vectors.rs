@@ -29,6 +29,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("join_hello.json", join_hello_vectors()),
         ("frame_mac.json", frame_mac_vectors()),
         ("epochs.json", epoch_vectors()),
+        ("link.json", link_vectors()),
     ]
 }
 
@@ -536,5 +537,70 @@ fn epoch_vectors() -> Value {
         "signature": hex(&signature),
         "nonce": hex(&nonce),
         "chain_announce": hex(&frame),
+    })
+}
+
+/// The link handshake (SPEC §2a): a closing epoch's generation key, the
+/// stream keys, the dialer's encrypted magic, the status bytes, a member
+/// proof and the proven stream keys, with the first keystream bytes of
+/// each direction after the switch.
+fn link_vectors() -> Value {
+    use crate::crypto::link::{self, Challenge, LinkCipher, MAGIC, ProofContext};
+    let circle_id = seed(0x70);
+    let meta = seed(0x71);
+    let epoch = 6u32;
+    let network_key = crate::circle::generation_network_key(&meta, &circle_id, epoch);
+    let mut dialer_nonce = [0u8; 24];
+    dialer_nonce.copy_from_slice(&seed(0x72)[..24]);
+    let mut listener_nonce = [0u8; 24];
+    listener_nonce.copy_from_slice(&seed(0x73)[..24]);
+    let keys = link::stream_keys(&network_key, &circle_id, &dialer_nonce, &listener_nonce);
+    let mut sealed_magic = MAGIC;
+    let mut to_listener = LinkCipher::new(&keys.dialer_to_listener);
+    to_listener.apply(&mut sealed_magic);
+    let mut to_dialer = LinkCipher::new(&keys.listener_to_dialer);
+    let mut status_prove = [link::STATUS_PROVE];
+    to_dialer.apply(&mut status_prove);
+    let challenge = Challenge::from_seed(seed(0x74));
+    let member = seed(0x75);
+    let noise = crate::identity::NoiseSecret::from_bytes(seed(0x76));
+    let shared = link::dialer_shared(&noise, &challenge.public);
+    let context = ProofContext {
+        network_key: &network_key,
+        circle_id: &circle_id,
+        dialer_nonce: &dialer_nonce,
+        listener_nonce: &listener_nonce,
+        challenge: &challenge.public,
+    };
+    let Some(proof) = link::proof(&context, link::PROOF_MEMBER, &member, &shared) else {
+        return Value::Null;
+    };
+    let mut after_d = [0u8; 8];
+    LinkCipher::new(&proof.keys.dialer_to_listener).apply(&mut after_d);
+    let mut after_l = [0u8; 8];
+    LinkCipher::new(&proof.keys.listener_to_dialer).apply(&mut after_l);
+    json!({
+        "description": "Link handshake, SPEC §2a: gen_key of a closing epoch from its meta; stream keys S from the network key and both nonces; the dialer's magic encrypted under S[0..32]; the listener's first status byte (01, prove) under S[32..64]; the dialer's member proof (kind 01, tag) with its Noise static key against the challenge; the proven keys' first 8 keystream bytes",
+        "circle_id": hex(&circle_id),
+        "closing_epoch": epoch,
+        "closing_epoch_meta": hex(&meta),
+        "network_key": hex(&network_key),
+        "dialer_nonce": hex(&dialer_nonce),
+        "listener_nonce": hex(&listener_nonce),
+        "stream_key_dialer_to_listener": hex(&keys.dialer_to_listener[..]),
+        "stream_key_listener_to_dialer": hex(&keys.listener_to_dialer[..]),
+        "sealed_magic": hex(&sealed_magic),
+        "sealed_status_prove": hex(&status_prove),
+        "challenge_secret_seed": hex(&seed(0x74)),
+        "challenge_public": hex(&challenge.public),
+        "member_id": hex(&member),
+        "member_noise_secret": hex(&seed(0x76)),
+        "member_noise_public": hex(&noise.public()),
+        "shared": hex(&shared[..]),
+        "tag": hex(&proof.tag),
+        "proven_key_dialer_to_listener": hex(&proof.keys.dialer_to_listener[..]),
+        "proven_key_listener_to_dialer": hex(&proof.keys.listener_to_dialer[..]),
+        "proven_keystream_dialer_to_listener_8": hex(&after_d),
+        "proven_keystream_listener_to_dialer_8": hex(&after_l),
     })
 }

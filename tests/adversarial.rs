@@ -447,6 +447,70 @@ fn replays_of_old_frames_and_old_key_distributions_change_nothing() {
     }
 }
 
+fn listen_addresses(d: &Daemon) -> Vec<libp2p::Multiaddr> {
+    d.call(Request::Status)["circles"][0]["listen"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// A fresh node (new transport id) that dials `d` holding `access`.
+fn link_with(access: kolo::engine::NetworkAccess, circle: CircleId, d: &Daemon) -> Rogue {
+    let node = Rogue::new("relink");
+    let addresses = listen_addresses(d);
+    assert!(!addresses.is_empty(), "the daemon listens");
+    node.run(move |l| {
+        l.ensure_net(circle, access, addresses.clone());
+        l.command(kolo::net::NetCommand::Dial(addresses));
+    });
+    node
+}
+
+/// Issue 13, failure 3 with real nodes: a removed member kept the network
+/// key, so it could link to the closed network again, compute its topics
+/// and watch who sends what and when. Since SPEC §2a a removal starts a
+/// new network generation; the old key still opens a link, but only with
+/// a proof of current membership, which the removed member cannot give.
+/// Holding everything its node held while a member (the key, its member
+/// id and per-circle Noise key) and a fresh transport id, it links to no
+/// remaining member.
+#[test]
+fn a_removed_member_cannot_link_to_the_circle_network_again() {
+    let (ana, others) = circle_of("adv-relink", "yard", None, &["bo"]);
+    let bo = &others[0];
+    let (r, circle) = rogue_member(&ana, "yard", "rex", false);
+    assert!(wait_until(WAIT, || member_names(bo, "yard").contains(&"rex".to_owned())));
+    let held = r.run(move |l| l.engine.circle(&circle).unwrap().network_access());
+    assert!(held.me.is_some(), "rex holds its proof material");
+    // Control: with what rex holds, a fresh node links while rex is a member.
+    for d in [&ana, bo] {
+        let control = link_with(held.clone(), circle, d);
+        assert!(wait_until(WAIT, || control.connected() >= 1), "control: rex's keys opened a link");
+    }
+    ana.call(Request::Remove { circle: "yard".into(), member: "rex".into() });
+    for d in [&ana, bo] {
+        assert!(wait_until(WAIT, || !member_names(d, "yard").contains(&"rex".to_owned())));
+    }
+    ana.send("yard", "after rex left");
+    assert!(bo.wait_for_text("yard", "after rex left", WAIT), "the remaining members moved on");
+    let renewed = circle::InviteCode::parse(&invite(&ana, "yard", false)).unwrap();
+    assert_ne!(renewed.network_key, *held.dial, "the removal started a new network generation");
+    // rex never told its transport id, so nobody could close its links at
+    // once; the sweep after the removal does.
+    assert!(wait_until(WAIT, || r.connected() == 0), "rex kept its links to the circle");
+    let rex_peer = r.run(|l| l.net.as_ref().map(|n| n.peer_id));
+    for d in [&ana, bo] {
+        let again = link_with(held.clone(), circle, d);
+        std::thread::sleep(Duration::from_secs(6));
+        // Only rex's own node (it relays for nobody now) may take it.
+        let members: Vec<_> =
+            again.seen.lock().unwrap().connected.iter().filter(|p| Some(**p) != rex_peer).copied().collect();
+        assert!(members.is_empty(), "the removed member linked to the circle's network again: {members:?}");
+    }
+    bo.send("yard", "bo after rex left");
+    assert!(ana.wait_for_text("yard", "bo after rex left", WAIT));
+}
+
 /// A removed member keeps its keys, its connections and the circle secret:
 /// it keeps sending under its old chain and epoch (and on the new topic),
 /// keeps listening and asks for catch-up. Defences: frames of non-members
@@ -530,7 +594,21 @@ fn concurrent_add_and_remove_by_two_organisers_resolve_the_same_everywhere() {
     assert!(fence(&r, circle, &di, "hall", "rex greets di"), "di never heard rex");
     ana.send("hall", "ana greets di");
     bo.send("hall", "bo greets di");
-    assert!(di.wait_for_text("hall", "ana greets di", WAIT) && di.wait_for_text("hall", "bo greets di", WAIT));
+    di.send("hall", "di greets the circle");
+    // A message under a chain of the new epoch shows that its key
+    // distribution (and the heads it carries) arrived. Each member judges
+    // backdating by what *it* heard, so every observer must have heard
+    // every other member since the admission; di's distribution reaching
+    // bo late was enough for bo to take the removal as concurrent.
+    for (who, d, texts) in [
+        ("di", &di, ["ana greets di", "bo greets di", "rex greets di"]),
+        ("ana", &ana, ["bo greets di", "di greets the circle", "rex greets di"]),
+        ("bo", bo, ["ana greets di", "di greets the circle", "rex greets di"]),
+    ] {
+        for t in texts {
+            assert!(d.wait_for_text("hall", t, WAIT), "{who} never read {t:?}");
+        }
+    }
     std::thread::sleep(Duration::from_secs(3));
     seal_raw(&r, circle, inner(circle, me, epoch, Body::Op(remove)));
     std::thread::sleep(Duration::from_secs(3));
@@ -959,7 +1037,7 @@ fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
         leaked.addresses.iter().filter(|a| !a.contains("p2p-circuit")).filter_map(|a| a.parse().ok()).collect();
     let (key, circle_id) = (leaked.network_key, leaked.circle_id);
     mallory.run(move |l| {
-        l.ensure_net(circle_id, key, direct.clone());
+        l.ensure_net(circle_id, kolo::engine::NetworkAccess::with_key(key), direct.clone());
         l.command(kolo::net::NetCommand::Dial(direct));
     });
     assert!(wait_until(WAIT, || mallory.connected() >= 1), "mallory entered the closed network");
@@ -1226,10 +1304,18 @@ fn attack3_a_removed_organisers_invite_admits_nobody() {
         let _ = tx.send(kolo::api::call(&home, &Request::Join { code }));
     });
     // Every member refuses it, and says why (a refusal names no member);
-    // bo, removed, says "try others". The friend is told at once.
+    // bo, removed, says "try others". Since the removal moved the network
+    // (SPEC §2a) the members refuse already at the link: the code's key
+    // is retired. The friend is told at once.
     match rx.recv_timeout(Duration::from_secs(45)) {
         Ok(Ok(v)) => panic!("the friend joined with a removed organiser's invite: {v}"),
-        Ok(Err(e)) => assert!(e.to_string().contains("can no longer invite"), "the friend was told: {e}"),
+        Ok(Err(e)) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("can no longer invite") || e.contains("ask for a new invite"),
+                "the friend was told: {e}"
+            )
+        }
         Err(_) => panic!("the friend's join was not answered within 45 s"),
     }
     std::thread::sleep(Duration::from_secs(2));

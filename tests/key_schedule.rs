@@ -293,6 +293,84 @@ fn a_removed_member_cannot_follow_the_circle_into_the_new_epoch() {
     assert!(served > 0, "the request was answered (with what it may have)");
 }
 
+/// Issue 13, failure 3 (engine part of the network): the network key
+/// derived from a circle secret that never changed, so a removed member
+/// could link to the circle's network for ever. Now a removal starts a new
+/// network generation (SPEC §2a): the remaining members dial and invite
+/// with a key the removed member never gets; its old key still opens a
+/// link, but only with a proof of current membership, and the removed
+/// member is no longer among those whose proofs count. A member offline
+/// during the removal keeps what it needs to get back in: its old key is
+/// kept as a grace key, and it is still in the roster.
+#[test]
+fn a_removal_moves_the_network_to_a_key_only_current_members_hold() {
+    let (mut sim, circle) = circle_of_eight(43);
+    let removed = EIGHT.len() - 1;
+    let offline = 3;
+    let before = sim.nodes[1].engine.circle(&circle).unwrap().network_access();
+    assert!(before.open);
+    sim.set_online(offline, false);
+    sim.command(0, Command::Remove { circle, member: member_of(&sim, removed) });
+    sim.run_for(20_000);
+    let gone = sim.nodes[removed].engine.circle(&circle).unwrap().network_access();
+    assert!(gone.me.is_none(), "a removed member has no proof to give in its own view");
+    assert_eq!(*gone.dial, *before.dial, "the removed member learned no new network key");
+    let removed_id = member_of(&sim, removed);
+    for i in (0..removed).filter(|i| *i != offline) {
+        let access = sim.nodes[i].engine.circle(&circle).unwrap().network_access();
+        assert!(access.open, "{} holds the new generation", EIGHT[i]);
+        assert_ne!(*access.dial, *before.dial, "{} still dials with the old key", EIGHT[i]);
+        assert!(access.grace.iter().any(|k| **k == *before.dial), "{} dropped the grace key", EIGHT[i]);
+        assert!(!access.members.contains_key(&removed_id), "{} takes the removed member's proofs", EIGHT[i]);
+        assert!(access.members.contains_key(&member_of(&sim, offline)));
+    }
+    // The offline member still holds only the old key, and can prove it is
+    // a member with it; once back, it catches up and moves on.
+    let waiting = sim.nodes[offline].engine.circle(&circle).unwrap().network_access();
+    assert_eq!(*waiting.dial, *before.dial);
+    assert!(waiting.me.is_some());
+    sim.set_online(offline, true);
+    sim.run_for(30_000);
+    let back = sim.nodes[offline].engine.circle(&circle).unwrap().network_access();
+    let now = sim.nodes[1].engine.circle(&circle).unwrap().network_access();
+    assert_eq!(*back.dial, *now.dial, "the returning member moved to the new generation");
+    // The generation survives a restart (it is part of the snapshot).
+    sim.restart(1);
+    let restored = sim.nodes[1].engine.circle(&circle).unwrap().network_access();
+    assert_eq!(*restored.dial, *now.dial);
+    assert_eq!(restored.grace.len(), now.grace.len());
+}
+
+/// Joins do not move the network (only removals and rotations do), so
+/// invites made before a join still open a link afterwards; a member who
+/// joins after a removal is in the new generation from its invite on.
+#[test]
+fn a_join_keeps_the_network_generation_and_a_later_joiner_gets_the_new_one() {
+    let names = &EIGHT[..4];
+    let mut sim = Sim::new(44, names, Faults::NONE, EngineConfig::default());
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: None });
+    let circle = sim.created_circle(0).expect("circle created");
+    assert!(sim.invite_and_join(circle, 0, 1));
+    sim.run_for(10_000);
+    let before = sim.nodes[0].engine.circle(&circle).unwrap().network_access();
+    assert!(sim.invite_and_join(circle, 0, 2));
+    sim.run_for(10_000);
+    for i in 0..3 {
+        let access = sim.nodes[i].engine.circle(&circle).unwrap().network_access();
+        assert_eq!(*access.dial, *before.dial, "{} moved networks on a join", names[i]);
+        assert!(access.open && access.grace.is_empty());
+    }
+    sim.command(0, Command::Remove { circle, member: member_of(&sim, 1) });
+    sim.run_for(10_000);
+    assert!(sim.invite_and_join(circle, 0, 3));
+    sim.run_for(10_000);
+    let organiser = sim.nodes[0].engine.circle(&circle).unwrap().network_access();
+    let joiner = sim.nodes[3].engine.circle(&circle).unwrap().network_access();
+    assert_ne!(*organiser.dial, *before.dial);
+    assert_eq!(*joiner.dial, *organiser.dial, "the joiner is in the current generation");
+    assert!(joiner.open);
+}
+
 /// The frames of a SYNC_RESPONSE (SPEC §7): `02 21 u32 n (u32 len, bytes) × n`.
 fn sync_response_frames(frame: &[u8]) -> Vec<Vec<u8>> {
     let n = u32::from_be_bytes(frame[2..6].try_into().unwrap()) as usize;

@@ -67,3 +67,37 @@ fn resolution_cases_hold_in_any_delivery_order() {
         assert_eq!(u64::from(log.epoch()), case["epoch"].as_u64().unwrap(), "{}", case["name"]);
     }
 }
+
+/// The link vector checks out from the listener's side (SPEC §2a): its
+/// stream key decrypts the dialer's magic, and the challenge secret with
+/// the member's public Noise key gives the dialer's tag.
+#[test]
+fn link_vector_verifies_from_the_listeners_side() {
+    use kolo::crypto::link::{self, Challenge, LinkCipher, MAGIC, ProofContext};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/vectors");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("link.json")).unwrap()).unwrap();
+    let unhex = |k: &str| -> Vec<u8> {
+        let s = v[k].as_str().unwrap();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    let array = |k: &str| -> [u8; 32] { unhex(k).try_into().unwrap() };
+    let nonce = |k: &str| -> [u8; 24] { unhex(k).try_into().unwrap() };
+    let mut magic: [u8; 16] = unhex("sealed_magic").try_into().unwrap();
+    LinkCipher::new(&array("stream_key_dialer_to_listener")).apply(&mut magic);
+    assert_eq!(magic, MAGIC);
+    let challenge = Challenge::from_seed(array("challenge_secret_seed"));
+    assert_eq!(challenge.public, array("challenge_public"));
+    let shared = challenge.shared_with(&array("member_noise_public"));
+    assert_eq!(*shared, array("shared"));
+    let (network_key, circle_id) = (array("network_key"), array("circle_id"));
+    let (d, l) = (nonce("dialer_nonce"), nonce("listener_nonce"));
+    let context = ProofContext {
+        network_key: &network_key,
+        circle_id: &circle_id,
+        dialer_nonce: &d,
+        listener_nonce: &l,
+        challenge: &challenge.public,
+    };
+    let proof = link::proof(&context, link::PROOF_MEMBER, &array("member_id"), &shared).unwrap();
+    assert_eq!(proof.tag, array("tag"));
+}

@@ -112,7 +112,8 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
         // Every member holds the current epoch's pairwise secret, as a
         // joiner does from its welcome (SPEC §5.1a).
         let (epoch, raiser) = (log.epoch(), log.rekeyer().map(|(op, _)| op).unwrap_or_default());
-        let start = kolo::engine::EpochStart::Welcomed { epoch, raiser, meta: epoch_meta };
+        let network = kolo::circle::network_key(&secret, &log.circle_id());
+        let start = kolo::engine::EpochStart::Welcomed { epoch, raiser, meta: epoch_meta, network };
         let state = CircleState::new(log, secret, start, noises[i].duplicate(), &mut ctx);
         let stored =
             StoredCircle { snapshot: state.export(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };

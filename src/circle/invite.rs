@@ -46,6 +46,12 @@ impl InviteSecret {
         self.key.verifying_key().to_bytes()
     }
 
+    /// The key's secret scalar, for the link handshake's invite proof
+    /// (X25519 against the public key in Montgomery form, SPEC §2a).
+    pub fn dh_scalar(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.key.to_scalar_bytes())
+    }
+
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }

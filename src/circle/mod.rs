@@ -93,6 +93,13 @@ pub fn network_key(circle_secret: &[u8; 32], circle_id: &CircleId) -> [u8; 32] {
     derive(circle_id, circle_secret, LABEL_NETWORK_KEY, &[])
 }
 
+/// The network key of the generation a closing epoch (one started by a
+/// Remove or Rotate) begins (SPEC §2a). Generation 0's is [`network_key`]
+/// of the circle secret.
+pub fn generation_network_key(epoch_meta: &[u8; 32], circle_id: &CircleId, epoch: u32) -> [u8; 32] {
+    derive(circle_id, epoch_meta, crate::crypto::kdf::LABEL_GENERATION_KEY, &[&epoch.to_be_bytes()])
+}
+
 /// An epoch's pairwise secret (SPEC §5.1a): what the topic, pair tags,
 /// pair psks and frame key of that epoch derive from, in place of the
 /// circle secret of v1. `epoch_secret` is the 32 random bytes the

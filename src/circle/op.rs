@@ -71,6 +71,13 @@ pub enum OpBody {
 }
 
 impl OpBody {
+    /// Whether the epoch this operation starts begins a new network
+    /// generation (SPEC §2a): removals and rotations, after which nobody
+    /// outside the roster may keep the network's key.
+    pub fn closes_network(&self) -> bool {
+        matches!(self, OpBody::Remove { .. } | OpBody::Rotate)
+    }
+
     fn code(&self) -> u8 {
         match self {
             OpBody::Create { .. } => 1,

@@ -35,6 +35,12 @@ pub const LABEL_EPOCH_META: &[u8] = b"kolo/v2/epoch-meta";
 pub const LABEL_CHAIN_ANNOUNCE_KEY: &[u8] = b"kolo/v2/chain-announce-key";
 /// What the previous chain signs in a chain announcement.
 pub const LABEL_CHAIN_ANNOUNCE: &[u8] = b"kolo/v2/chain-announce";
+/// A network generation's key, from its closing epoch's meta (SPEC §2a).
+pub const LABEL_GENERATION_KEY: &[u8] = b"kolo/v2/network-key";
+/// A link's two stream keys, from the network key and both nonces (SPEC §2a).
+pub const LABEL_LINK_STREAM: &[u8] = b"kolo/v2/link-stream";
+/// A link's member proof and the proven stream keys (SPEC §2a).
+pub const LABEL_LINK_PROOF: &[u8] = b"kolo/v2/link-proof";
 
 /// SHA-256 over `label` followed by each part with a u32 length prefix,
 /// so that no two different part lists hash the same bytes.

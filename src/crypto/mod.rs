@@ -2,13 +2,15 @@
 //!
 //! Owns: the key schedule helpers ([`kdf`]), the per-sender hash ratchet
 //! with its per-chain signing key ([`ratchet`]), the sealed group envelope
-//! ([`envelope`]) and pairwise Noise sessions over `snow` ([`pairwise`]).
+//! ([`envelope`]), pairwise Noise sessions over `snow` ([`pairwise`]) and
+//! the network link handshake's keys and member proof ([`link`]).
 //! Every label used in a derivation is a constant here and listed in
 //! `protocol/SPEC.md`.
 
 pub mod aead;
 pub mod envelope;
 pub mod kdf;
+pub mod link;
 pub mod pairwise;
 pub mod ratchet;
 

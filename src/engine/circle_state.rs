@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::frames::{self, PairFrame, PairPayload, Tag};
 use super::message::{Body, Inner};
 use super::store::{FrameId, FrameStore, Owner, UNVERIFIED, frame_id};
-use super::types::{EnvelopeInfo, Event, MessageId, MessageKind, MessageView, Output, Record, Verdict};
+use super::types::{EnvelopeInfo, Event, MessageId, MessageKind, MessageView, NetworkAccess, Output, Record, Verdict};
 use super::{Ctx, EngineConfig};
 use crate::circle::{self, Action, CircleId, CircleLog, Op};
 use crate::crypto::envelope;
@@ -39,8 +39,9 @@ const CHAIN_REQUEST_INTERVAL_MS: u64 = 30_000;
 pub enum EpochStart {
     /// We created the circle: we choose the secret of its first epoch.
     Created,
-    /// Our welcome gave the pairwise secret of the epoch we joined in.
-    Welcomed { epoch: u32, raiser: [u8; 32], meta: [u8; 32] },
+    /// Our welcome gave the pairwise secret of the epoch we joined in;
+    /// `network` is the network key our invite carried (SPEC §2a).
+    Welcomed { epoch: u32, raiser: [u8; 32], meta: [u8; 32], network: [u8; 32] },
 }
 
 /// Ids of pairwise frames addressed to us that we opened, remembered
@@ -205,9 +206,12 @@ impl CircleState {
             EpochStart::Created => {
                 let secret: Zeroizing<[u8; 32]> = Zeroizing::new(crate::entropy::random_array(ctx.rng));
                 let members = vec![ctx.me];
-                state.epochs.install(&state.id(), epoch, raiser, &secret, &members, ctx.now);
+                let base = state.root_network_key();
+                state.epochs.install(&state.id(), epoch, raiser, &secret, &members, false, &base, ctx.now);
             }
-            EpochStart::Welcomed { epoch, raiser, meta } => state.epochs.install_meta(epoch, raiser, meta, ctx.now),
+            EpochStart::Welcomed { epoch, raiser, meta, network } => {
+                state.epochs.install_meta(epoch, raiser, meta, network, ctx.now)
+            }
         }
         state.refresh_member_tags();
         state
@@ -320,8 +324,39 @@ impl CircleState {
         &self.noise
     }
 
-    pub fn network_key(&self) -> [u8; 32] {
+    /// Generation 0's network key, from the creator's circle secret.
+    fn root_network_key(&self) -> [u8; 32] {
         circle::network_key(&self.secret, &self.id())
+    }
+
+    /// The newest network generation's key we hold (SPEC §2a): what
+    /// invites carry and we dial with.
+    pub fn network_key(&self) -> [u8; 32] {
+        self.epochs.newest_network().copied().unwrap_or_else(|| self.root_network_key())
+    }
+
+    /// Who may link to the circle's network, with which keys (SPEC §2a).
+    /// The newest generation's key opens links without a proof only while
+    /// our log's epoch is one we hold: from the moment a Remove or Rotate
+    /// reaches our log until its secret does, every key asks for a proof,
+    /// so a removed member cannot slip in during the rekey.
+    pub fn network_access(&self) -> NetworkAccess {
+        let mut keys: Vec<Zeroizing<[u8; 32]>> =
+            self.epochs.networks().into_iter().map(|k| Zeroizing::new(*k)).collect();
+        if keys.is_empty() {
+            keys.push(Zeroizing::new(self.root_network_key()));
+        }
+        let dial = keys.pop().unwrap_or_default();
+        let open = self.epochs.has(self.log.epoch()) && !self.removed;
+        let members = self.log.members().into_iter().map(|r| (r.id, r.binding.noise_public)).collect();
+        let me = self.log.is_member(&self.me).then(|| (self.me, self.noise.duplicate()));
+        let invites = self
+            .log
+            .open_invites()
+            .into_iter()
+            .filter_map(|(op, public, expires)| Some((op, (crate::crypto::link::invite_dh_public(&public)?, expires))))
+            .collect();
+        NetworkAccess { dial, open, grace: keys, members, invites, me, invite: None }
     }
 
     pub fn topic(&self) -> String {
@@ -336,11 +371,7 @@ impl CircleState {
     }
 
     pub fn subscribe_output(&self) -> Output {
-        Output::Subscribe {
-            circle: self.id(),
-            network_key: super::types::NetworkKey(self.network_key()),
-            topics: self.topics(),
-        }
+        Output::Subscribe { circle: self.id(), access: self.network_access(), topics: self.topics() }
     }
 
     pub fn member_name(&self, m: &MemberId) -> String {
@@ -541,7 +572,9 @@ impl CircleState {
     /// announce our new chain, and send what waited.
     fn install_epoch(&mut self, ctx: &mut Ctx<'_>, epoch: u32, raiser: [u8; 32], secret: &[u8; 32]) {
         let members: Vec<MemberId> = self.log.members().into_iter().map(|r| r.id).collect();
-        self.epochs.install(&self.id(), epoch, raiser, secret, &members, ctx.now);
+        let closing = self.log.get(&raiser).is_some_and(|op| op.body.closes_network());
+        let base = self.root_network_key();
+        self.epochs.install(&self.id(), epoch, raiser, secret, &members, closing, &base, ctx.now);
         self.refresh_member_tags();
         self.awaiting_epoch_since = None;
         // Subscribe first: what follows is published on the new topic.

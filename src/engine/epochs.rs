@@ -17,6 +17,12 @@
 //!
 //! A member that joins gets the meta secret of its first epoch in its
 //! welcome, and chains pairwise.
+//!
+//! Each entry also carries its *network generation's* key (SPEC §2a): an
+//! epoch started by a Remove or a Rotate ("closing") begins a new
+//! generation, whose key derives from its meta; any other epoch keeps the
+//! generation before it. Links to the closed network are keyed by it, so
+//! a removed member's key stops opening the network.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,6 +44,10 @@ pub struct EpochEntry {
     /// Announce keys not yet used, by member.
     pub announce: HashMap<MemberId, Zeroizing<[u8; 32]>>,
     pub since_ms: u64,
+    /// Started by a Remove or Rotate: a new network generation.
+    pub closing: bool,
+    /// The network generation's key in this epoch (see the module doc).
+    pub network: Zeroizing<[u8; 32]>,
 }
 
 /// An epoch secret from a rekeyer our log does not (yet) confirm.
@@ -56,7 +66,10 @@ pub struct Epochs {
 
 impl Epochs {
     /// Install `epoch` from its secret: derive its meta secret and every
-    /// member's announce key. The caller erases the secret.
+    /// member's announce key. The caller erases the secret. `closing`:
+    /// the epoch starts a network generation; `base` is the generation
+    /// key before any epoch we hold.
+    #[allow(clippy::too_many_arguments)]
     pub fn install(
         &mut self,
         circle_id: &CircleId,
@@ -64,6 +77,8 @@ impl Epochs {
         raiser: OpId,
         secret: &[u8; 32],
         members: &[MemberId],
+        closing: bool,
+        base: &[u8; 32],
         now_ms: u64,
     ) {
         let meta = Zeroizing::new(circle::epoch_meta(secret, circle_id, epoch, &raiser));
@@ -71,16 +86,57 @@ impl Epochs {
             .iter()
             .map(|m| (*m, Zeroizing::new(circle::chain_announce_key(secret, circle_id, epoch, m))))
             .collect();
-        self.entries.insert(epoch, EpochEntry { raiser, meta, announce, since_ms: now_ms });
+        let network = Zeroizing::new([0; 32]);
+        self.entries.insert(epoch, EpochEntry { raiser, meta, announce, since_ms: now_ms, closing, network });
         self.pending.retain(|p| p.epoch > epoch);
+        self.settle_network(circle_id, epoch, base);
     }
 
-    /// Install `epoch` from its meta secret alone (a joiner's welcome).
-    pub fn install_meta(&mut self, epoch: u32, raiser: OpId, meta: [u8; 32], now_ms: u64) {
+    /// Install `epoch` from its meta secret alone (a joiner's welcome;
+    /// `network` is the invite's network key, the one it got in with).
+    pub fn install_meta(&mut self, epoch: u32, raiser: OpId, meta: [u8; 32], network: [u8; 32], now_ms: u64) {
         self.entries.insert(
             epoch,
-            EpochEntry { raiser, meta: Zeroizing::new(meta), announce: HashMap::new(), since_ms: now_ms },
+            EpochEntry {
+                raiser,
+                meta: Zeroizing::new(meta),
+                announce: HashMap::new(),
+                since_ms: now_ms,
+                closing: false,
+                network: Zeroizing::new(network),
+            },
         );
+    }
+
+    /// Recompute the generation keys from `from` on: a closing epoch
+    /// derives its own, the others inherit the one before.
+    fn settle_network(&mut self, circle_id: &CircleId, from: u32, base: &[u8; 32]) {
+        let mut previous: Zeroizing<[u8; 32]> =
+            Zeroizing::new(self.entries.range(..from).next_back().map(|(_, e)| *e.network).unwrap_or(*base));
+        for (epoch, entry) in self.entries.range_mut(from..) {
+            if entry.closing {
+                *entry.network = circle::generation_network_key(&entry.meta, circle_id, *epoch);
+            } else {
+                *entry.network = *previous;
+            }
+            *previous = *entry.network;
+        }
+    }
+
+    /// The network generation key of the newest epoch we hold.
+    pub fn newest_network(&self) -> Option<&[u8; 32]> {
+        self.entries.values().next_back().map(|e| &*e.network)
+    }
+
+    /// Every distinct generation key we hold, oldest first.
+    pub fn networks(&self) -> Vec<&[u8; 32]> {
+        let mut out: Vec<&[u8; 32]> = Vec::new();
+        for e in self.entries.values() {
+            if out.last().is_none_or(|last| **last != *e.network) {
+                out.push(&e.network);
+            }
+        }
+        out
     }
 
     pub fn has(&self, epoch: u32) -> bool {
@@ -143,7 +199,7 @@ mod tests {
     fn announce_keys_are_used_once_and_erased_at_the_horizon() {
         let (a, b) = (MemberId([1; 32]), MemberId([2; 32]));
         let mut epochs = Epochs::default();
-        epochs.install(&[9; 32], 3, [7; 32], &[5; 32], &[a, b], 1000);
+        epochs.install(&[9; 32], 3, [7; 32], &[5; 32], &[a, b], false, &[1; 32], 1000);
         let meta = *epochs.meta(3).unwrap();
         assert_eq!(meta, circle::epoch_meta(&[5; 32], &[9; 32], 3, &[7; 32]));
         assert!(epochs.take_announce_key(3, &a).is_some());
@@ -158,7 +214,7 @@ mod tests {
     fn old_epochs_go_but_the_newest_stay() {
         let mut epochs = Epochs::default();
         for e in 0..12 {
-            epochs.install_meta(e, [0; 32], [e as u8; 32], u64::from(e));
+            epochs.install_meta(e, [0; 32], [e as u8; 32], [1; 32], u64::from(e));
         }
         epochs.prune(1_000_000, 10, 100);
         assert_eq!(epochs.entries.len(), KEPT_EPOCHS);

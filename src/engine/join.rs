@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::Ctx;
 use super::circle_state::CircleState;
 use super::frames::{self, DirectFrame, JoinAnswer, MemberProof};
-use super::types::{Event, NetworkKey, Output, PeerRef, Record};
+use super::types::{Event, NetworkAccess, Output, PeerRef, Record};
 use crate::circle::{CircleId, CircleLog, InviteCode, InviteStatus, Op, OpBody};
 use crate::crypto::pairwise::{Session, XxInitiator, XxResponder};
 use crate::identity::{MemberId, NoiseBinding, NoiseSecret};
@@ -72,11 +72,7 @@ impl Joins {
         if circles.get(&circle).is_some_and(|c| !c.removed) {
             return ctx.event(Event::Error { reason: "you are already a member of this circle".into() });
         }
-        ctx.out.push(Output::Dial {
-            circle,
-            network_key: NetworkKey(code.network_key),
-            addresses: code.addresses.clone(),
-        });
+        ctx.out.push(Output::Dial { circle, access: NetworkAccess::joining(&code), addresses: code.addresses.clone() });
         ctx.event(Event::Queued { circle, reason: "looking for a member of the circle to admit you".into() });
         let noise = NoiseSecret::generate(ctx.rng);
         let binding = NoiseBinding::create(ctx.identity, &circle, &noise);
@@ -282,7 +278,8 @@ impl Joins {
             return Ok(());
         };
         let name = log.circle_name().to_owned();
-        let start = super::circle_state::EpochStart::Welcomed { epoch, raiser, meta: *meta };
+        let network = join.code.network_key;
+        let start = super::circle_state::EpochStart::Welcomed { epoch, raiser, meta: *meta, network };
         let mut state = CircleState::new(log, *secret, start, join.noise, ctx);
         let me = ctx.me;
         state.system_message(ctx, me, format!("you joined {name}"));

@@ -454,6 +454,11 @@ fn circle_command(state: &mut CircleState, ctx: &mut Ctx<'_>, cmd: Command) -> R
         }
         Command::CreateInvite { expires_in_ms, role, addresses, .. } => {
             require(state, &me, Action::Invite, "invite")?;
+            // Mid-rekey the code would carry the ended generation's network
+            // key, which no longer opens a link without a member proof.
+            if !state.network_access().open {
+                return Err("the circle is changing its keys; make the invite again in a moment".into());
+            }
             let secret = InviteSecret::generate(ctx.rng);
             let expires_at_ms = ctx.now.saturating_add(expires_in_ms);
             let op = author_op(state, ctx, OpBody::Invite { invite_public: secret.public(), expires_at_ms, role })?;

@@ -25,8 +25,9 @@ use crate::identity::{MemberId, NoiseSecret};
 use crate::wire::{Reader, WireError, Writer};
 
 /// 2: protocol v2 membership (operations of format 2); 3: the v2 key
-/// schedule (rotating pairwise keys, no sessions, consumed frame ids).
-const SNAPSHOT_VERSION: u8 = 3;
+/// schedule (rotating pairwise keys, no sessions, consumed frame ids); 4:
+/// network generations (each epoch keeps its generation secret, SPEC §2a).
+const SNAPSHOT_VERSION: u8 = 4;
 const MAX_ITEMS: usize = 1 << 20;
 
 /// Why a stored snapshot could not be loaded.
@@ -131,7 +132,8 @@ impl CircleState {
         }
         w.u32(self.epochs.entries.len() as u32);
         for (epoch, e) in &self.epochs.entries {
-            w.u32(*epoch).raw(&e.raiser).raw(&e.meta[..]).u64(e.since_ms).u32(e.announce.len() as u32);
+            w.u32(*epoch).raw(&e.raiser).raw(&e.meta[..]).u64(e.since_ms);
+            w.u8(u8::from(e.closing)).raw(&e.network[..]).u32(e.announce.len() as u32);
             for (m, k) in &e.announce {
                 w.raw(m.as_bytes()).raw(&k[..]);
             }
@@ -251,11 +253,17 @@ impl CircleState {
             let raiser = r.array()?;
             let meta = Zeroizing::new(r.array()?);
             let since_ms = r.u64()?;
+            let closing = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(RestoreError::Corrupt(WireError::Invalid("saved epoch flag"))),
+            };
+            let network = Zeroizing::new(r.array()?);
             let mut announce = HashMap::new();
             for _ in 0..count(&mut r)? {
                 announce.insert(MemberId(r.array()?), Zeroizing::new(r.array()?));
             }
-            epochs.entries.insert(epoch, EpochEntry { raiser, meta, announce, since_ms });
+            epochs.entries.insert(epoch, EpochEntry { raiser, meta, announce, since_ms, closing, network });
         }
         for _ in 0..count(&mut r)? {
             let from = MemberId(r.array()?);

@@ -1,8 +1,10 @@
 //! The engine's vocabulary: what goes in, what comes out.
 
+use std::collections::HashMap;
+
 use crate::circle::{CircleId, MembershipChange, Role};
 use crate::crypto::ratchet::KeyId;
-use crate::identity::MemberId;
+use crate::identity::{MemberId, NoiseSecret};
 
 pub use super::message::{Announcement, MessageId};
 
@@ -130,12 +132,12 @@ pub enum Output {
     /// Send to one peer directly (join handshake, sync).
     SendDirect { circle: CircleId, peer: PeerRef, frame: Vec<u8> },
     /// Be in this circle's closed network and listen on these topics.
-    Subscribe { circle: CircleId, network_key: NetworkKey, topics: Vec<String> },
+    Subscribe { circle: CircleId, access: NetworkAccess, topics: Vec<String> },
     /// Leave a circle's network.
     Unsubscribe { circle: CircleId },
     /// Dial these addresses in the circle's network to find a member to
     /// join through (from an invite).
-    Dial { circle: CircleId, network_key: NetworkKey, addresses: Vec<String> },
+    Dial { circle: CircleId, access: NetworkAccess, addresses: Vec<String> },
     /// Write (or erase) something in the profile.
     Persist(Record),
     /// Show something to the user.
@@ -145,14 +147,68 @@ pub enum Output {
     Verdict { circle: CircleId, verdict: Verdict },
 }
 
-/// The closed network's pre-shared key (held by every member; not enough
-/// to read anything). Redacted in Debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NetworkKey(pub [u8; 32]);
+/// Who may open a link to a circle's closed network, and with which keys
+/// (SPEC §2a). Secret: redacted in Debug output, zeroized on drop.
+pub struct NetworkAccess {
+    /// The key we dial with: the network key of the newest generation we
+    /// hold.
+    pub dial: zeroize::Zeroizing<[u8; 32]>,
+    /// Whether `dial` is the current generation's (our log's epoch is one
+    /// whose keys we hold): a link on it is admitted without a proof.
+    pub open: bool,
+    /// Network keys of ended generations we still keep (the frame
+    /// retention window): a link on one of them needs a member proof.
+    pub grace: Vec<zeroize::Zeroizing<[u8; 32]>>,
+    /// Current members' per-circle Noise static keys, to check proofs.
+    pub members: HashMap<MemberId, [u8; 32]>,
+    /// Open invites (by invite operation): the invite key as X25519 and
+    /// the expiry, to check a joiner's proof.
+    pub invites: HashMap<[u8; 32], ([u8; 32], u64)>,
+    /// Our member id and per-circle Noise static key, to prove with
+    /// (`None` while joining).
+    pub me: Option<(MemberId, NoiseSecret)>,
+    /// While joining: our invite's operation and key scalar, to prove with.
+    pub invite: Option<([u8; 32], zeroize::Zeroizing<[u8; 32]>)>,
+}
 
-impl std::fmt::Debug for NetworkKey {
+impl NetworkAccess {
+    /// Only a network key, nothing to prove with (tests, outsiders).
+    pub fn with_key(network_key: [u8; 32]) -> Self {
+        Self {
+            dial: zeroize::Zeroizing::new(network_key),
+            open: true,
+            grace: Vec::new(),
+            members: HashMap::new(),
+            invites: HashMap::new(),
+            me: None,
+            invite: None,
+        }
+    }
+
+    /// A joiner's: the invite's network key, and the invite to prove with
+    /// should a removal or rotation have moved the network since.
+    pub fn joining(code: &crate::circle::InviteCode) -> Self {
+        Self { invite: Some((code.invite_op, code.secret.dh_scalar())), ..Self::with_key(code.network_key) }
+    }
+}
+
+impl Clone for NetworkAccess {
+    fn clone(&self) -> Self {
+        Self {
+            dial: self.dial.clone(),
+            open: self.open,
+            grace: self.grace.clone(),
+            members: self.members.clone(),
+            invites: self.invites.clone(),
+            me: self.me.as_ref().map(|(m, k)| (*m, k.duplicate())),
+            invite: self.invite.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for NetworkAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NetworkKey(..)")
+        f.write_str("NetworkAccess(..)")
     }
 }
 

@@ -1,9 +1,9 @@
 //! The network adapter: one closed libp2p swarm per circle.
 //!
-//! Owns: building a circle's swarm (TCP, then the libp2p private-network
-//! layer keyed from the circle secret, then Noise and yamux; QUIC is not
-//! used because `pnet` cannot wrap it and it would bypass the closed
-//! network), its behaviours (gossipsub in anonymous mode with our own
+//! Owns: building a circle's swarm (TCP or onion, then the link handshake
+//! of [`link`] keyed by the circle's network generations, then Noise and
+//! yamux; QUIC is not used because the link layer cannot wrap it and it
+//! would bypass the closed network), its behaviours (gossipsub in anonymous mode with our own
 //! validation, identify with a neutral agent string, request-response for
 //! direct frames, ping, optional mDNS), and the task that runs it.
 //!
@@ -15,6 +15,7 @@
 
 pub mod codec;
 pub mod limits;
+pub mod link;
 mod swarm;
 mod topic_hold;
 pub mod tor;

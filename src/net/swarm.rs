@@ -11,7 +11,6 @@ use libp2p::gossipsub::{
     TopicScoreParams, ValidationMode,
 };
 use libp2p::multiaddr::Protocol;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -97,7 +96,7 @@ fn topic_score_params() -> TopicScoreParams {
 }
 
 fn peer_score_params() -> PeerScoreParams {
-    // No IP colocation penalty: only key holders can connect at all (pnet),
+    // No IP colocation penalty: only key holders can connect at all (link),
     // and members who share an address (one NAT, one relay, one machine) are
     // normal here. With the default weight, an eleventh peer on one address
     // graylisted all of them.
@@ -121,7 +120,9 @@ fn peer_score_thresholds() -> PeerScoreThresholds {
 
 pub struct CircleNetConfig {
     pub circle: CircleId,
-    pub network_key: [u8; 32],
+    /// Who may link to the circle's network (SPEC §2a), kept current by
+    /// the node.
+    pub access: super::link::SharedAccess,
     pub listen: Vec<Multiaddr>,
     pub dial: Vec<Multiaddr>,
     pub mdns: bool,
@@ -158,6 +159,11 @@ pub enum NetCommand {
         frame: Vec<u8>,
     },
     Dial(Vec<Multiaddr>),
+    /// Close every connection to `peer` (a member who was removed: its
+    /// links were admitted while it was one).
+    Disconnect {
+        peer: PeerId,
+    },
     /// Count `count` invalid frames against `peer` that came outside
     /// gossip (a catch-up answer or request the engine refused): scored
     /// like invalid gossip, so the same cut-off applies.
@@ -260,15 +266,33 @@ fn build_swarm(
     config: &CircleNetConfig,
     identity: libp2p::identity::Keypair,
 ) -> Result<Swarm<CircleBehaviour>, NetError> {
-    let psk = PreSharedKey::new(config.network_key);
+    let access = config.access.clone();
+    let circle = config.circle;
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let tor = config.tor.is_some();
+    // Built by hand rather than by the builder's `with_relay_client`, so
+    // that relayed links pass the link handshake too: a relay (any member,
+    // or a removed one whose old link a member kept) must not let a peer
+    // reach us around it.
+    let mut relay_client = None;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_other_transport(|key| {
             let noise = noise::Config::new(key)?;
+            let (relay_transport, relay_behaviour) = relay::client::new(key.public().to_peer_id());
+            relay_client = Some(relay_behaviour);
+            let relay_access = access.clone();
+            let relayed = relay_transport
+                .and_then(move |socket, endpoint| {
+                    super::link::upgrade(socket, super::link::role_of(&endpoint), circle, relay_access.clone())
+                })
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(20))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
             // Tor mode: onions only (no TCP listener or dial outside tor);
-            // the same pnet + Noise + yamux upgrade on top.
+            // the same link + Noise + yamux upgrade on top.
             let base = match &config.tor {
                 Some(t) => super::tor::TorTransport::new(
                     t.runtime.client.clone(),
@@ -281,18 +305,20 @@ fn build_swarm(
                 None => tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)).boxed(),
             };
             let transport = base
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .and_then(move |socket, endpoint| {
+                    super::link::upgrade(socket, super::link::role_of(&endpoint), circle, access.clone())
+                })
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
                 .timeout(Duration::from_secs(if tor { 120 } else { 20 }))
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            let transport = relayed.or_transport(transport).map(|either, _| either.into_inner());
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
         })
         .map_err(|e| setup(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| setup(&e))?
-        .with_behaviour(|key, relay_client| {
+        .with_behaviour(|key| {
+            let relay_client = relay_client.take().ok_or("relay client not built")?;
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(ValidationMode::Anonymous)
                 .validate_messages()
@@ -607,6 +633,9 @@ impl SwarmTask {
                 for a in addresses {
                     let _ = self.swarm.dial(a);
                 }
+            }
+            NetCommand::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
             NetCommand::Strike { peer, count } => {
                 for _ in 0..count.min(16) {

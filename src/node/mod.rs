@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{Answer, Failure, Pending, Reply};
 use crate::circle::{CircleId, MembershipChange};
-use crate::engine::{Command, Engine, EngineConfig, Event, Input, Output, Record, Verdict};
+use crate::engine::{Command, Engine, EngineConfig, Event, Input, NetworkAccess, Output, Record, Verdict};
 use crate::entropy::OsEntropy;
 use crate::net::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
 use crate::store::Profile;
@@ -37,6 +37,11 @@ const SYNC_EVERY: Duration = Duration::from_secs(5);
 const PRESENCE_EVERY: Duration = Duration::from_secs(300);
 const REDIAL_EVERY: Duration = Duration::from_secs(30);
 const PURGE_EVERY: Duration = Duration::from_secs(10);
+/// How long after a removal we close the links of peers that no current
+/// member's presence names (SPEC §2a): time for the rekey to finish and
+/// for members' presence to arrive. An honest peer closed by mistake links
+/// again, on the new key or with a member proof.
+const SWEEP_AFTER: Duration = Duration::from_secs(20);
 /// Most network events handled together; their frames share one profile
 /// transaction. Small, because the first frame's message is shown only
 /// when the whole batch is saved.
@@ -143,6 +148,9 @@ pub struct Node {
     rng: OsEntropy,
     config: NodeConfig,
     networks: HashMap<CircleId, CircleNetwork>,
+    /// Each circle's link access (SPEC §2a), shared with its swarm's
+    /// transport and updated as the membership and keys change.
+    accesses: HashMap<CircleId, crate::net::link::SharedAccess>,
     books: HashMap<CircleId, PeerBook>,
     net_tx: mpsc::Sender<NetEvent>,
     net_rx: Option<mpsc::Receiver<NetEvent>>,
@@ -151,6 +159,8 @@ pub struct Node {
     /// code can carry a reachable address.
     invite_waiters: Vec<InviteWaiter>,
     presence_due: HashSet<CircleId>,
+    /// Circles whose unattributed links are to be closed, and when.
+    sweeps: HashMap<CircleId, Instant>,
     /// Events for anyone watching (the terminal UI); bounded, lossy.
     watchers: Vec<mpsc::Sender<NodeEvent>>,
     /// Our safety number, computed once: it costs 1,024 SHA-512 rounds
@@ -181,12 +191,14 @@ impl Node {
             rng: OsEntropy,
             config,
             networks: HashMap::new(),
+            accesses: HashMap::new(),
             books: HashMap::new(),
             net_tx,
             net_rx: Some(net_rx),
             join_waiters: HashMap::new(),
             invite_waiters: Vec::new(),
             presence_due: HashSet::new(),
+            sweeps: HashMap::new(),
             watchers: Vec::new(),
             stop: false,
         }
@@ -234,6 +246,7 @@ impl Node {
                 _ = tick.tick() => {
                     self.handle(Input::Tick);
                     self.announce_due_presence();
+                    self.sweep_due_links();
                     self.expire_join_waiters();
                     if last_sync.elapsed() >= SYNC_EVERY {
                         last_sync = Instant::now();
@@ -370,8 +383,8 @@ impl Node {
                         self.send_net(&circle, NetCommand::SendDirect { peer, frame });
                     }
                 }
-                Output::Subscribe { circle, network_key, topics } => {
-                    self.ensure_network(circle, network_key.0, Vec::new());
+                Output::Subscribe { circle, access, topics } => {
+                    self.ensure_network(circle, access, Vec::new());
                     let members = self.connected_roster_peers(&circle);
                     self.send_net(&circle, NetCommand::Subscribe { topics, members });
                 }
@@ -380,10 +393,11 @@ impl Node {
                         let _ = net.commands.try_send(NetCommand::Shutdown);
                     }
                     self.books.remove(&circle);
+                    self.accesses.remove(&circle);
                 }
-                Output::Dial { circle, network_key, addresses } => {
+                Output::Dial { circle, access, addresses } => {
                     let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
-                    self.ensure_network(circle, network_key.0, addrs.clone());
+                    self.ensure_network(circle, access, addrs.clone());
                     if let Some(book) = self.books.get_mut(&circle) {
                         book.bootstrap = addrs.clone();
                     }
@@ -420,12 +434,26 @@ impl Node {
         }
     }
 
-    fn ensure_network(&mut self, circle: CircleId, network_key: [u8; 32], dial: Vec<Multiaddr>) {
+    /// Who may link to `circle`'s network: the engine's view, or `access`
+    /// while the engine has no circle yet (we are joining).
+    fn refresh_access(&mut self, circle: &CircleId, access: Option<NetworkAccess>) {
+        let Some(access) = self.engine.circle(circle).map(|s| s.network_access()).or(access) else {
+            return;
+        };
+        if let Some(shared) = self.accesses.get(circle)
+            && let Ok(mut current) = shared.write()
+        {
+            *current = access;
+        }
+    }
+
+    fn ensure_network(&mut self, circle: CircleId, access: NetworkAccess, dial: Vec<Multiaddr>) {
         if self.networks.contains_key(&circle) {
+            self.refresh_access(&circle, Some(access));
             return;
         }
         let mut saved = peers::NetInfo::load(&self.profile, &circle);
-        let tor = match self.circle_tor(&circle, &network_key, &mut saved) {
+        let tor = match self.circle_tor(&circle, &mut saved) {
             Ok(tor) => tor,
             Err(e) => {
                 tracing::error!("{e}");
@@ -437,9 +465,13 @@ impl Node {
         let mut dial = dial;
         dial.extend(saved.peers.iter().filter_map(|a| a.parse().ok()));
         let ledger = self.connections.clone();
-        let config = CircleNetConfig { circle, network_key, listen, dial, mdns: self.config.mdns, tor, ledger };
+        let shared = std::sync::Arc::new(std::sync::RwLock::new(access));
+        let config =
+            CircleNetConfig { circle, access: shared.clone(), listen, dial, mdns: self.config.mdns, tor, ledger };
         match spawn_circle(config, self.net_tx.clone()) {
             Ok(net) => {
+                self.accesses.insert(circle, shared);
+                self.refresh_access(&circle, None);
                 let mut book = PeerBook::new(net.peer_id);
                 book.saved = saved;
                 self.books.insert(circle, book);
@@ -456,7 +488,6 @@ impl Node {
     fn circle_tor(
         &mut self,
         circle: &CircleId,
-        network_key: &[u8; 32],
         saved: &mut peers::NetInfo,
     ) -> Result<Option<crate::net::CircleTor>, String> {
         let chosen = circle_transport(saved.transport.as_deref(), saved.port, self.config.transport.name());
@@ -478,7 +509,7 @@ impl Node {
                 Ok(Some(crate::net::CircleTor {
                     runtime: runtime.clone(),
                     onion_key: crate::net::tor::OnionKey::from_seed(seed),
-                    auth: std::sync::Arc::new(crate::net::tor::ClientAuth::for_circle(network_key)),
+                    auth: std::sync::Arc::new(crate::net::tor::ClientAuth::for_circle(circle)),
                     isolation: crate::net::tor::circle_isolation(circle),
                     service: None,
                 }))
@@ -588,6 +619,20 @@ impl Node {
                 // The reason names the peer's address: logged only when
                 // asked for explicitly (KOLO_LOG_ADDRESSES=1).
                 tracing::debug!(target: "kolo_addresses", "dial failed: {reason}");
+                // A joiner the members refuse at the link (SPEC §2a: its
+                // invite is no longer open, and the network moved on since
+                // it was made) is told so now, not after the join timeout.
+                let refusals = [
+                    crate::net::link::LinkError::Refused.to_string(),
+                    crate::net::link::LinkError::KeyRetired.to_string(),
+                ];
+                if let Some(why) = refusals.iter().find(|r| reason.contains(r.as_str()))
+                    && self.engine.circle(&circle).is_none()
+                {
+                    for w in self.join_waiters.remove(&circle).unwrap_or_default() {
+                        let _ = w.reply.send(Err(Failure::refused(why.clone())));
+                    }
+                }
             }
             NetEventKind::PeerBanned { peer } => {
                 book.connected.remove(&peer);
@@ -608,7 +653,21 @@ impl Node {
                 // know where we are, and a second broadcast round from
                 // every member would slow a rekey after a removal.)
                 self.presence_due.insert(*circle);
+                self.refresh_access(circle, None);
             }
+            Event::Membership { circle, change: MembershipChange::Removed { member, .. }, .. } => {
+                // Its links were admitted while it was a member; new ones
+                // it cannot make (SPEC §2a).
+                self.refresh_access(circle, None);
+                let peer = self.books.get_mut(circle).and_then(|b| b.members.remove(member));
+                if let Some(peer) = peer {
+                    self.send_net(circle, NetCommand::Disconnect { peer });
+                }
+                // A removed member that never told its transport id (a
+                // modified client) is among the links no member claims.
+                self.sweeps.insert(*circle, Instant::now() + SWEEP_AFTER);
+            }
+            Event::Membership { circle, .. } => self.refresh_access(circle, None),
             Event::Joined { circle, name } => {
                 self.presence_due.insert(*circle);
                 for w in self.join_waiters.remove(circle).unwrap_or_default() {
@@ -648,6 +707,32 @@ impl Node {
         self.watchers.retain(|w| !w.is_closed());
         for w in &self.watchers {
             let _ = w.try_send(event.clone());
+        }
+    }
+
+    /// After a removal: close every link to a peer that is not the
+    /// announced transport of a current member. Links are admitted before
+    /// the peer says who it is, so this is how a removed member's old link
+    /// ends when it hid its transport id.
+    fn sweep_due_links(&mut self) {
+        let now = Instant::now();
+        let due: Vec<CircleId> = self.sweeps.iter().filter(|(_, at)| **at <= now).map(|(c, _)| *c).collect();
+        for circle in due {
+            self.sweeps.remove(&circle);
+            let Some(state) = self.engine.circle(&circle) else { continue };
+            if state.is_removed() {
+                continue;
+            }
+            let Some(book) = self.books.get(&circle) else { continue };
+            let claimed: HashSet<PeerId> =
+                state.log().members().iter().filter_map(|r| book.members.get(&r.id).copied()).collect();
+            let strangers: Vec<PeerId> = book.connected.keys().filter(|p| !claimed.contains(p)).copied().collect();
+            if !strangers.is_empty() {
+                tracing::debug!("closing {} links no member claims after a removal", strangers.len());
+            }
+            for peer in strangers {
+                self.send_net(&circle, NetCommand::Disconnect { peer });
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kolo::circle::{CircleId, InviteCode};
-use kolo::engine::{Command, Engine, EngineConfig, Event, Input, Output, PeerRef};
+use kolo::engine::{Command, Engine, EngineConfig, Event, Input, NetworkAccess, Output, PeerRef};
 use kolo::entropy::OsEntropy;
 use kolo::identity::IdentitySecret;
 use kolo::net::{CircleNetConfig, CircleNetwork, NetCommand, NetEvent, NetEventKind, spawn_circle};
@@ -58,6 +58,8 @@ pub struct Loop {
     /// Answer catch-up requests (an honest member does; an attacker
     /// keeping what others sent from a peer does not).
     pub serve_catch_up: bool,
+    /// The link access its transport reads (SPEC §2a).
+    access: Option<kolo::net::link::SharedAccess>,
 }
 
 type Job = Box<dyn FnOnce(&mut Loop) + Send>;
@@ -87,13 +89,13 @@ impl Loop {
                         self.command(NetCommand::SendDirect { peer: p, frame });
                     }
                 }
-                Output::Subscribe { circle, network_key, topics } => {
-                    self.ensure_net(circle, network_key.0, Vec::new());
+                Output::Subscribe { circle, access, topics } => {
+                    self.ensure_net(circle, access, Vec::new());
                     self.command(NetCommand::Subscribe { topics, members: Vec::new() });
                 }
-                Output::Dial { circle, network_key, addresses } => {
+                Output::Dial { circle, access, addresses } => {
                     let addrs: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
-                    self.ensure_net(circle, network_key.0, addrs.clone());
+                    self.ensure_net(circle, access, addrs.clone());
                     self.command(NetCommand::Dial(addrs));
                 }
                 Output::Event(e) => self.seen.lock().unwrap().events.push(e),
@@ -109,13 +111,19 @@ impl Loop {
         }
     }
 
-    pub fn ensure_net(&mut self, circle: CircleId, network_key: [u8; 32], dial: Vec<Multiaddr>) {
-        if self.net.is_some() {
+    /// Start the rogue's swarm, or (like a real node) give its transport
+    /// the engine's current link access (SPEC §2a).
+    pub fn ensure_net(&mut self, circle: CircleId, access: NetworkAccess, dial: Vec<Multiaddr>) {
+        let access = self.engine.circle(&circle).map(|s| s.network_access()).unwrap_or(access);
+        if let Some(shared) = &self.access {
+            *shared.write().unwrap() = access;
             return;
         }
+        let shared = Arc::new(std::sync::RwLock::new(access));
+        self.access = Some(shared.clone());
         let config = CircleNetConfig {
             circle,
-            network_key,
+            access: shared,
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             dial,
             mdns: false,
@@ -261,6 +269,7 @@ impl Rogue {
                     validate: true,
                     answer_requests_with: None,
                     serve_catch_up: true,
+                    access: None,
                 };
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 let mut rounds = 0u64;
@@ -328,7 +337,7 @@ impl Rogue {
         let invite = InviteCode::parse(code).unwrap();
         let addrs: Vec<Multiaddr> = invite.addresses.iter().filter_map(|a| a.parse().ok()).collect();
         self.run(move |l| {
-            l.ensure_net(invite.circle_id, invite.network_key, addrs.clone());
+            l.ensure_net(invite.circle_id, NetworkAccess::joining(&invite), addrs.clone());
             l.command(NetCommand::Dial(addrs));
         });
     }

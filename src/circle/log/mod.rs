@@ -305,6 +305,23 @@ impl CircleLog {
         }
     }
 
+    /// Invites that could still admit someone, except for their expiry:
+    /// (invite op, invite public key, expiry). For the link handshake
+    /// (SPEC §2a), which lets their holders in on an older network key.
+    pub fn open_invites(&self) -> Vec<(OpId, [u8; 32], u64)> {
+        let roster = self.roster();
+        roster
+            .invites
+            .iter()
+            .filter(|(op, info)| {
+                !roster.revoked_invites.contains_key(*op)
+                    && !roster.used_invites.contains_key(*op)
+                    && self.role_of(&info.author) == Some(Role::Organiser)
+            })
+            .map(|(op, info)| (*op, info.public, info.expires_at_ms))
+            .collect()
+    }
+
     /// This member's view of the roster (SPEC §4.5): the epoch and every
     /// member with its role. Bound into every sender-key distribution, and
     /// so into every message under that key.

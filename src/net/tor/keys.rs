@@ -14,7 +14,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::kdf;
 
-const CLIENT_AUTH_LABEL: &[u8] = b"kolo/v1/tor-client-auth";
+const CLIENT_AUTH_LABEL: &[u8] = b"kolo/v2/tor-client-auth";
 
 /// RFC 4648 base32 without padding, lowercase (onion addresses) or
 /// uppercase (what tor's control port prints).
@@ -90,9 +90,12 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    /// Derived from the circle's network key (which every member holds).
-    pub fn for_circle(network_key: &[u8; 32]) -> Self {
-        let mut seed: [u8; 32] = kdf::derive(&[], network_key, CLIENT_AUTH_LABEL, &[]);
+    /// Derived from the circle id, which travels only in invites and
+    /// inside the circle. Not from the network key: that changes with
+    /// every removal (SPEC §2a), and members of different generations must
+    /// agree on this key. What closes the network is the link handshake.
+    pub fn for_circle(circle_id: &[u8; 32]) -> Self {
+        let mut seed: [u8; 32] = kdf::derive(&[], circle_id, CLIENT_AUTH_LABEL, &[]);
         let secret = x25519_dalek::StaticSecret::from(seed);
         seed.zeroize();
         let public = x25519_dalek::PublicKey::from(&secret).to_bytes();

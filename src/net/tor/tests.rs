@@ -64,7 +64,7 @@ fn start(
     let (tx, rx) = mpsc::channel(256);
     let config = CircleNetConfig {
         circle,
-        network_key: key,
+        access: std::sync::Arc::new(std::sync::RwLock::new(crate::engine::NetworkAccess::with_key(key))),
         listen: Vec::new(),
         dial,
         mdns: true,
