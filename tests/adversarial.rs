@@ -511,6 +511,73 @@ fn a_removed_member_cannot_link_to_the_circle_network_again() {
     assert!(ana.wait_for_text("yard", "bo after rex left", WAIT));
 }
 
+/// A relay must not connect anyone to a member around the link handshake
+/// (SPEC §2a). libp2p's stock relay client transport runs only Noise and
+/// yamux over a circuit, so a peer that could link to some relay (say a
+/// removed member's node that a member still held a link and a
+/// reservation with) reached every member with a reservation there. Bare
+/// nodes: ana holds a reservation at rex; mallory can link to rex (rex
+/// takes her proof) but holds none of ana's keys; her circuit to ana
+/// through rex is refused, while a friend holding ana's key gets through
+/// the same circuit.
+#[test]
+fn a_relay_cannot_connect_a_peer_to_a_member_around_the_link_handshake() {
+    use kolo::engine::NetworkAccess;
+    let circle: CircleId = [3; 32];
+    let (ana_key, mallory_key) = ([1u8; 32], [2u8; 32]);
+    let mallory_id = MemberId([5; 32]);
+    let mallory_noise = NoiseSecret::from_bytes([6; 32]);
+    let ana = Rogue::new("ana");
+    ana.run(move |l| l.ensure_net(circle, NetworkAccess::with_key(ana_key), Vec::new()));
+    let listening = |r: &Rogue| -> Vec<libp2p::Multiaddr> {
+        assert!(wait_until(WAIT, || !r.seen.lock().unwrap().listening.is_empty()), "the node listens");
+        r.seen.lock().unwrap().listening.clone()
+    };
+    let peer_of = |r: &Rogue| r.run(|l| l.net.as_ref().map(|n| n.peer_id)).unwrap();
+    let ana_addresses = listening(&ana);
+    let ana_peer = peer_of(&ana);
+    // rex dials ana on her key and takes mallory (an old key, her proof).
+    let mut rex_access = NetworkAccess::with_key(ana_key);
+    rex_access.grace.push(zeroize::Zeroizing::new(mallory_key));
+    rex_access.members.insert(mallory_id, mallory_noise.public());
+    let rex = Rogue::new("rex");
+    rex.run(move |l| l.ensure_net(circle, rex_access, ana_addresses));
+    assert!(wait_until(WAIT, || ana.connected() >= 1), "rex linked to ana");
+    let rex_peer = peer_of(&rex);
+    let rex_address = listening(&rex)[0].clone();
+    // ana's reservation at rex shows as a relayed listen address.
+    assert!(
+        wait_until(WAIT, || ana.seen.lock().unwrap().listening.iter().any(|a| a.to_string().contains("p2p-circuit"))),
+        "ana reserved at rex"
+    );
+    let circuit: libp2p::Multiaddr =
+        format!("{rex_address}/p2p/{rex_peer}/p2p-circuit/p2p/{ana_peer}").parse().unwrap();
+    // Control: a friend with ana's key reaches her through the circuit.
+    let friend = Rogue::new("friend");
+    let (to_rex, via) = (rex_address.clone(), circuit.clone());
+    friend.run(move |l| {
+        l.ensure_net(circle, NetworkAccess::with_key(ana_key), vec![to_rex]);
+    });
+    assert!(wait_until(WAIT, || friend.connected() >= 1), "the friend linked to rex");
+    friend.run(move |l| l.command(kolo::net::NetCommand::Dial(vec![via])));
+    assert!(
+        wait_until(WAIT, || friend.seen.lock().unwrap().connected.contains(&ana_peer)),
+        "control: the circuit through rex reaches ana"
+    );
+    drop(friend);
+    let mut mallory_access = NetworkAccess::with_key(mallory_key);
+    mallory_access.me = Some((mallory_id, mallory_noise.duplicate()));
+    let mallory = Rogue::new("mallory");
+    mallory.run(move |l| l.ensure_net(circle, mallory_access, vec![rex_address]));
+    assert!(wait_until(WAIT, || mallory.connected() >= 1), "rex took mallory's link");
+    mallory.run(move |l| l.command(kolo::net::NetCommand::Dial(vec![circuit])));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !mallory.seen.lock().unwrap().connected.contains(&ana_peer),
+        "mallory reached ana through rex's relay without her key"
+    );
+}
+
 /// A removed member keeps its keys, its connections and the circle secret:
 /// it keeps sending under its old chain and epoch (and on the new topic),
 /// keeps listening and asks for catch-up. Defences: frames of non-members

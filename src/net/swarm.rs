@@ -257,6 +257,16 @@ struct CircleBehaviour {
     dcutr: Toggle<dcutr::Behaviour>,
 }
 
+/// Our own dials go out from a fresh port. With libp2p's default (reuse
+/// the listening port), two nodes that dial each other at the same moment
+/// (both hearing the other on mDNS) meet in one TCP simultaneous open
+/// where both sides play the dialer, and the link handshake, like
+/// multistream-select after it, cannot tell who is who. Behaviours'
+/// dials (DCUtR's hole punching among them) keep their own choice.
+fn dial_opts(address: Multiaddr) -> libp2p::swarm::dial_opts::DialOpts {
+    libp2p::swarm::dial_opts::DialOpts::unknown_peer_id().address(address).allocate_new_port().build()
+}
+
 fn content_id(message: &gossipsub::Message) -> MessageId {
     let digest = Sha256::digest(&message.data);
     MessageId::from(digest[..20].to_vec())
@@ -435,7 +445,7 @@ async fn run_swarm(
     rx: mpsc::Receiver<NetCommand>,
 ) {
     for address in &config.dial {
-        let _ = swarm.dial(address.clone());
+        let _ = swarm.dial(dial_opts(address.clone()));
     }
     let task = SwarmTask {
         tor: config.tor.is_some(),
@@ -631,7 +641,7 @@ impl SwarmTask {
             }
             NetCommand::Dial(addresses) => {
                 for a in addresses {
-                    let _ = self.swarm.dial(a);
+                    let _ = self.swarm.dial(dial_opts(a));
                 }
             }
             NetCommand::Disconnect { peer } => {
@@ -777,7 +787,7 @@ impl SwarmTask {
             }
             SwarmEvent::Behaviour(CircleBehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (_, address) in found {
-                    let _ = self.swarm.dial(address);
+                    let _ = self.swarm.dial(dial_opts(address));
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } if self.banned.contains_key(&peer_id) => {

@@ -33,6 +33,8 @@ pub struct Seen {
     pub flood_sent: usize,
     /// Catch-up requests answered with `Loop::answer_requests_with`.
     pub answered: usize,
+    /// Where its swarm listens (direct and relayed addresses).
+    pub listening: Vec<Multiaddr>,
 }
 
 pub fn now_ms() -> u64 {
@@ -181,6 +183,7 @@ impl Loop {
                 seen.connected.remove(&peer);
                 seen.disconnects += 1;
             }
+            NetEventKind::Listening { address } => self.seen.lock().unwrap().listening.push(address),
             _ => {}
         }
     }
