@@ -313,7 +313,6 @@ fn a_removal_moves_the_network_to_a_key_only_current_members_hold() {
     sim.command(0, Command::Remove { circle, member: member_of(&sim, removed) });
     sim.run_for(20_000);
     let gone = sim.nodes[removed].engine.circle(&circle).unwrap().network_access();
-    assert!(gone.me.is_none(), "a removed member has no proof to give in its own view");
     assert_eq!(*gone.dial, *before.dial, "the removed member learned no new network key");
     let removed_id = member_of(&sim, removed);
     for i in (0..removed).filter(|i| *i != offline) {

@@ -283,3 +283,44 @@ fn rename_and_revoke_reach_every_member() {
         assert_eq!(status, crate::circle::InviteStatus::Revoked, "node {i}");
     }
 }
+
+/// A chain can reach a member twice: first from a later counter (sent for
+/// a request made after our welcome), then its first distribution. While
+/// nothing was read under it, the earlier state replaces the later one,
+/// so the messages in between open; once something was read, an earlier
+/// copy is a replay and changes nothing.
+#[test]
+fn a_chain_from_an_earlier_counter_replaces_one_not_yet_read_from() {
+    let (mut sim, circle) = circle_of_three();
+    let ana = member(&sim, 0);
+    let state = sim.nodes[0].engine.circle(&circle).unwrap();
+    let (context, heads) = (state.log.group_context(), state.log.heads());
+    let mut chain = SendingChain::generate(state.log.epoch(), sim.now, &mut SeededEntropy::from_u64(5));
+    let proof = chain.sign(&chain_owner_message(&circle, &ana, chain.epoch(), &context));
+    let payload_at = |chain: &SendingChain| PairPayload::SenderKey {
+        distribution: chain.distribution(),
+        context,
+        owner_proof: proof,
+        previous: None,
+        heads: heads.clone(),
+    };
+    let first = payload_at(&chain);
+    for _ in 0..5 {
+        chain.next_message_key().unwrap();
+    }
+    let later = payload_at(&chain);
+    let key = chain.key_id();
+    let started = |sim: &Sim| sim.nodes[2].engine.circle(&circle).unwrap().receiving.get(&key).map(|r| r.started_at);
+    deliver_payload(&mut sim, 2, circle, ana, &later);
+    assert_eq!(started(&sim), Some(5));
+    deliver_payload(&mut sim, 2, circle, ana, &first);
+    assert_eq!(started(&sim), Some(0), "the earlier state replaced the later one");
+    // Read under it (counter 0 taken): a copy from an earlier counter is
+    // now a replay.
+    let r = sim.nodes[2].engine.circles.get_mut(&circle).unwrap().receiving.get_mut(&key).unwrap();
+    let (_, advance) = r.chain.look_up(0).unwrap();
+    r.chain.commit(advance);
+    deliver_payload(&mut sim, 2, circle, ana, &first);
+    let r = sim.nodes[2].engine.circle(&circle).unwrap().receiving.get(&key).unwrap();
+    assert_eq!(r.chain.next_counter(), 1, "a replayed first distribution rewound a chain in use");
+}

@@ -349,7 +349,10 @@ impl CircleState {
         let dial = keys.pop().unwrap_or_default();
         let open = self.epochs.has(self.log.epoch()) && !self.removed;
         let members = self.log.members().into_iter().map(|r| (r.id, r.binding.noise_public)).collect();
-        let me = self.log.is_member(&self.me).then(|| (self.me, self.noise.duplicate()));
+        // Even once removed in our own view: should the removal be voided
+        // (a more senior concurrent revocation), the others take our proof
+        // again, and we must still be able to give it.
+        let me = Some((self.me, self.noise.duplicate()));
         let invites = self
             .log
             .open_invites()
