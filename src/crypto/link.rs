@@ -148,7 +148,8 @@ impl Challenge {
 }
 
 /// One direction's stream cipher: ChaCha20 under a per-link key with a
-/// zero nonce (every link key is used for one stream only).
+/// zero nonce (every link key is used for one stream only). The key state
+/// (the cipher core) is erased on drop: chacha20's `zeroize` feature.
 pub struct LinkCipher(ChaCha20);
 
 impl LinkCipher {
@@ -213,6 +214,12 @@ mod tests {
         // A member proof with the same bytes is another proof.
         let as_member = proof(&ctx, PROOF_MEMBER, &[3; 32], &challenge.shared_with(&public)).unwrap();
         assert_ne!(as_member.tag, listener.unwrap().tag);
+    }
+
+    #[test]
+    fn the_stream_cipher_erases_its_key_on_drop() {
+        fn erased_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        erased_on_drop::<chacha20::ChaChaCore<chacha20::R20, chacha20::variants::Ietf>>();
     }
 
     #[test]
