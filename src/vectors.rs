@@ -30,6 +30,9 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("frame_mac.json", frame_mac_vectors()),
         ("epochs.json", epoch_vectors()),
         ("link.json", link_vectors()),
+        ("rotation.json", rotation_vectors()),
+        ("join.json", join_vectors()),
+        ("sync.json", sync_vectors()),
     ]
 }
 
@@ -603,4 +606,513 @@ fn link_vectors() -> Value {
         "proven_keystream_dialer_to_listener_8": hex(&after_d),
         "proven_keystream_listener_to_dialer_8": hex(&after_l),
     })
+}
+
+/// The inputs of `rotation.json`, shared with the replay test below.
+struct RotationFixture {
+    organiser: IdentitySecret,
+    organiser_noise: NoiseSecret,
+    ops: Vec<Op>,
+    circle_id: [u8; 32],
+    /// The epoch secret of the epoch before the removal (epoch 3, started by
+    /// adding the member who is then removed).
+    old_epoch_secret: [u8; 32],
+    new_epoch_secret: [u8; 32],
+}
+
+const ROTATION_T0: u64 = 1_700_100_000_000;
+
+fn rotation_fixture() -> Option<RotationFixture> {
+    let organiser = IdentitySecret::from_seed(&seed(0x80));
+    let organiser_noise = NoiseSecret::from_bytes(seed(0x81));
+    let mut rng = SeededEntropy::new(seed(0x82));
+    let (genesis, circle_id) =
+        Op::create(&organiser, &organiser_noise, "harbour", "Ana", 86_400, ROTATION_T0, &mut rng).ok()?;
+    let add = |parent: [u8; 32], seed_byte: u8, name: &str, t: u64| -> Option<Op> {
+        let member = IdentitySecret::from_seed(&seed(seed_byte));
+        let binding = NoiseBinding::create(&member, &circle_id, &NoiseSecret::from_bytes(seed(seed_byte + 1)));
+        let body = OpBody::Add { member: member.member_id(), binding, display_name: name.into(), role: Role::Member };
+        Op::sign(&organiser, &circle_id, vec![parent], body, t).ok()
+    };
+    let add_b = add(genesis.id(), 0x83, "Bongani", ROTATION_T0 + 1_000)?;
+    let add_c = add(add_b.id(), 0x85, "Chen", ROTATION_T0 + 2_000)?;
+    let removed = IdentitySecret::from_seed(&seed(0x85)).member_id();
+    let remove =
+        Op::sign(&organiser, &circle_id, vec![add_c.id()], OpBody::Remove { member: removed }, ROTATION_T0 + 3_000)
+            .ok()?;
+    Some(RotationFixture {
+        organiser,
+        organiser_noise,
+        ops: vec![genesis, add_b, add_c, remove],
+        circle_id,
+        old_epoch_secret: seed(0x87),
+        new_epoch_secret: seed(0x88),
+    })
+}
+
+/// A whole removal, end to end (SPEC §2a, §4.3, §5.1a, §6): the operations,
+/// the epoch the Remove starts and its rekeyer, the EpochKey the rekeyer
+/// sends the remaining member in a PAIR_HELLO under the old epoch's keys,
+/// what both derive from the new secret (pairwise secret, announce key,
+/// topic, tags, frame key, the new network generation), the rekeyer's
+/// CHAIN_ANNOUNCE signed by its previous chain, and its first two group
+/// frames of the new epoch.
+fn rotation_vectors() -> Value {
+    use crate::engine::frames::{self, PairFrame, PairPayload};
+    let Some(f) = rotation_fixture() else {
+        return Value::Null;
+    };
+    let Ok(log) = CircleLog::from_ops(f.ops.clone()) else {
+        return Value::Null;
+    };
+    let cid = f.circle_id;
+    let (Some((raiser, rekeyer)), Some(old_raiser)) = (log.rekeyer(), f.ops.get(2).map(Op::id)) else {
+        return Value::Null;
+    };
+    let epoch = log.epoch();
+    let old_epoch = epoch - 1;
+    let a = f.organiser.member_id();
+    let b = IdentitySecret::from_seed(&seed(0x83)).member_id();
+    let b_noise = NoiseSecret::from_bytes(seed(0x84));
+    let old_meta = crate::circle::epoch_meta(&f.old_epoch_secret, &cid, old_epoch, &old_raiser);
+
+    // The rekeyer's EpochKey to the remaining member, under epoch 3's keys,
+    // to B's bound key (pairwise key id 0: B announced no other).
+    let epoch_key =
+        PairPayload::EpochKey { epoch, raiser, secret: zeroize::Zeroizing::new(f.new_epoch_secret) }.encode();
+    let Ok(padded_epoch_key) = pad(&epoch_key) else {
+        return Value::Null;
+    };
+    let psk = crate::circle::pair_psk(&old_meta, &cid, &a, &b);
+    let context = KkContext { circle_id: cid, epoch: old_epoch, initiator: a, responder: b };
+    let mut rng = SeededEntropy::new(seed(0x89));
+    let Ok((_, noise_message)) =
+        KkInitiator::start(&f.organiser_noise, &b_noise.public(), &psk, &context, &padded_epoch_key, &mut rng)
+    else {
+        return Value::Null;
+    };
+    let hello = frames::encode_hello(&PairFrame {
+        to: crate::circle::pair_tag(&old_meta, &cid, &b),
+        from: crate::circle::pair_tag(&old_meta, &cid, &a),
+        epoch: old_epoch,
+        to_key: 0,
+        noise: &noise_message,
+    });
+    let pair_hello = frames::add_frame_mac(hello, &old_meta, &cid, old_epoch);
+
+    // What every member of the new epoch derives.
+    let meta = crate::circle::epoch_meta(&f.new_epoch_secret, &cid, epoch, &raiser);
+    let announce_key = crate::circle::chain_announce_key(&f.new_epoch_secret, &cid, epoch, &a);
+    let network_key = crate::circle::generation_network_key(&meta, &cid, epoch);
+
+    // The rekeyer's new chain, announced under its previous one.
+    let (Some(previous), Some(mut chain)) =
+        (chain_from(seed(0x8a), seed(0x8b), old_epoch), chain_from(seed(0x8c), seed(0x8d), epoch))
+    else {
+        return Value::Null;
+    };
+    let group_context = log.group_context();
+    let owner_proof = chain.sign(&frames::chain_owner_message(&cid, &a, epoch, &group_context));
+    let sender_key = PairPayload::SenderKey {
+        distribution: chain.distribution(),
+        context: group_context,
+        owner_proof,
+        previous: Some((previous.key_id(), 5)),
+        heads: vec![raiser],
+    }
+    .encode();
+    let signature = previous.sign(&frames::chain_announce_signed(&cid, epoch, &sender_key));
+    let Ok(padded_announce) = pad(&[sender_key.as_slice(), &signature].concat()) else {
+        return Value::Null;
+    };
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&seed(0x8e)[..12]);
+    let mut announce = frames::chain_announce_header(epoch, &crate::circle::pair_tag(&meta, &cid, &a), &nonce);
+    let Ok(ct) = crate::crypto::aead::seal(&announce_key, &nonce, &announce, &padded_announce) else {
+        return Value::Null;
+    };
+    announce.extend_from_slice(&ct);
+
+    let mut messages = Vec::new();
+    for (i, text) in ["Meeting is still on.", "Bring the banners."].iter().enumerate() {
+        let inner = Inner {
+            circle_id: cid,
+            sender: a,
+            epoch,
+            sent_at_ms: ROTATION_T0 + 10_000 + i as u64,
+            timer_secs: 0,
+            body: Body::Text((*text).into()),
+        };
+        let plaintext = inner.encode();
+        let Ok(padded) = pad(&plaintext) else {
+            return Value::Null;
+        };
+        let Ok((header, frame)) = envelope::seal(&mut chain, &padded) else {
+            return Value::Null;
+        };
+        messages.push(json!({ "counter": header.counter, "plaintext": hex(&plaintext), "frame": hex(&frame),
+                              "message_id": hex(&crate::engine::message_id(&header.key_id, header.counter)) }));
+    }
+    let roster: Vec<String> = log.members().iter().map(|m| hex(m.id.as_bytes())).collect();
+    json!({
+        "description": "A removal end to end: the organiser removes C; the Remove starts epoch 4 and closes the network generation; the rekeyer (the organiser) sends B the EpochKey in a PAIR_HELLO under epoch 3's keys (pair psk, tags, prologue and frame key of meta(3)) to B's bound key; both derive meta(4), the organiser's announce key, topic, tags, frame key and generation network key; the organiser announces its new chain (signed by its epoch-3 chain, final counter 5) and sends two group frames (counters 0 and 1). SPEC §2a, §4.3, §5.1a, §5.2, §6.1-6.3",
+        "organiser_seed": hex(&seed(0x80)),
+        "organiser_noise_secret": hex(&seed(0x81)),
+        "b_seed": hex(&seed(0x83)),
+        "b_noise_secret": hex(&seed(0x84)),
+        "c_seed": hex(&seed(0x85)),
+        "c_noise_secret": hex(&seed(0x86)),
+        "circle_id": hex(&cid),
+        "ops": f.ops.iter().map(|o| hex(&o.encode())).collect::<Vec<_>>(),
+        "roster_after": roster,
+        "epoch": epoch,
+        "raiser_op_id": hex(&raiser),
+        "rekeyer": hex(rekeyer.as_bytes()),
+        "old_epoch": old_epoch,
+        "old_epoch_secret": hex(&f.old_epoch_secret),
+        "old_meta": hex(&old_meta),
+        "old_pair_psk_a_b": hex(&psk),
+        "old_prologue": hex(&context.prologue()),
+        "initiator_ephemeral_secret": hex(&ephemeral_for(seed(0x89))),
+        "new_epoch_secret": hex(&f.new_epoch_secret),
+        "epoch_key_payload": hex(&epoch_key),
+        "pair_hello": hex(&pair_hello),
+        "meta": hex(&meta),
+        "topic": crate::circle::topic(&meta, &cid, epoch),
+        "pair_tag_a": hex(&crate::circle::pair_tag(&meta, &cid, &a)),
+        "pair_tag_b": hex(&crate::circle::pair_tag(&meta, &cid, &b)),
+        "frame_key": hex(&frames::frame_mac_key(&meta, &cid, epoch)[..]),
+        "network_key": hex(&network_key),
+        "announce_key_a": hex(&announce_key),
+        "previous_chain_signing_seed": hex(&seed(0x8a)),
+        "previous_chain_key": hex(&seed(0x8b)),
+        "new_chain_signing_seed": hex(&seed(0x8c)),
+        "new_chain_key_0": hex(&seed(0x8d)),
+        "group_context": hex(&group_context),
+        "sender_key_payload": hex(&sender_key),
+        "announce_signature": hex(&signature),
+        "announce_nonce": hex(&nonce),
+        "chain_announce": hex(&announce),
+        "messages": messages,
+    })
+}
+
+/// A whole join over Noise XX (SPEC §8), with fixed keys and ephemerals:
+/// the JOIN_HELLO, the member's JOIN_REPLY (its identity and binding
+/// signature), the joiner's JOIN_REQUEST (its Join), the JOIN_ANSWER with
+/// the welcome, and a JOIN_REFUSED.
+fn join_vectors() -> Value {
+    use crate::crypto::pairwise::{XxInitiator, XxResponder};
+    use crate::engine::frames::{self, JoinAnswer, MemberProof, PairPayload};
+    use crate::wire::frame_type;
+    let creator = IdentitySecret::from_seed(&seed(0xa0));
+    let creator_noise = NoiseSecret::from_bytes(seed(0xa1));
+    let mut rng = SeededEntropy::new(seed(0xa2));
+    let t0 = 1_700_200_000_000u64;
+    let Ok((genesis, cid)) = Op::create(&creator, &creator_noise, "allotment", "Ana", 86_400, t0, &mut rng) else {
+        return Value::Null;
+    };
+    let invite = InviteSecret::from_seed(&seed(0xa3));
+    let body = OpBody::Invite { invite_public: invite.public(), expires_at_ms: t0 + 3_600_000, role: Role::Member };
+    let Ok(invite_op) = Op::sign(&creator, &cid, vec![genesis.id()], body, t0 + 1_000) else {
+        return Value::Null;
+    };
+    let joiner = IdentitySecret::from_seed(&seed(0xa4));
+    let joiner_noise = NoiseSecret::from_bytes(seed(0xa5));
+    let binding = NoiseBinding::create(&joiner, &cid, &joiner_noise);
+    let Ok(join) = Op::sign_join(&joiner, &cid, &invite, invite_op.id(), binding, "Bongani", t0 + 2_000) else {
+        return Value::Null;
+    };
+    let Ok(log) = CircleLog::from_ops(vec![genesis.clone(), invite_op.clone()]) else {
+        return Value::Null;
+    };
+    let Some(creator_record) = log.member(&creator.member_id()) else {
+        return Value::Null;
+    };
+
+    // Joiner: XX message 1, the tag and the invite proof.
+    let mut joiner_rng = SeededEntropy::new(seed(0xa6));
+    let Ok((mut initiator, xx1)) = XxInitiator::start(&joiner_noise, &cid, &invite_op.id(), &mut joiner_rng) else {
+        return Value::Null;
+    };
+    let join_tag = frames::join_tag(&join.id(), &xx1);
+    let proof = invite.sign(&frames::join_hello_signed(&cid, &invite_op.id(), &join_tag, &xx1));
+    let hello = frames::encode_join_hello(&invite_op.id(), &proof, &join_tag, &xx1);
+
+    // Member: XX message 2 with its identity.
+    let member_proof =
+        MemberProof { member: *creator.member_id().as_bytes(), binding_signature: creator_record.binding.signature }
+            .encode();
+    let mut member_rng = SeededEntropy::new(seed(0xa7));
+    let Ok((responder, xx2)) =
+        XxResponder::respond(&creator_noise, &cid, &invite_op.id(), &xx1, &member_proof, &mut member_rng)
+    else {
+        return Value::Null;
+    };
+    let reply = frames::encode_join_noise(frame_type::JOIN_REPLY, &xx2);
+    if initiator.read_reply(&xx2).is_err() {
+        return Value::Null;
+    }
+
+    // Joiner: XX message 3 with its Join.
+    let Ok((_, xx3)) = initiator.finish(&join.encode()) else {
+        return Value::Null;
+    };
+    let request = frames::encode_join_noise(frame_type::JOIN_REQUEST, &xx3);
+    let Ok((_, _, mut member_session)) = responder.finish(&xx3) else {
+        return Value::Null;
+    };
+
+    // Member: the Admit and the welcome under the XX transport keys.
+    let Ok(admit) =
+        Op::sign(&creator, &cid, vec![invite_op.id()], OpBody::Admit { join: Box::new(join.clone()) }, t0 + 3_000)
+    else {
+        return Value::Null;
+    };
+    let Ok(admitted) = CircleLog::from_ops(vec![genesis, invite_op.clone(), admit.clone()]) else {
+        return Value::Null;
+    };
+    let epoch = admitted.epoch();
+    let epoch_secret = seed(0xa8);
+    let meta = crate::circle::epoch_meta(&epoch_secret, &cid, epoch, &admit.id());
+    let Some(chain) = chain_from(seed(0xa9), seed(0xaa), epoch) else {
+        return Value::Null;
+    };
+    let context = admitted.group_context();
+    let owner_proof = chain.sign(&frames::chain_owner_message(&cid, &creator.member_id(), epoch, &context));
+    let chain_payload = PairPayload::SenderKey {
+        distribution: chain.distribution(),
+        context,
+        owner_proof,
+        previous: None,
+        heads: vec![admit.id()],
+    }
+    .encode();
+    let circle_secret = seed(0xab);
+    let welcome = JoinAnswer::Welcome {
+        circle_secret: zeroize::Zeroizing::new(circle_secret),
+        epoch,
+        raiser: admit.id(),
+        epoch_meta: zeroize::Zeroizing::new(meta),
+        chain: zeroize::Zeroizing::new(chain_payload),
+        ops: admitted.ops_in_order().into_iter().map(Op::encode).collect(),
+    }
+    .encode();
+    let header = frames::join_answer_header(member_session.next_nonce());
+    let Ok((_, ct)) = member_session.seal(&header, &welcome) else {
+        return Value::Null;
+    };
+    let answer = [header, ct].concat();
+    let refused_answer = JoinAnswer::Refused { fatal: true, reason: "this invite has expired".into() }.encode();
+    let refused = frames::encode_join_refused(&invite_op.id(), frames::REFUSED_EXPIRED);
+    json!({
+        "description": "A join over Noise_XX_25519_ChaChaPoly_BLAKE2s with the prologue of SPEC §8: JOIN_HELLO (XX message 1, empty payload; join tag; invite proof), JOIN_REPLY (message 2, payload member_id || binding signature), JOIN_REQUEST (message 3, payload the Join operation alone), JOIN_ANSWER (u64 nonce 0, the Welcome unpadded, sealed with the member's XX sending key and the 10 header bytes as associated data), a Refused answer's plaintext, and a JOIN_REFUSED (reason 2, expired)",
+        "creator_seed": hex(&seed(0xa0)),
+        "creator_noise_secret": hex(&seed(0xa1)),
+        "invite_seed": hex(&seed(0xa3)),
+        "joiner_seed": hex(&seed(0xa4)),
+        "joiner_noise_secret": hex(&seed(0xa5)),
+        "joiner_ephemeral_secret": hex(&ephemeral_for(seed(0xa6))),
+        "member_ephemeral_secret": hex(&ephemeral_for(seed(0xa7))),
+        "circle_id": hex(&cid),
+        "invite_op": hex(&invite_op.encode()),
+        "invite_op_id": hex(&invite_op.id()),
+        "join_op": hex(&join.encode()),
+        "join_op_id": hex(&join.id()),
+        "join_tag": hex(&join_tag),
+        "join_hello": hex(&hello),
+        "member_proof": hex(&member_proof),
+        "join_reply": hex(&reply),
+        "join_request": hex(&request),
+        "admit_op": hex(&admit.encode()),
+        "epoch": epoch,
+        "epoch_secret": hex(&epoch_secret),
+        "epoch_meta": hex(&meta),
+        "circle_secret": hex(&circle_secret),
+        "admitter_chain_signing_seed": hex(&seed(0xa9)),
+        "admitter_chain_key": hex(&seed(0xaa)),
+        "welcome": hex(&welcome),
+        "join_answer": hex(&answer),
+        "refused_answer": hex(&refused_answer),
+        "join_refused": hex(&refused),
+    })
+}
+
+/// Catch-up frames (SPEC §7): a request naming two held frames by their
+/// 8-byte prefixes, with its authenticator, and a response carrying two
+/// frames from the other vectors.
+fn sync_vectors() -> Value {
+    use crate::engine::frames;
+    let circle_secret = seed(0xb0);
+    let circle_id = seed(0xb1);
+    let epoch = 2u32;
+    let (Some(group), Some(pair)) = (
+        envelope_vectors()["frame"].as_str().map(str::to_owned),
+        rotation_vectors()["pair_hello"].as_str().map(str::to_owned),
+    ) else {
+        return Value::Null;
+    };
+    let from_hex = |s: &str| -> Vec<u8> {
+        (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+    };
+    let (group, pair) = (from_hex(&group), from_hex(&pair));
+    let held = [crate::engine::frame_id(&group), crate::engine::frame_id(&pair)];
+    let have: Vec<[u8; 8]> = held.iter().map(|id| id[..8].try_into().unwrap_or_default()).collect();
+    let request = frames::encode_sync_request(1_700_300_000_000, &have);
+    let request = frames::add_frame_mac(request, &circle_secret, &circle_id, epoch);
+    let response = frames::encode_sync_response(&[&group, &pair]);
+    json!({
+        "description": "SYNC_REQUEST (u64 sent_at_ms, u32 n, [8] frame id prefix x n, authenticator of SPEC §6.2b under frame_key(epoch)) and SYNC_RESPONSE (u32 n, bytes32 frame x n), SPEC §7; the response's frames are envelope.json's group frame and rotation.json's PAIR_HELLO",
+        "circle_secret": hex(&circle_secret),
+        "circle_id": hex(&circle_id),
+        "epoch": epoch,
+        "held_frame_ids": held.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+        "sync_request": hex(&request),
+        "sync_response": hex(&response),
+    })
+}
+
+/// The frame type of a vector's hex string, if the string is a complete,
+/// well-formed frame by the code's own decoders (so the test listing the
+/// frame types of SPEC §2 can check that each has a vector).
+pub fn frame_type_of(hex_text: &str) -> Option<u8> {
+    use crate::engine::frames;
+    if hex_text.len() < 4 || !hex_text.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Vec<u8> = (0..hex_text.len() / 2)
+        .map(|i| u8::from_str_radix(hex_text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let kind = crate::wire::read_prefix(&bytes).ok()?;
+    let well_formed = match kind {
+        crate::wire::frame_type::GROUP => envelope::parse(&bytes).is_ok(),
+        crate::wire::frame_type::CHAIN_ANNOUNCE => frames::parse_chain_announce(&bytes).is_ok(),
+        crate::wire::frame_type::PAIR_HELLO => frames::parse_pair(&bytes).is_ok(),
+        _ => frames::parse_direct(&bytes).is_ok(),
+    };
+    well_formed.then_some(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// `rotation.json` replayed from the receiving side: the remaining
+    /// member opens the EpochKey with its own key and the old epoch's psk,
+    /// derives the announce key, opens and verifies the announcement, and
+    /// reads both group frames; the removed member's key opens nothing.
+    #[test]
+    fn the_rotation_vector_replays_from_the_remaining_members_side() {
+        use crate::crypto::ratchet::ReceivingChain;
+        use crate::engine::frames::{self, PairPayload};
+        let v = rotation_vectors();
+        let from_hex = |s: &str| -> Vec<u8> {
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        };
+        let unhex = |k: &str| from_hex(v[k].as_str().unwrap());
+        let array = |k: &str| -> [u8; 32] { unhex(k).try_into().unwrap() };
+        let cid = array("circle_id");
+        let a = IdentitySecret::from_seed(&array("organiser_seed")).member_id();
+        let b = IdentitySecret::from_seed(&array("b_seed")).member_id();
+        let a_noise = NoiseSecret::from_bytes(array("organiser_noise_secret")).public();
+        let old_meta = array("old_meta");
+        let hello_bytes = unhex("pair_hello");
+        assert!(frames::frame_mac_valid(&hello_bytes, &old_meta, &cid));
+        let hello = frames::parse_pair(&hello_bytes).unwrap();
+        assert_eq!(hello.to, crate::circle::pair_tag(&old_meta, &cid, &b));
+        let psk = crate::circle::pair_psk(&old_meta, &cid, &a, &b);
+        let context = KkContext { circle_id: cid, epoch: hello.epoch, initiator: a, responder: b };
+        let mut rng = SeededEntropy::new(seed(0));
+        let b_noise = NoiseSecret::from_bytes(array("b_noise_secret"));
+        let (_, padded, _) = kk_respond(&b_noise, &a_noise, &psk, &context, hello.noise, &[], &mut rng).unwrap();
+        let PairPayload::EpochKey { epoch, raiser, secret } =
+            PairPayload::decode(crate::wire::unpad(&padded).unwrap()).unwrap()
+        else {
+            panic!("not an EpochKey");
+        };
+        assert_eq!(u64::from(epoch), v["epoch"].as_u64().unwrap());
+        // The removed member, even holding epoch 3's keys, cannot open it.
+        let c_noise = NoiseSecret::from_bytes(array("c_noise_secret"));
+        assert!(kk_respond(&c_noise, &a_noise, &psk, &context, hello.noise, &[], &mut rng).is_err());
+
+        let meta = crate::circle::epoch_meta(&secret, &cid, epoch, &raiser);
+        assert_eq!(meta, array("meta"));
+        assert_eq!(crate::circle::generation_network_key(&meta, &cid, epoch), array("network_key"));
+        let announce_key = crate::circle::chain_announce_key(&secret, &cid, epoch, &a);
+        let announce = unhex("chain_announce");
+        let parsed = frames::parse_chain_announce(&announce).unwrap();
+        assert_eq!(parsed.from, crate::circle::pair_tag(&meta, &cid, &a));
+        let padded = crate::crypto::aead::open(&announce_key, &parsed.nonce, parsed.header, parsed.ciphertext).unwrap();
+        let content = crate::wire::unpad(&padded).unwrap();
+        let (payload, signature) = content.split_at(content.len() - 64);
+        let previous =
+            chain_from(array("previous_chain_signing_seed"), array("previous_chain_key"), epoch - 1).unwrap();
+        let signed = frames::chain_announce_signed(&cid, epoch, payload);
+        assert!(previous.verify(&signed, &signature.try_into().unwrap()).is_ok());
+        let PairPayload::SenderKey { distribution, .. } = PairPayload::decode(payload).unwrap() else {
+            panic!("not a SenderKey");
+        };
+        let mut chain = ReceivingChain::from_distribution(&distribution).unwrap();
+        for m in v["messages"].as_array().unwrap() {
+            let frame = from_hex(m["frame"].as_str().unwrap());
+            let padded = envelope::open(&mut chain, &envelope::parse(&frame).unwrap()).unwrap();
+            assert_eq!(hex(crate::wire::unpad(&padded).unwrap()), m["plaintext"].as_str().unwrap());
+        }
+    }
+
+    /// `join.json` replayed from the joiner's side: its seeded XX start
+    /// gives the hello's message 1; it reads the member's reply (static key
+    /// bound by the binding signature), its message 3 is the request, and
+    /// its session opens the answer to a welcome whose log admits it.
+    #[test]
+    fn the_join_vector_replays_from_the_joiners_side() {
+        use crate::crypto::pairwise::XxInitiator;
+        use crate::engine::frames::{self, DirectFrame, JoinAnswer, MemberProof};
+        let v = join_vectors();
+        let from_hex = |s: &str| -> Vec<u8> {
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        };
+        let unhex = |k: &str| from_hex(v[k].as_str().unwrap());
+        let cid: [u8; 32] = unhex("circle_id").try_into().unwrap();
+        let invite_op: [u8; 32] = unhex("invite_op_id").try_into().unwrap();
+        let joiner_noise = NoiseSecret::from_bytes(unhex("joiner_noise_secret").try_into().unwrap());
+        let mut rng = SeededEntropy::new(seed(0xa6));
+        let (mut initiator, xx1) = XxInitiator::start(&joiner_noise, &cid, &invite_op, &mut rng).unwrap();
+        let hello = unhex("join_hello");
+        let DirectFrame::JoinHello { noise, join_tag, .. } = frames::parse_direct(&hello).unwrap() else {
+            panic!("not a hello");
+        };
+        assert_eq!(noise, &xx1[..]);
+        assert_eq!(join_tag, frames::join_tag(&unhex("join_op_id").try_into().unwrap(), &xx1));
+        let reply = unhex("join_reply");
+        let DirectFrame::JoinReply { noise } = frames::parse_direct(&reply).unwrap() else {
+            panic!("not a reply");
+        };
+        let (member_static, payload) = initiator.read_reply(noise).unwrap();
+        let proof = MemberProof::decode(&payload).unwrap();
+        let creator_noise = NoiseSecret::from_bytes(unhex("creator_noise_secret").try_into().unwrap());
+        assert_eq!(member_static, creator_noise.public());
+        let binding = NoiseBinding { noise_public: member_static, signature: proof.binding_signature };
+        assert!(binding.verify(&MemberId(proof.member), &cid).is_ok());
+        let (mut session, xx3) = initiator.finish(&unhex("join_op")).unwrap();
+        let request = unhex("join_request");
+        let DirectFrame::JoinRequest { noise } = frames::parse_direct(&request).unwrap() else {
+            panic!("not a request");
+        };
+        assert_eq!(noise, &xx3[..]);
+        let answer = unhex("join_answer");
+        let DirectFrame::JoinAnswer { nonce, header, ciphertext } = frames::parse_direct(&answer).unwrap() else {
+            panic!("not an answer");
+        };
+        assert_eq!(nonce, 0);
+        let welcome = session.open(header, nonce, ciphertext).unwrap();
+        let JoinAnswer::Welcome { ops, epoch, .. } = JoinAnswer::decode(&welcome).unwrap() else {
+            panic!("not a welcome");
+        };
+        let ops: Vec<Op> = ops.iter().map(|o| Op::decode(o).unwrap()).collect();
+        let log = CircleLog::from_ops(ops).unwrap();
+        assert_eq!(log.epoch(), epoch);
+        assert!(log.is_member(&IdentitySecret::from_seed(&seed(0xa4)).member_id()));
+    }
 }
