@@ -33,6 +33,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("rotation.json", rotation_vectors()),
         ("join.json", join_vectors()),
         ("sync.json", sync_vectors()),
+        ("refusals.json", refusal_vectors()),
     ]
 }
 
@@ -969,6 +970,70 @@ fn sync_vectors() -> Value {
         "held_frame_ids": held.iter().map(|h| hex(h)).collect::<Vec<_>>(),
         "sync_request": hex(&request),
         "sync_response": hex(&response),
+    })
+}
+
+/// `a + b` for 256-bit little-endian integers (no carry out: the callers'
+/// sums stay below 2^256).
+fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(a[i]) + u16::from(b[i]) + carry;
+        out[i] = sum as u8;
+        carry = sum >> 8;
+    }
+    out
+}
+
+/// Inputs every implementation must refuse (SPEC §1, §5.3, §4.2): a
+/// signature with S + L in place of S, a small-order key with a signature
+/// that passes the cofactorless equation, paddings that are not the
+/// canonical one, and an operation with a byte after its end.
+fn refusal_vectors() -> Value {
+    // The group order L, little-endian.
+    const ORDER: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let id = IdentitySecret::from_seed(&seed(1));
+    let message = b"kolo refusal vector";
+    let signature = id.sign(message);
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&signature[32..]);
+    let mut malleated = signature;
+    malleated[32..].copy_from_slice(&add_le(&s, &ORDER));
+    // The identity point as key and R, S = 0: [S]B = R + [k]A holds for
+    // every message, so only the small-order check refuses it.
+    let mut identity_point = [0u8; 32];
+    identity_point[0] = 1;
+    let mut small_order_signature = [0u8; 64];
+    small_order_signature[0] = 1;
+    let oversized = [vec![0x41; 69], vec![0x80], vec![0; 1024 - 70]].concat();
+    let no_marker = [vec![0x41; 69], vec![0; 256 - 69]].concat();
+    let not_a_bucket = [vec![0x41; 69], vec![0x80], vec![0; 257 - 70]].concat();
+    let wrong_marker = [vec![0x41; 69], vec![0x01], vec![0; 256 - 70]].concat();
+    let mut rng = SeededEntropy::new(seed(6));
+    let Ok((genesis, _)) = Op::create(&id, &NoiseSecret::from_bytes(seed(2)), "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
+    else {
+        return Value::Null;
+    };
+    let trailing = [genesis.encode(), vec![0]].concat();
+    json!({
+        "description": "inputs that must be refused: Ed25519 with S + L (non-canonical S), a small-order public key (the identity point) with R = identity and S = 0, which the cofactorless equation accepts for any message (SPEC §1); paddings that are not canonical (SPEC §5.3); an operation followed by one byte (strict decoding, SPEC §1)",
+        "signer_seed": hex(&seed(1)),
+        "signer_public": hex(id.member_id().as_bytes()),
+        "message_utf8": String::from_utf8_lossy(message),
+        "valid_signature": hex(&signature),
+        "signature_s_plus_l": hex(&malleated),
+        "small_order_public": hex(&identity_point),
+        "small_order_signature": hex(&small_order_signature),
+        "padding_oversized_bucket": hex(&oversized),
+        "padding_without_marker": hex(&no_marker),
+        "padding_not_a_bucket": hex(&not_a_bucket),
+        "padding_wrong_marker": hex(&wrong_marker),
+        "operation": hex(&genesis.encode()),
+        "operation_with_trailing_byte": hex(&trailing),
     })
 }
 

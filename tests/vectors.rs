@@ -143,3 +143,34 @@ fn every_frame_type_of_the_spec_has_a_vector() {
     let missing: Vec<&String> = listed.iter().filter(|(code, _)| !covered.contains(code)).map(|(_, n)| n).collect();
     assert!(missing.is_empty(), "frame types of SPEC §2 without a vector: {missing:?}");
 }
+
+/// The refusal vectors are refused, and their valid counterparts accepted
+/// (SPEC §1 strict verification and decoding, §5.3 canonical padding).
+#[test]
+fn refusal_vectors_are_refused() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/vectors");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("refusals.json")).unwrap()).unwrap();
+    let unhex = |k: &str| -> Vec<u8> {
+        let s = v[k].as_str().unwrap();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    let key = |k: &str| kolo::identity::MemberId(unhex(k).try_into().unwrap());
+    let sig = |k: &str| -> [u8; 64] { unhex(k).try_into().unwrap() };
+    let message = v["message_utf8"].as_str().unwrap().as_bytes();
+    assert!(key("signer_public").verify(message, &sig("valid_signature")).is_ok());
+    assert!(key("signer_public").verify(message, &sig("signature_s_plus_l")).is_err());
+    assert!(key("small_order_public").verify(message, &sig("small_order_signature")).is_err());
+    assert!(key("small_order_public").verify(b"any other message", &sig("small_order_signature")).is_err());
+    // The vector is meaningful: a verifier without the small-order check
+    // (ed25519-dalek's plain `verify`) accepts it, for any message.
+    use ed25519_dalek::Verifier;
+    let lax = ed25519_dalek::VerifyingKey::from_bytes(&unhex("small_order_public").try_into().unwrap()).unwrap();
+    let forged = ed25519_dalek::Signature::from_bytes(&sig("small_order_signature"));
+    assert!(lax.verify(b"any other message", &forged).is_ok());
+    for k in ["padding_oversized_bucket", "padding_without_marker", "padding_not_a_bucket", "padding_wrong_marker"] {
+        assert!(kolo::wire::unpad(&unhex(k)).is_err(), "{k} was accepted");
+    }
+    assert!(kolo::circle::Op::decode(&unhex("operation")).is_ok());
+    assert!(kolo::circle::Op::decode(&unhex("operation_with_trailing_byte")).is_err());
+}
