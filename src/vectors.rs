@@ -1014,7 +1014,8 @@ fn refusal_vectors() -> Value {
     let not_a_bucket = [vec![0x41; 69], vec![0x80], vec![0; 257 - 70]].concat();
     let wrong_marker = [vec![0x41; 69], vec![0x01], vec![0; 256 - 70]].concat();
     let mut rng = SeededEntropy::new(seed(6));
-    let Ok((genesis, _)) = Op::create(&id, &NoiseSecret::from_bytes(seed(2)), "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
+    let Ok((genesis, _)) =
+        Op::create(&id, &NoiseSecret::from_bytes(seed(2)), "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
     else {
         return Value::Null;
     };

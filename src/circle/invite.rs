@@ -231,6 +231,89 @@ mod tests {
         assert!(matches!(InviteCode::parse("kolo1-!!!"), Err(CircleError::InviteCorrupt)));
     }
 
+    fn with_sum(mut content: Vec<u8>) -> String {
+        let sum = hash(LABEL_CHECKSUM, &[&content]);
+        content.extend_from_slice(&sum[..4]);
+        format!("kolo1-{}", base32_encode(&content))
+    }
+    fn body(c: &InviteCode) -> Vec<u8> {
+        let text = c.encode();
+        let b = base32_decode(&text[6..]).unwrap();
+        b[..b.len() - 4].to_vec()
+    }
+    fn show(r: Result<InviteCode, CircleError>) -> String {
+        match r {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+    #[test]
+    fn scratch() {
+        let c = code();
+        let text = c.encode();
+        eprintln!("len {}", text.len());
+        // trailing bits: last char changed to have nonzero low bits
+        let b = base32_decode(&text[6..]).unwrap();
+        eprintln!("bytes {} chars {} rem bits {}", b.len(), text.len() - 6, (text.len() - 6) * 5 - b.len() * 8);
+        let mut t2: Vec<u8> = text.clone().into_bytes();
+        let last = *t2.last().unwrap();
+        let v = ALPHABET.iter().position(|a| *a == last).unwrap();
+        t2.pop();
+        t2.push(ALPHABET[v ^ 1]);
+        eprintln!("trailing bit flipped: {}", show(InviteCode::parse(std::str::from_utf8(&t2).unwrap())));
+        eprintln!("extra char a: {}", show(InviteCode::parse(&format!("{text}a"))));
+        eprintln!("vt: {}", show(InviteCode::parse(&format!("{}\u{b}{}", &text[..10], &text[10..]))));
+        eprintln!("nbsp: {}", show(InviteCode::parse(&format!("{}\u{a0}{}", &text[..10], &text[10..]))));
+        eprintln!("ws in prefix: {}", show(InviteCode::parse(&format!("ko lo1\t-{}", &text[6..]))));
+        eprintln!("upper: {}", show(InviteCode::parse(&text.to_uppercase())));
+        eprintln!("padding =: {}", show(InviteCode::parse(&format!("{text}======"))));
+        eprintln!("empty: {}", show(InviteCode::parse("kolo1-")));
+        eprintln!("kolo2: {}", show(InviteCode::parse(&format!("kolo2-{}", &text[6..]))));
+        let mut v1 = body(&c);
+        v1[0] = 1;
+        eprintln!("v1: {}", show(InviteCode::parse(&with_sum(v1))));
+        let mut v3 = body(&c);
+        v3[0] = 3;
+        eprintln!("v3: {}", show(InviteCode::parse(&with_sum(v3))));
+        let mut v0 = body(&c);
+        v0[0] = 0;
+        eprintln!("v0: {}", show(InviteCode::parse(&with_sum(v0))));
+        let mut tr = body(&c);
+        tr.push(0);
+        eprintln!("trailing byte: {}", show(InviteCode::parse(&with_sum(tr))));
+        let mut many = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
+        many.push(9);
+        for _ in 0..9 {
+            many.extend_from_slice(&[0, 1, b'a']);
+        }
+        eprintln!("9 addrs: {}", show(InviteCode::parse(&with_sum(many))));
+        let mut long = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
+        long.push(1);
+        long.extend_from_slice(&[0, 201]);
+        long.extend(std::iter::repeat(b'a').take(201));
+        eprintln!("201 addr: {}", show(InviteCode::parse(&with_sum(long))));
+        let mut badutf = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
+        badutf.push(1);
+        badutf.extend_from_slice(&[0, 1, 0xff]);
+        eprintln!("bad utf8 addr: {}", show(InviteCode::parse(&with_sum(badutf))));
+        let mut junk = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
+        junk.push(1);
+        junk.extend_from_slice(&[0, 3, b'x', b'y', b'z']);
+        eprintln!("junk addr: {}", show(InviteCode::parse(&with_sum(junk))));
+        let mut zero = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
+        zero.push(0);
+        eprintln!("0 addrs: {}", show(InviteCode::parse(&with_sum(zero))));
+        let mut trunc = body(&c);
+        trunc.truncate(50);
+        eprintln!("truncated: {}", show(InviteCode::parse(&with_sum(trunc))));
+        let mut v1bad = body(&c);
+        v1bad[0] = 1;
+        let mut t = with_sum(v1bad);
+        let n = t.len();
+        t.replace_range(n - 3..n - 2, "a");
+        eprintln!("v1 bad sum: {}", show(InviteCode::parse(&t)));
+    }
+
     proptest! {
         #[test]
         fn base32_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {

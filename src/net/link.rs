@@ -16,7 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, ready};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,9 +31,69 @@ use crate::crypto::link::{
 use crate::engine::NetworkAccess;
 use crate::entropy::{OsEntropy, random_array};
 
-/// The circle's access rules as the node last computed them. Read once
-/// per handshake (the lock is never held across an await).
-pub type SharedAccess = Arc<RwLock<NetworkAccess>>;
+/// What the node and a circle's handshakes share: the access rules as the
+/// node last computed them (a handshake takes a snapshot, an `Arc`, and
+/// never holds the lock across an await), and the last refusal a member
+/// gave one of our dials, which the swarm hands on with the failed dial.
+pub struct LinkShared {
+    access: RwLock<Arc<NetworkAccess>>,
+    refusal: Mutex<Option<LinkRefusal>>,
+}
+
+pub type SharedAccess = Arc<LinkShared>;
+
+impl LinkShared {
+    pub fn new(access: NetworkAccess) -> SharedAccess {
+        Arc::new(Self { access: RwLock::new(Arc::new(access)), refusal: Mutex::new(None) })
+    }
+
+    /// Replace the rules (handshakes already running keep theirs).
+    pub fn set(&self, access: NetworkAccess) {
+        if let Ok(mut current) = self.access.write() {
+            *current = Arc::new(access);
+        }
+    }
+
+    /// Change the rules in place (tests, and callers that adjust one field).
+    pub fn update(&self, change: impl FnOnce(&mut NetworkAccess)) {
+        if let Ok(mut current) = self.access.write() {
+            change(Arc::make_mut(&mut current));
+        }
+    }
+
+    fn snapshot(&self) -> Result<Arc<NetworkAccess>, LinkError> {
+        self.access.read().map(|a| Arc::clone(&a)).map_err(|_| LinkError::Malformed)
+    }
+
+    fn note_refusal(&self, refusal: LinkRefusal) {
+        if let Ok(mut slot) = self.refusal.lock() {
+            *slot = Some(refusal);
+        }
+    }
+
+    /// The refusal noted since the last call, if any.
+    pub fn take_refusal(&self) -> Option<LinkRefusal> {
+        self.refusal.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// A member's answer to our dial that a joiner can act on (SPEC §2a).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkRefusal {
+    /// The member refused our proof (not a member, or the invite closed).
+    Refused,
+    /// Our network key is of an ended generation and we hold no proof.
+    KeyRetired,
+}
+
+impl LinkRefusal {
+    pub fn error(self) -> LinkError {
+        match self {
+            LinkRefusal::Refused => LinkError::Refused,
+            LinkRefusal::KeyRetired => LinkError::KeyRetired,
+        }
+    }
+}
 
 /// The largest plaintext chunk encrypted per write.
 const MAX_CHUNK: usize = 64 * 1024;
@@ -82,19 +142,24 @@ pub async fn upgrade<S>(
     socket: S,
     role: Endpoint,
     circle: [u8; 32],
-    access: SharedAccess,
+    shared: SharedAccess,
 ) -> Result<LinkStream<S>, LinkError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let access = access.read().map_err(|_| LinkError::Malformed)?.clone();
+    let rules = shared.snapshot()?;
     let result = match role {
-        Endpoint::Dialer => dial(socket, &circle, &access).await,
-        Endpoint::Listener => listen(socket, &circle, &access).await,
+        Endpoint::Dialer => dial(socket, &circle, &rules).await,
+        Endpoint::Listener => listen(socket, &circle, &rules).await,
     };
     match &result {
         Ok(stream) => tracing::debug!("link up as {role:?} (proven: {})", stream.proven),
         Err(e) => tracing::debug!("link refused as {role:?}: {e}"),
+    }
+    match (&result, role) {
+        (Err(LinkError::Refused), Endpoint::Dialer) => shared.note_refusal(LinkRefusal::Refused),
+        (Err(LinkError::KeyRetired), Endpoint::Dialer) => shared.note_refusal(LinkRefusal::KeyRetired),
+        _ => {}
     }
     result
 }
@@ -345,7 +410,7 @@ mod tests {
     const CIRCLE: [u8; 32] = [4; 32];
 
     fn access(dial: [u8; 32], open: bool, grace: &[[u8; 32]], members: &[(u8, &NoiseSecret)]) -> SharedAccess {
-        Arc::new(RwLock::new(NetworkAccess {
+        LinkShared::new(NetworkAccess {
             dial: Zeroizing::new(dial),
             open,
             grace: grace.iter().map(|k| Zeroizing::new(*k)).collect(),
@@ -353,11 +418,11 @@ mod tests {
             invites: HashMap::new(),
             me: None,
             invite: None,
-        }))
+        })
     }
 
     fn with_me(a: SharedAccess, id: u8, noise: &NoiseSecret) -> SharedAccess {
-        a.write().unwrap().me = Some((MemberId([id; 32]), noise.duplicate()));
+        a.update(|a| a.me = Some((MemberId([id; 32]), noise.duplicate())));
         a
     }
 
@@ -428,17 +493,21 @@ mod tests {
         let code_key = crate::circle::InviteSecret::from_seed(&[31; 32]);
         let op = [32u8; 32];
         let joiner = access([1; 32], true, &[], &[]);
-        joiner.write().unwrap().invite = Some((op, code_key.dh_scalar()));
+        joiner.update(|a| a.invite = Some((op, code_key.dh_scalar())));
         let listener = access([9; 32], true, &[[1; 32]], &[]);
         let public = crate::crypto::link::invite_dh_public(&code_key.public()).unwrap();
-        listener.write().unwrap().invites.insert(op, (public, u64::MAX));
+        listener.update(|a| {
+            a.invites.insert(op, (public, u64::MAX));
+        });
         let (d, l) = link(joiner.clone(), listener.clone()).await;
         assert!(d.is_ok() && l.is_ok(), "{d:?} {l:?}");
         // Expired (or used, revoked: then it is not listed at all).
-        listener.write().unwrap().invites.insert(op, (public, 1));
+        listener.update(|a| {
+            a.invites.insert(op, (public, 1));
+        });
         let (d, l) = link(joiner.clone(), listener.clone()).await;
         assert!(matches!(d, Err(LinkError::Refused)) && matches!(l, Err(LinkError::Unproven)), "{d:?} {l:?}");
-        listener.write().unwrap().invites.clear();
+        listener.update(|a| a.invites.clear());
         let (d, _) = link(joiner, listener).await;
         assert!(matches!(d, Err(LinkError::Refused)), "{d:?}");
     }
@@ -453,8 +522,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_joiner_with_a_retired_key_is_told_so_and_an_unknown_key_gets_nothing() {
-        let (d, _) = link(access([1; 32], true, &[], &[]), access([9; 32], true, &[[1; 32]], &[])).await;
+        let joiner = access([1; 32], true, &[], &[]);
+        let (d, _) = link(joiner.clone(), access([9; 32], true, &[[1; 32]], &[])).await;
         assert!(matches!(d, Err(LinkError::KeyRetired)), "{d:?}");
+        // Noted for the swarm to hand on with the failed dial, once.
+        assert_eq!(joiner.take_refusal(), Some(LinkRefusal::KeyRetired));
+        assert_eq!(joiner.take_refusal(), None);
         let (d, l) = link(access([5; 32], true, &[], &[]), access([9; 32], true, &[[1; 32]], &[])).await;
         assert!(d.is_err() && matches!(l, Err(LinkError::NoKey)), "{d:?} {l:?}");
     }

@@ -221,6 +221,8 @@ pub enum NetEventKind {
     },
     DialFailed {
         reason: String,
+        /// A member's refusal at the link handshake, which a joiner acts on.
+        refusal: Option<super::link::LinkRefusal>,
     },
     /// A peer scored so low (invalid frames) that it was disconnected and
     /// is refused for a while.
@@ -396,7 +398,7 @@ pub fn spawn_circle(config: CircleNetConfig, events: mpsc::Sender<NetEvent>) -> 
                 Ok((swarm, config)) => run_swarm(swarm, &config, events, rx).await,
                 Err((circle, e)) => {
                     tracing::error!("could not start a circle's Tor network: {e}");
-                    let kind = NetEventKind::DialFailed { reason: e.to_string() };
+                    let kind = NetEventKind::DialFailed { reason: e.to_string(), refusal: None };
                     let _ = events.send(NetEvent { circle, kind }).await;
                 }
             }
@@ -448,6 +450,7 @@ async fn run_swarm(
         let _ = swarm.dial(dial_opts(address.clone()));
     }
     let task = SwarmTask {
+        access: config.access.clone(),
         tor: config.tor.is_some(),
         circle: config.circle,
         swarm,
@@ -516,6 +519,9 @@ fn take_token(buckets: &mut HashMap<PeerId, Bucket>, peer: PeerId, rate: f64, bu
 }
 
 struct SwarmTask {
+    /// Shared with the link handshakes: where a member's refusal of our
+    /// dial is noted.
+    access: super::link::SharedAccess,
     /// Tor mode: no relay reservations, no Kademlia address records.
     tor: bool,
     circle: CircleId,
@@ -847,7 +853,8 @@ impl SwarmTask {
                 return Some(NetEventKind::Listening { address });
             }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
-                return Some(NetEventKind::DialFailed { reason: error.to_string() });
+                let refusal = self.access.take_refusal();
+                return Some(NetEventKind::DialFailed { reason: error.to_string(), refusal });
             }
             SwarmEvent::Behaviour(CircleBehaviourEvent::Identify(identify::Event::Received {
                 peer_id, info, ..

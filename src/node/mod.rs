@@ -440,10 +440,8 @@ impl Node {
         let Some(access) = self.engine.circle(circle).map(|s| s.network_access()).or(access) else {
             return;
         };
-        if let Some(shared) = self.accesses.get(circle)
-            && let Ok(mut current) = shared.write()
-        {
-            *current = access;
+        if let Some(shared) = self.accesses.get(circle) {
+            shared.set(access);
         }
     }
 
@@ -465,7 +463,7 @@ impl Node {
         let mut dial = dial;
         dial.extend(saved.peers.iter().filter_map(|a| a.parse().ok()));
         let ledger = self.connections.clone();
-        let shared = std::sync::Arc::new(std::sync::RwLock::new(access));
+        let shared = crate::net::link::LinkShared::new(access);
         let config =
             CircleNetConfig { circle, access: shared.clone(), listen, dial, mdns: self.config.mdns, tor, ledger };
         match spawn_circle(config, self.net_tx.clone()) {
@@ -614,7 +612,7 @@ impl Node {
                     book.saved.save(&mut self.profile, &circle);
                 }
             }
-            NetEventKind::DialFailed { reason } => {
+            NetEventKind::DialFailed { reason, refusal } => {
                 tracing::debug!("dial failed");
                 // The reason names the peer's address: logged only when
                 // asked for explicitly (KOLO_LOG_ADDRESSES=1).
@@ -622,15 +620,11 @@ impl Node {
                 // A joiner the members refuse at the link (SPEC §2a: its
                 // invite is no longer open, and the network moved on since
                 // it was made) is told so now, not after the join timeout.
-                let refusals = [
-                    crate::net::link::LinkError::Refused.to_string(),
-                    crate::net::link::LinkError::KeyRetired.to_string(),
-                ];
-                if let Some(why) = refusals.iter().find(|r| reason.contains(r.as_str()))
+                if let Some(refusal) = refusal
                     && self.engine.circle(&circle).is_none()
                 {
                     for w in self.join_waiters.remove(&circle).unwrap_or_default() {
-                        let _ = w.reply.send(Err(Failure::refused(why.clone())));
+                        let _ = w.reply.send(Err(Failure::refused(refusal.error().to_string())));
                     }
                 }
             }

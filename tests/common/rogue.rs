@@ -118,10 +118,10 @@ impl Loop {
     pub fn ensure_net(&mut self, circle: CircleId, access: NetworkAccess, dial: Vec<Multiaddr>) {
         let access = self.engine.circle(&circle).map(|s| s.network_access()).unwrap_or(access);
         if let Some(shared) = &self.access {
-            *shared.write().unwrap() = access;
+            shared.set(access);
             return;
         }
-        let shared = Arc::new(std::sync::RwLock::new(access));
+        let shared = kolo::net::link::LinkShared::new(access);
         self.access = Some(shared.clone());
         let config = CircleNetConfig {
             circle,

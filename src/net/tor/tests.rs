@@ -64,7 +64,7 @@ fn start(
     let (tx, rx) = mpsc::channel(256);
     let config = CircleNetConfig {
         circle,
-        access: std::sync::Arc::new(std::sync::RwLock::new(crate::engine::NetworkAccess::with_key(key))),
+        access: crate::net::link::LinkShared::new(crate::engine::NetworkAccess::with_key(key)),
         listen: Vec::new(),
         dial,
         mdns: true,
@@ -143,7 +143,7 @@ fn two_members_chat_over_onions_and_an_outsider_cannot_reach_them() {
         let (_x_cmd, mut x_ev) =
             start(circle_tor(&rx, &other_circle, &other_key, 12), other_circle, other_key, vec![onion_a.clone()]);
         let failed = wait_for(&mut x_ev, |k| match k {
-            NetEventKind::DialFailed { reason } => Some(reason),
+            NetEventKind::DialFailed { reason, .. } => Some(reason),
             NetEventKind::PeerConnected { .. } => panic!("an outsider reached a member"),
             _ => None,
         })
