@@ -231,87 +231,74 @@ mod tests {
         assert!(matches!(InviteCode::parse("kolo1-!!!"), Err(CircleError::InviteCorrupt)));
     }
 
-    fn with_sum(mut content: Vec<u8>) -> String {
+    /// A code made of `content` and its correct checksum, so that the
+    /// checks after the checksum are what is tested.
+    fn with_checksum(mut content: Vec<u8>) -> String {
         let sum = hash(LABEL_CHECKSUM, &[&content]);
         content.extend_from_slice(&sum[..4]);
-        format!("kolo1-{}", base32_encode(&content))
+        format!("{INVITE_PREFIX}{}", base32_encode(&content))
     }
-    fn body(c: &InviteCode) -> Vec<u8> {
-        let text = c.encode();
-        let b = base32_decode(&text[6..]).unwrap();
-        b[..b.len() - 4].to_vec()
+
+    /// The fixed fields of [`code`]'s binary form (version to inviter).
+    fn fixed_fields() -> Vec<u8> {
+        let text = code().encode();
+        let bytes = base32_decode(&text[INVITE_PREFIX.len()..]).unwrap();
+        bytes[..1 + 4 * 32 + 8 + 32].to_vec()
     }
-    fn show(r: Result<InviteCode, CircleError>) -> String {
-        match r {
-            Ok(_) => "ok".into(),
-            Err(e) => format!("{e:?}"),
-        }
+
+    fn corrupt(text: &str) -> bool {
+        matches!(InviteCode::parse(text), Err(CircleError::InviteCorrupt))
     }
+
+    /// SPEC §4.4's decoding rules, one by one.
     #[test]
-    fn scratch() {
-        let c = code();
-        let text = c.encode();
-        eprintln!("len {}", text.len());
-        // trailing bits: last char changed to have nonzero low bits
-        let b = base32_decode(&text[6..]).unwrap();
-        eprintln!("bytes {} chars {} rem bits {}", b.len(), text.len() - 6, (text.len() - 6) * 5 - b.len() * 8);
-        let mut t2: Vec<u8> = text.clone().into_bytes();
-        let last = *t2.last().unwrap();
+    fn invite_decoding_is_strict() {
+        let text = code().encode();
+        // ASCII white space (not VT, not U+00A0) and case are ignored
+        // anywhere, the prefix included.
+        let spaced = format!("Ko lo1\t-\r\n{}\x0c", text[INVITE_PREFIX.len()..].to_uppercase());
+        assert!(InviteCode::parse(&spaced).is_ok());
+        assert!(corrupt(&format!("{}\u{b}{}", &text[..10], &text[10..])), "vertical tab");
+        assert!(corrupt(&format!("{}\u{a0}{}", &text[..10], &text[10..])), "no-break space");
+        assert!(matches!(InviteCode::parse(&format!("kolo2-{}", &text[6..])), Err(CircleError::NotAnInvite)));
+        // Base32: no `=` padding, no impossible length, no non-zero trailing bits.
+        assert!(corrupt(&format!("{text}======")));
+        assert!(corrupt(&format!("{text}aa")), "a length no byte string has");
+        let last = text.as_bytes()[text.len() - 1];
         let v = ALPHABET.iter().position(|a| *a == last).unwrap();
-        t2.pop();
-        t2.push(ALPHABET[v ^ 1]);
-        eprintln!("trailing bit flipped: {}", show(InviteCode::parse(std::str::from_utf8(&t2).unwrap())));
-        eprintln!("extra char a: {}", show(InviteCode::parse(&format!("{text}a"))));
-        eprintln!("vt: {}", show(InviteCode::parse(&format!("{}\u{b}{}", &text[..10], &text[10..]))));
-        eprintln!("nbsp: {}", show(InviteCode::parse(&format!("{}\u{a0}{}", &text[..10], &text[10..]))));
-        eprintln!("ws in prefix: {}", show(InviteCode::parse(&format!("ko lo1\t-{}", &text[6..]))));
-        eprintln!("upper: {}", show(InviteCode::parse(&text.to_uppercase())));
-        eprintln!("padding =: {}", show(InviteCode::parse(&format!("{text}======"))));
-        eprintln!("empty: {}", show(InviteCode::parse("kolo1-")));
-        eprintln!("kolo2: {}", show(InviteCode::parse(&format!("kolo2-{}", &text[6..]))));
-        let mut v1 = body(&c);
-        v1[0] = 1;
-        eprintln!("v1: {}", show(InviteCode::parse(&with_sum(v1))));
-        let mut v3 = body(&c);
-        v3[0] = 3;
-        eprintln!("v3: {}", show(InviteCode::parse(&with_sum(v3))));
-        let mut v0 = body(&c);
-        v0[0] = 0;
-        eprintln!("v0: {}", show(InviteCode::parse(&with_sum(v0))));
-        let mut tr = body(&c);
-        tr.push(0);
-        eprintln!("trailing byte: {}", show(InviteCode::parse(&with_sum(tr))));
-        let mut many = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
-        many.push(9);
+        let flipped = format!("{}{}", &text[..text.len() - 1], ALPHABET[v ^ 1] as char);
+        assert!(corrupt(&flipped), "non-zero trailing bits");
+        assert!(corrupt("kolo1-"), "empty");
+        // Version: checked after the checksum.
+        let mut older = fixed_fields();
+        older[0] = 1;
+        assert!(matches!(InviteCode::parse(&with_checksum(older)), Err(CircleError::InviteOlder(1))));
+        let mut newer = fixed_fields();
+        newer[0] = 3;
+        assert!(matches!(InviteCode::parse(&with_checksum(newer)), Err(CircleError::InviteVersion(3))));
+        // Addresses: at most 8, each at most 200 bytes of UTF-8; nothing after them.
+        let mut none = fixed_fields();
+        none.push(0);
+        assert!(InviteCode::parse(&with_checksum(none.clone())).is_ok());
+        let mut trailing = none;
+        trailing.push(0);
+        assert!(corrupt(&with_checksum(trailing)), "a byte after the addresses");
+        let mut nine = fixed_fields();
+        nine.push(9);
         for _ in 0..9 {
-            many.extend_from_slice(&[0, 1, b'a']);
+            nine.extend_from_slice(&[0, 1, b'a']);
         }
-        eprintln!("9 addrs: {}", show(InviteCode::parse(&with_sum(many))));
-        let mut long = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
-        long.push(1);
-        long.extend_from_slice(&[0, 201]);
-        long.extend(std::iter::repeat(b'a').take(201));
-        eprintln!("201 addr: {}", show(InviteCode::parse(&with_sum(long))));
-        let mut badutf = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
-        badutf.push(1);
-        badutf.extend_from_slice(&[0, 1, 0xff]);
-        eprintln!("bad utf8 addr: {}", show(InviteCode::parse(&with_sum(badutf))));
-        let mut junk = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
-        junk.push(1);
-        junk.extend_from_slice(&[0, 3, b'x', b'y', b'z']);
-        eprintln!("junk addr: {}", show(InviteCode::parse(&with_sum(junk))));
-        let mut zero = body(&c)[..1 + 32 * 4 + 8 + 32].to_vec();
-        zero.push(0);
-        eprintln!("0 addrs: {}", show(InviteCode::parse(&with_sum(zero))));
-        let mut trunc = body(&c);
-        trunc.truncate(50);
-        eprintln!("truncated: {}", show(InviteCode::parse(&with_sum(trunc))));
-        let mut v1bad = body(&c);
-        v1bad[0] = 1;
-        let mut t = with_sum(v1bad);
-        let n = t.len();
-        t.replace_range(n - 3..n - 2, "a");
-        eprintln!("v1 bad sum: {}", show(InviteCode::parse(&t)));
+        assert!(corrupt(&with_checksum(nine)));
+        let mut long = fixed_fields();
+        long.extend_from_slice(&[1, 0, 201]);
+        long.extend_from_slice(&[b'a'; 201]);
+        assert!(corrupt(&with_checksum(long)));
+        let mut not_utf8 = fixed_fields();
+        not_utf8.extend_from_slice(&[1, 0, 1, 0xff]);
+        assert!(corrupt(&with_checksum(not_utf8)));
+        let mut short = fixed_fields();
+        short.truncate(50);
+        assert!(corrupt(&with_checksum(short)), "cut short");
     }
 
     proptest! {

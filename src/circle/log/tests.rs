@@ -227,6 +227,66 @@ fn attack6_a_plain_member_cannot_fill_the_log_and_become_unremovable() {
     assert!(!w.log.is_member(&cy.member_id()));
 }
 
+/// How many stored operations `who` authored.
+fn stored_by(log: &CircleLog, who: &IdentitySecret) -> usize {
+    log.ops_in_order().iter().filter(|op| op.author == who.member_id()).count()
+}
+
+#[test]
+fn attack6_operations_waiting_for_a_parent_stay_within_a_plain_members_quota() {
+    let mut w = world();
+    let ana = clone_id(&w.ana);
+    let (_bo, cy) = with_organiser_and_member(&mut w);
+    let before = w.log.heads();
+    w.log.insert(sign(&w, &ana, before.clone(), OpBody::Rotate, 3000)).unwrap();
+    // Cy's first rename is concurrent with the rotation (so it is not placed
+    // at once); 100 more name it as their parent and arrive before it.
+    let first = sign(&w, &cy, before, OpBody::Rename { display_name: "Cy 0".into() }, 3001);
+    let waiting: Vec<Op> = (1..=100u64)
+        .map(|t| sign(&w, &cy, vec![first.id()], OpBody::Rename { display_name: format!("Cy {t}") }, 3001 + t))
+        .collect();
+    assert_eq!(w.log.insert_many(waiting).unwrap(), InsertOutcome::Pending);
+    let _ = w.log.insert(first);
+    assert!(
+        stored_by(&w.log, &cy) <= MEMBER_QUOTA,
+        "a plain member stored {} operations through the pending queue (quota {MEMBER_QUOTA})",
+        stored_by(&w.log, &cy)
+    );
+    let rm = sign(&w, &ana, w.log.heads(), OpBody::Remove { member: cy.member_id() }, 9000);
+    w.log.insert(rm).unwrap();
+    assert!(!w.log.is_member(&cy.member_id()));
+}
+
+#[test]
+fn attack6_a_batch_descending_from_an_unplaced_operation_stays_within_the_quota() {
+    let mut w = world();
+    let ana = clone_id(&w.ana);
+    let (_bo, cy) = with_organiser_and_member(&mut w);
+    let before = w.log.heads();
+    w.log.insert(sign(&w, &ana, before.clone(), OpBody::Rotate, 3000)).unwrap();
+    // One batch: a rename concurrent with the rotation, then a chain of 100
+    // renames on top of it (each waits for the resolution at the batch's end).
+    let mut batch = vec![sign(&w, &cy, before, OpBody::Rename { display_name: "Cy 0".into() }, 3001)];
+    for t in 1..=100u64 {
+        let parent = batch.last().map(Op::id).unwrap();
+        batch.push(sign(&w, &cy, vec![parent], OpBody::Rename { display_name: format!("Cy {t}") }, 3001 + t));
+    }
+    let _ = w.log.insert_many(batch);
+    assert!(stored_by(&w.log, &cy) <= MEMBER_QUOTA, "{}", stored_by(&w.log, &cy));
+    // An organiser's quota is judged by its standing in the operation's past:
+    // Ana, an organiser, is not held to the plain member's.
+    let before = w.log.heads();
+    w.log.insert(sign(&w, &ana, before.clone(), OpBody::Rotate, 5000)).unwrap();
+    let mut batch = vec![sign(&w, &ana, before, OpBody::Rotate, 5001)];
+    for t in 1..=100u64 {
+        let parent = batch.last().map(Op::id).unwrap();
+        batch.push(sign(&w, &ana, vec![parent], OpBody::Rotate, 5001 + t));
+    }
+    let ana_before = stored_by(&w.log, &ana);
+    w.log.insert_many(batch).unwrap();
+    assert_eq!(stored_by(&w.log, &ana), ana_before + 101);
+}
+
 /// Ana (creator) adds Bo, then Cy, as organisers.
 fn two_more_organisers(w: &mut World) -> (IdentitySecret, IdentitySecret) {
     let ana = clone_id(&w.ana);
