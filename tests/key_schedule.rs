@@ -435,3 +435,63 @@ fn a_member_subscribes_to_the_new_topic_before_it_publishes_there() {
     let on_new_topic = outputs.iter().any(|o| matches!(o, Output::Publish { topic, .. } if *topic == new_topic));
     assert!(on_new_topic, "the announcement goes out on the new epoch's topic");
 }
+
+/// Found in the spec review (SPEC §2b.4): a member that has applied a
+/// removal but not yet received the new epoch's secret sent its presence
+/// (its transport id and addresses) under the old chain, which the member
+/// being removed still reads. Now presence waits with text for the new
+/// keys, and goes out under them.
+#[test]
+fn presence_waits_for_the_new_keys_after_a_removal() {
+    let (mut sim, circle) = circle(11, None, EngineConfig::default());
+    let removed = 3;
+    let mut rng = kolo::entropy::SeededEntropy::from_u64(5);
+    let now = sim.now;
+    let remove = Command::Remove { circle, member: member_of(&sim, removed) };
+    let from_remover = sim.nodes[0].engine.handle(now, Input::Command(remove), &mut rng);
+    let frames: Vec<Vec<u8>> = from_remover
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .collect();
+    // Bongani gets the Remove (a group frame) but not yet its EpochKey.
+    for f in frames.iter().filter(|f| f[1] == 0x01) {
+        let _ = sim.nodes[1].engine.handle(now, Input::Frame { circle, bytes: f.clone() }, &mut rng);
+    }
+    assert!(sim.nodes[1].engine.circle(&circle).unwrap().waiting_for_keys(), "bongani waits for the new keys");
+    let presence = Command::AnnouncePresence {
+        circle,
+        transport: b"bongani-transport".to_vec(),
+        addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+    };
+    let from_bongani = sim.nodes[1].engine.handle(now, Input::Command(presence), &mut rng);
+    let bongani = member_of(&sim, 1);
+    let published = |outputs: &[Output]| -> Vec<Vec<u8>> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Publish { frame, .. } => Some(frame.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for f in published(&from_bongani) {
+        let _ = sim.nodes[removed].engine.handle(now, Input::Frame { circle, bytes: f }, &mut rng);
+    }
+    let seen = sim.nodes[removed].engine.circle(&circle).unwrap().presence_of(&bongani).map(|p| p.transport.clone());
+    assert_ne!(seen.as_deref(), Some(&b"bongani-transport"[..]), "the member being removed read bongani's presence");
+    // Once the keys arrive the presence goes out, under them: chen reads it.
+    let mut after = Vec::new();
+    for f in &frames {
+        after.extend(sim.nodes[1].engine.handle(now, Input::Frame { circle, bytes: f.clone() }, &mut rng));
+        let _ = sim.nodes[2].engine.handle(now, Input::Frame { circle, bytes: f.clone() }, &mut rng);
+    }
+    assert!(!sim.nodes[1].engine.circle(&circle).unwrap().waiting_for_keys(), "bongani has the new keys");
+    for f in published(&after) {
+        let _ = sim.nodes[2].engine.handle(now, Input::Frame { circle, bytes: f }, &mut rng);
+    }
+    let seen = sim.nodes[2].engine.circle(&circle).unwrap().presence_of(&bongani).map(|p| p.transport.clone());
+    assert_eq!(seen.as_deref(), Some(&b"bongani-transport"[..]), "chen got bongani's presence under the new keys");
+}

@@ -711,6 +711,12 @@ impl CircleState {
         }
         // After a membership change, what people write waits for the new
         // epoch's keys: under the old ones a member just removed reads it.
+        // So does our presence (transport id and addresses), newest only.
+        if self.waiting_for_keys() && matches!(body, Body::Presence(_)) {
+            self.outbox.retain(|(held, _)| !matches!(held, Body::Presence(_)));
+            self.outbox.push((body, timer_secs));
+            return None;
+        }
         if self.waiting_for_keys() && matches!(body, Body::Text(_) | Body::Announcement(_)) {
             if self.outbox.len() >= MAX_OUTBOX {
                 ctx.event(Event::Error {

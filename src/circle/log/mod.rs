@@ -467,7 +467,7 @@ impl CircleLog {
         // Inserted but not yet placed in the causal order.
         let mut unplaced: HashSet<OpId> = HashSet::new();
         // Stored on signatures alone, to be judged by the final resolution.
-        let mut deferred: Vec<OpId> = Vec::new();
+        let mut deferred: HashSet<OpId> = HashSet::new();
         let mut pending = false;
         let mut first_error = None;
         let mut queue: VecDeque<Op> = ops.into();
@@ -497,13 +497,14 @@ impl CircleLog {
                 // It descends from an operation not placed yet (which passed
                 // every check, backdating included, so this one's past holds
                 // the settled set too): keep it with the signature checks
-                // and its quota now, and judge its causal authority from the
-                // one resolution at the end of the batch.
+                // and the larger quota now, and judge its causal authority
+                // and its author's own quota (by its standing in this past)
+                // from the one resolution at the end of the batch.
                 let within_quota = self.authored.get(&op.author).copied().unwrap_or(0) < policy::MAX_QUOTA;
                 match self.check_signatures(&op) {
                     Ok(()) if within_quota => {
                         unplaced.insert(id);
-                        deferred.push(id);
+                        deferred.insert(id);
                         added.push(id);
                         queue.extend(self.store(id, op));
                     }
@@ -531,25 +532,14 @@ impl CircleLog {
         }
         if !unplaced.is_empty() {
             self.res = Resolution::resolve(&self.ops);
-            // Deferred operations their author could not make are refused
-            // after all, with everything stored after them.
-            let refused: Vec<OpId> =
-                deferred.iter().filter(|id| self.res.causal_refused.contains(*id)).copied().collect();
-            if !refused.is_empty() {
-                first_error.get_or_insert(CircleError::Unauthorised("its author could not make it in its own past"));
-                let mut gone: HashSet<OpId> = refused.into_iter().collect();
-                loop {
-                    let more: Vec<OpId> = self
-                        .ops
-                        .iter()
-                        .filter(|(id, op)| !gone.contains(*id) && op.parents.iter().any(|p| gone.contains(p)))
-                        .map(|(id, _)| *id)
-                        .collect();
-                    if more.is_empty() {
-                        break;
-                    }
-                    gone.extend(more);
-                }
+            // Deferred operations their author could not make, or beyond
+            // its quota, are refused after all, with everything stored
+            // after them that descends from one.
+            let (gone, error) = self.refused_deferred(&added, &deferred);
+            if let Some(e) = error {
+                first_error.get_or_insert(e);
+            }
+            if !gone.is_empty() {
                 for id in &gone {
                     if let Some(op) = self.ops.remove(id)
                         && let Some(n) = self.authored.get_mut(&op.author)
@@ -569,6 +559,53 @@ impl CircleLog {
             };
         }
         Ok(InsertOutcome::Applied { changes: diff(&before, &self.res.roster, &added) })
+    }
+
+    /// After the resolution that ends a batch, which of the batch's
+    /// operations (`added`, in the order they were stored) are refused
+    /// after all, with the first reason: a deferred one whose author could
+    /// not make it in its own past (step 1), or that its author's quota
+    /// refuses by its standing in that past, and everything descending from
+    /// a refused one. Counted in arrival order, each operation against its
+    /// author's operations stored before it and not refused, as if each
+    /// had been checked on its own. Only batch operations can descend from
+    /// a deferred one, and `added` is a causal order: one pass finds them.
+    fn refused_deferred(&self, added: &[OpId], deferred: &HashSet<OpId>) -> (HashSet<OpId>, Option<CircleError>) {
+        // Each author's stored operations from before the batch.
+        let mut count: HashMap<MemberId, usize> = HashMap::new();
+        for op in added.iter().filter_map(|id| self.ops.get(id)) {
+            *count.entry(op.author).or_default() += 1;
+        }
+        for (author, n) in count.iter_mut() {
+            *n = self.authored.get(author).copied().unwrap_or(0).saturating_sub(*n);
+        }
+        let mut gone: HashSet<OpId> = HashSet::new();
+        let mut error = None;
+        for id in added {
+            let Some(op) = self.ops.get(id) else { continue };
+            if deferred.contains(id) {
+                let refused = if op.parents.iter().any(|p| gone.contains(p)) {
+                    true
+                } else if self.res.causal_refused.contains(id) {
+                    error.get_or_insert(CircleError::Unauthorised("its author could not make it in its own past"));
+                    true
+                } else {
+                    let bits = self.res.dag.ancestors_of_new(&op.parents);
+                    let role = self.res.causal.role_in(&op.author, &past_of(&bits));
+                    let over = count.get(&op.author).copied().unwrap_or(0) >= policy::quota(role);
+                    if over {
+                        error.get_or_insert(CircleError::QuotaExceeded);
+                    }
+                    over
+                };
+                if refused {
+                    gone.insert(*id);
+                    continue;
+                }
+            }
+            *count.entry(op.author).or_default() += 1;
+        }
+        (gone, error)
     }
 
     /// Keep a checked operation; returns the parked operations whose

@@ -81,7 +81,8 @@ pub const MEMBER_QUOTA: usize = 64;
 /// Most operations one organiser may author in a circle.
 pub const ORGANISER_QUOTA: usize = 2_000;
 
-/// The larger quota: what a batch checks before the author's role is known.
+/// The larger quota: what a batch checks before the author's role is known
+/// (its own quota is checked once the batch is resolved).
 pub(super) const MAX_QUOTA: usize = ORGANISER_QUOTA;
 
 /// The quota of an author who currently holds `role`.
