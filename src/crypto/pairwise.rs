@@ -295,7 +295,10 @@ impl XxResponder {
         rng: &mut dyn Entropy,
     ) -> Result<(Self, Vec<u8>), CryptoError> {
         let mut hs = xx_handshake(local, circle_id, invite_op, false, rng)?;
-        read(&mut hs, first_message)?;
+        // SPEC §8: message 1 is the joiner's ephemeral key alone.
+        if !read(&mut hs, first_message)?.is_empty() {
+            return Err(CryptoError::Handshake("join hello carries a payload"));
+        }
         let reply = write(&mut hs, payload)?;
         Ok((Self { hs, id: session_id(first_message) }, reply))
     }
@@ -500,6 +503,10 @@ mod tests {
         let (_, m2) = XxResponder::respond(&member.noise, &circle, &[3; 32], &m1, b"", &mut rng).unwrap();
         let (mut init2, _) = XxInitiator::start(&joiner.noise, &circle, &invite, &mut rng).unwrap();
         assert!(init2.read_reply(&m2).is_err());
+        // Message 1 with a payload is refused (SPEC §8: the ephemeral alone).
+        let mut hs = xx_handshake(&joiner.noise, &circle, &invite, true, &mut rng).unwrap();
+        let m1 = write(&mut hs, b"extra").unwrap();
+        assert!(XxResponder::respond(&member.noise, &circle, &invite, &m1, b"", &mut rng).is_err());
     }
 
     #[test]

@@ -324,3 +324,26 @@ fn a_chain_from_an_earlier_counter_replaces_one_not_yet_read_from() {
     let r = sim.nodes[2].engine.circle(&circle).unwrap().receiving.get(&key).unwrap();
     assert_eq!(r.chain.next_counter(), 1, "a replayed first distribution rewound a chain in use");
 }
+
+/// Found in the spec review: a log answered with LogOps went out in chunks
+/// that padded to 65,536 bytes, which no Noise message can carry (65,535
+/// at most), so every full chunk failed to send and a member missing more
+/// than ~32 KiB of log never repaired it. Every chunk of a full log now
+/// fits one handshake.
+#[test]
+fn every_chunk_of_a_full_log_fits_one_pairwise_handshake() {
+    use crate::crypto::pairwise::{KkContext, KkInitiator};
+    let ops: Vec<Vec<u8>> = (0..10_000u32).map(|i| vec![(i % 251) as u8; 845]).collect();
+    let chunks = super::circle_state::split_ops(ops);
+    assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 10_000);
+    let local = crate::identity::NoiseSecret::from_bytes([1; 32]);
+    let remote = crate::identity::NoiseSecret::from_bytes([2; 32]).public();
+    let context =
+        KkContext { circle_id: [3; 32], epoch: 1, initiator: MemberId([4; 32]), responder: MemberId([5; 32]) };
+    let mut rng = SeededEntropy::from_u64(1);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let padded = pad(&PairPayload::LogOps(chunk).encode()).unwrap();
+        assert!(padded.len() <= super::frames::MAX_PAIR_PADDED, "chunk {i}: {} bytes padded", padded.len());
+        assert!(KkInitiator::start(&local, &remote, &[6; 32], &context, &padded, &mut rng).is_ok(), "chunk {i}");
+    }
+}

@@ -802,7 +802,17 @@ impl CircleState {
         let their_tag = circle::pair_tag(self.secret(), &self.id(), member);
         let encoded = Zeroizing::new(payload.encode());
         let padded = match pad(&encoded) {
-            Ok(p) => Zeroizing::new(p),
+            Ok(p) if p.len() <= frames::MAX_PAIR_PADDED => Zeroizing::new(p),
+            Ok(p) => {
+                ctx.event(Event::Error {
+                    reason: format!(
+                        "pairwise payload too large: {} bytes padded, at most {}",
+                        p.len(),
+                        frames::MAX_PAIR_PADDED
+                    ),
+                });
+                return;
+            }
             Err(e) => {
                 ctx.event(Event::Error { reason: format!("pairwise payload too large: {e}") });
                 return;
@@ -1512,9 +1522,11 @@ impl Refusal {
     }
 }
 
-/// Split encoded ops into groups that fit one padded pairwise payload.
+/// Split encoded ops into groups that fit one padded pairwise payload:
+/// kind, `u16 n` and the length-prefixed ops, with the padding marker,
+/// within [`frames::MAX_PAIR_PADDED`].
 pub(super) fn split_ops(ops: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
-    let budget = wire::PADDING_BUCKETS[wire::PADDING_BUCKETS.len() - 1] - 1024;
+    let budget = frames::MAX_PAIR_PADDED - 1 - 3;
     let mut chunks = Vec::new();
     let mut current = Vec::new();
     let mut size = 0;

@@ -16,6 +16,10 @@ pub const MAX_SYNC_ITEMS: usize = 100_000;
 pub const MAX_LOG_OPS: usize = 10_000;
 pub const MAX_HEADS: usize = 16;
 pub const TAG_LEN: usize = 16;
+/// The largest padded pairwise payload (SPEC §5.3, §6.3): it rides in the
+/// first message of a KK handshake, 32 + padded + 16 bytes, and a Noise
+/// message is at most 65,535 bytes, so the 65,536 bucket never holds one.
+pub const MAX_PAIR_PADDED: usize = 32 * 1024;
 
 pub type Tag = [u8; TAG_LEN];
 
@@ -401,9 +405,13 @@ pub fn parse_direct(bytes: &[u8]) -> Result<DirectFrame<'_>, WireError> {
         frame_type::JOIN_REPLY => DirectFrame::JoinReply { noise: r.rest() },
         frame_type::JOIN_REQUEST => DirectFrame::JoinRequest { noise: r.rest() },
         frame_type::JOIN_REFUSED => {
-            let frame = DirectFrame::JoinRefused { invite_op: r.array()?, reason: r.u8()? };
+            let invite_op = r.array()?;
+            let reason = r.u8()?;
+            if !(REFUSED_USED..=REFUSED_REVOKED).contains(&reason) {
+                return Err(WireError::UnknownCode { what: "join refusal reason", code: reason });
+            }
             r.finish()?;
-            frame
+            DirectFrame::JoinRefused { invite_op, reason }
         }
         frame_type::JOIN_ANSWER => {
             DirectFrame::JoinAnswer { nonce: r.u64()?, header: &bytes[..10], ciphertext: r.rest() }
@@ -484,7 +492,14 @@ impl JoinAnswer {
                 chain: Zeroizing::new(r.bytes32("chain", 4096)?.to_vec()),
                 ops: decode_ops(&mut r)?,
             },
-            2 => JoinAnswer::Refused { fatal: r.u8()? != 0, reason: r.str16("reason", 500)? },
+            2 => {
+                let fatal = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    code => return Err(WireError::UnknownCode { what: "join refusal flag", code }),
+                };
+                JoinAnswer::Refused { fatal, reason: r.str16("reason", 500)? }
+            }
             code => {
                 return Err(WireError::UnknownCode { what: "join answer", code });
             }
@@ -608,6 +623,23 @@ mod tests {
         assert!(frame_mac_valid(&s, &[5; 32], &[6; 32]));
         let s = encode_sync_response(&[b"a", b"bc"]);
         assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncResponse { frames: vec![b"a", b"bc"] });
+    }
+
+    /// Strict decoding (SPEC §1): a refusal reason or flag outside its
+    /// set is an error, never read as some default.
+    #[test]
+    fn codes_outside_their_set_are_refused() {
+        for reason in [REFUSED_USED, REFUSED_EXPIRED, REFUSED_UNPROVEN, REFUSED_REVOKED] {
+            assert!(parse_direct(&encode_join_refused(&[1; 32], reason)).is_ok());
+        }
+        for reason in [0u8, 5, 255] {
+            assert!(parse_direct(&encode_join_refused(&[1; 32], reason)).is_err(), "reason {reason}");
+        }
+        let refused = JoinAnswer::Refused { fatal: true, reason: "no".into() }.encode();
+        assert!(JoinAnswer::decode(&refused).is_ok());
+        let mut odd = refused.clone();
+        odd[1] = 2;
+        assert!(JoinAnswer::decode(&odd).is_err());
     }
 
     proptest! {

@@ -460,6 +460,12 @@ fn admit(
     if op.verify_signatures(&state.id(), Some(&invite_public)).is_err() {
         return refuse("join request signatures do not verify");
     }
+    // Check before the Admit is signed: once it is, the invite is used,
+    // and a welcome too large to send would leave the joiner with nothing.
+    let log_bytes: usize = state.log.ops_in_order().into_iter().map(|o| o.encode().len() + 4).sum();
+    if !welcome_fits(log_bytes) {
+        return refuse("this circle's log is too large to send to a newcomer in one welcome");
+    }
     let joiner = op.author;
     if let Err(e) = super::author_op(state, ctx, OpBody::Admit { join: Box::new(op) }) {
         return refuse(&format!("the circle did not accept this join: {e}"));
@@ -481,6 +487,15 @@ fn welcome(state: &CircleState, ctx: &Ctx<'_>) -> JoinAnswer {
     let (circle_secret, epoch_meta) =
         (zeroize::Zeroizing::new(*state.secret), zeroize::Zeroizing::new(*state.secret()));
     JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops }
+}
+
+/// Whether a welcome carrying a log of `log_bytes` (its encoded operations
+/// with their length prefixes), plus the Admit about to be signed, fits one
+/// JOIN_ANSWER (SPEC §8): header and tag 26 bytes, the Welcome's fixed
+/// fields 107, the admitter's chain at most 4096.
+fn welcome_fits(log_bytes: usize) -> bool {
+    const FIXED: usize = 26 + 107 + 4 + 4096;
+    log_bytes + 4 + crate::circle::op::MAX_OP_BYTES + FIXED <= frames::MAX_DIRECT_FRAME
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {
@@ -588,5 +603,34 @@ mod tests {
         let answer = direct_frame(&ana.handle(later, Input::Direct { circle, peer: 2, bytes: request }, &mut rng));
         let out = bo.handle(later, Input::Direct { circle, peer: 1, bytes: answer }, &mut rng);
         assert!(events(&out).iter().any(|e| matches!(e, Event::Joined { .. })), "{:?}", events(&out));
+    }
+
+    /// Found in the spec review: a log too large for one JOIN_ANSWER (4 MiB)
+    /// was found out only after the Admit was signed, so the invite was
+    /// used and the joiner got nothing. The bound is checked first now,
+    /// and it holds for the largest welcome it lets through.
+    #[test]
+    fn the_welcome_bound_is_checked_before_admitting() {
+        use crate::engine::frames::{JoinAnswer, MAX_DIRECT_FRAME};
+        assert!(super::welcome_fits(1_000_000));
+        assert!(!super::welcome_fits(MAX_DIRECT_FRAME));
+        let mut largest = 0;
+        while super::welcome_fits(largest + 1024) {
+            largest += 1024;
+        }
+        // A log of exactly that size, in 1,024-byte ops, with an Admit of
+        // the largest size and a chain of the largest size.
+        let mut ops: Vec<Vec<u8>> = vec![vec![7u8; 1020]; largest / 1024];
+        ops.push(vec![8u8; crate::circle::op::MAX_OP_BYTES]);
+        let welcome = JoinAnswer::Welcome {
+            circle_secret: zeroize::Zeroizing::new([1; 32]),
+            epoch: 3,
+            raiser: [2; 32],
+            epoch_meta: zeroize::Zeroizing::new([3; 32]),
+            chain: zeroize::Zeroizing::new(vec![4u8; 4096]),
+            ops,
+        }
+        .encode();
+        assert!(welcome.len() + 26 <= MAX_DIRECT_FRAME, "{} bytes", welcome.len() + 26);
     }
 }
