@@ -34,6 +34,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("join.json", join_vectors()),
         ("sync.json", sync_vectors()),
         ("refusals.json", refusal_vectors()),
+        ("payloads.json", payload_vectors()),
     ]
 }
 
@@ -973,6 +974,134 @@ fn sync_vectors() -> Value {
     })
 }
 
+/// Every plaintext kind (SPEC §5.4) and every pairwise payload kind (§6.3),
+/// encoded and padded; a PAIR_HELLO carrying a padded SenderKey; the
+/// generation-0 network key of a circle secret (§4.1); and an invite code
+/// built from the Invite operation of `operations.json` (§4.4).
+fn payload_vectors() -> Value {
+    use crate::engine::frames::{self, PairFrame, PairPayload};
+    use crate::engine::message::Presence;
+    let circle_id = seed(0xc0);
+    let sender = MemberId(seed(0xc1));
+    let inner =
+        |body: Body| Inner { circle_id, sender, epoch: 5, sent_at_ms: 1_700_400_000_000, timer_secs: 600, body };
+    let bodies = vec![
+        ("text", Body::Text("We meet at the library.".into())),
+        (
+            "announcement",
+            Body::Announcement(Announcement {
+                title: "Moved".into(),
+                when: "Sunday 10:00".into(),
+                place: "the library".into(),
+                details: String::new(),
+                supersedes: None,
+            }),
+        ),
+        ("ack", Body::Ack([0xc2; 16])),
+        ("operation", Body::Op(vec![0xc3; 40])),
+        (
+            "presence",
+            Body::Presence(Presence { transport: vec![0xc4; 38], addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()] }),
+        ),
+        ("pairwise_key", Body::Prekey { id: 3, public: seed(0xc5) }),
+    ];
+    let mut plaintexts = Vec::new();
+    for (name, body) in bodies {
+        let encoded = inner(body).encode();
+        let Ok(padded) = pad(&encoded) else {
+            return Value::Null;
+        };
+        plaintexts
+            .push(json!({ "kind": name, "code": encoded[0], "encoded": hex(&encoded), "padded_len": padded.len() }));
+    }
+    let Some(chain) = chain_from(seed(0xc6), seed(0xc7), 5) else {
+        return Value::Null;
+    };
+    let context = seed(0xc8);
+    let owner_proof = chain.sign(&frames::chain_owner_message(&circle_id, &sender, 5, &context));
+    let sender_key = PairPayload::SenderKey {
+        distribution: chain.distribution(),
+        context,
+        owner_proof,
+        previous: None,
+        heads: vec![seed(0xc9)],
+    };
+    let payloads = vec![
+        ("sender_key", sender_key.encode()),
+        ("log_request", PairPayload::LogRequest.encode()),
+        ("log_ops", PairPayload::LogOps(vec![vec![0xca; 10], vec![0xcb; 3]]).encode()),
+        (
+            "epoch_key",
+            PairPayload::EpochKey { epoch: 6, raiser: seed(0xcc), secret: zeroize::Zeroizing::new(seed(0xcd)) }
+                .encode(),
+        ),
+        ("chain_request", PairPayload::ChainRequest.encode()),
+    ];
+    let pair_payloads: Vec<Value> =
+        payloads.iter().map(|(name, bytes)| json!({ "kind": name, "code": bytes[0], "encoded": hex(bytes) })).collect();
+    // The padded SenderKey in a PAIR_HELLO between the pairwise fixture's members.
+    let PairwiseFixture { a_noise, b_noise, psk, context: kk } = pairwise_fixture();
+    let Ok(padded) = pad(&sender_key.encode()) else {
+        return Value::Null;
+    };
+    let mut rng = SeededEntropy::new(seed(0xce));
+    let Ok((_, noise)) = KkInitiator::start(&a_noise, &b_noise.public(), &psk, &kk, &padded, &mut rng) else {
+        return Value::Null;
+    };
+    let meta = seed(0xcf);
+    let hello = frames::encode_hello(&PairFrame {
+        to: crate::circle::pair_tag(&meta, &kk.circle_id, &kk.responder),
+        from: crate::circle::pair_tag(&meta, &kk.circle_id, &kk.initiator),
+        epoch: kk.epoch,
+        to_key: 0,
+        noise: &noise,
+    });
+    let pair_hello = frames::add_frame_mac(hello, &meta, &kk.circle_id, kk.epoch);
+    // Generation 0's network key, and an invite for the Invite operation.
+    let circle_secret = seed(0xd0);
+    let ops = operation_vectors();
+    let (Some(cid), Some(invite_op)) = (ops["circle_id"].as_str(), ops["invite"]["op_id"].as_str()) else {
+        return Value::Null;
+    };
+    let from_hex = |s: &str| -> Option<[u8; 32]> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+            .try_into()
+            .ok()
+    };
+    let (Some(cid), Some(invite_op)) = (from_hex(cid), from_hex(invite_op)) else {
+        return Value::Null;
+    };
+    let network_key = crate::circle::network_key(&circle_secret, &cid);
+    let code = InviteCode {
+        circle_id: cid,
+        network_key,
+        invite_op,
+        secret: InviteSecret::from_seed(&seed(7)),
+        expires_at_ms: 1_700_000_600_000,
+        inviter: IdentitySecret::from_seed(&seed(1)).member_id(),
+        addresses: vec!["/ip4/127.0.0.1/tcp/4001".into(), "/ip4/127.0.0.1/tcp/4002".into()],
+    };
+    json!({
+        "description": "every plaintext kind (inner encoding, SPEC §5.4, with the padded size), every pairwise payload kind (§6.3), a PAIR_HELLO carrying the padded SenderKey (the initiator, responder, psk and prologue of pairwise.json, tags and frame key from `meta`), generation 0's network key of a circle secret (§4.1), and the invite code for the Invite operation of operations.json (its circle, op id and invite seed, §4.4)",
+        "circle_id": hex(&circle_id),
+        "sender": hex(sender.as_bytes()),
+        "plaintexts": plaintexts,
+        "pair_payloads": pair_payloads,
+        "sender_key_chain_signing_seed": hex(&seed(0xc6)),
+        "sender_key_chain_key": hex(&seed(0xc7)),
+        "pair_hello_initiator_ephemeral_secret": hex(&ephemeral_for(seed(0xce))),
+        "pair_hello_meta": hex(&meta),
+        "pair_hello_sender_key": hex(&pair_hello),
+        "circle_secret": hex(&circle_secret),
+        "network_key_generation_0": hex(&network_key),
+        "invite_for_operation": { "circle_id": hex(&cid), "invite_op": hex(&invite_op), "invite_seed": hex(&seed(7)),
+                                  "expires_at_ms": 1_700_000_600_000u64, "network_key": hex(&network_key),
+                                  "code": code.encode() },
+    })
+}
+
 /// `a + b` for 256-bit little-endian integers (no carry out: the callers'
 /// sums stay below 2^256).
 fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
@@ -1020,8 +1149,36 @@ fn refusal_vectors() -> Value {
         return Value::Null;
     };
     let trailing = [genesis.encode(), vec![0]].concat();
+    // Invite codes (SPEC §4.4): a valid one, the same with non-zero bits
+    // after its last whole byte, and one with a byte after its addresses
+    // (its checksum recomputed, so only the strict decoding refuses it).
+    let invite = InviteCode {
+        circle_id: seed(3),
+        network_key: seed(10),
+        invite_op: seed(11),
+        secret: InviteSecret::from_seed(&seed(7)),
+        expires_at_ms: 1_700_000_600_000,
+        inviter: MemberId(seed(12)),
+        addresses: vec![],
+    };
+    let valid_code = invite.encode();
+    let prefix = crate::circle::invite::INVITE_PREFIX;
+    let Some(raw) = crate::circle::invite::base32_decode(&valid_code[prefix.len()..]) else {
+        return Value::Null;
+    };
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let last = valid_code.as_bytes()[valid_code.len() - 1];
+    let Some(v) = ALPHABET.iter().position(|a| *a == last) else {
+        return Value::Null;
+    };
+    let trailing_bits = format!("{}{}", &valid_code[..valid_code.len() - 1], ALPHABET[v ^ 1] as char);
+    let mut content = raw[..raw.len() - 4].to_vec();
+    content.push(0);
+    let sum = crate::crypto::kdf::hash(b"kolo/v1/invite-checksum", &[&content]);
+    content.extend_from_slice(&sum[..4]);
+    let trailing_byte_code = format!("{prefix}{}", crate::circle::invite::base32_encode(&content));
     json!({
-        "description": "inputs that must be refused: Ed25519 with S + L (non-canonical S), a small-order public key (the identity point) with R = identity and S = 0, which the cofactorless equation accepts for any message (SPEC §1); paddings that are not canonical (SPEC §5.3); an operation followed by one byte (strict decoding, SPEC §1)",
+        "description": "inputs that must be refused: Ed25519 with S + L (non-canonical S), a small-order public key (the identity point) with R = identity and S = 0, which the cofactorless equation accepts for any message (SPEC §1); paddings that are not canonical (SPEC §5.3); an operation followed by one byte (strict decoding, SPEC §1.1); an invite code with non-zero trailing base32 bits, and one with a byte after its addresses under a correct checksum (SPEC §4.4)",
         "signer_seed": hex(&seed(1)),
         "signer_public": hex(id.member_id().as_bytes()),
         "message_utf8": String::from_utf8_lossy(message),
@@ -1035,6 +1192,9 @@ fn refusal_vectors() -> Value {
         "padding_wrong_marker": hex(&wrong_marker),
         "operation": hex(&genesis.encode()),
         "operation_with_trailing_byte": hex(&trailing),
+        "invite_code": valid_code,
+        "invite_code_nonzero_trailing_bits": trailing_bits,
+        "invite_code_trailing_byte": trailing_byte_code,
     })
 }
 
@@ -1180,5 +1340,45 @@ mod tests {
         let log = CircleLog::from_ops(ops).unwrap();
         assert_eq!(log.epoch(), epoch);
         assert!(log.is_member(&IdentitySecret::from_seed(&seed(0xa4)).member_id()));
+    }
+
+    /// `payloads.json` holds every plaintext kind of SPEC §5.4 and every
+    /// pairwise payload kind of §6.3, each decoding to its kind, and its
+    /// PAIR_HELLO opens to the SenderKey with the responder's key.
+    #[test]
+    fn the_payload_vector_has_every_kind_and_each_decodes() {
+        use crate::engine::frames::{self, PairPayload};
+        let v = payload_vectors();
+        let from_hex = |s: &str| -> Vec<u8> {
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        };
+        let mut codes: Vec<u8> = Vec::new();
+        for p in v["plaintexts"].as_array().unwrap() {
+            let bytes = from_hex(p["encoded"].as_str().unwrap());
+            let inner = Inner::decode(&bytes).unwrap();
+            assert_eq!(inner.body.code(), bytes[0]);
+            codes.push(bytes[0]);
+        }
+        assert_eq!(codes, (1..=6).collect::<Vec<u8>>(), "every plaintext kind of SPEC §5.4");
+        let mut codes: Vec<u8> = Vec::new();
+        for p in v["pair_payloads"].as_array().unwrap() {
+            let bytes = from_hex(p["encoded"].as_str().unwrap());
+            assert!(PairPayload::decode(&bytes).is_ok(), "{}", p["kind"]);
+            codes.push(bytes[0]);
+        }
+        assert_eq!(codes, (1..=5).collect::<Vec<u8>>(), "every pairwise payload kind of SPEC §6.3");
+        let PairwiseFixture { a_noise, b_noise, psk, context } = pairwise_fixture();
+        let hello = from_hex(v["pair_hello_sender_key"].as_str().unwrap());
+        let meta: [u8; 32] = from_hex(v["pair_hello_meta"].as_str().unwrap()).try_into().unwrap();
+        assert!(frames::frame_mac_valid(&hello, &meta, &context.circle_id));
+        let frame = frames::parse_pair(&hello).unwrap();
+        let mut rng = SeededEntropy::new(seed(0));
+        let (_, padded, _) =
+            kk_respond(&b_noise, &a_noise.public(), &psk, &context, frame.noise, &[], &mut rng).unwrap();
+        let payload = PairPayload::decode(crate::wire::unpad(&padded).unwrap()).unwrap();
+        assert!(matches!(payload, PairPayload::SenderKey { .. }));
+        let code = v["invite_for_operation"]["code"].as_str().unwrap();
+        let parsed = InviteCode::parse(code).unwrap();
+        assert_eq!(hex(&parsed.invite_op), v["invite_for_operation"]["invite_op"].as_str().unwrap());
     }
 }

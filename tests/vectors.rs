@@ -173,4 +173,8 @@ fn refusal_vectors_are_refused() {
     }
     assert!(kolo::circle::Op::decode(&unhex("operation")).is_ok());
     assert!(kolo::circle::Op::decode(&unhex("operation_with_trailing_byte")).is_err());
+    let code = |k: &str| kolo::circle::InviteCode::parse(v[k].as_str().unwrap());
+    assert!(code("invite_code").is_ok());
+    assert!(code("invite_code_nonzero_trailing_bits").is_err());
+    assert!(code("invite_code_trailing_byte").is_err());
 }

@@ -67,7 +67,7 @@ pub struct Presence {
 pub const MAX_PRESENCE_ADDRESSES: usize = 16;
 
 impl Body {
-    fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         match self {
             Body::Text(_) => 1,
             Body::Announcement(_) => 2,
