@@ -985,7 +985,7 @@ fn payload_vectors() -> Value {
     let sender = MemberId(seed(0xc1));
     let inner =
         |body: Body| Inner { circle_id, sender, epoch: 5, sent_at_ms: 1_700_400_000_000, timer_secs: 600, body };
-    let bodies = vec![
+    let bodies = [
         ("text", Body::Text("We meet at the library.".into())),
         (
             "announcement",
@@ -1026,7 +1026,7 @@ fn payload_vectors() -> Value {
         previous: None,
         heads: vec![seed(0xc9)],
     };
-    let payloads = vec![
+    let payloads = [
         ("sender_key", sender_key.encode()),
         ("log_request", PairPayload::LogRequest.encode()),
         ("log_ops", PairPayload::LogOps(vec![vec![0xca; 10], vec![0xcb; 3]]).encode()),
