@@ -1163,7 +1163,7 @@ fn refusal_vectors() -> Value {
     };
     let valid_code = invite.encode();
     let prefix = crate::circle::invite::INVITE_PREFIX;
-    let Some(raw) = crate::circle::invite::base32_decode(&valid_code[prefix.len()..]) else {
+    let Some(raw) = crate::wire::text::base32_decode(&valid_code[prefix.len()..]) else {
         return Value::Null;
     };
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -1176,7 +1176,7 @@ fn refusal_vectors() -> Value {
     content.push(0);
     let sum = crate::crypto::kdf::hash(b"kolo/v1/invite-checksum", &[&content]);
     content.extend_from_slice(&sum[..4]);
-    let trailing_byte_code = format!("{prefix}{}", crate::circle::invite::base32_encode(&content));
+    let trailing_byte_code = format!("{prefix}{}", crate::wire::text::base32(&content, crate::wire::text::Case::Lower));
     json!({
         "description": "inputs that must be refused: Ed25519 with S + L (non-canonical S), a small-order public key (the identity point) with R = identity and S = 0, which the cofactorless equation accepts for any message (SPEC §1); paddings that are not canonical (SPEC §5.3); an operation followed by one byte (strict decoding, SPEC §1.1); an invite code with non-zero trailing base32 bits, and one with a byte after its addresses under a correct checksum (SPEC §4.4)",
         "signer_seed": hex(&seed(1)),

@@ -12,6 +12,7 @@ use super::{CircleError, CircleId, OpId};
 use crate::crypto::kdf::hash;
 use crate::entropy::{Entropy, random_array};
 use crate::identity::MemberId;
+use crate::wire::text::{Case, base32, base32_decode};
 use crate::wire::{Reader, Writer};
 
 pub const INVITE_PREFIX: &str = "kolo1-";
@@ -90,7 +91,7 @@ impl InviteCode {
         let mut bytes = w.finish();
         let sum = hash(LABEL_CHECKSUM, &[&bytes]);
         bytes.extend_from_slice(&sum[..4]);
-        let text = format!("{INVITE_PREFIX}{}", base32_encode(&bytes));
+        let text = format!("{INVITE_PREFIX}{}", base32(&bytes, Case::Lower));
         bytes.zeroize();
         text
     }
@@ -144,48 +145,6 @@ impl InviteCode {
     }
 }
 
-const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-/// RFC 4648 base32, lowercase, no padding.
-pub fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-/// Inverse of [`base32_encode`]; `None` on a character outside the
-/// alphabet or non-zero trailing bits.
-pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    if buffer != 0 || bits >= 5 {
-        return None;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -236,7 +195,7 @@ mod tests {
     fn with_checksum(mut content: Vec<u8>) -> String {
         let sum = hash(LABEL_CHECKSUM, &[&content]);
         content.extend_from_slice(&sum[..4]);
-        format!("{INVITE_PREFIX}{}", base32_encode(&content))
+        format!("{INVITE_PREFIX}{}", base32(&content, Case::Lower))
     }
 
     /// The fixed fields of [`code`]'s binary form (version to inviter).
@@ -245,6 +204,8 @@ mod tests {
         let bytes = base32_decode(&text[INVITE_PREFIX.len()..]).unwrap();
         bytes[..1 + 4 * 32 + 8 + 32].to_vec()
     }
+
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
     fn corrupt(text: &str) -> bool {
         matches!(InviteCode::parse(text), Err(CircleError::InviteCorrupt))
@@ -304,7 +265,7 @@ mod tests {
     proptest! {
         #[test]
         fn base32_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
-            prop_assert_eq!(base32_decode(&base32_encode(&bytes)), Some(bytes));
+            prop_assert_eq!(base32_decode(&base32(&bytes, Case::Lower)), Some(bytes));
         }
 
         #[test]

@@ -161,7 +161,7 @@ type Answer = (Tag, Result<crate::api::Answer, String>);
 /// The OSC 52 sequence that asks the terminal to put `text` on the system
 /// clipboard ("c", base64 payload). Terminals that do not allow it ignore it.
 pub fn osc52(text: &str) -> String {
-    format!("\x1b]52;c;{}\x07", crate::net::tor::keys::base64(text.as_bytes()))
+    format!("\x1b]52;c;{}\x07", crate::wire::text::base64(text.as_bytes()))
 }
 
 /// Run the terminal client until the user quits, the node goes away, or

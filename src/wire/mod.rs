@@ -11,6 +11,7 @@
 
 mod codec;
 mod padding;
+pub mod text;
 
 pub use codec::{Reader, Writer};
 pub use padding::{PADDING_BUCKETS, pad, unpad};

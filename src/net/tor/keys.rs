@@ -13,49 +13,9 @@ use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::kdf;
+use crate::wire::text::{Case, base32, base64};
 
 const CLIENT_AUTH_LABEL: &[u8] = b"kolo/v2/tor-client-auth";
-
-/// RFC 4648 base32 without padding, lowercase (onion addresses) or
-/// uppercase (what tor's control port prints).
-pub fn base32(bytes: &[u8], lower: bool) -> String {
-    let alphabet: &[u8; 32] =
-        if lower { b"abcdefghijklmnopqrstuvwxyz234567" } else { b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" };
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let mut buffer: u32 = 0;
-    let mut bits = 0;
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(alphabet[((buffer >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(alphabet[((buffer << (5 - bits)) & 31) as usize]));
-    }
-    buffer.zeroize();
-    out
-}
-
-/// Standard base64 with padding (what tor's control port takes).
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// A member's onion service key for one circle: a 32-byte Ed25519 seed.
 /// Zeroized on drop; no `Debug`.
@@ -104,7 +64,7 @@ impl ClientAuth {
 
     /// `ClientAuthV3=` value: base32 of the public key.
     pub fn public_base32(&self) -> String {
-        base32(&self.public, false)
+        base32(&self.public, Case::Upper)
     }
 
     /// `ONION_CLIENT_AUTH_ADD` value: `x25519:<base64 of the secret key>`.
@@ -117,31 +77,6 @@ impl ClientAuth {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base32_matches_rfc4648_vectors() {
-        assert_eq!(base32(b"", true), "");
-        assert_eq!(base32(b"f", false), "MY");
-        assert_eq!(base32(b"fo", false), "MZXQ");
-        assert_eq!(base32(b"foo", false), "MZXW6");
-        assert_eq!(base32(b"foob", false), "MZXW6YQ");
-        assert_eq!(base32(b"fooba", false), "MZXW6YTB");
-        assert_eq!(base32(b"foobar", true), "mzxw6ytboi");
-        // An onion address is 35 bytes: 56 characters.
-        assert_eq!(base32(&[0u8; 35], true).len(), 56);
-        // A client-auth key is 32 bytes: 52 characters.
-        assert_eq!(base32(&[0u8; 32], false).len(), 52);
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64(&[0u8; 64]).len(), 88);
-    }
 
     #[test]
     fn onion_blob_is_the_clamped_expanded_key() {

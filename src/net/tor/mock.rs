@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::keys::base32;
+use crate::wire::text::{Case, base32, base64_decode};
 
 /// Most lines a mock control connection handles; bounds test loops.
 const MAX_COMMANDS: usize = 10_000;
@@ -51,34 +51,11 @@ impl Drop for MockTor {
     }
 }
 
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buffer: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 /// The base32 public key matching an `x25519:<base64 secret>` blob.
 fn public_of(secret_blob: &str) -> Option<String> {
-    let bytes: [u8; 32] = decode_base64(secret_blob.strip_prefix("x25519:")?)?.try_into().ok()?;
+    let bytes: [u8; 32] = base64_decode(secret_blob.strip_prefix("x25519:")?)?.try_into().ok()?;
     let secret = x25519_dalek::StaticSecret::from(bytes);
-    Some(base32(x25519_dalek::PublicKey::from(&secret).as_bytes(), false))
+    Some(base32(x25519_dalek::PublicKey::from(&secret).as_bytes(), Case::Upper))
 }
 
 impl MockTorNetwork {
@@ -242,7 +219,7 @@ impl MockTorNetwork {
         let mut raw = [0u8; 35];
         raw[..32].copy_from_slice(&digest);
         raw[34] = 3;
-        let id = base32(&raw, true);
+        let id = base32(&raw, Case::Lower);
         let Ok(mut services) = self.services.lock() else { return "551 Internal error\r\n".into() };
         if services.keys().any(|(i, _)| *i == id) {
             return "550 Onion address collision\r\n".into();

@@ -30,8 +30,9 @@ use libp2p::{Multiaddr, Transport, tcp};
 
 use super::TorError;
 use super::control::TorControl;
-use super::keys::{ClientAuth, base32};
+use super::keys::ClientAuth;
 use super::socks::{self, Isolation};
+use crate::wire::text::{Case, base32};
 
 /// `/onion3/<id>:<port>` split into the service id and port.
 pub fn onion_parts(address: &Multiaddr) -> Option<(String, u16)> {
@@ -42,7 +43,7 @@ pub fn onion_parts(address: &Multiaddr) -> Option<(String, u16)> {
         return None;
     }
     match first {
-        Protocol::Onion3(a) => Some((base32(a.hash(), true), a.port())),
+        Protocol::Onion3(a) => Some((base32(a.hash(), Case::Lower), a.port())),
         _ => None,
     }
 }
