@@ -881,3 +881,52 @@ fn a_long_invite_is_shown_whole_its_qr_only_where_it_fits_and_it_can_be_copied()
     assert_eq!(osc52("kolo"), "\x1b]52;c;a29sbw==\x07");
     assert_eq!(osc52("kol"), "\x1b]52;c;a29s\x07");
 }
+
+/// Issue 16 item 14: tab completes commands and members' names, and never
+/// switches circles with text typed (it would be sent to the other
+/// circle); `/search` shows only the messages that contain a word.
+#[test]
+fn tab_completes_commands_and_names_and_search_filters_messages() {
+    let mut node = FakeNode::riverside();
+    let mut app = started(&mut node);
+    let circle = app.circle().map(|c| c.name.clone());
+    type_text(&mut app, &mut node, "/ver");
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    assert_eq!(app.input.text(), "/verify ");
+    type_text(&mut app, &mut node, "bon");
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    assert_eq!(app.input.text(), "/verify Bongani");
+    press(&mut app, &mut node, ctrl('u'), T0);
+    // Several commands start with "a": extended to the common part, listed.
+    type_text(&mut app, &mut node, "/a");
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    assert_eq!(app.input.text(), "/a");
+    let notice = app.notice.as_ref().map(|n| n.text.clone()).unwrap_or_default();
+    assert!(notice.contains("accept") && notice.contains("announce") && notice.contains("ack"), "{notice}");
+    press(&mut app, &mut node, ctrl('u'), T0);
+    // A name inside a message.
+    type_text(&mut app, &mut node, "thanks ch");
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    assert_eq!(app.input.text(), "thanks Chen ");
+    // Nothing to complete: the text stays, and so does the circle.
+    type_text(&mut app, &mut node, "zz");
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    assert_eq!(app.input.text(), "thanks Chen zz");
+    assert_eq!(app.circle().map(|c| c.name.clone()), circle, "tab with text typed switched circles");
+    press(&mut app, &mut node, ctrl('u'), T0);
+    // On an empty line tab still switches circles.
+    press(&mut app, &mut node, key(KeyCode::Tab), T0);
+    assert_ne!(app.circle().map(|c| c.name.clone()), circle);
+    press(&mut app, &mut node, key(KeyCode::BackTab), T0);
+    assert_eq!(app.circle().map(|c| c.name.clone()), circle);
+    // Search.
+    type_text(&mut app, &mut node, "/search banner");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    let text = screen(&app, 120, 36, T0 + 600_000);
+    assert!(text.contains("bring the banner"), "{text}");
+    assert!(!text.contains("phones off"), "a message without the word still shows:\n{text}");
+    type_text(&mut app, &mut node, "/search");
+    press(&mut app, &mut node, key(KeyCode::Enter), T0);
+    let text = screen(&app, 120, 36, T0 + 600_000);
+    assert!(text.contains("phones off") && text.contains("bring the banner"), "{text}");
+}

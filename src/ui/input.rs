@@ -50,6 +50,23 @@ impl Input {
         self.text[self.cursor..].graphemes(true).next().map_or(self.cursor, |g| self.cursor + g.len())
     }
 
+    /// The text before the cursor.
+    pub fn before_cursor(&self) -> &str {
+        &self.text[..self.cursor]
+    }
+
+    /// Replace the last `len` bytes before the cursor (a completion's
+    /// prefix) with `with`.
+    pub fn replace_before_cursor(&mut self, len: usize, with: &str) {
+        let start = self.cursor.saturating_sub(len);
+        if !self.text.is_char_boundary(start) {
+            return;
+        }
+        self.text.replace_range(start..self.cursor, with);
+        self.cursor = start + with.len();
+        self.recall = None;
+    }
+
     pub fn backspace(&mut self) {
         let start = self.previous_boundary();
         self.text.replace_range(start..self.cursor, "");

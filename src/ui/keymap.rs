@@ -91,7 +91,7 @@ impl Action {
             Action::Help => "show or hide this help",
             Action::Send => "send the message (or run a /command)",
             Action::NewLine => "start a new line in the message",
-            Action::NextCircle => "next circle",
+            Action::NextCircle => "complete a command or name; on an empty line, next circle",
             Action::PrevCircle => "previous circle",
             Action::ScrollUp => "scroll messages up",
             Action::ScrollDown => "scroll messages down",

@@ -114,6 +114,8 @@ pub struct Circle {
     /// Index into `messages` of the message the trainer view inspects.
     pub selected: Option<usize>,
     pub catch_up_until_ms: Option<u64>,
+    /// `/search`: only messages containing this (case-insensitive) show.
+    pub search: Option<String>,
 }
 
 impl Circle {
@@ -260,6 +262,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/accept NAME", "accept a member's changed key (after verifying)"),
     ("/remove NAME", "remove a member (asks first); everyone's keys are replaced"),
     ("/ack", "acknowledge the pinned announcement: the circle sees you read it"),
+    ("/search [TEXT]", "show only messages containing TEXT; /search alone shows all"),
     ("/leave [force]", "leave this circle (asks first); the others see you go"),
     ("/panic", "destroy this profile now (asks first)"),
     ("/quit", "close kolo (you stay in your circles)"),
@@ -502,6 +505,14 @@ impl App {
             Action::DeleteToEnd => self.input.delete_to_line_end(),
             Action::Send => return self.submit(),
             Action::NewLine => self.input.insert('\n'),
+            // Tab completes what is being typed; on an empty line (or with
+            // nothing to complete) it switches circles.
+            Action::NextCircle if !self.input.is_empty() => {
+                // Never switch with text typed: it would go to another circle.
+                if !self.complete() {
+                    self.info("nothing to complete; tab on an empty line switches circles");
+                }
+            }
             Action::NextCircle | Action::PrevCircle => return self.switch(action == Action::NextCircle),
             Action::ScrollUp => self.scroll(true, PAGE_LINES),
             Action::ScrollDown => self.scroll(false, PAGE_LINES),
@@ -664,6 +675,55 @@ impl App {
         vec![self.request(request, Expect::Sent { circle, text })]
     }
 
+    /// Complete the command or member name before the cursor: one match is
+    /// filled in, several are extended to their common prefix and listed.
+    /// Whether there was anything to complete.
+    fn complete(&mut self) -> bool {
+        let before = self.input.before_cursor().to_owned();
+        let names: Vec<String> =
+            self.circle().map(|c| c.members.iter().map(|m| m.name.clone()).collect()).unwrap_or_default();
+        let (prefix, candidates, suffix): (String, Vec<String>, &str) = if let Some(typed) = before.strip_prefix('/')
+            && !typed.contains(char::is_whitespace)
+        {
+            // The help list's names ("/create NAME [TIMER]" gives "create").
+            let commands = COMMANDS
+                .iter()
+                .filter_map(|(usage, _)| usage.split(' ').next()?.strip_prefix('/'))
+                .map(str::to_owned)
+                .collect();
+            (typed.to_owned(), commands, " ")
+        } else if let Some((command, arg)) = before.split_once(' ')
+            && ["/verify", "/accept", "/remove"].contains(&command.to_lowercase().as_str())
+        {
+            // Names may hold spaces: the whole argument is the prefix.
+            (arg.to_owned(), names, "")
+        } else {
+            let word = before.rsplit(char::is_whitespace).next().unwrap_or("");
+            (word.to_owned(), names, " ")
+        };
+        if prefix.is_empty() && suffix == " " && !before.starts_with('/') {
+            return false;
+        }
+        let lower = prefix.to_lowercase();
+        let matches: Vec<&String> = candidates.iter().filter(|c| c.to_lowercase().starts_with(&lower)).collect();
+        match matches.as_slice() {
+            [] => false,
+            [one] => {
+                self.input.replace_before_cursor(prefix.len(), &format!("{one}{suffix}"));
+                true
+            }
+            many => {
+                let common = common_prefix(many);
+                if common.chars().count() > prefix.chars().count() {
+                    self.input.replace_before_cursor(prefix.len(), &common);
+                }
+                let list: Vec<&str> = many.iter().map(|m| m.as_str()).collect();
+                self.info(format!("tab: {}", list.join(", ")));
+                true
+            }
+        }
+    }
+
     fn command(&mut self, line: &str) -> Vec<Effect> {
         let (name, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let rest = rest.trim();
@@ -687,6 +747,20 @@ impl App {
                 Vec::new()
             }
             "ack" => self.acknowledge(),
+            "search" => {
+                let Some(c) = self.circle_mut() else { return needs_circle(self) };
+                if rest.is_empty() {
+                    c.search = None;
+                    self.info("search cleared: every message shows");
+                } else {
+                    let needle = rest.to_lowercase();
+                    let found = c.messages.iter().filter(|m| message_matches(m, &needle)).count();
+                    c.search = Some(needle);
+                    c.scroll = 0;
+                    self.info(format!("{found} messages contain \"{rest}\"; /search alone shows all again"));
+                }
+                Vec::new()
+            }
             "leave" => {
                 let Some(c) = self.circle() else { return needs_circle(self) };
                 let force = rest.eq_ignore_ascii_case("force") || rest == "--force";
@@ -1241,4 +1315,33 @@ pub fn duration_label(secs: u64) -> String {
         }
     }
     if out.is_empty() { "0s".into() } else { out.join(" ") }
+}
+
+/// The longest prefix all of `words` share (compared without case, taken
+/// from the first).
+fn common_prefix(words: &[&String]) -> String {
+    let Some(first) = words.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for w in &words[1..] {
+        let shared = first
+            .char_indices()
+            .zip(w.chars())
+            .take_while(|((_, a), b)| a.to_lowercase().eq(b.to_lowercase()))
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8());
+        end = end.min(shared);
+    }
+    first[..end].to_owned()
+}
+
+/// Whether a message shows under `/search` (`needle` in lower case):
+/// its text, its sender, or an announcement's fields.
+pub fn message_matches(m: &Msg, needle: &str) -> bool {
+    let mut fields = vec![m.text.as_str(), m.sender.as_str()];
+    if let Kind::Announcement { title, when, place, details } = &m.kind {
+        fields.extend([title.as_str(), when.as_str(), place.as_str(), details.as_str()]);
+    }
+    fields.iter().any(|f| f.to_lowercase().contains(needle))
 }

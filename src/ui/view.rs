@@ -217,7 +217,8 @@ pub fn visible_message_lines(c: &Circle, app: &App, width: usize, height: usize,
     let want = height.saturating_add(c.scroll);
     let mut blocks: Vec<Vec<Line<'static>>> = Vec::new();
     let mut total = 0usize;
-    for (i, m) in c.messages.iter().enumerate().rev() {
+    let shown = |m: &super::model::Msg| c.search.as_deref().is_none_or(|n| super::model::message_matches(m, n));
+    for (i, m) in c.messages.iter().enumerate().rev().filter(|(_, m)| shown(m)) {
         let selected = app.trainer && c.selected == Some(i);
         let lines = message_lines(m, app, width, now_ms, selected);
         total += lines.len();
@@ -235,6 +236,8 @@ pub fn visible_message_lines(c: &Circle, app: &App, width: usize, height: usize,
     lines.drain(..start);
     if c.messages.is_empty() {
         lines.push(Line::styled("No messages yet. Type below and press enter.", dim()));
+    } else if lines.is_empty() && c.search.is_some() {
+        lines.push(Line::styled("No message matches the search. /search alone shows all again.", dim()));
     }
     lines
 }
