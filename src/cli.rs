@@ -2,6 +2,7 @@
 //! duress, panic, demo). Passphrases come from `--passphrase-file`,
 //! `KOLO_PASSPHRASE`, or a prompt that does not echo.
 
+use kolo::clock::now_ms;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -226,10 +227,6 @@ fn secs32(text: &Option<String>) -> anyhow::Result<Option<u32>> {
         None => Ok(None),
         Some(t) => Ok(Some(u32::try_from(positive_secs(t, "--disappear")?).context("duration too long")?)),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn home(cli: &Cli) -> anyhow::Result<PathBuf> {

@@ -2,6 +2,7 @@
 //! profile, serve the control socket, and run the node until asked to stop
 //! (control request, SIGINT or SIGTERM).
 
+use kolo::clock::now_ms;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,6 @@ pub use kolo::store::{KEYS_FILE, LOCK_FILE, LOG_FILE};
 /// How long `kolo panic` and the duress passphrase wait for a running node
 /// to stop after asking it to.
 pub const STOP_WAIT: Duration = Duration::from_secs(15);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// One node per profile: an exclusive lock held for the daemon's life.
 pub fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {

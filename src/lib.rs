@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | [`wire`] | byte codec, frame prefix, padding | nothing |
 //! | [`entropy`] | randomness as an input | nothing |
+//! | [`clock`] | the wall clock, read by the adapters only (the engine is handed the time) | nothing |
 //! | [`identity`] | identity keys, Noise key binding, fingerprints, safety numbers | `wire` |
 //! | [`crypto`] | KDFs, sender-key ratchet, group envelope, pairwise Noise | `wire`, `identity` |
 //! | [`circle`] | membership log, roles, invites, epochs, topics | `wire`, `identity`, `crypto::kdf` |
@@ -32,6 +33,7 @@
 
 pub mod api;
 pub mod circle;
+pub mod clock;
 pub mod crypto;
 #[cfg(feature = "app")]
 pub mod demo;

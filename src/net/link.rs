@@ -290,10 +290,8 @@ where
         listener_nonce: &listener_nonce,
         challenge: &challenge.public,
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(u64::MAX);
+    // A clock set before 1970 fails closed: every invite counts as expired.
+    let now_ms = crate::clock::since_epoch_ms().unwrap_or(u64::MAX);
     let public = match kind {
         PROOF_MEMBER => access.members.get(&crate::identity::MemberId(id)).copied(),
         PROOF_INVITE => access.invites.get(&id).filter(|(_, expires)| now_ms <= *expires).map(|(public, _)| *public),

@@ -16,6 +16,7 @@
 mod peers;
 pub mod requests;
 
+use crate::clock::now_ms;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -169,10 +170,6 @@ pub struct Node {
     /// Inbound connections across all our circles' swarms (`net::limits`).
     connections: crate::net::limits::ConnectionLedger,
     stop: bool,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Node {

@@ -7,6 +7,7 @@
 //! same `select!`. It sleeps until something happens or until the model's
 //! next deadline (a countdown second), so an idle screen costs nothing.
 
+use crate::clock::now_ms;
 use std::io::Stdout;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,10 +58,6 @@ pub struct Options {
     pub demo: Option<DemoControl>,
     /// Start with the trainer view open (the demo does not; one key away).
     pub trainer: bool,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Seconds east of UTC on this machine, for clock times. Asked once of
