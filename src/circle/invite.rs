@@ -98,12 +98,21 @@ impl InviteCode {
 
     /// Parse a pasted code; whitespace and case are ignored.
     pub fn parse(text: &str) -> Result<InviteCode, CircleError> {
-        let cleaned: String =
-            text.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().to_ascii_lowercase();
-        let body = cleaned.strip_prefix(INVITE_PREFIX).ok_or(CircleError::NotAnInvite)?;
-        let mut bytes = base32_decode(body).ok_or(CircleError::InviteCorrupt)?;
-        let result = Self::parse_bytes(&bytes);
-        bytes.zeroize();
+        // The cleaned text holds the invite secret in base32: erased after.
+        let mut cleaned: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        cleaned.make_ascii_lowercase();
+        let result = match cleaned.strip_prefix(INVITE_PREFIX) {
+            None => Err(CircleError::NotAnInvite),
+            Some(body) => match base32_decode(body) {
+                None => Err(CircleError::InviteCorrupt),
+                Some(mut bytes) => {
+                    let parsed = Self::parse_bytes(&bytes);
+                    bytes.zeroize();
+                    parsed
+                }
+            },
+        };
+        cleaned.zeroize();
         result
     }
 
