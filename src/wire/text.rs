@@ -46,11 +46,16 @@ pub fn base32(bytes: &[u8], case: Case) -> String {
 /// alphabet (`=` included), an impossible length, or non-zero bits after
 /// the last whole byte.
 pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    // Sized once, so no reallocation leaves copies; erased on failure.
+    let mut out = Vec::with_capacity(text.len() * 5 / 8 + 1);
     let (mut buffer, mut bits) = (0u32, 0u32);
+    let mut ok = true;
     for c in text.bytes() {
-        let v = BASE32_LOWER.iter().position(|a| *a == c)? as u32;
-        buffer = (buffer << 5) | v;
+        let Some(v) = BASE32_LOWER.iter().position(|a| *a == c) else {
+            ok = false;
+            break;
+        };
+        buffer = (buffer << 5) | v as u32;
         bits += 5;
         if bits >= 8 {
             bits -= 8;
@@ -58,9 +63,13 @@ pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
         }
         buffer &= (1 << bits) - 1;
     }
-    let ok = buffer == 0 && bits < 5;
+    ok &= buffer == 0 && bits < 5;
     buffer.zeroize();
-    ok.then_some(out)
+    if !ok {
+        out.zeroize();
+        return None;
+    }
+    Some(out)
 }
 
 /// Standard base64 with padding.
