@@ -294,7 +294,7 @@ impl CircleLog {
         };
         if self.roster().revoked_invites.contains_key(invite_op) {
             InviteStatus::Revoked
-        } else if self.roster().used_invites.contains_key(invite_op) {
+        } else if self.roster().used_invites.contains_key(invite_op) || self.has_stored_admit(invite_op) {
             InviteStatus::Used
         } else if self.role_of(&info.author) != Some(Role::Organiser) {
             InviteStatus::AuthorLostAuthority
@@ -303,6 +303,16 @@ impl CircleLog {
         } else {
             InviteStatus::Open { role: info.role, invite_public: info.public, author: info.author }
         }
+    }
+
+    /// Whether an Admit of this invite is stored, counted or not. Two
+    /// concurrent Admits of one invite both do not count (SPEC §4.3), and
+    /// no later Admit can pass step 1: the invite is spent either way.
+    fn has_stored_admit(&self, invite_op: &OpId) -> bool {
+        self.ops.values().any(|op| match &op.body {
+            OpBody::Admit { join } => matches!(&join.body, OpBody::Join { invite_op: named, .. } if named == invite_op),
+            _ => false,
+        })
     }
 
     /// Invites that could still admit someone, except for their expiry:
@@ -316,6 +326,7 @@ impl CircleLog {
             .filter(|(op, info)| {
                 !roster.revoked_invites.contains_key(*op)
                     && !roster.used_invites.contains_key(*op)
+                    && !self.has_stored_admit(op)
                     && self.role_of(&info.author) == Some(Role::Organiser)
             })
             .map(|(op, info)| (*op, info.public, info.expires_at_ms))

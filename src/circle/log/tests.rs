@@ -202,6 +202,11 @@ fn attack5_one_code_admits_one_person_and_a_second_use_is_refused() {
     let concurrent = admit(&w, &ana, heads, thief_join, 2002);
     let _ = w.log.insert(concurrent);
     assert!(!w.log.is_member(&thief.member_id()));
+    // Neither Admit counts, and the code can admit nobody again: it is used,
+    // not open, so its holders get no link (SPEC §2a) and no member reply
+    // to a hello (§8) until its expiry (found in the spec review).
+    assert_eq!(w.log.invite_status(&inv_id, 2003), InviteStatus::Used);
+    assert!(w.log.open_invites().iter().all(|(op, _, _)| *op != inv_id));
 }
 
 #[test]
