@@ -29,6 +29,10 @@ use crate::identity::{MemberId, NoiseBinding};
 pub const MAX_OPS: usize = 10_000;
 /// Most operations held while their parents are missing.
 pub const MAX_PENDING: usize = 1024;
+/// Of those, at most this many by one current member.
+pub const MAX_PENDING_PER_MEMBER: usize = 128;
+/// And at most this many by authors the log does not know.
+pub const MAX_PENDING_UNKNOWN: usize = 256;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberRecord {
@@ -497,10 +501,7 @@ impl CircleLog {
                     first_error.get_or_insert(e);
                     continue;
                 }
-                self.pending.push_back(op);
-                while self.pending.len() > MAX_PENDING {
-                    self.pending.pop_front();
-                }
+                self.park(op);
                 pending = true;
                 continue;
             }
@@ -632,6 +633,27 @@ impl CircleLog {
     }
 
     /// Checks possible before the parents are known.
+    /// Park an operation whose parents are missing. Each current member
+    /// has a share of the parking space of its own, and authors the log
+    /// does not know (yet) share one: a member flooding it with junk, under
+    /// its own key or made-up ones, pushes out only its own or unknown
+    /// authors' operations, never a known member's.
+    fn park(&mut self, op: Op) {
+        let bucket = |log: &Self, o: &Op| log.is_member(&o.author).then_some(o.author);
+        let mine = bucket(self, &op);
+        let cap = if mine.is_some() { MAX_PENDING_PER_MEMBER } else { MAX_PENDING_UNKNOWN };
+        let held = self.pending.iter().filter(|p| bucket(self, p) == mine).count();
+        if held >= cap
+            && let Some(oldest) = self.pending.iter().position(|p| bucket(self, p) == mine)
+        {
+            self.pending.remove(oldest);
+        }
+        self.pending.push_back(op);
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_front();
+        }
+    }
+
     fn check_early(&self, op: &Op) -> Result<(), CircleError> {
         if matches!(op.body, OpBody::Create { .. }) {
             return Err(CircleError::NotGenesis);

@@ -604,3 +604,31 @@ fn an_offline_members_honest_concurrent_operation_is_kept() {
     w.log.insert(rename).unwrap();
     assert_eq!(w.log.member(&cy.member_id()).unwrap().display_name, "Cyrus");
 }
+
+/// Found in the spec review: operations waiting for a parent were kept
+/// first in first out, 1024 in all, so any member could flush an honest
+/// organiser's waiting operation with junk (under its own key or made-up
+/// ones) and stall that member's catch-up. Each member now has a share.
+#[test]
+fn junk_waiting_for_parents_does_not_push_out_a_members_waiting_operation() {
+    let mut w = world();
+    let ana = clone_id(&w.ana);
+    let (_bo, cy) = with_organiser_and_member(&mut w);
+    let first = sign(&w, &ana, w.log.heads(), OpBody::Rotate, 3000);
+    let second = sign(&w, &ana, vec![first.id()], OpBody::Rename { display_name: "Ana M".into() }, 3001);
+    let _ = w.log.insert(second.clone());
+    assert!(!w.log.contains(&second.id()), "it waits for its parent");
+    let missing = [9u8; 32];
+    let mut junk: Vec<Op> = (0..2 * MAX_PENDING as u64)
+        .map(|t| sign(&w, &cy, vec![missing], OpBody::Rename { display_name: format!("Cy {t}") }, 3002 + t))
+        .collect();
+    for _ in 0..MAX_PENDING {
+        let stranger = person(&mut w.rng);
+        junk.push(sign(&w, &stranger, vec![missing], OpBody::Rotate, 5000));
+    }
+    for op in junk {
+        let _ = w.log.insert(op);
+    }
+    w.log.insert(first).unwrap();
+    assert!(w.log.contains(&second.id()), "ana's waiting operation was pushed out by junk");
+}
