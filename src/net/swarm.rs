@@ -274,6 +274,20 @@ fn content_id(message: &gossipsub::Message) -> MessageId {
     MessageId::from(digest[..20].to_vec())
 }
 
+/// The relay's limits. libp2p's defaults (2 minutes, 128 KiB a circuit)
+/// suit hole punching, not a member who can be reached only through a
+/// relay: one padded message is up to 64 KiB, so its link would be cut
+/// after a few. Only peers past the link handshake reach the relay, and
+/// the circuit counts stay libp2p's (16, 4 per peer), so a circuit may
+/// carry a conversation: 30 minutes and 64 MiB, then it is made again.
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_circuit_duration: Duration::from_secs(30 * 60),
+        max_circuit_bytes: 64 * 1024 * 1024,
+        ..relay::Config::default()
+    }
+}
+
 fn build_swarm(
     config: &CircleNetConfig,
     identity: libp2p::identity::Keypair,
@@ -374,7 +388,7 @@ fn build_swarm(
                 ping: ping::Behaviour::default(),
                 mdns: mdns.into(),
                 kad: (!tor).then_some(kad).into(),
-                relay: (!tor).then(|| relay::Behaviour::new(peer_id, relay::Config::default())).into(),
+                relay: (!tor).then(|| relay::Behaviour::new(peer_id, relay_config())).into(),
                 relay_client,
                 dcutr: (!tor).then(|| dcutr::Behaviour::new(peer_id)).into(),
             })
