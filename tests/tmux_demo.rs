@@ -95,7 +95,6 @@ fn the_demo_runs_in_a_real_terminal_and_gives_it_back() {
 /// (the status line says so and the next scripted line does not come), n
 /// runs the next step, space resumes.
 #[test]
-#[ignore = "passes here alone and in the binary; in the CI run of 2026-12-02 the paused script went on once (not yet explained): run with --ignored"]
 fn a_trainer_pauses_and_steps_the_demo_script() {
     if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
         println!("SKIPPED: tmux is not installed");
@@ -113,27 +112,39 @@ fn a_trainer_pauses_and_steps_the_demo_script() {
     let session = Session(name.clone());
     wait_for(&name, &["Welcome, everyone"], Duration::from_secs(60));
     tmux(&["send-keys", "-t", &name, "Space"]);
-    let screen = wait_for(&name, &["⏸"], Duration::from_secs(10));
-    if screen.contains("Who is coming to the assembly") {
-        // The machine was slow enough that the next step ran before the key.
-        println!("the script's next step came before the pause key; checking the step after it");
-    }
+    let at_pause = wait_for(&name, &["⏸"], Duration::from_secs(10));
+    // A step the script sent just before the key (its message still on
+    // its way through the members' nodes) may still arrive: the pause
+    // holds the *next* step. That was the CI failure of 2026-12-02. Let
+    // what is in flight land, then nothing more may come.
+    std::thread::sleep(Duration::from_secs(6));
+    // The script's opening, in order, each step 2.5 s after the last; under
+    // load the terminal may show "Welcome" only when the script is some
+    // steps further on, so the hold is checked on the later steps too.
+    let script = ["Who is coming to the assembly", "Me. I'll bring the banner", "📌 Assembly"];
+    let later = ["The door code for the back room", "Chen's phone was taken"];
+    let shown = |screen: &str| -> Vec<bool> { script.iter().chain(&later).map(|l| screen.contains(l)).collect() };
     let before = tmux(&["capture-pane", "-p", "-t", &name]);
-    // The script waits 2.5 s between these steps; paused, it waits for us.
+    // Paused, the script waits for us.
     std::thread::sleep(Duration::from_secs(8));
     let still = tmux(&["capture-pane", "-p", "-t", &name]);
-    assert_eq!(
-        before.contains("Who is coming to the assembly"),
-        still.contains("Who is coming to the assembly"),
-        "the paused script went on by itself:\n{still}"
-    );
-    assert!(!still.contains("Me. I'll bring the banner"), "the paused script went on by itself:\n{still}");
-    tmux(&["send-keys", "-t", &name, "n"]);
-    let stepped = wait_for(&name, &["Who is coming to the assembly"], Duration::from_secs(20));
-    // The status line says "paused" (shortened where the line is full).
-    assert!(stepped.contains("⏸"), "after a step the script stays paused:\n{stepped}");
+    assert_eq!(shown(&before), shown(&still), "the paused script went on by itself:\n{at_pause}\n{still}");
+    match script.iter().position(|l| !still.contains(l)) {
+        Some(next) => {
+            tmux(&["send-keys", "-t", &name, "n"]);
+            let stepped = wait_for(&name, &[script[next]], Duration::from_secs(20));
+            // The status line says "paused" (shortened where the line is full).
+            assert!(stepped.contains("⏸"), "after a step the script stays paused:\n{stepped}");
+            if let Some(after) = script.get(next + 1) {
+                std::thread::sleep(Duration::from_secs(6));
+                let held = tmux(&["capture-pane", "-p", "-t", &name]);
+                assert!(!held.contains(after), "after one step the script went on by itself:\n{held}");
+            }
+        }
+        None => println!("the terminal showed the opening late; the hold was checked on the later steps"),
+    }
     tmux(&["send-keys", "-t", &name, "Space"]);
-    wait_for(&name, &["Me. I'll bring the banner", "📌 Assembly"], Duration::from_secs(60));
+    wait_for(&name, &["Chen's phone was taken"], Duration::from_secs(60));
     let resumed = tmux(&["capture-pane", "-p", "-t", &name]);
     assert!(!resumed.contains("⏸"), "resumed, the status line still says paused:\n{resumed}");
     tmux(&["send-keys", "-t", &name, "C-q"]);
