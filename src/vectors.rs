@@ -38,6 +38,14 @@ pub fn all() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// Lowercase hex (the vectors' encoding) back to bytes; `None` if malformed.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len() / 2).map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
 /// 32 bytes counting up from `byte`: the fixed keys of the vectors.
 pub(crate) fn seed(byte: u8) -> [u8; 32] {
     let mut s = [0u8; 32];
@@ -91,6 +99,42 @@ fn chain_from(signing_seed: [u8; 32], chain_key: [u8; 32], epoch: u32) -> Option
     let mut w = Writer::new();
     w.raw(&signing_seed).raw(&chain_key).u32(epoch).u32(0).u64(0);
     SendingChain::import(&w.finish()).ok()
+}
+
+/// A SenderKey payload (SPEC §6.3) for `chain`, owned by `owner`.
+fn sender_key_payload(
+    circle_id: &[u8; 32],
+    owner: &MemberId,
+    chain: &SendingChain,
+    context: [u8; 32],
+    previous: Option<(crate::crypto::ratchet::KeyId, u32)>,
+    heads: Vec<[u8; 32]>,
+) -> crate::engine::frames::PairPayload {
+    let distribution = chain.distribution();
+    let claim = crate::engine::frames::chain_owner_message(circle_id, owner, distribution.epoch, &context);
+    let owner_proof = chain.sign(&claim);
+    crate::engine::frames::PairPayload::SenderKey { distribution, context, owner_proof, previous, heads }
+}
+
+/// A CHAIN_ANNOUNCE (SPEC §5.1a): `payload` signed by `previous`, padded,
+/// sealed under `announce_key` with the header as associated data.
+/// Returns the signature and the frame.
+fn chain_announce(
+    circle_id: &[u8; 32],
+    epoch: u32,
+    tag: &[u8; 16],
+    announce_key: &[u8; 32],
+    nonce: &[u8; 12],
+    previous: &SendingChain,
+    payload: &[u8],
+) -> Option<([u8; 64], Vec<u8>)> {
+    use crate::engine::frames;
+    let signature = previous.sign(&frames::chain_announce_signed(circle_id, epoch, payload));
+    let padded = pad(&[payload, &signature].concat()).ok()?;
+    let mut frame = frames::chain_announce_header(epoch, tag, nonce);
+    let ct = crate::crypto::aead::seal(announce_key, nonce, &frame, &padded).ok()?;
+    frame.extend_from_slice(&ct);
+    Some((signature, frame))
 }
 
 fn ratchet_vectors() -> Value {
@@ -500,27 +544,15 @@ fn epoch_vectors() -> Value {
         return Value::Null;
     };
     let context = seed(0x69);
-    let owner_proof = new.sign(&frames::chain_owner_message(&circle_id, &member, epoch, &context));
-    let payload = PairPayload::SenderKey {
-        distribution: new.distribution(),
-        context,
-        owner_proof,
-        previous: Some((previous.key_id(), 17)),
-        heads: vec![raiser],
-    }
-    .encode();
-    let signature = previous.sign(&frames::chain_announce_signed(&circle_id, epoch, &payload));
-    let Ok(padded) = pad(&[payload.as_slice(), &signature].concat()) else {
-        return Value::Null;
-    };
+    let payload =
+        sender_key_payload(&circle_id, &member, &new, context, Some((previous.key_id(), 17)), vec![raiser]).encode();
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&seed(0x68)[..12]);
     let tag = crate::circle::pair_tag(&meta, &circle_id, &member);
-    let mut frame = frames::chain_announce_header(epoch, &tag, &nonce);
-    let Ok(ct) = crate::crypto::aead::seal(&announce_key, &nonce, &frame, &padded) else {
+    let Some((signature, frame)) = chain_announce(&circle_id, epoch, &tag, &announce_key, &nonce, &previous, &payload)
+    else {
         return Value::Null;
     };
-    frame.extend_from_slice(&ct);
     let epoch_key = PairPayload::EpochKey { epoch, raiser, secret: zeroize::Zeroizing::new(epoch_secret) }.encode();
     json!({
         "description": "An epoch's pairwise secret meta(e) and a member's announce key from the epoch secret; the topic, pair tag and frame key of the epoch; the EpochKey payload; a CHAIN_ANNOUNCE frame (SenderKey payload signed by the previous chain, padded, sealed under the announce key with the 34 header bytes as associated data), SPEC §4.1, §5.1a, §6.3",
@@ -714,26 +746,15 @@ fn rotation_vectors() -> Value {
         return Value::Null;
     };
     let group_context = log.group_context();
-    let owner_proof = chain.sign(&frames::chain_owner_message(&cid, &a, epoch, &group_context));
-    let sender_key = PairPayload::SenderKey {
-        distribution: chain.distribution(),
-        context: group_context,
-        owner_proof,
-        previous: Some((previous.key_id(), 5)),
-        heads: vec![raiser],
-    }
-    .encode();
-    let signature = previous.sign(&frames::chain_announce_signed(&cid, epoch, &sender_key));
-    let Ok(padded_announce) = pad(&[sender_key.as_slice(), &signature].concat()) else {
-        return Value::Null;
-    };
+    let sender_key =
+        sender_key_payload(&cid, &a, &chain, group_context, Some((previous.key_id(), 5)), vec![raiser]).encode();
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&seed(0x8e)[..12]);
-    let mut announce = frames::chain_announce_header(epoch, &crate::circle::pair_tag(&meta, &cid, &a), &nonce);
-    let Ok(ct) = crate::crypto::aead::seal(&announce_key, &nonce, &announce, &padded_announce) else {
+    let tag = crate::circle::pair_tag(&meta, &cid, &a);
+    let Some((signature, announce)) = chain_announce(&cid, epoch, &tag, &announce_key, &nonce, &previous, &sender_key)
+    else {
         return Value::Null;
     };
-    announce.extend_from_slice(&ct);
 
     let mut messages = Vec::new();
     for (i, text) in ["Meeting is still on.", "Bring the banners."].iter().enumerate() {
@@ -805,7 +826,7 @@ fn rotation_vectors() -> Value {
 /// the welcome, and a JOIN_REFUSED.
 fn join_vectors() -> Value {
     use crate::crypto::pairwise::{XxInitiator, XxResponder};
-    use crate::engine::frames::{self, JoinAnswer, MemberProof, PairPayload};
+    use crate::engine::frames::{self, JoinAnswer, MemberProof};
     use crate::wire::frame_type;
     let creator = IdentitySecret::from_seed(&seed(0xa0));
     let creator_noise = NoiseSecret::from_bytes(seed(0xa1));
@@ -881,15 +902,8 @@ fn join_vectors() -> Value {
         return Value::Null;
     };
     let context = admitted.group_context();
-    let owner_proof = chain.sign(&frames::chain_owner_message(&cid, &creator.member_id(), epoch, &context));
-    let chain_payload = PairPayload::SenderKey {
-        distribution: chain.distribution(),
-        context,
-        owner_proof,
-        previous: None,
-        heads: vec![admit.id()],
-    }
-    .encode();
+    let chain_payload =
+        sender_key_payload(&cid, &creator.member_id(), &chain, context, None, vec![admit.id()]).encode();
     let circle_secret = seed(0xab);
     let welcome = JoinAnswer::Welcome {
         circle_secret: zeroize::Zeroizing::new(circle_secret),
@@ -954,10 +968,9 @@ fn sync_vectors() -> Value {
     ) else {
         return Value::Null;
     };
-    let from_hex = |s: &str| -> Vec<u8> {
-        (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+    let (Some(group), Some(pair)) = (unhex(&group), unhex(&pair)) else {
+        return Value::Null;
     };
-    let (group, pair) = (from_hex(&group), from_hex(&pair));
     let held = [crate::engine::frame_id(&group), crate::engine::frame_id(&pair)];
     let have: Vec<[u8; 8]> = held.iter().map(|id| id[..8].try_into().unwrap_or_default()).collect();
     let request = frames::encode_sync_request(1_700_300_000_000, &have);
@@ -1017,15 +1030,7 @@ fn payload_vectors() -> Value {
     let Some(chain) = chain_from(seed(0xc6), seed(0xc7), 5) else {
         return Value::Null;
     };
-    let context = seed(0xc8);
-    let owner_proof = chain.sign(&frames::chain_owner_message(&circle_id, &sender, 5, &context));
-    let sender_key = PairPayload::SenderKey {
-        distribution: chain.distribution(),
-        context,
-        owner_proof,
-        previous: None,
-        heads: vec![seed(0xc9)],
-    };
+    let sender_key = sender_key_payload(&circle_id, &sender, &chain, seed(0xc8), None, vec![seed(0xc9)]);
     let payloads = [
         ("sender_key", sender_key.encode()),
         ("log_request", PairPayload::LogRequest.encode()),
@@ -1063,13 +1068,7 @@ fn payload_vectors() -> Value {
     let (Some(cid), Some(invite_op)) = (ops["circle_id"].as_str(), ops["invite"]["op_id"].as_str()) else {
         return Value::Null;
     };
-    let from_hex = |s: &str| -> Option<[u8; 32]> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect::<Option<Vec<u8>>>()?
-            .try_into()
-            .ok()
-    };
+    let from_hex = |s: &str| -> Option<[u8; 32]> { unhex(s)?.try_into().ok() };
     let (Some(cid), Some(invite_op)) = (from_hex(cid), from_hex(invite_op)) else {
         return Value::Null;
     };
@@ -1233,9 +1232,7 @@ mod tests {
         use crate::crypto::ratchet::ReceivingChain;
         use crate::engine::frames::{self, PairPayload};
         let v = rotation_vectors();
-        let from_hex = |s: &str| -> Vec<u8> {
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-        };
+        let from_hex = |s: &str| -> Vec<u8> { unhex(s).unwrap() };
         let unhex = |k: &str| from_hex(v[k].as_str().unwrap());
         let array = |k: &str| -> [u8; 32] { unhex(k).try_into().unwrap() };
         let cid = array("circle_id");
@@ -1296,9 +1293,7 @@ mod tests {
         use crate::crypto::pairwise::XxInitiator;
         use crate::engine::frames::{self, DirectFrame, JoinAnswer, MemberProof};
         let v = join_vectors();
-        let from_hex = |s: &str| -> Vec<u8> {
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-        };
+        let from_hex = |s: &str| -> Vec<u8> { unhex(s).unwrap() };
         let unhex = |k: &str| from_hex(v[k].as_str().unwrap());
         let cid: [u8; 32] = unhex("circle_id").try_into().unwrap();
         let invite_op: [u8; 32] = unhex("invite_op_id").try_into().unwrap();
@@ -1349,9 +1344,7 @@ mod tests {
     fn the_payload_vector_has_every_kind_and_each_decodes() {
         use crate::engine::frames::{self, PairPayload};
         let v = payload_vectors();
-        let from_hex = |s: &str| -> Vec<u8> {
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-        };
+        let from_hex = |s: &str| -> Vec<u8> { unhex(s).unwrap() };
         let mut codes: Vec<u8> = Vec::new();
         for p in v["plaintexts"].as_array().unwrap() {
             let bytes = from_hex(p["encoded"].as_str().unwrap());

@@ -25,9 +25,7 @@ fn envelope_vector_opens_with_the_published_chain_key() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("envelope.json")).unwrap()).unwrap();
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ratchet.json")).unwrap()).unwrap();
-    let unhex = |s: &str| -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    };
+    let unhex = |s: &str| -> Vec<u8> { kolo::vectors::unhex(s).unwrap() };
     let frame = unhex(v["frame"].as_str().unwrap());
     let distribution = SenderKeyDistribution {
         epoch: v["epoch"].as_u64().unwrap() as u32,
@@ -49,9 +47,7 @@ fn resolution_cases_hold_in_any_delivery_order() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/vectors");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("resolution.json")).unwrap()).unwrap();
-    let unhex = |s: &str| -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    };
+    let unhex = |s: &str| -> Vec<u8> { kolo::vectors::unhex(s).unwrap() };
     for case in v["cases"].as_array().unwrap() {
         let ops: Vec<Op> =
             case["ops"].as_array().unwrap().iter().map(|o| Op::decode(&unhex(o.as_str().unwrap())).unwrap()).collect();
@@ -76,10 +72,7 @@ fn link_vector_verifies_from_the_listeners_side() {
     use kolo::crypto::link::{self, Challenge, LinkCipher, MAGIC, ProofContext};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/vectors");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("link.json")).unwrap()).unwrap();
-    let unhex = |k: &str| -> Vec<u8> {
-        let s = v[k].as_str().unwrap();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    };
+    let unhex = |k: &str| -> Vec<u8> { kolo::vectors::unhex(v[k].as_str().unwrap()).unwrap() };
     let array = |k: &str| -> [u8; 32] { unhex(k).try_into().unwrap() };
     let nonce = |k: &str| -> [u8; 24] { unhex(k).try_into().unwrap() };
     let mut magic: [u8; 16] = unhex("sealed_magic").try_into().unwrap();
@@ -151,10 +144,7 @@ fn refusal_vectors_are_refused() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/vectors");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("refusals.json")).unwrap()).unwrap();
-    let unhex = |k: &str| -> Vec<u8> {
-        let s = v[k].as_str().unwrap();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    };
+    let unhex = |k: &str| -> Vec<u8> { kolo::vectors::unhex(v[k].as_str().unwrap()).unwrap() };
     let key = |k: &str| kolo::identity::MemberId(unhex(k).try_into().unwrap());
     let sig = |k: &str| -> [u8; 64] { unhex(k).try_into().unwrap() };
     let message = v["message_utf8"].as_str().unwrap().as_bytes();

@@ -313,9 +313,17 @@ impl CircleLog {
     /// concurrent Admits of one invite both do not count (SPEC §4.3), and
     /// no later Admit can pass step 1: the invite is spent either way.
     fn has_stored_admit(&self, invite_op: &OpId) -> bool {
-        self.ops.values().any(|op| match &op.body {
-            OpBody::Admit { join } => matches!(&join.body, OpBody::Join { invite_op: named, .. } if named == invite_op),
-            _ => false,
+        self.stored_admits().any(|named| named == invite_op)
+    }
+
+    /// The invite each stored Admit names.
+    fn stored_admits(&self) -> impl Iterator<Item = &OpId> {
+        self.ops.values().filter_map(|op| match &op.body {
+            OpBody::Admit { join } => match &join.body {
+                OpBody::Join { invite_op, .. } => Some(invite_op),
+                _ => None,
+            },
+            _ => None,
         })
     }
 
@@ -324,13 +332,16 @@ impl CircleLog {
     /// (SPEC §2a), which lets their holders in on an older network key.
     pub fn open_invites(&self) -> Vec<(OpId, [u8; 32], u64)> {
         let roster = self.roster();
+        // One pass over the log, not one per invite (this runs on every
+        // membership change, for the link's access rules).
+        let admitted: HashSet<&OpId> = self.stored_admits().collect();
         roster
             .invites
             .iter()
             .filter(|(op, info)| {
                 !roster.revoked_invites.contains_key(*op)
                     && !roster.used_invites.contains_key(*op)
-                    && !self.has_stored_admit(op)
+                    && !admitted.contains(op)
                     && self.role_of(&info.author) == Some(Role::Organiser)
             })
             .map(|(op, info)| (*op, info.public, info.expires_at_ms))
