@@ -27,14 +27,25 @@ const OPS: usize = 10_000;
 fn history(fork: usize) -> Vec<Op> {
     let mut rng = SeededEntropy::from_u64(1);
     let ana = IdentitySecret::generate(&mut rng);
-    let (genesis, circle) = Op::create(&ana, &NoiseSecret::generate(&mut rng), "c", "Ana", 0, 0, &mut rng).unwrap();
+    let (genesis, circle) = Op::create(
+        &ana,
+        &NoiseSecret::generate(&mut rng),
+        &NoiseSecret::generate(&mut rng),
+        "c",
+        "Ana",
+        0,
+        0,
+        &mut rng,
+    )
+    .unwrap();
     let mut log = CircleLog::from_genesis(genesis.clone()).unwrap();
     let mut ops = vec![genesis];
     // Five organisers take turns: each may author at most 2,000 operations.
     let mut organisers = vec![ana];
     for i in 0..4 {
         let who = IdentitySecret::generate(&mut rng);
-        let binding = NoiseBinding::create(&who, &circle, &NoiseSecret::generate(&mut rng));
+        let binding =
+            NoiseBinding::create(&who, &circle, &NoiseSecret::generate(&mut rng), &NoiseSecret::generate(&mut rng));
         let add = Op::sign(
             &organisers[0],
             &circle,
@@ -60,7 +71,12 @@ fn history(fork: usize) -> Vec<Op> {
             1 => OpBody::SetDisappear { max_secs: (k % 1000) as u32 + 1 },
             _ => OpBody::Add {
                 member: who.member_id(),
-                binding: NoiseBinding::create(&who, &circle, &NoiseSecret::generate(&mut rng)),
+                binding: NoiseBinding::create(
+                    &who,
+                    &circle,
+                    &NoiseSecret::generate(&mut rng),
+                    &NoiseSecret::generate(&mut rng),
+                ),
                 display_name: format!("m{k}"),
                 role: Role::Member,
             },

@@ -182,7 +182,7 @@ pub fn membership_log(data: &[u8]) {
                 let noise = NoiseSecret::from_bytes([b; 32]);
                 OpBody::Add {
                     member: who.member_id(),
-                    binding: crate::identity::NoiseBinding::create(who, &circle, &noise),
+                    binding: crate::identity::NoiseBinding::create(who, &circle, &noise, &noise),
                     display_name: format!("p{}", b % 3),
                     role: if c & 2 == 0 { Role::Member } else { Role::Organiser },
                 }
@@ -385,8 +385,8 @@ pub fn log_fixture() -> &'static LogFixture {
         let mut rng = SeededEntropy::from_u64(0x10f);
         let people = [0u8, 1, 2].map(|_| IdentitySecret::generate(&mut rng));
         let noise = NoiseSecret::generate(&mut rng);
-        let (genesis, circle) =
-            Op::create(&people[0], &noise, "fuzz", "p0", 0, 1_700_000_000_000, &mut rng).expect("genesis signs");
+        let (genesis, circle) = Op::create(&people[0], &noise, &noise, "fuzz", "p0", 0, 1_700_000_000_000, &mut rng)
+            .expect("genesis signs");
         let member_noise = NoiseSecret::generate(&mut rng);
         let add = Op::sign(
             &people[0],
@@ -394,7 +394,7 @@ pub fn log_fixture() -> &'static LogFixture {
             vec![genesis.id()],
             OpBody::Add {
                 member: people[1].member_id(),
-                binding: crate::identity::NoiseBinding::create(&people[1], &circle, &member_noise),
+                binding: crate::identity::NoiseBinding::create(&people[1], &circle, &member_noise, &member_noise),
                 display_name: "p1".into(),
                 role: Role::Member,
             },
@@ -528,10 +528,20 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             epoch_meta: zeroize::Zeroizing::new([7; 32]),
             chain: zeroize::Zeroizing::new(vec![1]),
             ops: log_fixture().encoded_ops(),
+            pairwise_keys: vec![(
+                crate::identity::MemberId([3; 32]),
+                crate::identity::SignedPairwiseKey {
+                    key: crate::identity::PairwiseKey { id: 2, public: [4; 32] },
+                    signature: [5; 64],
+                },
+            )],
         }
         .encode(),
     ));
-    out.push(("pair_payload", MemberProof { member: [1; 32], binding_signature: [2; 64] }.encode()));
+    out.push((
+        "pair_payload",
+        MemberProof { member: [1; 32], first_pairwise: [3; 32], binding_signature: [2; 64] }.encode(),
+    ));
     let code = InviteCode {
         circle_id: [3; 32],
         network_key: [10; 32],

@@ -11,7 +11,7 @@ use crate::crypto::ratchet::SendingChain;
 use crate::crypto::{envelope, kdf};
 use crate::engine::message::{Announcement, Body, Inner};
 use crate::entropy::{Entropy, SeededEntropy};
-use crate::identity::{IdentitySecret, MemberId, NoiseBinding, NoiseSecret, hex, safety_number};
+use crate::identity::{IdentitySecret, MemberId, NoiseBinding, NoiseSecret, SignedPairwiseKey, hex, safety_number};
 use crate::wire::{Writer, pad};
 
 /// Every vector file: (file name, contents).
@@ -55,6 +55,14 @@ pub(crate) fn seed(byte: u8) -> [u8; 32] {
     s
 }
 
+/// The first pairwise key the vectors bind beside a static key: the static
+/// secret's bytes in reverse order (any fixed key would do).
+fn first_of(noise: &NoiseSecret) -> NoiseSecret {
+    let mut bytes = *noise.expose_bytes();
+    bytes.reverse();
+    NoiseSecret::from_bytes(bytes)
+}
+
 fn kdf_vectors() -> Value {
     let h = kdf::hash(b"kolo/v1/vector", &[b"abc", b""]);
     let d: [u8; 32] = kdf::derive(b"salt", b"input key material", b"kolo/v1/vector", &[b"ctx"]);
@@ -70,7 +78,7 @@ fn identity_vectors() -> Value {
     let id = IdentitySecret::from_seed(&seed(1));
     let noise = NoiseSecret::from_bytes(seed(2));
     let circle_id = seed(3);
-    let binding = NoiseBinding::create(&id, &circle_id, &noise);
+    let binding = NoiseBinding::create(&id, &circle_id, &noise, &first_of(&noise));
     json!({
         "description": "member id, fingerprint, safety number and Noise key binding, SPEC §3",
         "identity_seed": hex(&seed(1)),
@@ -79,6 +87,8 @@ fn identity_vectors() -> Value {
         "safety_number": safety_number(&id.member_id()).to_string(),
         "noise_secret": hex(&seed(2)),
         "noise_public": hex(&noise.public()),
+        "first_pairwise_secret": hex(first_of(&noise).expose_bytes()),
+        "first_pairwise_public": hex(&binding.first_pairwise),
         "circle_id": hex(&circle_id),
         "binding_signature": hex(&binding.signature),
     })
@@ -204,7 +214,7 @@ fn operation_vectors() -> Value {
     let noise = NoiseSecret::from_bytes(seed(2));
     let mut rng = SeededEntropy::new(seed(6));
     let Ok((genesis, circle_id)) =
-        Op::create(&creator, &noise, "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
+        Op::create(&creator, &noise, &first_of(&noise), "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
     else {
         return Value::Null;
     };
@@ -219,7 +229,7 @@ fn operation_vectors() -> Value {
     };
     let joiner = IdentitySecret::from_seed(&seed(8));
     let joiner_noise = NoiseSecret::from_bytes(seed(9));
-    let binding = NoiseBinding::create(&joiner, &circle_id, &joiner_noise);
+    let binding = NoiseBinding::create(&joiner, &circle_id, &joiner_noise, &first_of(&joiner_noise));
     let Ok(join) = Op::sign_join(&joiner, &circle_id, &invite, invite_op.id(), binding, "Bongani", 1_700_000_002_000)
     else {
         return Value::Null;
@@ -242,7 +252,12 @@ fn operation_vectors() -> Value {
         return Value::Null;
     };
     let adder = IdentitySecret::from_seed(&seed(13));
-    let adder_binding = NoiseBinding::create(&adder, &circle_id, &NoiseSecret::from_bytes(seed(14)));
+    let adder_binding = NoiseBinding::create(
+        &adder,
+        &circle_id,
+        &NoiseSecret::from_bytes(seed(14)),
+        &first_of(&NoiseSecret::from_bytes(seed(14))),
+    );
     let Some(add) = sign(
         after.clone(),
         OpBody::Add {
@@ -307,16 +322,28 @@ fn resolution_case(name: &str, description: &str, ops: &[&Op]) -> Value {
 fn resolution_vectors() -> Value {
     let ana = IdentitySecret::from_seed(&seed(1));
     let mut rng = SeededEntropy::new(seed(6));
-    let Ok((genesis, c)) =
-        Op::create(&ana, &NoiseSecret::from_bytes(seed(2)), "riverside", "Ana", 0, 1_700_000_000_000, &mut rng)
-    else {
+    let Ok((genesis, c)) = Op::create(
+        &ana,
+        &NoiseSecret::from_bytes(seed(2)),
+        &first_of(&NoiseSecret::from_bytes(seed(2))),
+        "riverside",
+        "Ana",
+        0,
+        1_700_000_000_000,
+        &mut rng,
+    ) else {
         return Value::Null;
     };
     let people: Vec<IdentitySecret> = (20..24).map(|b| IdentitySecret::from_seed(&seed(b))).collect();
     let [bo, cy, dee, eve] = [&people[0], &people[1], &people[2], &people[3]];
     let t = 1_700_000_000_000u64;
     let add = |by: &IdentitySecret, who: &IdentitySecret, name: &str, role: Role, parents: Vec<[u8; 32]>, k: u8| {
-        let binding = NoiseBinding::create(who, &c, &NoiseSecret::from_bytes(seed(40 + k)));
+        let binding = NoiseBinding::create(
+            who,
+            &c,
+            &NoiseSecret::from_bytes(seed(40 + k)),
+            &first_of(&NoiseSecret::from_bytes(seed(40 + k))),
+        );
         Op::sign(by, &c, parents, OpBody::Add { member: who.member_id(), binding, display_name: name.into(), role }, t)
             .ok()
     };
@@ -358,7 +385,12 @@ fn resolution_vectors() -> Value {
     ) else {
         return Value::Null;
     };
-    let eve_binding = NoiseBinding::create(eve, &c, &NoiseSecret::from_bytes(seed(31)));
+    let eve_binding = NoiseBinding::create(
+        eve,
+        &c,
+        &NoiseSecret::from_bytes(seed(31)),
+        &first_of(&NoiseSecret::from_bytes(seed(31))),
+    );
     let Ok(join) = Op::sign_join(eve, &c, &invite, inv.id(), eve_binding, "Eve", t + 31) else {
         return Value::Null;
     };
@@ -660,11 +692,25 @@ fn rotation_fixture() -> Option<RotationFixture> {
     let organiser = IdentitySecret::from_seed(&seed(0x80));
     let organiser_noise = NoiseSecret::from_bytes(seed(0x81));
     let mut rng = SeededEntropy::new(seed(0x82));
-    let (genesis, circle_id) =
-        Op::create(&organiser, &organiser_noise, "harbour", "Ana", 86_400, ROTATION_T0, &mut rng).ok()?;
+    let (genesis, circle_id) = Op::create(
+        &organiser,
+        &organiser_noise,
+        &first_of(&organiser_noise),
+        "harbour",
+        "Ana",
+        86_400,
+        ROTATION_T0,
+        &mut rng,
+    )
+    .ok()?;
     let add = |parent: [u8; 32], seed_byte: u8, name: &str, t: u64| -> Option<Op> {
         let member = IdentitySecret::from_seed(&seed(seed_byte));
-        let binding = NoiseBinding::create(&member, &circle_id, &NoiseSecret::from_bytes(seed(seed_byte + 1)));
+        let binding = NoiseBinding::create(
+            &member,
+            &circle_id,
+            &NoiseSecret::from_bytes(seed(seed_byte + 1)),
+            &first_of(&NoiseSecret::from_bytes(seed(seed_byte + 1))),
+        );
         let body = OpBody::Add { member: member.member_id(), binding, display_name: name.into(), role: Role::Member };
         Op::sign(&organiser, &circle_id, vec![parent], body, t).ok()
     };
@@ -711,7 +757,8 @@ fn rotation_vectors() -> Value {
     let old_meta = crate::circle::epoch_meta(&f.old_epoch_secret, &cid, old_epoch, &old_raiser);
 
     // The rekeyer's EpochKey to the remaining member, under epoch 3's keys,
-    // to B's bound key (pairwise key id 0: B announced no other).
+    // to B's first pairwise key (id 1, bound in its Add: B announced no
+    // other). Never to B's static key.
     let epoch_key =
         PairPayload::EpochKey { epoch, raiser, secret: zeroize::Zeroizing::new(f.new_epoch_secret) }.encode();
     let Ok(padded_epoch_key) = pad(&epoch_key) else {
@@ -720,16 +767,21 @@ fn rotation_vectors() -> Value {
     let psk = crate::circle::pair_psk(&old_meta, &cid, &a, &b);
     let context = KkContext { circle_id: cid, epoch: old_epoch, initiator: a, responder: b };
     let mut rng = SeededEntropy::new(seed(0x89));
-    let Ok((_, noise_message)) =
-        KkInitiator::start(&f.organiser_noise, &b_noise.public(), &psk, &context, &padded_epoch_key, &mut rng)
-    else {
+    let Ok((_, noise_message)) = KkInitiator::start(
+        &f.organiser_noise,
+        &first_of(&b_noise).public(),
+        &psk,
+        &context,
+        &padded_epoch_key,
+        &mut rng,
+    ) else {
         return Value::Null;
     };
     let hello = frames::encode_hello(&PairFrame {
         to: crate::circle::pair_tag(&old_meta, &cid, &b),
         from: crate::circle::pair_tag(&old_meta, &cid, &a),
         epoch: old_epoch,
-        to_key: 0,
+        to_key: 1,
         noise: &noise_message,
     });
     let pair_hello = frames::add_frame_mac(hello, &old_meta, &cid, old_epoch);
@@ -778,11 +830,12 @@ fn rotation_vectors() -> Value {
     }
     let roster: Vec<String> = log.members().iter().map(|m| hex(m.id.as_bytes())).collect();
     json!({
-        "description": "A removal end to end: the organiser removes C; the Remove starts epoch 4 and closes the network generation; the rekeyer (the organiser) sends B the EpochKey in a PAIR_HELLO under epoch 3's keys (pair psk, tags, prologue and frame key of meta(3)) to B's bound key; both derive meta(4), the organiser's announce key, topic, tags, frame key and generation network key; the organiser announces its new chain (signed by its epoch-3 chain, final counter 5) and sends two group frames (counters 0 and 1). SPEC §2a, §4.3, §5.1a, §5.2, §6.1-6.3",
+        "description": "A removal end to end: the organiser removes C; the Remove starts epoch 4 and closes the network generation; the rekeyer (the organiser) sends B the EpochKey in a PAIR_HELLO under epoch 3's keys (pair psk, tags, prologue and frame key of meta(3)) to B's first pairwise key (key id 1, bound in its Add; its secret is b_noise_secret reversed); both derive meta(4), the organiser's announce key, topic, tags, frame key and generation network key; the organiser announces its new chain (signed by its epoch-3 chain, final counter 5) and sends two group frames (counters 0 and 1). SPEC §2a, §4.3, §5.1a, §5.2, §6.1-6.3",
         "organiser_seed": hex(&seed(0x80)),
         "organiser_noise_secret": hex(&seed(0x81)),
         "b_seed": hex(&seed(0x83)),
         "b_noise_secret": hex(&seed(0x84)),
+        "b_first_pairwise_secret": hex(first_of(&b_noise).expose_bytes()),
         "c_seed": hex(&seed(0x85)),
         "c_noise_secret": hex(&seed(0x86)),
         "circle_id": hex(&cid),
@@ -832,7 +885,9 @@ fn join_vectors() -> Value {
     let creator_noise = NoiseSecret::from_bytes(seed(0xa1));
     let mut rng = SeededEntropy::new(seed(0xa2));
     let t0 = 1_700_200_000_000u64;
-    let Ok((genesis, cid)) = Op::create(&creator, &creator_noise, "allotment", "Ana", 86_400, t0, &mut rng) else {
+    let Ok((genesis, cid)) =
+        Op::create(&creator, &creator_noise, &first_of(&creator_noise), "allotment", "Ana", 86_400, t0, &mut rng)
+    else {
         return Value::Null;
     };
     let invite = InviteSecret::from_seed(&seed(0xa3));
@@ -842,7 +897,7 @@ fn join_vectors() -> Value {
     };
     let joiner = IdentitySecret::from_seed(&seed(0xa4));
     let joiner_noise = NoiseSecret::from_bytes(seed(0xa5));
-    let binding = NoiseBinding::create(&joiner, &cid, &joiner_noise);
+    let binding = NoiseBinding::create(&joiner, &cid, &joiner_noise, &first_of(&joiner_noise));
     let Ok(join) = Op::sign_join(&joiner, &cid, &invite, invite_op.id(), binding, "Bongani", t0 + 2_000) else {
         return Value::Null;
     };
@@ -863,9 +918,12 @@ fn join_vectors() -> Value {
     let hello = frames::encode_join_hello(&invite_op.id(), &proof, &join_tag, &xx1);
 
     // Member: XX message 2 with its identity.
-    let member_proof =
-        MemberProof { member: *creator.member_id().as_bytes(), binding_signature: creator_record.binding.signature }
-            .encode();
+    let member_proof = MemberProof {
+        member: *creator.member_id().as_bytes(),
+        first_pairwise: creator_record.binding.first_pairwise,
+        binding_signature: creator_record.binding.signature,
+    }
+    .encode();
     let mut member_rng = SeededEntropy::new(seed(0xa7));
     let Ok((responder, xx2)) =
         XxResponder::respond(&creator_noise, &cid, &invite_op.id(), &xx1, &member_proof, &mut member_rng)
@@ -905,6 +963,9 @@ fn join_vectors() -> Value {
     let chain_payload =
         sender_key_payload(&cid, &creator.member_id(), &chain, context, None, vec![admit.id()]).encode();
     let circle_secret = seed(0xab);
+    // The admitter replaced its first pairwise key once: the welcome
+    // carries its key 2, signed.
+    let admitter_key = SignedPairwiseKey::create(&creator, &cid, 2, &NoiseSecret::from_bytes(seed(0xd1)));
     let welcome = JoinAnswer::Welcome {
         circle_secret: zeroize::Zeroizing::new(circle_secret),
         epoch,
@@ -912,6 +973,7 @@ fn join_vectors() -> Value {
         epoch_meta: zeroize::Zeroizing::new(meta),
         chain: zeroize::Zeroizing::new(chain_payload),
         ops: admitted.ops_in_order().into_iter().map(Op::encode).collect(),
+        pairwise_keys: vec![(creator.member_id(), admitter_key)],
     }
     .encode();
     let header = frames::join_answer_header(member_session.next_nonce());
@@ -947,6 +1009,7 @@ fn join_vectors() -> Value {
         "circle_secret": hex(&circle_secret),
         "admitter_chain_signing_seed": hex(&seed(0xa9)),
         "admitter_chain_key": hex(&seed(0xaa)),
+        "admitter_pairwise_key_2_secret": hex(&seed(0xd1)),
         "welcome": hex(&welcome),
         "join_answer": hex(&answer),
         "refused_answer": hex(&refused_answer),
@@ -995,7 +1058,8 @@ fn payload_vectors() -> Value {
     use crate::engine::frames::{self, PairFrame, PairPayload};
     use crate::engine::message::Presence;
     let circle_id = seed(0xc0);
-    let sender = MemberId(seed(0xc1));
+    let sender_identity = IdentitySecret::from_seed(&seed(0xc1));
+    let sender = sender_identity.member_id();
     let inner =
         |body: Body| Inner { circle_id, sender, epoch: 5, sent_at_ms: 1_700_400_000_000, timer_secs: 600, body };
     let bodies = [
@@ -1016,7 +1080,15 @@ fn payload_vectors() -> Value {
             "presence",
             Body::Presence(Presence { transport: vec![0xc4; 38], addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()] }),
         ),
-        ("pairwise_key", Body::Prekey { id: 3, public: seed(0xc5) }),
+        (
+            "pairwise_key",
+            Body::Prekey(SignedPairwiseKey::create(
+                &sender_identity,
+                &circle_id,
+                3,
+                &NoiseSecret::from_bytes(seed(0xc5)),
+            )),
+        ),
     ];
     let mut plaintexts = Vec::new();
     for (name, body) in bodies {
@@ -1058,7 +1130,7 @@ fn payload_vectors() -> Value {
         to: crate::circle::pair_tag(&meta, &kk.circle_id, &kk.responder),
         from: crate::circle::pair_tag(&meta, &kk.circle_id, &kk.initiator),
         epoch: kk.epoch,
-        to_key: 0,
+        to_key: 1,
         noise: &noise,
     });
     let pair_hello = frames::add_frame_mac(hello, &meta, &kk.circle_id, kk.epoch);
@@ -1142,9 +1214,16 @@ fn refusal_vectors() -> Value {
     let not_a_bucket = [vec![0x41; 69], vec![0x80], vec![0; 257 - 70]].concat();
     let wrong_marker = [vec![0x41; 69], vec![0x01], vec![0; 256 - 70]].concat();
     let mut rng = SeededEntropy::new(seed(6));
-    let Ok((genesis, _)) =
-        Op::create(&id, &NoiseSecret::from_bytes(seed(2)), "riverside", "Ana", 86_400, 1_700_000_000_000, &mut rng)
-    else {
+    let Ok((genesis, _)) = Op::create(
+        &id,
+        &NoiseSecret::from_bytes(seed(2)),
+        &first_of(&NoiseSecret::from_bytes(seed(2))),
+        "riverside",
+        "Ana",
+        86_400,
+        1_700_000_000_000,
+        &mut rng,
+    ) else {
         return Value::Null;
     };
     let trailing = [genesis.encode(), vec![0]].concat();
@@ -1247,8 +1326,14 @@ mod tests {
         let psk = crate::circle::pair_psk(&old_meta, &cid, &a, &b);
         let context = KkContext { circle_id: cid, epoch: hello.epoch, initiator: a, responder: b };
         let mut rng = SeededEntropy::new(seed(0));
+        assert_eq!(hello.to_key, 1, "to B's first pairwise key");
         let b_noise = NoiseSecret::from_bytes(array("b_noise_secret"));
-        let (_, padded, _) = kk_respond(&b_noise, &a_noise, &psk, &context, hello.noise, &[], &mut rng).unwrap();
+        assert!(
+            kk_respond(&b_noise, &a_noise, &psk, &context, hello.noise, &[], &mut rng).is_err(),
+            "B's static key never opens key material"
+        );
+        let b_first = NoiseSecret::from_bytes(array("b_first_pairwise_secret"));
+        let (_, padded, _) = kk_respond(&b_first, &a_noise, &psk, &context, hello.noise, &[], &mut rng).unwrap();
         let PairPayload::EpochKey { epoch, raiser, secret } =
             PairPayload::decode(crate::wire::unpad(&padded).unwrap()).unwrap()
         else {
@@ -1314,7 +1399,11 @@ mod tests {
         let proof = MemberProof::decode(&payload).unwrap();
         let creator_noise = NoiseSecret::from_bytes(unhex("creator_noise_secret").try_into().unwrap());
         assert_eq!(member_static, creator_noise.public());
-        let binding = NoiseBinding { noise_public: member_static, signature: proof.binding_signature };
+        let binding = NoiseBinding {
+            noise_public: member_static,
+            first_pairwise: proof.first_pairwise,
+            signature: proof.binding_signature,
+        };
         assert!(binding.verify(&MemberId(proof.member), &cid).is_ok());
         let (mut session, xx3) = initiator.finish(&unhex("join_op")).unwrap();
         let request = unhex("join_request");
@@ -1328,12 +1417,18 @@ mod tests {
         };
         assert_eq!(nonce, 0);
         let welcome = session.open(header, nonce, ciphertext).unwrap();
-        let JoinAnswer::Welcome { ops, epoch, .. } = JoinAnswer::decode(&welcome).unwrap() else {
+        let JoinAnswer::Welcome { ops, epoch, pairwise_keys, .. } = JoinAnswer::decode(&welcome).unwrap() else {
             panic!("not a welcome");
         };
         let ops: Vec<Op> = ops.iter().map(|o| Op::decode(o).unwrap()).collect();
         let log = CircleLog::from_ops(ops).unwrap();
         assert_eq!(log.epoch(), epoch);
+        // The admitter's newest pairwise key, signed by it, and its public
+        // key the one whose secret the vector gives.
+        let [(member, key)] = pairwise_keys[..] else { panic!("one pairwise key") };
+        assert!(key.verify(&member, &cid).is_ok());
+        let secret = NoiseSecret::from_bytes(unhex("admitter_pairwise_key_2_secret").try_into().unwrap());
+        assert_eq!((key.key.id, key.key.public), (2, secret.public()));
         assert!(log.is_member(&IdentitySecret::from_seed(&seed(0xa4)).member_id()));
     }
 

@@ -142,7 +142,8 @@ fn kk_hello(
 ) -> Vec<u8> {
     let c = l.engine.circle(&circle).unwrap();
     let (secret, id, epoch) = (*c.secret(), c.id(), c.log().epoch());
-    let remote = c.log().member(&to).unwrap().binding.noise_public;
+    // To the recipient's first pairwise key (id 1, bound in its operation).
+    let remote = c.log().member(&to).unwrap().binding.first_pairwise;
     let psk = circle::pair_psk(&secret, &id, &from, &to);
     let context = KkContext { circle_id: prologue_circle, epoch, initiator: from, responder: to };
     let (_, noise) = KkInitiator::start(local, &remote, &psk, &context, payload, &mut OsEntropy).unwrap();
@@ -150,7 +151,7 @@ fn kk_hello(
     frame.extend_from_slice(&circle::pair_tag(&secret, &id, &to));
     frame.extend_from_slice(&circle::pair_tag(&secret, &id, &from));
     frame.extend_from_slice(&epoch.to_be_bytes());
-    frame.extend_from_slice(&0u32.to_be_bytes()); // the recipient's bound key (key 0)
+    frame.extend_from_slice(&1u32.to_be_bytes()); // the recipient's first pairwise key
     frame.extend_from_slice(&noise);
     // A member holds the frame key, so its forgeries carry a valid
     // authenticator: what is tested is the check behind it.
@@ -278,7 +279,7 @@ fn a_member_cannot_impersonate_forge_handshakes_jump_counters_or_bend_time_and_r
             heads.clone(),
             OpBody::Add {
                 member: outsider.member_id(),
-                binding: kolo::identity::NoiseBinding::create(&outsider, &circle, &noise),
+                binding: kolo::identity::NoiseBinding::create(&outsider, &circle, &noise, &noise),
                 display_name: "mallory".into(),
                 role: Role::Organiser,
             },
@@ -1061,7 +1062,7 @@ fn junk_mailbox_frame(to: &[u8; 16], from: &[u8; 16], epoch: u32) -> Vec<u8> {
     f.extend_from_slice(to);
     f.extend_from_slice(from);
     f.extend_from_slice(&epoch.to_be_bytes());
-    f.extend_from_slice(&0u32.to_be_bytes());
+    f.extend_from_slice(&1u32.to_be_bytes());
     f.extend_from_slice(JUNK_MARK);
     let mut body = vec![0u8; 200 + 16];
     OsEntropy.fill(&mut body);

@@ -360,7 +360,7 @@ fn a_pairwise_frame_for_us_that_does_not_open_is_not_charged_to_the_relay() {
         f.extend_from_slice(&to);
         f.extend_from_slice(&from);
         f.extend_from_slice(&epoch.to_be_bytes());
-        f.extend_from_slice(&0u32.to_be_bytes());
+        f.extend_from_slice(&1u32.to_be_bytes());
         f.extend_from_slice(&[i; 120]); // not a handshake anyone made
         f
     };

@@ -495,3 +495,57 @@ fn presence_waits_for_the_new_keys_after_a_removal() {
     let seen = sim.nodes[2].engine.circle(&circle).unwrap().presence_of(&bongani).map(|p| p.transport.clone());
     assert_eq!(seen.as_deref(), Some(&b"bongani-transport"[..]), "chen got bongani's presence under the new keys");
 }
+
+/// The key id 0 gap (issue 13): around a join, the newcomer's first chain
+/// went to every member's bound key, and the members' chains to the
+/// newcomer's bound key. Bound keys are never erased, so a copy of either
+/// profile taken after the messages disappeared, with the frames captured
+/// around the join, read them again. Now the Join, Create and Add
+/// operations carry a first pairwise key that is not the bound key, the
+/// welcome carries the members' current ones, and no key material is ever
+/// sent to a bound key.
+#[test]
+fn messages_sent_around_a_join_cannot_be_recovered_from_a_later_profile() {
+    let mut sim = Sim::new(34, &NAMES, Faults::NONE, EngineConfig::default());
+    for node in &mut sim.nodes {
+        node.keep_records = true;
+    }
+    sim.command(0, Command::CreateCircle { name: "riverside".into(), max_disappear_secs: Some(60) });
+    let circle = sim.created_circle(0).expect("circle created");
+    for j in 1..3 {
+        assert!(sim.invite_and_join(circle, 0, j), "{} could not join", NAMES[j]);
+    }
+    sim.run_for(90_000);
+    let start = sim.captured.len();
+    const DARA: usize = 3;
+    assert!(sim.invite_and_join(circle, 0, DARA), "dara could not join");
+    sim.run_for(10_000);
+    send(&mut sim, DARA, circle, "dara's first words", Some(60));
+    send(&mut sim, 1, circle, "welcome, dara", Some(60));
+    sim.run_for(20_000);
+    assert!(texts(&sim.nodes[CHEN].engine, &circle).contains(&"dara's first words".to_string()));
+    assert!(texts(&sim.nodes[DARA].engine, &circle).contains(&"welcome, dara".to_string()));
+    // No key material ever went to a static key: every PAIR_HELLO (SPEC
+    // §6.2: 02 02, two 16-byte tags, u32 epoch, u32 to_key) names a
+    // pairwise key of id 1 or above.
+    let hellos: Vec<u32> = sim
+        .captured
+        .iter()
+        .filter(|c| c.bytes.len() > 42 && c.bytes[1] == 0x02)
+        .map(|c| u32::from_be_bytes(c.bytes[38..42].try_into().unwrap()))
+        .collect();
+    assert!(!hellos.is_empty());
+    assert!(hellos.iter().all(|k| *k >= 1), "a pairwise frame went to key id 0: {hellos:?}");
+    sim.run_for(150_000);
+    for i in [CHEN, DARA] {
+        let copies = [sim.seize(i).expect("profile copied"), {
+            let mut forgetful = sim.seize(i).expect("profile copied");
+            forgetful.as_examiner();
+            forgetful
+        }];
+        let read = examine(&sim, copies, circle, start);
+        for text in ["dara's first words", "welcome, dara"] {
+            assert!(!read.contains(&text.to_string()), "{}'s profile read a disappeared {text:?}: {read:?}", NAMES[i]);
+        }
+    }
+}

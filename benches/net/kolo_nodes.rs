@@ -62,30 +62,31 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
     let now = now_ms();
     let mut rng = SeededEntropy::from_u64(seed);
     let noises: Vec<NoiseSecret> = (0..n).map(|_| NoiseSecret::generate(&mut rng)).collect();
+    let firsts: Vec<NoiseSecret> = (0..n).map(|_| NoiseSecret::generate(&mut rng)).collect();
     let organiser = &identities[0].1;
     let (genesis, circle) =
-        Op::create(organiser, &noises[0], CIRCLE_NAME, &identities[0].0, 0, now, &mut rng).map_err(err)?;
+        Op::create(organiser, &noises[0], &firsts[0], CIRCLE_NAME, &identities[0].0, 0, now, &mut rng).map_err(err)?;
     let mut log = CircleLog::from_genesis(genesis.clone()).map_err(err)?;
     let mut ops = vec![genesis];
-    let add = |who: &IdentitySecret, noise: &NoiseSecret, name: &str, log: &mut CircleLog| -> Result<Op> {
+    let add = |who: &IdentitySecret, noise: &NoiseSecret, first: &NoiseSecret, name: &str, log: &mut CircleLog| {
         let body = OpBody::Add {
             member: who.member_id(),
-            binding: NoiseBinding::create(who, &circle, noise),
+            binding: NoiseBinding::create(who, &circle, noise, first),
             display_name: name.to_owned(),
             role: Role::Member,
         };
         let op = Op::sign(organiser, &circle, log.heads(), body, now).map_err(err)?;
         log.insert(op.clone()).map_err(err)?;
-        Ok(op)
+        Result::<Op>::Ok(op)
     };
     for i in 1..n {
-        ops.push(add(&identities[i].1, &noises[i], &identities[i].0, &mut log)?);
+        ops.push(add(&identities[i].1, &noises[i], &firsts[i], &identities[i].0, &mut log)?);
     }
     let mut dummy_ids = Vec::new();
     for d in 0..dummies {
         let who = IdentitySecret::generate(&mut rng);
         let noise = NoiseSecret::generate(&mut rng);
-        ops.push(add(&who, &noise, &format!("away{d:03}"), &mut log)?);
+        ops.push(add(&who, &noise, &noise, &format!("away{d:03}"), &mut log)?);
         dummy_ids.push(who.member_id());
     }
     let secret: [u8; 32] = random_array(&mut rng);
@@ -114,7 +115,7 @@ pub fn key_circle(identities: Vec<(String, IdentitySecret)>, dummies: usize, see
         let (epoch, raiser) = (log.epoch(), log.rekeyer().map(|(op, _)| op).unwrap_or_default());
         let network = kolo::circle::network_key(&secret, &log.circle_id());
         let start = kolo::engine::EpochStart::Welcomed { epoch, raiser, meta: epoch_meta, network };
-        let state = CircleState::new(log, secret, start, noises[i].duplicate(), &mut ctx);
+        let state = CircleState::new(log, secret, start, noises[i].duplicate(), firsts[i].duplicate(), &mut ctx);
         let stored =
             StoredCircle { snapshot: state.export(), chains: Vec::new(), messages: Vec::new(), frames: Vec::new() };
         let engine = Engine::restore(

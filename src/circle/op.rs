@@ -12,7 +12,7 @@ use crate::wire::{Reader, WireError, Writer};
 
 /// Version 2: Join carries its invite in the body and enters the log only
 /// inside the inviter's Admit; parents are strictly ascending; Admit,
-/// RevokeInvite and Rename exist.
+/// RevokeInvite and Rename exist; a binding carries the first pairwise key.
 pub const OP_VERSION: u8 = 2;
 pub const MAX_PARENTS: usize = 16;
 const LABEL_OP_SIG: &[u8] = b"kolo/v1/op-sig";
@@ -116,11 +116,11 @@ fn signed_message(label: &[u8], circle_id: &CircleId, unsigned: &[u8]) -> Vec<u8
 }
 
 fn write_binding(w: &mut Writer, b: &NoiseBinding) {
-    w.raw(&b.noise_public).raw(&b.signature);
+    w.raw(&b.noise_public).raw(&b.first_pairwise).raw(&b.signature);
 }
 
 fn read_binding(r: &mut Reader<'_>) -> Result<NoiseBinding, WireError> {
-    Ok(NoiseBinding { noise_public: r.array()?, signature: r.array()? })
+    Ok(NoiseBinding { noise_public: r.array()?, first_pairwise: r.array()?, signature: r.array()? })
 }
 
 /// A name on the wire must already be in the normal form `check_name`
@@ -310,9 +310,11 @@ impl Op {
     }
 
     /// The circle's first operation; returns it with the new circle's id.
+    #[allow(clippy::too_many_arguments)] // Every field of the genesis, and the keys it binds.
     pub fn create(
         identity: &IdentitySecret,
         noise: &NoiseSecret,
+        first_pairwise: &NoiseSecret,
         circle_name: &str,
         display_name: &str,
         max_disappear_secs: u32,
@@ -327,7 +329,7 @@ impl Op {
             nonce,
             circle_name,
             max_disappear_secs,
-            binding: NoiseBinding::create(identity, &circle_id, noise),
+            binding: NoiseBinding::create(identity, &circle_id, noise, first_pairwise),
             display_name,
         };
         let op = Self::sign_body(identity, &circle_id, Vec::new(), body, now_ms);
@@ -416,12 +418,12 @@ mod tests {
         let mut rng = SeededEntropy::from_u64(1);
         let id = IdentitySecret::generate(&mut rng);
         let noise = NoiseSecret::generate(&mut rng);
-        let (genesis, c) = Op::create(&id, &noise, "circle", "Ana", 60, 1, &mut rng).unwrap();
+        let (genesis, c) = Op::create(&id, &noise, &noise, "circle", "Ana", 60, 1, &mut rng).unwrap();
         let p = vec![genesis.id()];
         let invite = InviteSecret::generate(&mut rng);
         let other = IdentitySecret::generate(&mut rng);
         let other_noise = NoiseSecret::generate(&mut rng);
-        let binding = NoiseBinding::create(&other, &c, &other_noise);
+        let binding = NoiseBinding::create(&other, &c, &other_noise, &other_noise);
         let bodies = vec![
             OpBody::Add { member: other.member_id(), binding, display_name: "Bo".into(), role: Role::Member },
             OpBody::Invite { invite_public: invite.public(), expires_at_ms: 99, role: Role::Organiser },

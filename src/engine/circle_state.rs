@@ -16,7 +16,7 @@ use crate::crypto::kdf::{LABEL_MESSAGE_ID, hash};
 use crate::crypto::pairwise::{KkContext, KkInitiator, SessionId, kk_respond};
 use crate::crypto::ratchet::{KeyId, ReceivingChain, SendingChain};
 use crate::crypto::{CryptoError, pairwise};
-use crate::identity::{MemberId, NoiseSecret};
+use crate::identity::{MemberId, NoiseSecret, PairwiseKey, SignedPairwiseKey};
 use crate::wire::{self, frame_type, pad, unpad};
 
 use super::epochs::{Epochs, PendingEpochKey};
@@ -150,8 +150,8 @@ pub struct CircleState {
     /// The key our operation binds to our identity: we authenticate with
     /// it (as the initiator of pairwise handshakes, and to joiners).
     pub(super) noise: NoiseSecret,
-    /// The keys we receive pairwise frames on; key 0 is a copy of `noise`,
-    /// replaced as soon as it opened key material.
+    /// The keys we receive pairwise frames on, from id 1 (the one our
+    /// operation binds); never `noise`.
     pub(super) prekeys: Prekeys,
     /// The newest pairwise key each member announced.
     pub(super) peer_keys: PeerPrekeys,
@@ -190,17 +190,28 @@ pub struct CircleState {
     /// network in case the removal is voided.
     pub(super) removed_since: Option<u64>,
     pub(super) system_counter: u64,
+    /// A forensic examiner's copy (tests): see [`Self::as_examiner`].
+    pub(super) examiner: bool,
     /// Catch-up requests we made and requests we served (`sync.rs`).
     pub(super) sync: super::sync::SyncState,
 }
 
 impl CircleState {
-    pub fn new(log: CircleLog, secret: [u8; 32], start: EpochStart, noise: NoiseSecret, ctx: &mut Ctx<'_>) -> Self {
+    /// `noise` is our bound static key, `first_pairwise` the first pairwise
+    /// key our operation binds (id 1).
+    pub fn new(
+        log: CircleLog,
+        secret: [u8; 32],
+        start: EpochStart,
+        noise: NoiseSecret,
+        first_pairwise: NoiseSecret,
+        ctx: &mut Ctx<'_>,
+    ) -> Self {
         let epoch = log.epoch();
         let raiser = log.rekeyer().map(|(op, _)| op).unwrap_or_default();
         let chain = SendingChain::generate(epoch, ctx.now, ctx.rng);
         let frames = FrameStore::new(ctx.config.max_stored_frames);
-        let prekeys = Prekeys::new(noise.duplicate(), ctx.now);
+        let prekeys = Prekeys::new(first_pairwise, ctx.now);
         let mut state = Self::assemble(log, ctx.me, secret, noise, prekeys, chain, frames);
         match start {
             EpochStart::Created => {
@@ -268,6 +279,7 @@ impl CircleState {
             removed: false,
             removed_since: None,
             system_counter: 0,
+            examiner: false,
             sync: super::sync::SyncState::default(),
         };
         state.refresh_member_tags();
@@ -740,8 +752,9 @@ impl CircleState {
         if self.removed {
             return;
         }
-        let (id, public) = self.prekeys.rotate(ctx.now, ctx.rng);
-        self.seal_and_publish(ctx, Body::Prekey { id, public }, None);
+        let (id, _) = self.prekeys.rotate(ctx.now, ctx.rng);
+        let signed = SignedPairwiseKey::create(ctx.identity, &self.id(), id, &self.prekeys.current.secret);
+        self.seal_and_publish(ctx, Body::Prekey(signed), None);
         ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
     }
 
@@ -798,7 +811,8 @@ impl CircleState {
         let Some(record) = self.log.member(member) else {
             return;
         };
-        let (to_key, remote) = self.peer_keys.current(member, record.binding.noise_public);
+        // Never the member's static key: its first pairwise key at least.
+        let PairwiseKey { id: to_key, public: remote } = self.peer_keys.current(member, &record.binding);
         let their_tag = circle::pair_tag(self.secret(), &self.id(), member);
         let encoded = Zeroizing::new(payload.encode());
         let padded = match pad(&encoded) {
@@ -852,17 +866,33 @@ impl CircleState {
         };
         let remote =
             self.log.member(&from).map(|r| r.binding.noise_public).ok_or("pairwise frame from a non-member")?;
-        let Some(local) = self.prekeys.get(frame.to_key) else {
+        if frame.to_key == 0 {
+            return Err("pairwise frame for key id 0: a static key is never a pairwise key".into());
+        }
+        // An examiner (tests) tries every key the profile holds, the bound
+        // one included, not only the one the frame names.
+        let mut locals: Vec<&NoiseSecret> = self.prekeys.get(frame.to_key).into_iter().collect();
+        if self.examiner {
+            locals.push(&self.noise);
+        }
+        if locals.is_empty() {
             return Err("pairwise frame for a key of ours already erased (or never made)".into());
-        };
+        }
         let sid = pairwise::session_id(frame.noise);
         if self.seen_hellos.contains(&sid) {
             return Err("replayed pairwise handshake".into());
         }
         let psk = Zeroizing::new(circle::pair_psk(&meta, &self.id(), &ctx.me, &from));
         let context = self.kk_context(frame.epoch, from, ctx.me);
-        let (_, payload, _) = kk_respond(local, &remote, &psk, &context, frame.noise, &[], ctx.rng)
-            .map_err(|e| format!("pairwise handshake refused: {e}"))?;
+        let mut opened = Err(String::new());
+        for local in locals {
+            opened = kk_respond(local, &remote, &psk, &context, frame.noise, &[], ctx.rng)
+                .map_err(|e| format!("pairwise handshake refused: {e}"));
+            if opened.is_ok() {
+                break;
+            }
+        }
+        let (_, payload, _) = opened?;
         self.seen_hellos.insert(sid);
         ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
         let payload = Zeroizing::new(payload);
@@ -1044,6 +1074,7 @@ impl CircleState {
     /// See [`super::Engine::as_examiner`]: keep every secret, forget every
     /// frame, received chain and replay memory.
     pub(super) fn as_examiner(&mut self) {
+        self.examiner = true;
         let ids: Vec<FrameId> = self.frames.iter().map(|(id, _)| *id).collect();
         for id in ids {
             self.frames.remove(&id);
@@ -1442,8 +1473,12 @@ impl CircleState {
                 }
                 return;
             }
-            Body::Prekey { id, public } => {
-                if inner.sender != ctx.me && self.peer_keys.announce(inner.sender, *id, *public) {
+            Body::Prekey(signed) => {
+                // Signed so that a welcome can pass it on; one that does
+                // not verify is dropped (the chain's signature says who
+                // sent it, so it is the sender's own fault).
+                let valid = signed.verify(&inner.sender, &self.id()).is_ok();
+                if valid && inner.sender != ctx.me && self.peer_keys.announce(inner.sender, *signed) {
                     ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
                 }
                 return;

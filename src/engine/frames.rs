@@ -4,6 +4,7 @@
 //! `protocol/SPEC.md`; every decoder here is total over arbitrary input.
 
 use crate::crypto::ratchet::{KeyId, SenderKeyDistribution};
+use crate::identity::{MemberId, PairwiseKey, SignedPairwiseKey};
 use crate::wire::{self, Reader, WireError, Writer, frame_type};
 use zeroize::Zeroizing;
 
@@ -261,6 +262,12 @@ impl PairPayload {
     }
 }
 
+/// Most members' pairwise keys one welcome carries (a welcome fits far
+/// fewer members than this).
+pub const MAX_WELCOME_KEYS: usize = 512;
+/// One welcome pairwise key entry: member, id, public key, signature.
+pub const WELCOME_KEY_BYTES: usize = 32 + 4 + 32 + 64;
+
 fn encode_ops(w: &mut Writer, ops: &[Vec<u8>]) {
     let ops = &ops[..ops.len().min(MAX_LOG_OPS)];
     w.u16(ops.len() as u16);
@@ -453,7 +460,10 @@ pub enum JoinAnswer {
     /// `chain` is the admitter's SenderKey payload (§6.3), so the joiner
     /// reads the admitter from the welcome on, whatever reaches it first.
     /// The secrets are erased when the answer is dropped, on the
-    /// admitter's side as on the joiner's.
+    /// admitter's side as on the joiner's. `pairwise_keys` are the
+    /// members' newest pairwise keys the admitter knows of (its own
+    /// included), each signed by its member, so that the joiner's first
+    /// chain goes to keys their members erase in time (SPEC §6.1).
     Welcome {
         circle_secret: Zeroizing<[u8; 32]>,
         epoch: u32,
@@ -461,6 +471,7 @@ pub enum JoinAnswer {
         epoch_meta: Zeroizing<[u8; 32]>,
         chain: Zeroizing<Vec<u8>>,
         ops: Vec<Vec<u8>>,
+        pairwise_keys: Vec<(MemberId, SignedPairwiseKey)>,
     },
     /// `fatal`: no member will admit with this invite (used, expired);
     /// otherwise another member may.
@@ -471,8 +482,16 @@ impl JoinAnswer {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => {
-                encode_ops(w.u8(1).raw(&**circle_secret).u32(*epoch).raw(raiser).raw(&**epoch_meta).bytes32(chain), ops)
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops, pairwise_keys } => {
+                encode_ops(
+                    w.u8(1).raw(&**circle_secret).u32(*epoch).raw(raiser).raw(&**epoch_meta).bytes32(chain),
+                    ops,
+                );
+                let keys = &pairwise_keys[..pairwise_keys.len().min(MAX_WELCOME_KEYS)];
+                w.u16(keys.len() as u16);
+                for (member, k) in keys {
+                    w.raw(member.as_bytes()).u32(k.key.id).raw(&k.key.public).raw(&k.signature);
+                }
             }
             JoinAnswer::Refused { fatal, reason } => {
                 w.u8(2).u8(u8::from(*fatal)).str16(reason);
@@ -491,6 +510,22 @@ impl JoinAnswer {
                 epoch_meta: Zeroizing::new(r.array()?),
                 chain: Zeroizing::new(r.bytes32("chain", 4096)?.to_vec()),
                 ops: decode_ops(&mut r)?,
+                pairwise_keys: {
+                    let n = r.u16()? as usize;
+                    if n > MAX_WELCOME_KEYS {
+                        return Err(WireError::LimitExceeded {
+                            what: "welcome pairwise keys",
+                            limit: MAX_WELCOME_KEYS,
+                        });
+                    }
+                    let mut keys = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let member = MemberId(r.array()?);
+                        let key = PairwiseKey { id: r.u32()?, public: r.array()? };
+                        keys.push((member, SignedPairwiseKey { key, signature: r.array()? }));
+                    }
+                    keys
+                },
             },
             2 => {
                 let fatal = match r.u8()? {
@@ -510,22 +545,24 @@ impl JoinAnswer {
 }
 
 /// The member's proof in the XX reply: its identity and the signature
-/// binding the static key it just used to that identity.
+/// binding the static key it just used (and its first pairwise key, which
+/// the signature covers) to that identity.
 pub struct MemberProof {
     pub member: [u8; 32],
+    pub first_pairwise: [u8; 32],
     pub binding_signature: [u8; 64],
 }
 
 impl MemberProof {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(96);
-        w.raw(&self.member).raw(&self.binding_signature);
+        let mut w = Writer::with_capacity(128);
+        w.raw(&self.member).raw(&self.first_pairwise).raw(&self.binding_signature);
         w.finish()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
-        let proof = Self { member: r.array()?, binding_signature: r.array()? };
+        let proof = Self { member: r.array()?, first_pairwise: r.array()?, binding_signature: r.array()? };
         r.finish()?;
         Ok(proof)
     }
@@ -615,9 +652,19 @@ mod tests {
             epoch_meta: Zeroizing::new([4; 32]),
             chain: Zeroizing::new(vec![5]),
             ops: vec![vec![9]],
+            pairwise_keys: vec![(
+                MemberId([6; 32]),
+                SignedPairwiseKey { key: PairwiseKey { id: 4, public: [7; 32] }, signature: [8; 64] },
+            )],
         }
         .encode();
-        assert!(matches!(JoinAnswer::decode(&w).unwrap(), JoinAnswer::Welcome { .. }));
+        match JoinAnswer::decode(&w).unwrap() {
+            JoinAnswer::Welcome { pairwise_keys, .. } => {
+                assert_eq!(pairwise_keys.len(), 1);
+                assert_eq!(pairwise_keys[0].1.key, PairwiseKey { id: 4, public: [7; 32] });
+            }
+            JoinAnswer::Refused { .. } => panic!("a welcome"),
+        }
         let s = add_frame_mac(encode_sync_request(77, &[[1; 8], [2; 8]]), &[5; 32], &[6; 32], 2);
         assert_eq!(parse_direct(&s).unwrap(), DirectFrame::SyncRequest { sent_at_ms: 77, have: vec![[1; 8], [2; 8]] });
         assert!(frame_mac_valid(&s, &[5; 32], &[6; 32]));

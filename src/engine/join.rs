@@ -18,7 +18,7 @@ use super::frames::{self, DirectFrame, JoinAnswer, MemberProof};
 use super::types::{Event, NetworkAccess, Output, PeerRef, Record};
 use crate::circle::{CircleId, CircleLog, InviteCode, InviteStatus, Op, OpBody};
 use crate::crypto::pairwise::{Session, XxInitiator, XxResponder};
-use crate::identity::{MemberId, NoiseBinding, NoiseSecret};
+use crate::identity::{FIRST_PAIRWISE_KEY_ID, MemberId, NoiseBinding, NoiseSecret, SignedPairwiseKey};
 use crate::wire::frame_type;
 
 /// Join handshakes a member serves at once (per circle and peer).
@@ -37,6 +37,8 @@ enum Attempt {
 struct PendingJoin {
     code: InviteCode,
     noise: NoiseSecret,
+    /// Our first pairwise key (id 1), bound in our Join.
+    first_pairwise: NoiseSecret,
     /// One Join operation for every attempt: two different ones would be a
     /// double use of the invite, which admits nobody.
     op: Op,
@@ -75,7 +77,8 @@ impl Joins {
         ctx.out.push(Output::Dial { circle, access: NetworkAccess::joining(&code), addresses: code.addresses.clone() });
         ctx.event(Event::Queued { circle, reason: "looking for a member of the circle to admit you".into() });
         let noise = NoiseSecret::generate(ctx.rng);
-        let binding = NoiseBinding::create(ctx.identity, &circle, &noise);
+        let first_pairwise = NoiseSecret::generate(ctx.rng);
+        let binding = NoiseBinding::create(ctx.identity, &circle, &noise, &first_pairwise);
         let op = match Op::sign_join(
             ctx.identity,
             &circle,
@@ -92,7 +95,15 @@ impl Joins {
         };
         self.pending.insert(
             circle,
-            PendingJoin { code, noise, op, attempts: HashMap::new(), started_at_ms: ctx.now, refused: None },
+            PendingJoin {
+                code,
+                noise,
+                first_pairwise,
+                op,
+                attempts: HashMap::new(),
+                started_at_ms: ctx.now,
+                refused: None,
+            },
         );
     }
 
@@ -221,7 +232,11 @@ impl Joins {
         let (member_static, payload) = init.read_reply(noise).map_err(|e| e.to_string())?;
         let proof = MemberProof::decode(&payload).map_err(|e| e.to_string())?;
         let member = MemberId(proof.member);
-        let binding = NoiseBinding { noise_public: member_static, signature: proof.binding_signature };
+        let binding = NoiseBinding {
+            noise_public: member_static,
+            first_pairwise: proof.first_pairwise,
+            signature: proof.binding_signature,
+        };
         binding.verify(&member, &circle).map_err(|_| "the answering peer did not prove it is a member".to_string())?;
         let (session, msg) = init.finish(&join.op.encode()).map_err(|e| e.to_string())?;
         join.attempts.insert(peer, (ctx.now, Attempt::AwaitingAnswer { session, member }));
@@ -260,10 +275,11 @@ impl Joins {
                 ctx.event(Event::JoinFailed { circle, reason });
                 return Ok(());
             }
-            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops } => {
-                (circle_secret, (epoch, raiser, epoch_meta, chain), ops)
+            JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops, pairwise_keys } => {
+                (circle_secret, (epoch, raiser, epoch_meta, chain), (ops, pairwise_keys))
             }
         };
+        let (ops, pairwise_keys) = ops;
         let log = rebuild_log(&ops)?;
         if log.circle_id() != circle {
             return Err("welcome is for another circle".into());
@@ -280,7 +296,16 @@ impl Joins {
         let name = log.circle_name().to_owned();
         let network = join.code.network_key;
         let start = super::circle_state::EpochStart::Welcomed { epoch, raiser, meta: *meta, network };
-        let mut state = CircleState::new(log, *secret, start, join.noise, ctx);
+        let mut state = CircleState::new(log, *secret, start, join.noise, join.first_pairwise, ctx);
+        // Before our chain goes out: to the members' newest keys, not the
+        // first ones their operations bound (long erased, if they were used).
+        // A key its member did not sign, or of someone not in the roster, is
+        // passed over.
+        for (m, key) in pairwise_keys {
+            if m != ctx.me && state.log.is_member(&m) && key.verify(&m, &circle).is_ok() {
+                state.peer_keys.announce(m, key);
+            }
+        }
         let me = ctx.me;
         state.system_message(ctx, me, format!("you joined {name}"));
         state.distribute_chain(ctx);
@@ -333,9 +358,11 @@ impl Joins {
                     });
                     return Err(refusal.reason);
                 }
+                let binding = state.log.member(&ctx.me).map(|r| r.binding).ok_or("not a member")?;
                 let proof = MemberProof {
                     member: *ctx.me.as_bytes(),
-                    binding_signature: state.log.member(&ctx.me).map(|r| r.binding.signature).ok_or("not a member")?,
+                    first_pairwise: binding.first_pairwise,
+                    binding_signature: binding.signature,
                 };
                 let (responder, reply) =
                     XxResponder::respond(state.noise(), &circle, &invite_op, noise, &proof.encode(), ctx.rng)
@@ -463,7 +490,7 @@ fn admit(
     // Check before the Admit is signed: once it is, the invite is used,
     // and a welcome too large to send would leave the joiner with nothing.
     let log_bytes: usize = state.log.ops_in_order().into_iter().map(|o| o.encode().len() + 4).sum();
-    if !welcome_fits(log_bytes) {
+    if !welcome_fits(log_bytes, state.log.members().len()) {
         return refuse("this circle's log is too large to send to a newcomer in one welcome");
     }
     let joiner = op.author;
@@ -486,16 +513,40 @@ fn welcome(state: &CircleState, ctx: &Ctx<'_>) -> JoinAnswer {
     let chain = zeroize::Zeroizing::new(state.chain_payload(ctx).encode());
     let (circle_secret, epoch_meta) =
         (zeroize::Zeroizing::new(*state.secret), zeroize::Zeroizing::new(*state.secret()));
-    JoinAnswer::Welcome { circle_secret, epoch, raiser, epoch_meta, chain, ops }
+    JoinAnswer::Welcome {
+        circle_secret,
+        epoch,
+        raiser,
+        epoch_meta,
+        chain,
+        ops,
+        pairwise_keys: pairwise_keys(state, ctx),
+    }
+}
+
+/// The members' newest pairwise keys we know of, ours included, each signed
+/// by its member; a member whose newest is still the first one (in the
+/// log already) is left out.
+fn pairwise_keys(state: &CircleState, ctx: &Ctx<'_>) -> Vec<(MemberId, SignedPairwiseKey)> {
+    let mut keys: Vec<(MemberId, SignedPairwiseKey)> =
+        state.peer_keys.keys.iter().filter(|(m, _)| state.log.is_member(m)).map(|(m, k)| (*m, *k)).collect();
+    let ours = &state.prekeys.current;
+    if ours.id > FIRST_PAIRWISE_KEY_ID {
+        keys.push((ctx.me, SignedPairwiseKey::create(ctx.identity, &state.id(), ours.id, &ours.secret)));
+    }
+    keys.sort_by_key(|(m, _)| *m);
+    keys
 }
 
 /// Whether a welcome carrying a log of `log_bytes` (its encoded operations
-/// with their length prefixes), plus the Admit about to be signed, fits one
-/// JOIN_ANSWER (SPEC §8): header and tag 26 bytes, the Welcome's fixed
-/// fields 107, the admitter's chain at most 4096.
-fn welcome_fits(log_bytes: usize) -> bool {
-    const FIXED: usize = 26 + 107 + 4 + 4096;
-    log_bytes + 4 + crate::circle::op::MAX_OP_BYTES + FIXED <= frames::MAX_DIRECT_FRAME
+/// with their length prefixes), plus the Admit about to be signed, and the
+/// pairwise keys of `members` members fits one JOIN_ANSWER (SPEC §8):
+/// header and tag 26 bytes, the Welcome's fixed fields 109, the admitter's
+/// chain at most 4096.
+fn welcome_fits(log_bytes: usize, members: usize) -> bool {
+    const FIXED: usize = 26 + 109 + 4 + 4096;
+    let keys = members * frames::WELCOME_KEY_BYTES;
+    log_bytes + 4 + crate::circle::op::MAX_OP_BYTES + keys + FIXED <= frames::MAX_DIRECT_FRAME
 }
 
 fn rebuild_log(ops: &[Vec<u8>]) -> Result<CircleLog, String> {
@@ -612,10 +663,12 @@ mod tests {
     #[test]
     fn the_welcome_bound_is_checked_before_admitting() {
         use crate::engine::frames::{JoinAnswer, MAX_DIRECT_FRAME};
-        assert!(super::welcome_fits(1_000_000));
-        assert!(!super::welcome_fits(MAX_DIRECT_FRAME));
+        use crate::identity::{MemberId, PairwiseKey, SignedPairwiseKey};
+        const MEMBERS: usize = 40;
+        assert!(super::welcome_fits(1_000_000, MEMBERS));
+        assert!(!super::welcome_fits(MAX_DIRECT_FRAME, MEMBERS));
         let mut largest = 0;
-        while super::welcome_fits(largest + 1024) {
+        while super::welcome_fits(largest + 1024, MEMBERS) {
             largest += 1024;
         }
         // A log of exactly that size, in 1,024-byte ops, with an Admit of
@@ -629,6 +682,12 @@ mod tests {
             epoch_meta: zeroize::Zeroizing::new([3; 32]),
             chain: zeroize::Zeroizing::new(vec![4u8; 4096]),
             ops,
+            pairwise_keys: (0..MEMBERS)
+                .map(|i| {
+                    let key = PairwiseKey { id: 9, public: [5; 32] };
+                    (MemberId([i as u8; 32]), SignedPairwiseKey { key, signature: [6; 64] })
+                })
+                .collect(),
         }
         .encode();
         assert!(welcome.len() + 26 <= MAX_DIRECT_FRAME, "{} bytes", welcome.len() + 26);

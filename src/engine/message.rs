@@ -49,12 +49,10 @@ pub enum Body {
     /// Where the sender's node can be reached in this circle's network:
     /// its transport id and addresses, told only to members.
     Presence(Presence),
-    /// The sender's new pairwise key (`engine::prekeys`): its id and
-    /// public key, for the next pairwise frames sent to it.
-    Prekey {
-        id: u32,
-        public: [u8; 32],
-    },
+    /// The sender's new pairwise key (`engine::prekeys`): its id, public
+    /// key and the sender's identity signature over them, for the next
+    /// pairwise frames sent to it (and for welcomes, which pass it on).
+    Prekey(crate::identity::SignedPairwiseKey),
 }
 
 /// A member's transport identity and addresses for one circle.
@@ -74,7 +72,7 @@ impl Body {
             Body::Ack(_) => 3,
             Body::Op(_) => 4,
             Body::Presence(_) => 5,
-            Body::Prekey { .. } => 6,
+            Body::Prekey(_) => 6,
         }
     }
 }
@@ -131,8 +129,8 @@ impl Inner {
                     w.str16(a);
                 }
             }
-            Body::Prekey { id, public } => {
-                w.u32(*id).raw(public);
+            Body::Prekey(k) => {
+                w.u32(k.key.id).raw(&k.key.public).raw(&k.signature);
             }
         }
         w.finish()
@@ -173,7 +171,10 @@ impl Inner {
                 let addresses = (0..n).map(|_| r.str16("address", MAX_PRESENCE_ADDRESS)).collect::<Result<_, _>>()?;
                 Body::Presence(Presence { transport, addresses })
             }
-            6 => Body::Prekey { id: r.u32()?, public: r.array()? },
+            6 => Body::Prekey(crate::identity::SignedPairwiseKey {
+                key: crate::identity::PairwiseKey { id: r.u32()?, public: r.array()? },
+                signature: r.array()?,
+            }),
             c => {
                 return Err(WireError::UnknownCode { what: "message kind", code: c });
             }
@@ -200,7 +201,7 @@ pub fn check_body(body: &Body) -> Result<(), String> {
         Body::Presence(p) if p.transport.len() > MAX_TRANSPORT_ID => {
             Err(format!("the transport id is too long: the limit is {MAX_TRANSPORT_ID} bytes"))
         }
-        Body::Ack(_) | Body::Op(_) | Body::Presence(_) | Body::Prekey { .. } => Ok(()),
+        Body::Ack(_) | Body::Op(_) | Body::Presence(_) | Body::Prekey(_) => Ok(()),
     }
 }
 
@@ -248,7 +249,10 @@ mod tests {
             Body::Ack([7; 16]),
             Body::Op(vec![1, 2, 3]),
             Body::Presence(Presence { transport: vec![0, 36, 8], addresses: vec!["/ip4/127.0.0.1/tcp/1".into()] }),
-            Body::Prekey { id: 3, public: [7; 32] },
+            Body::Prekey(crate::identity::SignedPairwiseKey {
+                key: crate::identity::PairwiseKey { id: 3, public: [7; 32] },
+                signature: [5; 64],
+            }),
         ];
         for b in bodies {
             let m = sample(b);

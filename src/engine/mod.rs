@@ -389,8 +389,18 @@ fn create_circle(
     max_disappear_secs: Option<u32>,
 ) {
     let noise = NoiseSecret::generate(ctx.rng);
-    let created =
-        Op::create(ctx.identity, &noise, &name, ctx.display_name, max_disappear_secs.unwrap_or(0), ctx.now, ctx.rng);
+    let first_pairwise = NoiseSecret::generate(ctx.rng);
+    let max_disappear_secs = max_disappear_secs.unwrap_or(0);
+    let created = Op::create(
+        ctx.identity,
+        &noise,
+        &first_pairwise,
+        &name,
+        ctx.display_name,
+        max_disappear_secs,
+        ctx.now,
+        ctx.rng,
+    );
     let (genesis, circle_id) = match created {
         Ok(x) => x,
         Err(e) => {
@@ -404,7 +414,7 @@ fn create_circle(
         }
     };
     let secret: [u8; 32] = random_array(ctx.rng);
-    let mut state = CircleState::new(log, secret, circle_state::EpochStart::Created, noise, ctx);
+    let mut state = CircleState::new(log, secret, circle_state::EpochStart::Created, noise, first_pairwise, ctx);
     let me = ctx.me;
     state.system_message(ctx, me, format!("{} created the circle", ctx.display_name));
     ctx.out.push(state.subscribe_output());

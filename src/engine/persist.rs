@@ -27,7 +27,9 @@ use crate::wire::{Reader, WireError, Writer};
 /// 2: protocol v2 membership (operations of format 2); 3: the v2 key
 /// schedule (rotating pairwise keys, no sessions, consumed frame ids); 4:
 /// network generations (each epoch keeps its generation secret, SPEC §2a).
-const SNAPSHOT_VERSION: u8 = 4;
+/// 5: pairwise keys start at id 1 (bound in the operation) and members'
+/// announced keys are kept with their signatures.
+const SNAPSHOT_VERSION: u8 = 5;
 const MAX_ITEMS: usize = 1 << 20;
 
 /// Why a stored snapshot could not be loaded.
@@ -122,8 +124,8 @@ impl CircleState {
             w.u32(k.id).raw(k.secret.expose_bytes()).u64(k.since_ms);
         }
         w.u32(self.peer_keys.keys.len() as u32);
-        for (m, (id, public)) in &self.peer_keys.keys {
-            w.raw(m.as_bytes()).u32(*id).raw(public);
+        for (m, k) in &self.peer_keys.keys {
+            w.raw(m.as_bytes()).u32(k.key.id).raw(&k.key.public).raw(&k.signature);
         }
         let consumed: Vec<_> = self.consumed.iter().collect();
         w.u32(consumed.len() as u32);
@@ -241,7 +243,8 @@ impl CircleState {
         let mut peer_keys = super::prekeys::PeerPrekeys::default();
         for _ in 0..count(&mut r)? {
             let m = MemberId(r.array()?);
-            peer_keys.keys.insert(m, (r.u32()?, r.array()?));
+            let key = crate::identity::PairwiseKey { id: r.u32()?, public: r.array()? };
+            peer_keys.keys.insert(m, crate::identity::SignedPairwiseKey { key, signature: r.array()? });
         }
         let mut consumed = BoundedSet::new(CONSUMED_FRAMES);
         for _ in 0..count(&mut r)? {

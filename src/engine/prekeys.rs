@@ -1,7 +1,8 @@
 //! Rotating pairwise keys (protocol v2, SPEC §6.1): each member's X25519
-//! key for the pairwise channel of one circle, numbered from 0 (the key
-//! its Create, Add or Join operation binds to its identity) and replaced
-//! over time; and the newest key each other member announced.
+//! key for the pairwise channel of one circle, numbered from 1 (the key
+//! its Create, Add or Join operation binds to its identity beside its
+//! static key) and replaced over time; and the newest key each other
+//! member announced, with its signature so that it can be passed on.
 //!
 //! Why: a pairwise frame can be opened by whoever holds the recipient's
 //! key. A key that never changes lets a copy of the profile open every
@@ -15,7 +16,7 @@
 use std::collections::HashMap;
 
 use crate::entropy::Entropy;
-use crate::identity::{MemberId, NoiseSecret};
+use crate::identity::{FIRST_PAIRWISE_KEY_ID, MemberId, NoiseBinding, NoiseSecret, PairwiseKey, SignedPairwiseKey};
 
 /// Most replaced keys kept (waiting for their horizon) at once.
 pub const MAX_RETIRED_PREKEYS: usize = 8;
@@ -40,9 +41,10 @@ pub struct Prekeys {
 }
 
 impl Prekeys {
-    /// Key 0: the one bound to our identity in the log.
-    pub fn new(bound: NoiseSecret, now_ms: u64) -> Self {
-        Self { current: Prekey { id: 0, secret: bound, since_ms: now_ms }, retired: Vec::new(), used_at_ms: None }
+    /// Key 1: the one our operation binds beside our static key.
+    pub fn new(first: NoiseSecret, now_ms: u64) -> Self {
+        let current = Prekey { id: FIRST_PAIRWISE_KEY_ID, secret: first, since_ms: now_ms };
+        Self { current, retired: Vec::new(), used_at_ms: None }
     }
 
     /// Our key with this id, if we still hold it.
@@ -90,25 +92,27 @@ impl Prekeys {
     }
 }
 
-/// The newest pairwise key each other member announced (id, public key).
+/// The newest pairwise key each other member announced (signed by it).
 #[derive(Default)]
 pub struct PeerPrekeys {
-    pub keys: HashMap<MemberId, (u32, [u8; 32])>,
+    pub keys: HashMap<MemberId, SignedPairwiseKey>,
 }
 
 impl PeerPrekeys {
-    /// The key to use for `member`: its newest announced, else the one its
-    /// operation bound (`bound`, id 0).
-    pub fn current(&self, member: &MemberId, bound: [u8; 32]) -> (u32, [u8; 32]) {
-        self.keys.get(member).copied().unwrap_or((0, bound))
+    /// The key to use for `member`: its newest announced, else the first
+    /// one its operation bound (id 1). Never its static key.
+    pub fn current(&self, member: &MemberId, binding: &NoiseBinding) -> PairwiseKey {
+        self.keys.get(member).map(|k| k.key).unwrap_or_else(|| binding.first_key())
     }
 
-    /// Record an announcement; older or repeated ids are ignored.
-    pub fn announce(&mut self, member: MemberId, id: u32, public: [u8; 32]) -> bool {
+    /// Record a signed key (checked by the caller); older or repeated ids
+    /// are ignored.
+    pub fn announce(&mut self, member: MemberId, key: SignedPairwiseKey) -> bool {
         match self.keys.get(&member) {
-            Some((known, _)) if *known >= id => false,
+            Some(known) if known.key.id >= key.key.id => false,
+            _ if key.key.id <= FIRST_PAIRWISE_KEY_ID => false,
             _ => {
-                self.keys.insert(member, (id, public));
+                self.keys.insert(member, key);
                 true
             }
         }
@@ -125,27 +129,30 @@ mod tests {
     fn a_replaced_key_is_erased_at_its_horizon_and_only_used_keys_are_due() {
         let mut rng = SeededEntropy::from_u64(1);
         let mut keys = Prekeys::new(NoiseSecret::generate(&mut rng), 0);
+        assert!(keys.get(0).is_none(), "id 0 is never a pairwise key");
         assert!(!keys.due(10_000, 1000), "an unused key is not replaced");
-        keys.note_used(0, 100);
+        keys.note_used(1, 100);
         assert!(!keys.due(500, 1000));
         assert!(keys.due(1100, 1000));
         let (id, public) = keys.rotate(1100, &mut rng);
-        assert_eq!(id, 1);
-        assert_eq!(keys.get(1).unwrap().public(), public);
-        assert!(keys.get(0).is_some(), "the old key stays for frames in flight");
+        assert_eq!(id, 2);
+        assert_eq!(keys.get(2).unwrap().public(), public);
+        assert!(keys.get(1).is_some(), "the old key stays for frames in flight");
         assert!(!keys.erase_older_than(1500, 1000));
         assert!(keys.erase_older_than(2100, 1000));
-        assert!(keys.get(0).is_none(), "erased at its horizon");
+        assert!(keys.get(1).is_none(), "erased at its horizon");
     }
 
     #[test]
     fn peers_keys_only_move_forward() {
         let mut peers = PeerPrekeys::default();
         let m = MemberId([1; 32]);
-        assert_eq!(peers.current(&m, [9; 32]), (0, [9; 32]));
-        assert!(peers.announce(m, 2, [2; 32]));
-        assert!(!peers.announce(m, 1, [1; 32]), "an older announcement is a replay");
-        assert!(!peers.announce(m, 2, [3; 32]));
-        assert_eq!(peers.current(&m, [9; 32]), (2, [2; 32]));
+        let binding = NoiseBinding { noise_public: [8; 32], first_pairwise: [9; 32], signature: [0; 64] };
+        let signed = |id, public| SignedPairwiseKey { key: PairwiseKey { id, public }, signature: [0; 64] };
+        assert_eq!(peers.current(&m, &binding), PairwiseKey { id: 1, public: [9; 32] }, "the bound first key");
+        assert!(peers.announce(m, signed(3, [3; 32])));
+        assert!(!peers.announce(m, signed(2, [2; 32])), "an older announcement is a replay");
+        assert!(!peers.announce(m, signed(3, [4; 32])));
+        assert_eq!(peers.current(&m, &binding), PairwiseKey { id: 3, public: [3; 32] });
     }
 }

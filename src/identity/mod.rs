@@ -2,9 +2,11 @@
 //!
 //! Owns: the member's long-term ed25519 identity key ([`IdentitySecret`],
 //! public half [`MemberId`]), the per-circle x25519 Noise static key
-//! ([`NoiseSecret`]) and the signature binding it to the identity and the
-//! circle ([`NoiseBinding`]), fingerprints for naming members, and safety
-//! numbers for comparing keys in person.
+//! ([`NoiseSecret`]) and the signature binding it, with the member's first
+//! pairwise key, to the identity and the circle ([`NoiseBinding`]), the
+//! signed announcements of later pairwise keys ([`SignedPairwiseKey`]),
+//! fingerprints for naming members, and safety numbers for comparing keys
+//! in person.
 //!
 //! Secrets zeroize on drop and implement neither `Debug` nor `Clone`-by-
 //! accident: the only way to read their bytes is an explicitly named method.
@@ -19,8 +21,14 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::entropy::{Entropy, random_array};
 
-/// Domain label for the Noise-key binding signature.
-pub const LABEL_NOISE_BINDING: &[u8] = b"kolo/v1/noise-binding";
+/// Domain label for the Noise-key binding signature (v2: it covers the
+/// first pairwise key too).
+pub const LABEL_NOISE_BINDING: &[u8] = b"kolo/v2/noise-binding";
+/// Domain label for a member's signature over a later pairwise key.
+pub const LABEL_PAIRWISE_KEY: &[u8] = b"kolo/v2/pairwise-key";
+/// The id of the pairwise key a member's operation binds (SPEC §6.1). Id 0
+/// is never a pairwise key: the bound static key is never one.
+pub const FIRST_PAIRWISE_KEY_ID: u32 = 1;
 /// Domain label for fingerprints.
 pub const LABEL_FINGERPRINT: &[u8] = b"kolo/v1/fingerprint";
 
@@ -151,31 +159,83 @@ impl NoiseSecret {
     }
 }
 
-/// An identity's signature over its Noise static key for one circle:
-/// `sig = Sign(identity, LABEL_NOISE_BINDING || circle_id || noise_public)`.
+/// An identity's signature over its Noise static key for one circle and
+/// its first pairwise key (id [`FIRST_PAIRWISE_KEY_ID`]):
+/// `sig = Sign(identity, LABEL_NOISE_BINDING || circle_id || noise_public || first_pairwise)`.
+///
+/// Why the first pairwise key is here: pairwise frames are sealed to the
+/// recipient's pairwise key, which is erased over time. Were the first one
+/// the static key (which authenticates the member for as long as it is in
+/// the circle and so is never erased), everything sent before the member
+/// announced another would stay readable from any later copy of its
+/// profile.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct NoiseBinding {
     pub noise_public: [u8; 32],
+    pub first_pairwise: [u8; 32],
     pub signature: [u8; 64],
 }
 
 impl NoiseBinding {
-    fn message(circle_id: &[u8; 32], noise_public: &[u8; 32]) -> Vec<u8> {
-        let mut m = Vec::with_capacity(LABEL_NOISE_BINDING.len() + 64);
-        m.extend_from_slice(LABEL_NOISE_BINDING);
-        m.extend_from_slice(circle_id);
-        m.extend_from_slice(noise_public);
-        m
+    fn message(circle_id: &[u8; 32], noise_public: &[u8; 32], first_pairwise: &[u8; 32]) -> Vec<u8> {
+        [LABEL_NOISE_BINDING, circle_id, noise_public, first_pairwise].concat()
     }
 
-    pub fn create(identity: &IdentitySecret, circle_id: &[u8; 32], noise: &NoiseSecret) -> Self {
+    pub fn create(
+        identity: &IdentitySecret,
+        circle_id: &[u8; 32],
+        noise: &NoiseSecret,
+        first_pairwise: &NoiseSecret,
+    ) -> Self {
         let noise_public = noise.public();
-        let signature = identity.sign(&Self::message(circle_id, &noise_public));
-        Self { noise_public, signature }
+        let first_pairwise = first_pairwise.public();
+        let signature = identity.sign(&Self::message(circle_id, &noise_public, &first_pairwise));
+        Self { noise_public, first_pairwise, signature }
     }
 
     pub fn verify(&self, member: &MemberId, circle_id: &[u8; 32]) -> Result<(), IdentityError> {
-        member.verify(&Self::message(circle_id, &self.noise_public), &self.signature)
+        member.verify(&Self::message(circle_id, &self.noise_public, &self.first_pairwise), &self.signature)
+    }
+
+    /// The first pairwise key as a signed key, for the same tables as later ones.
+    pub fn first_key(&self) -> PairwiseKey {
+        PairwiseKey { id: FIRST_PAIRWISE_KEY_ID, public: self.first_pairwise }
+    }
+}
+
+/// A member's pairwise key as senders use it: its id and public key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PairwiseKey {
+    pub id: u32,
+    pub public: [u8; 32],
+}
+
+/// A later pairwise key (id 2 and up) signed by its member, so that it can
+/// be passed on (in a welcome) by someone else:
+/// `sig = Sign(identity, LABEL_PAIRWISE_KEY || circle_id || u32 id || public)`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SignedPairwiseKey {
+    pub key: PairwiseKey,
+    pub signature: [u8; 64],
+}
+
+impl SignedPairwiseKey {
+    fn message(circle_id: &[u8; 32], key: &PairwiseKey) -> Vec<u8> {
+        [LABEL_PAIRWISE_KEY, circle_id, &key.id.to_be_bytes(), &key.public].concat()
+    }
+
+    pub fn create(identity: &IdentitySecret, circle_id: &[u8; 32], id: u32, secret: &NoiseSecret) -> Self {
+        let key = PairwiseKey { id, public: secret.public() };
+        Self { key, signature: identity.sign(&Self::message(circle_id, &key)) }
+    }
+
+    /// Whether `member` signed this key for this circle (and it is not the
+    /// first key, which only the binding carries).
+    pub fn verify(&self, member: &MemberId, circle_id: &[u8; 32]) -> Result<(), IdentityError> {
+        if self.key.id <= FIRST_PAIRWISE_KEY_ID {
+            return Err(IdentityError::BadSignature);
+        }
+        member.verify(&Self::message(circle_id, &self.key), &self.signature)
     }
 }
 
@@ -201,14 +261,35 @@ mod tests {
         let id = IdentitySecret::generate(&mut rng);
         let other = IdentitySecret::generate(&mut rng);
         let noise = NoiseSecret::generate(&mut rng);
+        let first = NoiseSecret::generate(&mut rng);
         let circle = [1u8; 32];
-        let b = NoiseBinding::create(&id, &circle, &noise);
+        let b = NoiseBinding::create(&id, &circle, &noise, &first);
         assert!(b.verify(&id.member_id(), &circle).is_ok());
         assert!(b.verify(&id.member_id(), &[2u8; 32]).is_err());
         assert!(b.verify(&other.member_id(), &circle).is_err());
         let mut tampered = b;
         tampered.noise_public[0] ^= 1;
         assert!(tampered.verify(&id.member_id(), &circle).is_err());
+        let mut swapped = b;
+        swapped.first_pairwise[0] ^= 1;
+        assert!(swapped.verify(&id.member_id(), &circle).is_err(), "the first pairwise key is signed too");
+    }
+
+    #[test]
+    fn a_signed_pairwise_key_verifies_only_for_its_member_circle_and_id() {
+        let mut rng = SeededEntropy::from_u64(9);
+        let id = IdentitySecret::generate(&mut rng);
+        let other = IdentitySecret::generate(&mut rng);
+        let circle = [1u8; 32];
+        let k = SignedPairwiseKey::create(&id, &circle, 5, &NoiseSecret::generate(&mut rng));
+        assert!(k.verify(&id.member_id(), &circle).is_ok());
+        assert!(k.verify(&other.member_id(), &circle).is_err());
+        assert!(k.verify(&id.member_id(), &[2u8; 32]).is_err());
+        let mut later = k;
+        later.key.id = 6;
+        assert!(later.verify(&id.member_id(), &circle).is_err(), "the id is signed");
+        let first = SignedPairwiseKey::create(&id, &circle, FIRST_PAIRWISE_KEY_ID, &NoiseSecret::generate(&mut rng));
+        assert!(first.verify(&id.member_id(), &circle).is_err(), "the first key travels only in the binding");
     }
 
     #[test]

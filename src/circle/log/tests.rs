@@ -29,13 +29,13 @@ fn world() -> World {
     let mut rng = SeededEntropy::from_u64(42);
     let ana = person(&mut rng);
     let noise = NoiseSecret::generate(&mut rng);
-    let (g, circle) = Op::create(&ana, &noise, "river", "Ana", 0, 1000, &mut rng).unwrap();
+    let (g, circle) = Op::create(&ana, &noise, &noise, "river", "Ana", 0, 1000, &mut rng).unwrap();
     World { log: CircleLog::from_genesis(g).unwrap(), circle, ana, rng }
 }
 
 fn binding(w: &mut World, who: &IdentitySecret) -> NoiseBinding {
     let n = NoiseSecret::generate(&mut w.rng);
-    NoiseBinding::create(who, &w.circle, &n)
+    NoiseBinding::create(who, &w.circle, &n, &n)
 }
 
 fn add(w: &mut World, by: &IdentitySecret, who: &IdentitySecret, name: &str, role: Role, parents: Vec<OpId>) -> Op {
@@ -503,7 +503,7 @@ fn random_history(seed: u64, n: usize) -> (Op, Vec<Op>) {
     let mut rng = SeededEntropy::from_u64(seed);
     let ana = IdentitySecret::generate(&mut rng);
     let noise = NoiseSecret::generate(&mut rng);
-    let (g, circle) = Op::create(&ana, &noise, "c", "Ana", 0, 0, &mut rng).unwrap();
+    let (g, circle) = Op::create(&ana, &noise, &noise, "c", "Ana", 0, 0, &mut rng).unwrap();
     let people: Vec<IdentitySecret> = (0..5).map(|_| IdentitySecret::generate(&mut rng)).collect();
     // Grow a log as the authors saw it, so operations are mostly authorised.
     let mut log = CircleLog::from_genesis(g.clone()).unwrap();
@@ -521,7 +521,12 @@ fn random_history(seed: u64, n: usize) -> (Op, Vec<Op>) {
         let body = match k % 4 {
             0 | 1 => OpBody::Add {
                 member: target.member_id(),
-                binding: NoiseBinding::create(target, &circle, &NoiseSecret::generate(&mut rng)),
+                binding: NoiseBinding::create(
+                    target,
+                    &circle,
+                    &NoiseSecret::generate(&mut rng),
+                    &NoiseSecret::generate(&mut rng),
+                ),
                 display_name: "p".into(),
                 role: if r[3].is_multiple_of(2) { Role::Organiser } else { Role::Member },
             },
