@@ -59,7 +59,10 @@ fn app_with(messages: usize) -> App {
             expires_at_ms: None,
             envelope: Some(EnvelopeInfo { key_id: [1; 16], epoch: 1, counter: i as u32, frame: Vec::new() }),
         };
-        let _ = app.event(&NodeEvent::Engine(Box::new(Event::Message(view))), T0);
+        let event = NodeEvent::Engine(Box::new(Event::Message(view)));
+        if let Some(push) = kolo::api::convert::node_event(&event) {
+            let _ = app.event(&push, T0);
+        }
     }
     app
 }

@@ -365,6 +365,19 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::Daemon(NodeArgs { listen, mdns, name, transport })
         | Cmd::Chat(NodeArgs { listen, mdns, name, transport }) => {
             let dir = home(&cli)?;
+            // A node already runs for this profile (`kolo daemon`): the
+            // chat attaches to it instead of refusing.
+            if matches!(command, Cmd::Chat(_)) {
+                let endpoint = api::Endpoint::for_profile(&dir, cli.ephemeral);
+                if api::Client::connect(&endpoint, &dir).is_ok() {
+                    if !std::io::stdout().is_terminal() {
+                        bail!("the chat needs a terminal; use the subcommands in scripts");
+                    }
+                    let attached =
+                        api::attach(&endpoint, &dir).map_err(|e| anyhow::anyhow!(clean_line(&e.to_string())))?;
+                    return crate::daemon::attach(&dir, attached, cli.ephemeral);
+                }
+            }
             // Say so before asking for a passphrase that cannot open anything.
             if !cli.ephemeral && !dir.join(store::HEADER_FILE).exists() {
                 bail!(
@@ -427,6 +440,54 @@ fn open_offline(
     crate::daemon::open_access(dir, access, pass, rng)
 }
 
+/// Where a subcommand's requests go: the running node's control socket,
+/// or, for the commands that only read, the profile opened here when no
+/// node runs (no network starts; the lock is held until the answer).
+enum Backend {
+    Socket(api::Client),
+    ReadOnly { node: Box<kolo::node::Node>, _lock: std::fs::File },
+}
+
+impl Backend {
+    fn call_as<T: serde::de::DeserializeOwned>(&mut self, request: &Request) -> Result<T, api::ApiError> {
+        match self {
+            Backend::Socket(client) => client.call_as(request),
+            Backend::ReadOnly { node, .. } => {
+                let answer = node
+                    .answer_read_only(request.clone())
+                    .map_err(|f| api::ApiError::Rpc { code: f.code.code(), message: f.message })?;
+                let value = serde_json::to_value(&answer).map_err(|e| api::ApiError::Protocol(e.to_string()))?;
+                serde_json::from_value(value).map_err(|e| api::ApiError::Protocol(e.to_string()))
+            }
+        }
+    }
+}
+
+/// `kolo circles`, `messages`, `members` and `status` read the profile
+/// themselves when no node runs (they used to ask for a daemon, which
+/// would listen on the network just to answer).
+fn reads_only(command: &Cmd) -> bool {
+    matches!(command, Cmd::Circles { .. } | Cmd::Messages { .. } | Cmd::Members { .. } | Cmd::Status { .. })
+}
+
+fn open_read_only(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<Backend> {
+    if !dir.join(store::HEADER_FILE).exists() {
+        bail!("no kolo profile in {}; create one with `kolo init --name NAME`", dir.display());
+    }
+    let pass = passphrase(cli, "Passphrase: ", "KOLO_PASSPHRASE", false)?;
+    let (lock, opened) = open_offline(dir, pass, &mut OsEntropy)?;
+    let config = kolo::node::NodeConfig {
+        listen: Vec::new(),
+        mdns: false,
+        announce: Vec::new(),
+        engine: kolo::engine::EngineConfig::default(),
+        transport: kolo::node::Transport::Direct,
+    };
+    let engine =
+        kolo::engine::Engine::restore(opened.identity, opened.display_name, config.engine.clone(), opened.circles)?;
+    Ok(Backend::ReadOnly { node: Box::new(kolo::node::Node::new(engine, opened.profile, config)), _lock: lock })
+}
+
 /// Subcommands that talk to the running node over the control socket.
 /// Everything they print that came from outside (texts, names, circle
 /// names, announcement fields, reasons) goes through `safe_text` first.
@@ -434,7 +495,11 @@ fn client(cli: &Cli, command: &Cmd) -> anyhow::Result<()> {
     let dir = home(cli)?;
     let endpoint = api::Endpoint::for_profile(&dir, cli.ephemeral);
     let fail = |e: api::ApiError| anyhow::anyhow!(clean_line(&e.to_string()));
-    let mut client = api::Client::open(&endpoint, &dir).map_err(fail)?;
+    let mut client = match api::Client::open(&endpoint, &dir) {
+        Ok(client) => Backend::Socket(client),
+        Err(api::ApiError::NotRunning(_)) if reads_only(command) && !cli.ephemeral => open_read_only(cli, &dir)?,
+        Err(e) => return Err(fail(e)),
+    };
     // Each request's answer, as the type that request gives.
     macro_rules! call {
         ($t:ty, $request:expr) => {

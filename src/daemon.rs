@@ -255,6 +255,39 @@ pub fn run(
     Ok(())
 }
 
+/// `kolo chat` while a node already runs for the profile: the terminal
+/// client over the control socket (no passphrase: the socket is the
+/// user's own, mode 0600, as for every subcommand). Quitting leaves the
+/// node running; `/panic` stops it and destroys the profile, as
+/// `kolo panic --yes` does.
+pub fn attach(dir: &Path, attached: kolo::api::Attached, ephemeral: bool) -> anyhow::Result<()> {
+    let keymap = load_keymap(dir, ephemeral)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let options = Options { keymap, relay: None, demo: None, trainer: false };
+    let outcome = runtime.block_on(kolo::ui::runtime::run_attached(attached, options))?;
+    if outcome == Outcome::Panic {
+        if ephemeral {
+            // Nothing on disk: stopping the node erases it.
+            let endpoint = kolo::api::Endpoint::for_profile(dir, true);
+            let _ = kolo::api::call_endpoint(&endpoint, dir, &kolo::api::Request::Shutdown);
+            println!("profile destroyed");
+            return Ok(());
+        }
+        let lock = stop_running_node(dir, STOP_WAIT)?;
+        let removed = kolo::store::destroy(dir)?;
+        let stuck = lock.is_none();
+        drop(lock);
+        if stuck {
+            bail!(
+                "the profile's files are destroyed, but the kolo node running for it did not stop; \
+                 it still holds keys in memory: end that process or power the machine off"
+            );
+        }
+        report_destroyed(dir, removed);
+    }
+    Ok(())
+}
+
 /// What `kolo panic` and `/panic` say after [`kolo::store::destroy`].
 pub fn report_destroyed(dir: &Path, dir_removed: bool) {
     if dir_removed {

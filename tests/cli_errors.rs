@@ -26,7 +26,7 @@ fn fails_with(out: &Output, needle: &str) {
 fn every_mistake_gets_a_clear_one_line_answer() {
     let idle = fresh_home("cli-errors", "idle");
     common::init(&idle, "idle");
-    fails_with(&kolo(&idle, &["status"]), "not running");
+    fails_with(&kolo(&idle, &["send", "riverside", "hi"]), "not running");
     let ana = Daemon::loopback("cli-errors", "ana");
     let bo = Daemon::loopback("cli-errors", "bo");
     let cy = Daemon::loopback("cli-errors", "cy");

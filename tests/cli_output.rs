@@ -173,3 +173,25 @@ fn a_first_run_without_a_profile_says_so_first() {
     }
     assert!(!home.exists(), "nothing was created");
 }
+
+/// Issue 16, item 6: `kolo circles`, `messages`, `members` and `status`
+/// with no node running read the profile themselves (v1: "kolo is not
+/// running ... start it with `kolo daemon`", a node listening on the
+/// network just to answer). What needs the network still asks for the node,
+/// and the profile is free again afterwards.
+#[test]
+fn reading_commands_work_without_a_running_node() {
+    let mut ana = Daemon::loopback("cli-offline", "ana");
+    ok(&ana.home, &["circle", "create", "riverside"]);
+    ok(&ana.home, &["send", "riverside", "written while the node ran"]);
+    ana.stop();
+    let home = ana.home.clone();
+    assert!(ok(&home, &["circles"]).contains("riverside"));
+    assert!(ok(&home, &["messages", "riverside"]).contains("written while the node ran"));
+    assert!(ok(&home, &["members", "riverside"]).contains("ana"));
+    ok(&home, &["status"]);
+    fails_with(&kolo(&home, &["send", "riverside", "no node"]), &["not running"]);
+    // The lock went with the command: the node starts again.
+    ana.start();
+    assert!(ana.has_text("riverside", "written while the node ran"));
+}

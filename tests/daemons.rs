@@ -135,3 +135,72 @@ fn the_echo_bot_answers_over_a_subscription() {
     let echoes = bo.texts("riverside").iter().filter(|t| t.starts_with("echo: ")).count();
     assert_eq!(echoes, 1, "{:?}", bo.texts("riverside"));
 }
+
+/// Issue 16, item 6: the terminal client beside a running `kolo daemon`
+/// (v1 refused with "already running"). `kolo::api::attach` gives the
+/// client a node over the control socket; the client's model is driven
+/// with it exactly as the terminal runtime drives it (keys in, requests
+/// out, answers and pushed events back), without a terminal.
+#[test]
+fn the_chat_attaches_to_a_running_daemon_and_leaves_it_running() {
+    use kolo::api::{Endpoint, attach};
+    use kolo::ui::keymap::{Key, KeyCode, Keymap};
+    use kolo::ui::model::{App, Effect};
+    use std::time::{Duration, Instant};
+
+    let ana = Daemon::loopback("attach", "ana");
+    let bo = Daemon::loopback("attach", "bo");
+    ana.call(Request::CircleCreate { name: "riverside".into(), disappear_secs: None });
+    let code = ana.invite("riverside");
+    bo.call(Request::Join { code });
+
+    let mut attached = attach(&Endpoint::for_profile(&ana.home, false), &ana.home).unwrap();
+    let mut app = App::new(Keymap::default());
+    // Carry out the model's effects, then take pushed events, until
+    // `done` holds or the time is up.
+    let mut drive = |app: &mut App, mut effects: Vec<Effect>, secs: u64, done: &dyn Fn(&App) -> bool| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            while let Some(effect) = effects.pop() {
+                if let Effect::Request(tag, request) = effect {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    attached.requests.blocking_send((request, tx)).unwrap();
+                    let answer = rx.blocking_recv().unwrap().map_err(|f| f.message);
+                    effects.extend(app.reply(tag, answer));
+                }
+            }
+            if done(app) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            match attached.events.try_recv() {
+                Ok(event) => effects.extend(app.event(&event, kolo::clock::now_ms())),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    };
+    let has =
+        |text: &'static str| move |app: &App| app.circles.iter().any(|c| c.messages.iter().any(|m| m.text == text));
+    let started = app.start();
+    assert!(drive(&mut app, started, 30, &|app: &App| app.circles.iter().any(|c| c.name == "riverside")));
+
+    // Written in the attached chat: the running node sends it.
+    let mut effects = Vec::new();
+    for c in "written in the attached chat".chars() {
+        effects.extend(app.key(Key::plain(KeyCode::Char(c))));
+    }
+    effects.extend(app.key(Key::plain(KeyCode::Enter)));
+    assert!(drive(&mut app, effects, 30, &has("written in the attached chat")));
+    assert!(bo.wait_for_text("riverside", "written in the attached chat", 90), "{:?}", bo.texts("riverside"));
+
+    // Bo's answer reaches the attached chat as a pushed event.
+    bo.send("riverside", "bo answers");
+    assert!(drive(&mut app, Vec::new(), 90, &has("bo answers")), "the attached chat never showed bo's message");
+
+    // Quitting the chat (dropping its ends) leaves the node running.
+    drop(attached);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(ana.has_text("riverside", "bo answers"), "the node stopped with the chat");
+}

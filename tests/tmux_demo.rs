@@ -8,6 +8,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 struct Session(String);
 
 impl Drop for Session {
@@ -156,4 +158,41 @@ fn a_trainer_pauses_and_steps_the_demo_script() {
     tmux(&["send-keys", "-t", &name, "C-q"]);
     drop(session);
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Issue 16, item 6, in a real terminal: `kolo chat` while `kolo daemon`
+/// runs for the profile attaches to it (v1: "kolo is already running"),
+/// sends what is typed through it, and on quit leaves it running.
+#[test]
+fn kolo_chat_attaches_to_the_running_daemon() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let ana = common::Daemon::loopback("tmux-attach", "ana");
+    ana.call(kolo::api::Request::CircleCreate { name: "riverside".into(), disappear_secs: None });
+    let name = format!("kolo-attach-{}", std::process::id());
+    let command = format!(
+        "KOLO_HOME={} KOLO_PASSPHRASE='{}' {} chat; echo CHAT-ENDED; sleep 30",
+        ana.home.display(),
+        common::PASS,
+        env!("CARGO_BIN_EXE_kolo")
+    );
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "36", &command])
+        .status()
+        .expect("start tmux");
+    assert!(status.success(), "tmux could not start a session");
+    let session = Session(name.clone());
+    let screen = wait_for(&name, &["riverside"], Duration::from_secs(30));
+    assert!(!screen.contains("already running"), "{screen}");
+    tmux(&["send-keys", "-t", &name, "-l", "typed beside the daemon"]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    assert!(ana.wait_for_text("riverside", "typed beside the daemon", 30), "the running node did not send it");
+    wait_for(&name, &["you: typed beside the daemon"], Duration::from_secs(30));
+    tmux(&["send-keys", "-t", &name, "C-q"]);
+    wait_for(&name, &["CHAT-ENDED"], Duration::from_secs(20));
+    drop(session);
+    assert!(kolo::api::call(&ana.home, &kolo::api::Request::Status).is_ok(), "quitting the chat stopped the node");
 }

@@ -343,7 +343,12 @@ fn pump(app: &mut App, node: &mut FakeNode, effects: Vec<Effect>, now: u64) -> b
             }
         }
         match node.events.pop_front() {
-            Some(event) => queue.extend(app.event(&event, now)),
+            Some(event) => {
+                // The model reads events as the control socket pushes them.
+                if let Some(push) = kolo::api::convert::node_event(&event) {
+                    queue.extend(app.event(&push, now));
+                }
+            }
             None => return false,
         }
     }

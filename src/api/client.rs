@@ -276,6 +276,68 @@ pub fn call_endpoint(endpoint: &Endpoint, profile_dir: &Path, request: &Request)
     Client::connect(endpoint, profile_dir)?.call_raw(request)
 }
 
+/// A running node seen through its control socket as the terminal client
+/// sees a node in its own process: requests in over a bounded channel,
+/// pushed events out (`kolo chat` beside a running `kolo daemon`).
+#[cfg(feature = "app")]
+pub struct Attached {
+    pub requests: tokio::sync::mpsc::Sender<super::Pending>,
+    pub events: tokio::sync::mpsc::Receiver<PushEvent>,
+}
+
+/// How long the event reader waits for an event before it looks whether
+/// the terminal client is gone.
+#[cfg(feature = "app")]
+const ATTACH_POLL: Duration = Duration::from_millis(500);
+
+/// Attach to the node serving `endpoint`: two connections, one for
+/// requests (answered in order, one at a time) and one subscribed to
+/// events, each served by a thread of its own. When the node stops, the
+/// event channel closes; when the client drops its ends, the threads end.
+#[cfg(feature = "app")]
+pub fn attach(endpoint: &Endpoint, profile_dir: &Path) -> Result<Attached, ApiError> {
+    use tokio::sync::mpsc;
+    let mut calls = Client::open(endpoint, profile_dir)?;
+    let mut watch = Client::open(endpoint, profile_dir)?;
+    watch.subscribe()?;
+    let (requests, mut pending) = mpsc::channel::<super::Pending>(64);
+    let (events_tx, events) = mpsc::channel::<PushEvent>(256);
+    std::thread::Builder::new().name("kolo-attach-calls".into()).spawn(move || {
+        while let Some((request, reply)) = pending.blocking_recv() {
+            let answer = calls.call_raw(&request).map_err(|e| failure_of(&e)).and_then(|value| {
+                Answer::from_result(&request, value)
+                    .map_err(|e| rpc::Failure::new(ErrorCode::Internal, format!("an answer kolo cannot read: {e}")))
+            });
+            let _ = reply.send(answer);
+        }
+    })?;
+    std::thread::Builder::new().name("kolo-attach-events".into()).spawn(move || {
+        while !events_tx.is_closed() {
+            match watch.next_event(Some(ATTACH_POLL)) {
+                Ok(Some(event)) => {
+                    if events_tx.blocking_send(event).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => break, // The node went away: closing the channel says so.
+            }
+        }
+    })?;
+    Ok(Attached { requests, events })
+}
+
+/// A client-side error as the answer the terminal client shows.
+#[cfg(feature = "app")]
+fn failure_of(e: &ApiError) -> rpc::Failure {
+    match e {
+        ApiError::Rpc { code, message } => {
+            rpc::Failure::new(ErrorCode::from_code(*code).unwrap_or(ErrorCode::Internal), message.clone())
+        }
+        other => rpc::Failure::unavailable(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

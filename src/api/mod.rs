@@ -7,7 +7,8 @@
 //! per connection, at most `net::MAX_CONTROL_CONNECTIONS` at once, lines
 //! read only up to their limit, requests forwarded to the node over a
 //! bounded channel, pushed events for subscribers), the blocking client
-//! ([`Client`]) and the echo bot of `examples/echo_bot.rs` ([`echo`]).
+//! ([`Client`]), the terminal client's view of a running node ([`attach`])
+//! and the echo bot of `examples/echo_bot.rs` ([`echo`]).
 //! No other module reads or writes JSON for the socket.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ mod server;
 pub mod types;
 
 pub use client::{ApiError, Client, call, call_endpoint};
+#[cfg(feature = "app")]
+pub use client::{Attached, attach};
 pub use rpc::{ErrorCode, Failure, Id, parse_call};
 #[cfg(feature = "app")]
 pub use server::{Pending, Pushes, Reply, bind, forward_events, pushes, serve};

@@ -312,6 +312,37 @@ pub enum Answer {
     Subscribed(Subscribed),
 }
 
+impl Answer {
+    /// Read the JSON-RPC `result` of `request` as its answer (the result
+    /// carries no tag: the method says which type it is).
+    pub fn from_result(request: &super::Request, value: serde_json::Value) -> Result<Answer, serde_json::Error> {
+        use super::Request as R;
+        use serde_json::from_value as read;
+        Ok(match request {
+            R::Hello { .. } => Answer::Hello(read(value)?),
+            R::Subscribe => Answer::Subscribed(read(value)?),
+            R::Status => Answer::Status(read(value)?),
+            R::CircleCreate { .. } => Answer::CircleCreated(read(value)?),
+            R::Circles => Answer::Circles(read(value)?),
+            R::Invite { .. } => Answer::Invite(read(value)?),
+            R::Join { .. } => Answer::Joined(read(value)?),
+            R::Send { .. } | R::Announce { .. } => Answer::Sent(read(value)?),
+            R::Messages { .. } => Answer::Messages(read(value)?),
+            R::Members { .. } => Answer::Members(read(value)?),
+            R::Remove { .. } => Answer::Removed(read(value)?),
+            R::Rename { .. } => Answer::Renamed(read(value)?),
+            R::RevokeInvite { .. } => Answer::Revoked(read(value)?),
+            R::Verify { .. } => Answer::Verification(read(value)?),
+            R::Inspect { .. } => Answer::Envelope(read(value)?),
+            R::AcknowledgeKey { .. } => Answer::KeyAccepted(read(value)?),
+            R::Ack { .. } => Answer::Acknowledged(read(value)?),
+            R::Leave { .. } => Answer::Left(read(value)?),
+            R::SetDisappear { .. } => Answer::DisappearSet(read(value)?),
+            R::Shutdown => Answer::Stopping(read(value)?),
+        })
+    }
+}
+
 /// A membership change, members named by fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]

@@ -128,6 +128,23 @@ impl Node {
         }
     }
 
+    /// Answer a request that only reads (circles, messages, members,
+    /// status) on a node that is not running: `kolo messages` and the like
+    /// with no daemon open the profile, answer from it and close it; no
+    /// network starts. Anything else needs the running node.
+    pub fn answer_read_only(&mut self, request: Request) -> Result<Answer, Failure> {
+        match request {
+            Request::Hello { .. }
+            | Request::Status
+            | Request::Circles
+            | Request::Messages { .. }
+            | Request::Members { .. } => self.answer(request),
+            _ => Err(Failure::unavailable(
+                "kolo is not running for this profile; this needs the running node (`kolo chat` or `kolo daemon`)",
+            )),
+        }
+    }
+
     fn answer(&mut self, request: Request) -> Result<Answer, Failure> {
         match request {
             Request::Hello { api_version } => api::rpc::hello_answer(api_version),

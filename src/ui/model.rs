@@ -11,10 +11,7 @@ use std::collections::HashMap;
 use super::input::Input;
 use super::keymap::{Action, Key, KeyCode, Keymap};
 use super::safe_text::{clean, clean_line};
-use crate::api::{self, Answer, Request, parse_duration};
-use crate::engine::{Event, MessageKind, MessageView};
-use crate::identity::hex;
-use crate::node::NodeEvent;
+use crate::api::{self, Answer, PushEvent, Request, parse_duration};
 
 /// Identifies a request so its answer finds its way back.
 pub type Tag = u64;
@@ -1042,35 +1039,34 @@ impl App {
 
     // ---- events from the node ----------------------------------------------
 
-    pub fn event(&mut self, event: &NodeEvent, now_ms: u64) -> Vec<Effect> {
-        let event = match event {
-            NodeEvent::Engine(e) => &**e,
-            NodeEvent::Peers { circle } => {
-                let id = hex(circle);
-                return vec![
+    /// An event from the node, as the control socket pushes it: the same
+    /// whether the node runs in this process or the TUI attached to a
+    /// running one (`api::convert::node_event` makes these in process).
+    pub fn event(&mut self, event: &PushEvent, now_ms: u64) -> Vec<Effect> {
+        match event {
+            PushEvent::Links { circle } => {
+                let id = circle.clone();
+                vec![
                     self.request(Request::Status, Expect::Status),
                     self.request(Request::Members { circle: id.clone() }, Expect::Members(id)),
-                ];
+                ]
             }
-            NodeEvent::CatchUp { circle } => {
-                if let Some(c) = self.circle_by_id(&hex(circle)) {
+            PushEvent::CatchUp { circle } => {
+                if let Some(c) = self.circle_by_id(circle) {
                     c.catch_up_until_ms = Some(now_ms + CATCH_UP_SHOWN_MS);
                 }
-                return Vec::new();
+                Vec::new()
             }
-        };
-        match event {
-            Event::Message(m) => {
+            PushEvent::Message { message: m } => {
                 let me = self.fingerprint.clone();
                 let current = self.circle().map(|c| c.id.clone());
-                let id = hex(&m.circle);
-                let is_current = current.as_deref() == Some(id.as_str());
+                let is_current = current.as_deref() == Some(m.circle.as_str());
                 let trainer = self.trainer;
-                let Some(c) = self.circle_by_id(&id) else {
+                let Some(c) = self.circle_by_id(&m.circle) else {
                     return vec![self.request(Request::Circles, Expect::Circles)];
                 };
-                let verified = c.is_verified(&m.sender.fingerprint().to_string());
-                let msg = msg_from_view(m, verified);
+                let mut msg = msg_from_api(m);
+                msg.verified = c.is_verified(&msg.sender_fingerprint);
                 let announcement = matches!(msg.kind, Kind::Announcement { .. });
                 let counts = msg.sender_fingerprint != me && msg.kind != Kind::System;
                 c.insert(msg);
@@ -1087,60 +1083,63 @@ impl App {
                 }
                 out
             }
-            Event::MessageExpired { circle, id } => {
-                let id = hex(id);
-                if let Some(c) = self.circle_by_id(&hex(circle)) {
-                    c.remove(&id);
+            PushEvent::MessageExpired { circle, id } => {
+                if let Some(c) = self.circle_by_id(circle) {
+                    c.remove(id);
                 }
-                if self.inspection.as_ref().is_some_and(|i| i.id == id) {
+                if self.inspection.as_ref().is_some_and(|i| &i.id == id) {
                     self.inspection = None;
                 }
                 Vec::new()
             }
-            Event::Membership { circle, .. } | Event::Verified { circle, .. } | Event::Presence { circle, .. } => {
-                let id = hex(circle);
+            PushEvent::Membership { circle, .. }
+            | PushEvent::Verified { circle, .. }
+            | PushEvent::Presence { circle, .. } => {
+                let id = circle.clone();
                 vec![
                     self.request(Request::Circles, Expect::Circles),
                     self.request(Request::Members { circle: id.clone() }, Expect::Members(id)),
                 ]
             }
-            Event::AnnouncementAcked { .. } | Event::CircleCreated { .. } | Event::Joined { .. } => {
+            PushEvent::AnnouncementAcked { .. } | PushEvent::CircleCreated { .. } | PushEvent::Joined { .. } => {
                 vec![self.request(Request::Circles, Expect::Circles)]
             }
-            Event::KeyChangeWarning { name, .. } => {
+            PushEvent::KeyChanged { name, .. } => {
                 self.error(format!(
                     "{name}'s key changed: this can mean a new device, or someone posing as {name}. \
                      Sending is blocked until you /verify {name} and /accept {name}"
                 ));
                 vec![self.request(Request::Circles, Expect::Circles)]
             }
-            Event::SplitView { name, .. } => {
+            PushEvent::SplitView { name, .. } => {
                 self.error(format!(
                     "{name} sees a different list of members than you: compare the member list with {name} in person"
                 ));
                 Vec::new()
             }
-            Event::Equivocation { name, .. } => {
+            PushEvent::Equivocation { name, .. } => {
                 self.error(format!(
                     "{name} signed two different messages as the same one: their client or keys are compromised"
                 ));
                 Vec::new()
             }
-            Event::JoinFailed { reason, .. } | Event::Error { reason } => {
+            PushEvent::JoinFailed { reason, .. } | PushEvent::Error { reason } => {
                 self.error(reason.clone());
                 Vec::new()
             }
-            Event::Queued { reason, .. } => {
+            PushEvent::Queued { reason, .. } => {
                 self.info(reason.clone());
                 Vec::new()
             }
-            Event::Rejected { circle, .. } => {
-                if let Some(c) = self.circle_by_id(&hex(circle)) {
+            PushEvent::Rejected { circle, .. } => {
+                if let Some(c) = self.circle_by_id(circle) {
                     c.refused += 1;
                 }
                 Vec::new()
             }
-            Event::InviteCreated { .. } => Vec::new(),
+            // Events were dropped (an attached TUI read too slowly): ask
+            // again for what the screen shows.
+            PushEvent::Lagged { .. } => self.start(),
         }
     }
 
@@ -1238,30 +1237,6 @@ fn answer_kind(a: &Answer) -> &'static str {
         Answer::Envelope(_) => "inspect",
         Answer::Stopping(_) => "shutdown",
         Answer::Subscribed(_) => "subscribe",
-    }
-}
-
-fn msg_from_view(m: &MessageView, verified: bool) -> Msg {
-    let kind = match &m.kind {
-        MessageKind::Text => Kind::Text,
-        MessageKind::Announcement(a) => Kind::Announcement {
-            title: clean_line(&a.title),
-            when: clean_line(&a.when),
-            place: clean_line(&a.place),
-            details: clean(&a.details),
-        },
-        MessageKind::System => Kind::System,
-    };
-    Msg {
-        id: hex(&m.id),
-        sender: clean_line(&m.sender_name),
-        sender_fingerprint: m.sender.fingerprint().to_string(),
-        verified,
-        kind,
-        text: clean(&m.text),
-        sent_at_ms: m.sent_at_ms,
-        expires_at_ms: m.expires_at_ms,
-        sealed: m.envelope.is_some(),
     }
 }
 

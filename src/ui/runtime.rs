@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::keymap::{Key, KeyCode, Keymap};
 use super::model::{App, DemoKey, Effect, RelayStats, Tag};
 use super::view;
-use crate::api::{Pending, Request};
+use crate::api::{Pending, PushEvent, Request};
 use crate::node::NodeEvent;
 
 #[derive(Debug, thiserror::Error)]
@@ -162,10 +162,12 @@ pub fn osc52(text: &str) -> String {
 }
 
 /// Run the terminal client until the user quits, the node goes away, or
-/// SIGTERM arrives.
+/// SIGTERM arrives. `node` takes requests and `events` brings the node's
+/// events as the control socket pushes them, from a node in this process
+/// ([`run_beside`]) or a running one ([`run_attached`]).
 pub async fn run(
     node: mpsc::Sender<Pending>,
-    mut events: mpsc::Receiver<NodeEvent>,
+    mut events: mpsc::Receiver<PushEvent>,
     options: Options,
 ) -> Result<Outcome, UiError> {
     let mut app = App::new(options.keymap);
@@ -271,7 +273,7 @@ pub async fn run_beside(
 ) -> Result<Outcome, UiError> {
     let node_task = node.run(api_rx);
     tokio::pin!(node_task);
-    let ui = run(api_tx.clone(), events, options);
+    let ui = run(api_tx.clone(), pushed(events), options);
     tokio::select! {
         _ = &mut node_task => Ok(Outcome::Quit),
         ended = ui => {
@@ -281,4 +283,26 @@ pub async fn run_beside(
             ended
         }
     }
+}
+
+/// The node's events as a subscriber of the control socket would get
+/// them, so the model knows one kind of event only.
+fn pushed(mut events: mpsc::Receiver<NodeEvent>) -> mpsc::Receiver<PushEvent> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Some(push) = crate::api::convert::node_event(&event)
+                && tx.send(push).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Run the terminal client attached to a node already running for the
+/// profile (`kolo chat` beside `kolo daemon`); quitting leaves it running.
+pub async fn run_attached(attached: crate::api::Attached, options: Options) -> Result<Outcome, UiError> {
+    run(attached.requests, attached.events, options).await
 }
