@@ -347,20 +347,7 @@ pub fn run() -> anyhow::Result<()> {
                     bail!("not confirmed; nothing destroyed");
                 }
             }
-            // A node running for the profile holds every key in memory and
-            // would go on serving the history: stop it first (control
-            // socket, then its lock), and wipe under the lock.
-            let lock = crate::daemon::stop_running_node(&dir, crate::daemon::STOP_WAIT)?;
-            let removed = store::destroy(&dir)?;
-            let stuck = lock.is_none();
-            drop(lock);
-            if stuck {
-                bail!(
-                    "the profile's files are destroyed, but the kolo node running for it did not stop; \
-                     it still holds keys in memory: end that process or power the machine off"
-                );
-            }
-            crate::daemon::report_destroyed(&dir, removed);
+            crate::daemon::stop_and_destroy(&dir)?;
         }
         Cmd::Daemon(NodeArgs { listen, mdns, name, transport })
         | Cmd::Chat(NodeArgs { listen, mdns, name, transport }) => {

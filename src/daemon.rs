@@ -273,18 +273,27 @@ pub fn attach(dir: &Path, attached: kolo::api::Attached, ephemeral: bool) -> any
             println!("profile destroyed");
             return Ok(());
         }
-        let lock = stop_running_node(dir, STOP_WAIT)?;
-        let removed = kolo::store::destroy(dir)?;
-        let stuck = lock.is_none();
-        drop(lock);
-        if stuck {
-            bail!(
-                "the profile's files are destroyed, but the kolo node running for it did not stop; \
-                 it still holds keys in memory: end that process or power the machine off"
-            );
-        }
-        report_destroyed(dir, removed);
+        stop_and_destroy(dir)?;
     }
+    Ok(())
+}
+
+/// `kolo panic --yes`, and `/panic` in an attached chat: a node running for
+/// the profile holds every key in memory and would go on serving the
+/// history, so stop it first (control socket, then its lock), wipe under
+/// the lock, and say what happened.
+pub fn stop_and_destroy(dir: &Path) -> anyhow::Result<()> {
+    let lock = stop_running_node(dir, STOP_WAIT)?;
+    let removed = kolo::store::destroy(dir)?;
+    let stuck = lock.is_none();
+    drop(lock);
+    if stuck {
+        bail!(
+            "the profile's files are destroyed, but the kolo node running for it did not stop; \
+             it still holds keys in memory: end that process or power the machine off"
+        );
+    }
+    report_destroyed(dir, removed);
     Ok(())
 }
 
