@@ -150,7 +150,7 @@ fn form_circle(members: &[Daemon], circle: &str) {
     members[0].call(Request::CircleCreate { name: circle.into(), disappear_secs: None });
     for d in &members[1..] {
         let code = members[0].invite(circle);
-        d.call(Request::Join { code });
+        d.join(&code);
     }
     for d in members {
         assert!(

@@ -75,6 +75,16 @@ impl Joins {
             return ctx.event(Event::Error { reason: "you are already a member of this circle".into() });
         }
         ctx.out.push(Output::Dial { circle, access: NetworkAccess::joining(&code), addresses: code.addresses.clone() });
+        // The same code again (the user's command gave up waiting, the join
+        // did not): carry on with the same Join. A new one would be a second
+        // use of the invite if a member had admitted the first, whose answer
+        // was lost, and the member would refuse it as used.
+        if self.pending.get(&circle).is_some_and(|j| j.code.invite_op == code.invite_op) {
+            return ctx.event(Event::Queued {
+                circle,
+                reason: "still looking for a member of the circle to admit you".into(),
+            });
+        }
         ctx.event(Event::Queued { circle, reason: "looking for a member of the circle to admit you".into() });
         let noise = NoiseSecret::generate(ctx.rng);
         let first_pairwise = NoiseSecret::generate(ctx.rng);
@@ -583,8 +593,8 @@ mod tests {
     }
 
     /// Ana creates a circle and invites Bo, who starts to join (nothing
-    /// sent yet): the two engines and the circle.
-    fn ana_invites_bo(now: u64, rng: &mut SeededEntropy) -> (Engine, Engine, crate::circle::CircleId) {
+    /// sent yet): the two engines, the circle and the invite code.
+    fn ana_invites_bo(now: u64, rng: &mut SeededEntropy) -> (Engine, Engine, crate::circle::CircleId, String) {
         let config = EngineConfig::default();
         let mut ana = Engine::new(IdentitySecret::generate(rng), "ana".into(), config.clone());
         let mut bo = Engine::new(IdentitySecret::generate(rng), "bo".into(), config);
@@ -606,8 +616,8 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        bo.handle(now, Input::Command(Command::Join { code }), rng);
-        (ana, bo, circle)
+        bo.handle(now, Input::Command(Command::Join { code: code.clone() }), rng);
+        (ana, bo, circle, code)
     }
 
     /// Regression: members send catch-up requests to every peer on the
@@ -617,7 +627,7 @@ mod tests {
     #[test]
     fn a_catch_up_request_during_the_handshake_does_not_abort_the_join() {
         let (mut rng, now) = (SeededEntropy::from_u64(7), 1_700_000_000_000);
-        let (mut ana, mut bo, circle) = ana_invites_bo(now, &mut rng);
+        let (mut ana, mut bo, circle, _) = ana_invites_bo(now, &mut rng);
         // Bo knows Ana as peer 1; Ana knows Bo as peer 2.
         let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
         let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
@@ -638,7 +648,7 @@ mod tests {
     #[test]
     fn a_lost_join_frame_is_recovered_by_a_fresh_handshake() {
         let (mut rng, now) = (SeededEntropy::from_u64(8), 1_700_000_000_000);
-        let (mut ana, mut bo, circle) = ana_invites_bo(now, &mut rng);
+        let (mut ana, mut bo, circle, _) = ana_invites_bo(now, &mut rng);
         let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
         let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
         let request = direct_frame(&bo.handle(now, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng));
@@ -647,6 +657,32 @@ mod tests {
         // Soon after, Bo waits for the answer in flight; much later, he starts over.
         let soon = bo.handle(now + 5_000, Input::PeerAvailable { circle, peer: 1 }, &mut rng);
         assert!(!soon.iter().any(|o| matches!(o, Output::SendDirect { .. })));
+        let later = now + 20_000;
+        let hello = direct_frame(&bo.handle(later, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+        let reply = direct_frame(&ana.handle(later, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
+        let request = direct_frame(&bo.handle(later, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng));
+        let answer = direct_frame(&ana.handle(later, Input::Direct { circle, peer: 2, bytes: request }, &mut rng));
+        let out = bo.handle(later, Input::Direct { circle, peer: 1, bytes: answer }, &mut rng);
+        assert!(events(&out).iter().any(|e| matches!(e, Event::Joined { .. })), "{:?}", events(&out));
+    }
+
+    /// Regression (a CI run on a lossy link): the user's `kolo join`
+    /// gave up waiting while Ana had admitted Bo and her answer was lost.
+    /// Running the same code again signed a second Join, which Ana refused
+    /// as a second use of the invite: Bo was a member in everyone's log
+    /// but his own, for good.
+    #[test]
+    fn the_same_code_again_carries_on_with_the_same_join() {
+        let (mut rng, now) = (SeededEntropy::from_u64(9), 1_700_000_000_000);
+        let (mut ana, mut bo, circle, code) = ana_invites_bo(now, &mut rng);
+        let hello = direct_frame(&bo.handle(now, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
+        let reply = direct_frame(&ana.handle(now, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));
+        let request = direct_frame(&bo.handle(now, Input::Direct { circle, peer: 1, bytes: reply }, &mut rng));
+        // Ana admits Bo; her answer is lost.
+        ana.handle(now, Input::Direct { circle, peer: 2, bytes: request }, &mut rng);
+        // Bo runs the same code again.
+        let again = bo.handle(now + 1_000, Input::Command(Command::Join { code }), &mut rng);
+        assert!(events(&again).iter().any(|e| matches!(e, Event::Queued { .. })), "{:?}", events(&again));
         let later = now + 20_000;
         let hello = direct_frame(&bo.handle(later, Input::PeerAvailable { circle, peer: 1 }, &mut rng));
         let reply = direct_frame(&ana.handle(later, Input::Direct { circle, peer: 2, bytes: hello }, &mut rng));

@@ -819,7 +819,8 @@ impl Node {
             for w in late {
                 let _ = w.reply.send(Err(Failure::new(
                     crate::api::ErrorCode::Timeout,
-                    "no member of the circle admitted us in time; is the inviter (or another member) online?",
+                    "no member of the circle admitted us within 90 seconds; is the inviter online? kolo keeps trying \
+                     for up to 10 minutes: run the same join again to wait for it",
                 )));
             }
         }

@@ -133,6 +133,20 @@ impl Daemon {
         api::call(&self.home, &r).unwrap_or_else(|e| panic!("{r:?}: {e}"))
     }
 
+    /// Join with `code`, over links that may be very slow: when the wait
+    /// times out, the node is still trying, and the same code again waits
+    /// for that same attempt (as a user would run it again).
+    pub fn join(&self, code: &str) -> Value {
+        let request = Request::Join { code: code.to_owned() };
+        for _ in 0..2 {
+            match api::call(&self.home, &request) {
+                Err(e) if e.code() == Some(kolo::api::ErrorCode::Timeout) => eprintln!("join: {e}; waiting again"),
+                other => return other.unwrap_or_else(|e| panic!("join: {e}")),
+            }
+        }
+        self.call(request)
+    }
+
     pub fn texts(&self, circle: &str) -> Vec<String> {
         match api::call(&self.home, &Request::Messages { circle: circle.into() }) {
             Ok(v) => v.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap_or("").to_owned()).collect(),
