@@ -227,6 +227,8 @@ impl Sim {
                         d.remove(&from);
                     }
                 }
+                // The simulator has no link layer.
+                Output::Access { .. } => {}
                 Output::Unsubscribe { circle } => {
                     if let Some(s) = self.networks.get_mut(&circle) {
                         s.remove(&from);

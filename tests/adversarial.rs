@@ -528,8 +528,16 @@ fn a_relay_cannot_connect_a_peer_to_a_member_around_the_link_handshake() {
     let (ana_key, mallory_key) = ([1u8; 32], [2u8; 32]);
     let mallory_id = MemberId([5; 32]);
     let mallory_noise = NoiseSecret::from_bytes([6; 32]);
+    // Every link proves a member's key (SPEC §2a): ana, rex and the
+    // friend are members of one another's rosters; mallory is on rex's
+    // only, and on an old key.
+    let (ana_id, rex_id, friend_id) = (MemberId([7; 32]), MemberId([8; 32]), MemberId([9; 32]));
+    let (ana_noise, rex_noise, friend_noise) =
+        (NoiseSecret::from_bytes([10; 32]), NoiseSecret::from_bytes([11; 32]), NoiseSecret::from_bytes([12; 32]));
+    let roster = [(ana_id, ana_noise.public()), (rex_id, rex_noise.public()), (friend_id, friend_noise.public())];
     let ana = Rogue::new("ana");
-    ana.run(move |l| l.ensure_net(circle, NetworkAccess::with_key(ana_key), Vec::new()));
+    let ana_access = NetworkAccess::member(ana_key, ana_id, &ana_noise, &roster);
+    ana.run(move |l| l.ensure_net(circle, ana_access, Vec::new()));
     let listening = |r: &Rogue| -> Vec<libp2p::Multiaddr> {
         assert!(wait_until(WAIT, || !r.seen.lock().unwrap().listening.is_empty()), "the node listens");
         r.seen.lock().unwrap().listening.clone()
@@ -538,7 +546,7 @@ fn a_relay_cannot_connect_a_peer_to_a_member_around_the_link_handshake() {
     let ana_addresses = listening(&ana);
     let ana_peer = peer_of(&ana);
     // rex dials ana on her key and takes mallory (an old key, her proof).
-    let mut rex_access = NetworkAccess::with_key(ana_key);
+    let mut rex_access = NetworkAccess::member(ana_key, rex_id, &rex_noise, &roster);
     rex_access.grace.push(zeroize::Zeroizing::new(mallory_key));
     rex_access.members.insert(mallory_id, mallory_noise.public());
     let rex = Rogue::new("rex");
@@ -556,8 +564,9 @@ fn a_relay_cannot_connect_a_peer_to_a_member_around_the_link_handshake() {
     // Control: a friend with ana's key reaches her through the circuit.
     let friend = Rogue::new("friend");
     let (to_rex, via) = (rex_address.clone(), circuit.clone());
+    let friend_access = NetworkAccess::member(ana_key, friend_id, &friend_noise, &roster);
     friend.run(move |l| {
-        l.ensure_net(circle, NetworkAccess::with_key(ana_key), vec![to_rex]);
+        l.ensure_net(circle, friend_access, vec![to_rex]);
     });
     assert!(wait_until(WAIT, || friend.connected() >= 1), "the friend linked to rex");
     friend.run(move |l| l.command(kolo::net::NetCommand::Dial(vec![via])));
@@ -982,6 +991,41 @@ fn join_replies(r: &Rogue) -> usize {
     r.seen.lock().unwrap().frames.iter().filter(|(direct, f)| *direct && f.get(1) == Some(&0x11)).count()
 }
 
+/// Attack 5 of issue 14: map the circle. Every invite carries the
+/// network key, and in v1 that key alone opened a link served as a
+/// member's: identify told an invite holder each member node's listen
+/// addresses, and Kademlia and the relay served it too. Defence: every
+/// link proves a member's or an open invite's key (SPEC §2a), and on an
+/// invite holder's link a member serves only the join handshake (SPEC
+/// §2b.5, `net::gate`). The fence: once admitted, the same node (now
+/// proving as a member) is told the addresses.
+#[test]
+fn an_invite_holder_is_served_no_member_address() {
+    let (ana, others) = circle_of("invite-map", "c", None, &["bo"]);
+    let bo = &others[0];
+    assert!(wait_until(WAIT, || member_names(&ana, "c").len() == 2), "bo joined");
+    let leaked = invite(&ana, "c", false);
+    let eve = Rogue::new("eve");
+    eve.outsider(&leaked);
+    assert!(wait_until(WAIT, || eve.connected() >= 1), "eve linked with the open invite");
+    ana.send("c", "while eve is linked");
+    assert!(bo.wait_for_text("c", "while eve is linked", WAIT));
+    // Identify runs as soon as a connection is up: give it time to answer.
+    std::thread::sleep(Duration::from_secs(4));
+    let told = eve.seen.lock().unwrap().addresses.clone();
+    assert!(told.is_empty(), "an invite holder was told member addresses: {told:?}");
+    let gossip = eve.seen.lock().unwrap().frames.iter().filter(|(direct, _)| !direct).count();
+    assert_eq!(gossip, 0, "an invite holder overheard gossip");
+    drop(eve);
+
+    // The fence: a member's link is served (identify tells it ana's address).
+    let (fay, _) = rogue_member(&ana, "c", "fay", false);
+    assert!(
+        wait_until(WAIT, || !fay.seen.lock().unwrap().addresses.is_empty()),
+        "a member's link was not served identify either (the test would show nothing)"
+    );
+}
+
 /// Attack 4 of issue 14: a JOIN_HELLO with a made-up invite was answered
 /// with the member's long-term identity and a signature binding it to the
 /// circle, before the invite was checked. Defence: the hello carries a
@@ -1080,8 +1124,12 @@ fn junk_mailbox_frame(to: &[u8; 16], from: &[u8; 16], epoch: u32) -> Vec<u8> {
 /// by ana, cut honest ana off (2). Defence: the outer authenticator under
 /// the per-epoch frame key (SPEC §6.2b) that only members hold, checked
 /// before a pairwise frame is kept or relayed; a frame for us that fails
-/// to open is never charged to the relay. Topology: the outsider reaches
-/// ana only; bo reaches ana only.
+/// to open is never charged to the relay. Since every link proves a key
+/// (SPEC §2a), the outsider, holding an open invite, links only as a
+/// joiner, which members serve no gossip (§2b.5): the flood now stops
+/// there, and the authenticator stays the defence against a removed
+/// member's frames (`engine::store` and `hostile_input` tests).
+/// Topology: the outsider reaches ana only; bo reaches ana only.
 #[test]
 fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
     let (ana, others) = circle_of("mailbox-flood", "c", None, &["bo"]);
@@ -1103,9 +1151,10 @@ fn made_up_mailbox_frames_are_not_kept_relayed_or_charged_to_honest_relays() {
     let leaked = circle::InviteCode::parse(&invite(&ana, "c", false)).unwrap();
     let direct: Vec<libp2p::Multiaddr> =
         leaked.addresses.iter().filter(|a| !a.contains("p2p-circuit")).filter_map(|a| a.parse().ok()).collect();
-    let (key, circle_id) = (leaked.network_key, leaked.circle_id);
+    let circle_id = leaked.circle_id;
+    // The invite is open: mallory links, as a joiner (SPEC §2a).
     mallory.run(move |l| {
-        l.ensure_net(circle_id, kolo::engine::NetworkAccess::with_key(key), direct.clone());
+        l.ensure_net(circle_id, kolo::engine::NetworkAccess::joining(&leaked), direct.clone());
         l.command(kolo::net::NetCommand::Dial(direct));
     });
     assert!(wait_until(WAIT, || mallory.connected() >= 1), "mallory entered the closed network");
@@ -1372,16 +1421,16 @@ fn attack3_a_removed_organisers_invite_admits_nobody() {
         let _ = tx.send(kolo::api::call(&home, &Request::Join { code }));
     });
     // Every member refuses it, and says why (a refusal names no member);
-    // bo, removed, says "try others". Since the removal moved the network
-    // (SPEC §2a) the members refuse already at the link: the code's key
-    // is retired. The friend is told at once.
+    // bo, removed, says "try others". The members refuse already at the
+    // link (SPEC §2a): the friend's proof by the invite's key is checked,
+    // and the friend told at once that its author can no longer invite.
     match rx.recv_timeout(Duration::from_secs(45)) {
         Ok(Ok(v)) => panic!("the friend joined with a removed organiser's invite: {v}"),
         Ok(Err(e)) => {
             let e = e.to_string();
             // The link's typed refusal (SPEC §2a), not a timeout.
             assert!(
-                e.contains("member refused our proof") || e.contains("moved on since this invite was made"),
+                e.contains("can no longer invite") || e.contains("member refused our proof"),
                 "the friend was told: {e}"
             )
         }

@@ -13,7 +13,7 @@ pub mod log;
 pub mod op;
 
 pub use invite::{InviteCode, InviteSecret};
-pub use log::{Action, CircleLog, InsertOutcome, InviteStatus, MemberRecord, MembershipChange};
+pub use log::{Action, CircleLog, ClosedInvite, InsertOutcome, InviteStatus, MemberRecord, MembershipChange};
 pub use op::{Op, OpBody};
 
 use crate::crypto::kdf::{LABEL_NETWORK_KEY, LABEL_PAIR_PSK, LABEL_PAIR_TAG, LABEL_TOPIC, derive};

@@ -2,17 +2,18 @@
 //! connection of a circle's network passes before libp2p's Noise runs.
 //!
 //! Owns: the per-connection stream keys derived from a network key and
-//! both sides' nonces, the stream cipher, and the member proof that a key
-//! of an ended network generation requires. The I/O lives in
+//! both sides' nonces, the stream cipher, and the proof every link
+//! requires. The I/O lives in
 //! `net::link`; this module is pure so that vectors can reproduce it.
 //!
 //! Why a link layer of our own rather than libp2p's pnet: pnet knows one
 //! key. When a removal or rotation starts a new network generation, a
 //! member who was offline still holds only the old key, and so does the
-//! removed member. The listener tells the two apart by asking, on an old
-//! key only, for a proof that the dialer holds the per-circle Noise static
-//! key of a current member (or, for a joiner, the key of an invite that is
-//! still open); the removed member cannot give one.
+//! removed member; and every invite carries the current one. The listener
+//! tells them apart by asking, on every link, for a proof that the dialer
+//! holds the per-circle Noise static key of a current member (or, for a
+//! joiner, the key of an invite that is still open); the removed member
+//! cannot give one, and an invite holder is known as a joiner.
 
 use chacha20::ChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
@@ -26,15 +27,28 @@ pub const NONCE_LEN: usize = 24;
 /// The dialer's first encrypted bytes: the listener finds the dialer's
 /// network key by which of its keys decrypts them to this.
 pub const MAGIC: [u8; 16] = *b"kolo link v2\0\0\0\0";
-/// Listener's status byte: admitted (on the current generation's key, or
-/// after a valid proof).
+/// Listener's status byte: admitted, after a valid proof.
 pub const STATUS_ADMITTED: u8 = 0;
-/// Listener's status byte: the key is of an ended generation; a member
-/// proof is needed, and a 32-byte challenge follows.
+/// Listener's status byte, the first one on every link: a proof is needed
+/// (a member's or an open invite's), and a 32-byte challenge follows.
 pub const STATUS_PROVE: u8 = 1;
 /// Listener's status byte: the proof failed (not a current member, or a
 /// wrong key); the listener closes.
 pub const STATUS_REFUSED: u8 = 2;
+/// Listener's status byte: the proof names an invite this member has not
+/// heard of yet (the Invite operation is still on its way); others may
+/// know it. The listener closes.
+pub const STATUS_UNKNOWN_INVITE: u8 = 3;
+/// Listener's status byte: the dialer proved an invite that is closed for
+/// good; one byte follows, the JOIN_REFUSED reason of SPEC §8 (`01` used,
+/// `02` expired, `04` revoked or its author no longer an organiser).
+pub const STATUS_INVITE_CLOSED: u8 = 4;
+/// The reasons that follow [`STATUS_INVITE_CLOSED`], which JOIN_REFUSED
+/// (§8) uses too: used, expired, revoked (or its author can no longer
+/// invite, v2 §4.4).
+pub const REFUSED_USED: u8 = 1;
+pub const REFUSED_EXPIRED: u8 = 2;
+pub const REFUSED_REVOKED: u8 = 4;
 /// A proof by a current member's per-circle Noise static key.
 pub const PROOF_MEMBER: u8 = 1;
 /// A proof by an open invite's key (a joiner).

@@ -371,7 +371,19 @@ impl CircleState {
             .into_iter()
             .filter_map(|(op, public, expires)| Some((op, (crate::crypto::link::invite_dh_public(&public)?, expires))))
             .collect();
-        NetworkAccess { dial, open, grace: keys, members, invites, me, invite: None }
+        let closed_invites = self
+            .log
+            .closed_invites()
+            .into_iter()
+            .filter_map(|(op, public, why)| {
+                let reason = match why {
+                    crate::circle::ClosedInvite::Used => super::frames::REFUSED_USED,
+                    crate::circle::ClosedInvite::Revoked => super::frames::REFUSED_REVOKED,
+                };
+                Some((op, (crate::crypto::link::invite_dh_public(&public)?, reason)))
+            })
+            .collect();
+        NetworkAccess { dial, open, grace: keys, members, invites, closed_invites, me, invite: None }
     }
 
     pub fn topic(&self) -> String {

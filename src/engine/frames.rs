@@ -353,12 +353,10 @@ pub fn encode_join_noise(kind: u8, noise: &[u8]) -> Vec<u8> {
     w.finish()
 }
 
-/// JOIN_REFUSED reasons (SPEC §8).
-pub const REFUSED_USED: u8 = 1;
-pub const REFUSED_EXPIRED: u8 = 2;
+/// JOIN_REFUSED reasons (SPEC §8); the link's closed-invite status gives
+/// the same codes (§2a).
+pub use crate::crypto::link::{REFUSED_EXPIRED, REFUSED_REVOKED, REFUSED_USED};
 pub const REFUSED_UNPROVEN: u8 = 3;
-/// The invite was revoked, or its author can no longer invite (v2 §4.4).
-pub const REFUSED_REVOKED: u8 = 4;
 
 pub fn encode_join_refused(invite_op: &[u8; 32], reason: u8) -> Vec<u8> {
     let mut w = Writer::new();

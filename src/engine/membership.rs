@@ -41,6 +41,9 @@ impl CircleState {
             ctx.event(Event::Membership { circle: self.id(), change });
         }
         ctx.out.push(Output::Persist(Record::CircleState { circle: self.id() }));
+        // Every link proves a member's or an open invite's key (SPEC §2a):
+        // an Invite, Join or Admit changes who can.
+        ctx.out.push(Output::Access { circle: self.id(), access: self.network_access() });
         if !self.log.is_member(&ctx.me) {
             if !self.removed {
                 // No more sending; we leave the network after a grace

@@ -133,6 +133,9 @@ pub enum Output {
     SendDirect { circle: CircleId, peer: PeerRef, frame: Vec<u8> },
     /// Be in this circle's closed network and listen on these topics.
     Subscribe { circle: CircleId, access: NetworkAccess, topics: Vec<String> },
+    /// The circle's link rules changed (an operation was applied: a new
+    /// member, a used or new invite): take them for the next handshakes.
+    Access { circle: CircleId, access: NetworkAccess },
     /// Leave a circle's network.
     Unsubscribe { circle: CircleId },
     /// Dial these addresses in the circle's network to find a member to
@@ -154,7 +157,7 @@ pub struct NetworkAccess {
     /// hold.
     pub dial: zeroize::Zeroizing<[u8; 32]>,
     /// Whether `dial` is the current generation's (our log's epoch is one
-    /// whose keys we hold): a link on it is admitted without a proof.
+    /// whose keys we hold): only then are invites made, which carry it.
     pub open: bool,
     /// Network keys of ended generations we still keep (the frame
     /// retention window): a link on one of them needs a member proof.
@@ -164,6 +167,11 @@ pub struct NetworkAccess {
     /// Open invites (by invite operation): the invite key as X25519 and
     /// the expiry, to check a joiner's proof.
     pub invites: HashMap<[u8; 32], ([u8; 32], u64)>,
+    /// Invites closed for good (used, revoked, author no longer an
+    /// organiser): the invite key as X25519 and the JOIN_REFUSED reason
+    /// (§8) the link gives a holder that proves it. A proof by an invite
+    /// in neither map is "not heard of yet" rather than refused.
+    pub closed_invites: HashMap<[u8; 32], ([u8; 32], u8)>,
     /// Our member id and per-circle Noise static key, to prove with
     /// (`None` while joining).
     pub me: Option<(MemberId, NoiseSecret)>,
@@ -180,13 +188,25 @@ impl NetworkAccess {
             grace: Vec::new(),
             members: HashMap::new(),
             invites: HashMap::new(),
+            closed_invites: HashMap::new(),
             me: None,
             invite: None,
         }
     }
 
+    /// A member's, outside an engine (tests, benchmarks): the network key,
+    /// our id and Noise key to prove with, and the members whose proofs
+    /// we take (their bound Noise public keys).
+    pub fn member(network_key: [u8; 32], me: MemberId, noise: &NoiseSecret, members: &[(MemberId, [u8; 32])]) -> Self {
+        Self {
+            members: members.iter().copied().collect(),
+            me: Some((me, noise.duplicate())),
+            ..Self::with_key(network_key)
+        }
+    }
+
     /// A joiner's: the invite's network key, and the invite to prove with
-    /// should a removal or rotation have moved the network since.
+    /// (every link asks for a proof, SPEC §2a).
     pub fn joining(code: &crate::circle::InviteCode) -> Self {
         Self { invite: Some((code.invite_op, code.secret.dh_scalar())), ..Self::with_key(code.network_key) }
     }
@@ -200,6 +220,7 @@ impl Clone for NetworkAccess {
             grace: self.grace.clone(),
             members: self.members.clone(),
             invites: self.invites.clone(),
+            closed_invites: self.closed_invites.clone(),
             me: self.me.as_ref().map(|(m, k)| (*m, k.duplicate())),
             invite: self.invite.clone(),
         }

@@ -7,12 +7,16 @@
 //! sides, and [`LinkStream`], the encrypted byte stream the rest of the
 //! upgrade runs on. The keys and the proof are `crypto::link`.
 //!
-//! A link on the current network generation's key is admitted at once.
-//! One on the key of an ended generation (a member who was offline when a
-//! removal or rotation happened, or the removed member) is admitted only
-//! after the dialer proves it holds the per-circle Noise static key of a
-//! current member, and then both sides switch to stream keys bound to
-//! that proof. The removed member, whatever transport id it uses, cannot.
+//! Every link is admitted only after the dialer proves, with a challenge,
+//! that it holds the per-circle Noise static key of a current member, or
+//! the key of an invite that is still open; both sides then switch to
+//! stream keys bound to that proof. The network key (which every invite
+//! carries) only lets the dialer ask. The removed member, whatever
+//! transport id it uses, cannot prove; an invite holder is admitted as a
+//! joiner, and a listener serves a joiner's link nothing but the join
+//! handshake (`net::gate`). Which kind each inbound link proved is kept
+//! here, by remote address, for the gate to read when libp2p hands it the
+//! established connection.
 
 use std::io;
 use std::pin::Pin;
@@ -20,13 +24,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, ready};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::Multiaddr;
 use libp2p::core::{ConnectedPoint, Endpoint};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::crypto::link::{
-    Challenge, LinkCipher, MAGIC, NONCE_LEN, PROOF_INVITE, PROOF_MEMBER, ProofContext, STATUS_ADMITTED, STATUS_PROVE,
-    STATUS_REFUSED, dialer_shared, invite_shared, proof, stream_keys,
+    Challenge, LinkCipher, MAGIC, NONCE_LEN, PROOF_INVITE, PROOF_MEMBER, ProofContext, REFUSED_EXPIRED,
+    REFUSED_REVOKED, REFUSED_USED, STATUS_ADMITTED, STATUS_INVITE_CLOSED, STATUS_PROVE, STATUS_REFUSED,
+    STATUS_UNKNOWN_INVITE, dialer_shared, invite_shared, proof, stream_keys,
 };
 use crate::engine::NetworkAccess;
 use crate::entropy::{OsEntropy, random_array};
@@ -38,13 +44,64 @@ use crate::entropy::{OsEntropy, random_array};
 pub struct LinkShared {
     access: RwLock<Arc<NetworkAccess>>,
     refusal: Mutex<Option<LinkRefusal>>,
+    inbound: Mutex<InboundClasses>,
 }
+
+/// Who proved an inbound link: a current member, or an invite holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkClass {
+    Member,
+    Joiner,
+}
+
+/// Inbound links' classes by the dialer's address, from the moment the
+/// handshake ends until libp2p reports the connection (Noise and yamux in
+/// between, at most 120 s). Bounded: past `MAX_PENDING_CLASSES` the oldest
+/// go, and a connection whose class is gone counts as a joiner's.
+#[derive(Default)]
+struct InboundClasses {
+    by_address: std::collections::HashMap<Multiaddr, (LinkClass, std::time::Instant)>,
+}
+
+const MAX_PENDING_CLASSES: usize = 1024;
+const CLASS_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(180);
 
 pub type SharedAccess = Arc<LinkShared>;
 
 impl LinkShared {
     pub fn new(access: NetworkAccess) -> SharedAccess {
-        Arc::new(Self { access: RwLock::new(Arc::new(access)), refusal: Mutex::new(None) })
+        Arc::new(Self {
+            access: RwLock::new(Arc::new(access)),
+            refusal: Mutex::new(None),
+            inbound: Mutex::new(InboundClasses::default()),
+        })
+    }
+
+    fn note_inbound(&self, from: &Multiaddr, class: LinkClass) {
+        let Ok(mut classes) = self.inbound.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let map = &mut classes.by_address;
+        if map.len() >= MAX_PENDING_CLASSES {
+            map.retain(|_, (_, at)| now.duration_since(*at) < CLASS_KEPT_FOR);
+        }
+        if map.len() >= MAX_PENDING_CLASSES
+            && let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(a, _)| a.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(from.clone(), (class, now));
+    }
+
+    /// What the inbound link from `from` proved; a joiner's link unless a
+    /// member's proof is on record (fails closed).
+    pub fn inbound_class(&self, from: &Multiaddr) -> LinkClass {
+        self.inbound
+            .lock()
+            .ok()
+            .and_then(|c| c.by_address.get(from).map(|(class, _)| *class))
+            .unwrap_or(LinkClass::Joiner)
     }
 
     /// Replace the rules (handshakes already running keep theirs).
@@ -80,9 +137,11 @@ impl LinkShared {
 /// A member's answer to our dial that a joiner can act on (SPEC §2a).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkRefusal {
-    /// The member refused our proof (not a member, or the invite closed).
+    /// The member refused our proof (not a member, or a wrong key).
     Refused,
-    /// Our network key is of an ended generation and we hold no proof.
+    /// Our invite is closed for good, and the member said why.
+    InviteClosed(InviteClosed),
+    /// The member asked for a proof and we hold nothing to prove with.
     KeyRetired,
 }
 
@@ -90,7 +149,31 @@ impl LinkRefusal {
     pub fn error(self) -> LinkError {
         match self {
             LinkRefusal::Refused => LinkError::Refused,
+            LinkRefusal::InviteClosed(why) => LinkError::InviteClosed(why),
             LinkRefusal::KeyRetired => LinkError::KeyRetired,
+        }
+    }
+}
+
+/// Why a member says our invite admits nobody (SPEC §2a status `04`,
+/// with the JOIN_REFUSED reason codes of §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InviteClosed {
+    #[error("this invite was already used; ask for a new one")]
+    Used,
+    #[error("this invite has expired; ask for a new one")]
+    Expired,
+    #[error("this invite was revoked, or the organiser who made it can no longer invite; ask for a new one")]
+    Revoked,
+}
+
+impl InviteClosed {
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            REFUSED_USED => Some(Self::Used),
+            REFUSED_EXPIRED => Some(Self::Expired),
+            REFUSED_REVOKED => Some(Self::Revoked),
+            _ => None,
         }
     }
 }
@@ -115,6 +198,10 @@ pub enum LinkError {
          expired, or its author is no longer an organiser; ask for a new invite"
     )]
     Refused,
+    #[error("this member has not heard of our invite yet; others may have")]
+    InviteUnknown,
+    #[error("{0}")]
+    InviteClosed(InviteClosed),
     #[error("malformed link handshake")]
     Malformed,
 }
@@ -137,28 +224,35 @@ pub fn role_of(endpoint: &ConnectedPoint) -> Endpoint {
     }
 }
 
-/// Run the handshake on `socket` for `circle`.
+/// Run the handshake on `socket` for `circle`; `endpoint` is libp2p's for
+/// this connection (our role, and the address an inbound link's class is
+/// noted under).
 pub async fn upgrade<S>(
     socket: S,
-    role: Endpoint,
+    endpoint: ConnectedPoint,
     circle: [u8; 32],
     shared: SharedAccess,
 ) -> Result<LinkStream<S>, LinkError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let role = role_of(&endpoint);
     let rules = shared.snapshot()?;
     let result = match role {
         Endpoint::Dialer => dial(socket, &circle, &rules).await,
         Endpoint::Listener => listen(socket, &circle, &rules).await,
     };
     match &result {
-        Ok(stream) => tracing::debug!("link up as {role:?} (proven: {})", stream.proven),
+        Ok(stream) => tracing::debug!("link up as {role:?} ({:?})", stream.class),
         Err(e) => tracing::debug!("link refused as {role:?}: {e}"),
+    }
+    if let (Ok(stream), ConnectedPoint::Listener { send_back_addr, .. }) = (&result, &endpoint) {
+        shared.note_inbound(send_back_addr, stream.class);
     }
     match (&result, role) {
         (Err(LinkError::Refused), Endpoint::Dialer) => shared.note_refusal(LinkRefusal::Refused),
         (Err(LinkError::KeyRetired), Endpoint::Dialer) => shared.note_refusal(LinkRefusal::KeyRetired),
+        (Err(LinkError::InviteClosed(why)), Endpoint::Dialer) => shared.note_refusal(LinkRefusal::InviteClosed(*why)),
         _ => {}
     }
     result
@@ -196,7 +290,6 @@ where
     stream.write_all(&MAGIC).await?;
     stream.flush().await?;
     match read_status(&mut stream).await? {
-        STATUS_ADMITTED => Ok(stream),
         STATUS_PROVE => {
             let mut challenge = [0u8; 32];
             stream.read_exact(&mut challenge).await?;
@@ -223,13 +316,21 @@ where
             stream.flush().await?;
             match read_status(&mut stream).await? {
                 STATUS_ADMITTED => {
+                    let class = if kind == PROOF_MEMBER { LinkClass::Member } else { LinkClass::Joiner };
                     stream.rekey(
                         LinkCipher::new(&proven.keys.listener_to_dialer),
                         LinkCipher::new(&proven.keys.dialer_to_listener),
+                        class,
                     );
                     Ok(stream)
                 }
                 STATUS_REFUSED => Err(LinkError::Refused),
+                STATUS_UNKNOWN_INVITE => Err(LinkError::InviteUnknown),
+                STATUS_INVITE_CLOSED => {
+                    let mut why = [0u8; 1];
+                    stream.read_exact(&mut why).await?;
+                    Err(LinkError::InviteClosed(InviteClosed::from_code(why[0]).ok_or(LinkError::Malformed)?))
+                }
                 _ => Err(LinkError::Malformed),
             }
         }
@@ -238,10 +339,11 @@ where
     }
 }
 
-/// The keys a listener tries, each with whether it needs a proof.
-fn candidates(access: &NetworkAccess) -> Vec<(&[u8; 32], bool)> {
-    let mut keys: Vec<(&[u8; 32], bool)> = vec![(&*access.dial, !access.open)];
-    keys.extend(access.grace.iter().rev().map(|k| (&**k, true)));
+/// The network keys a listener tries: the newest generation's, then the
+/// ended ones it still keeps. Each only lets the dialer offer its proof.
+fn candidates(access: &NetworkAccess) -> Vec<&[u8; 32]> {
+    let mut keys: Vec<&[u8; 32]> = vec![&*access.dial];
+    keys.extend(access.grace.iter().rev().map(|k| &**k));
     keys
 }
 
@@ -253,25 +355,20 @@ where
     let mut sealed = [0u8; MAGIC.len()];
     socket.read_exact(&mut sealed).await?;
     let mut found = None;
-    for (key, needs_proof) in candidates(access) {
+    for key in candidates(access) {
         let keys = stream_keys(key, circle, &dialer_nonce, &listener_nonce);
         let mut read = LinkCipher::new(&keys.dialer_to_listener);
         let mut opened = sealed;
         read.apply(&mut opened);
         if bool::from(opened.ct_eq(&MAGIC)) {
-            found = Some((key, needs_proof, read, LinkCipher::new(&keys.listener_to_dialer)));
+            found = Some((key, read, LinkCipher::new(&keys.listener_to_dialer)));
             break;
         }
     }
-    let Some((key, needs_proof, read, write)) = found else {
+    let Some((key, read, write)) = found else {
         return Err(LinkError::NoKey);
     };
     let mut stream = LinkStream::new(socket, read, write);
-    if !needs_proof {
-        stream.write_all(&[STATUS_ADMITTED]).await?;
-        stream.flush().await?;
-        return Ok(stream);
-    }
     let challenge = Challenge::from_seed(random_array(&mut OsEntropy));
     let mut ask = [0u8; 33];
     ask[0] = STATUS_PROVE;
@@ -292,18 +389,41 @@ where
     };
     // A clock set before 1970 fails closed: every invite counts as expired.
     let now_ms = crate::clock::since_epoch_ms().unwrap_or(u64::MAX);
-    let public = match kind {
-        PROOF_MEMBER => access.members.get(&crate::identity::MemberId(id)).copied(),
-        PROOF_INVITE => access.invites.get(&id).filter(|(_, expires)| now_ms <= *expires).map(|(public, _)| *public),
-        _ => None,
+    // The key the proof must match, and, for an invite that is closed, why
+    // (told only to a dialer whose proof shows it holds that invite).
+    let (public, closed) = match kind {
+        PROOF_MEMBER => (access.members.get(&crate::identity::MemberId(id)).copied(), None),
+        PROOF_INVITE => match (access.invites.get(&id), access.closed_invites.get(&id)) {
+            (Some((public, expires)), _) if now_ms > *expires => (Some(*public), Some(REFUSED_EXPIRED)),
+            (Some((public, _)), _) => (Some(*public), None),
+            (None, Some((public, why))) => (Some(*public), Some(*why)),
+            (None, None) => (None, None),
+        },
+        _ => (None, None),
     };
     let expected = public.and_then(|public| proof(&context, kind, &id, &challenge.shared_with(&public)));
-    match expected {
-        Some(p) if bool::from(p.tag.ct_eq(&answer[33..])) => {
+    let proven = expected.filter(|p| bool::from(p.tag.ct_eq(&answer[33..])));
+    match (proven, closed) {
+        (Some(_), Some(why)) => {
+            let _ = stream.write_all(&[STATUS_INVITE_CLOSED, why]).await;
+            let _ = stream.flush().await;
+            Err(LinkError::Unproven)
+        }
+        (Some(p), None) => {
             stream.write_all(&[STATUS_ADMITTED]).await?;
             stream.flush().await?;
-            stream.rekey(LinkCipher::new(&p.keys.dialer_to_listener), LinkCipher::new(&p.keys.listener_to_dialer));
+            let class = if kind == PROOF_MEMBER { LinkClass::Member } else { LinkClass::Joiner };
+            stream.rekey(
+                LinkCipher::new(&p.keys.dialer_to_listener),
+                LinkCipher::new(&p.keys.listener_to_dialer),
+                class,
+            );
             Ok(stream)
+        }
+        (None, _) if kind == PROOF_INVITE && public.is_none() => {
+            let _ = stream.write_all(&[STATUS_UNKNOWN_INVITE]).await;
+            let _ = stream.flush().await;
+            Err(LinkError::Unproven)
         }
         _ => {
             // Best effort: the dialer learns why before we close.
@@ -324,22 +444,27 @@ pub struct LinkStream<S> {
     write: LinkCipher,
     out: Vec<u8>,
     written: usize,
-    /// Admitted on a member proof (an ended generation's key).
-    proven: bool,
+    /// What the dialer proved (a joiner's until a proof is accepted).
+    class: LinkClass,
 }
 
 impl<S> LinkStream<S> {
     fn new(inner: S, read: LinkCipher, write: LinkCipher) -> Self {
-        Self { inner, read, write, out: Vec::new(), written: 0, proven: false }
+        Self { inner, read, write, out: Vec::new(), written: 0, class: LinkClass::Joiner }
     }
 
     /// Switch both directions to new keys (after a proof). Only called
     /// with nothing buffered: every handshake write is flushed first.
-    fn rekey(&mut self, read: LinkCipher, write: LinkCipher) {
+    fn rekey(&mut self, read: LinkCipher, write: LinkCipher, class: LinkClass) {
         debug_assert!(self.out.is_empty());
         self.read = read;
         self.write = write;
-        self.proven = true;
+        self.class = class;
+    }
+
+    /// What the dialer proved.
+    pub fn class(&self) -> LinkClass {
+        self.class
     }
 }
 
@@ -414,6 +539,7 @@ mod tests {
             grace: grace.iter().map(|k| Zeroizing::new(*k)).collect(),
             members: members.iter().map(|(id, n)| (MemberId([*id; 32]), n.public())).collect::<HashMap<_, _>>(),
             invites: HashMap::new(),
+            closed_invites: HashMap::new(),
             me: None,
             invite: None,
         })
@@ -422,6 +548,11 @@ mod tests {
     fn with_me(a: SharedAccess, id: u8, noise: &NoiseSecret) -> SharedAccess {
         a.update(|a| a.me = Some((MemberId([id; 32]), noise.duplicate())));
         a
+    }
+
+    /// The address the test links' listener notes the dialer under.
+    fn dialer_address() -> libp2p::Multiaddr {
+        "/ip4/127.0.0.1/tcp/40000".parse().unwrap()
     }
 
     /// Dial `listener` from `dialer` over loopback TCP; both results, and
@@ -433,7 +564,8 @@ mod tests {
         let expected = payload.clone();
         let listening = tokio::spawn(async move {
             let (socket, _) = tcp.accept().await.unwrap();
-            let mut stream = upgrade(TcpStream(socket), Endpoint::Listener, CIRCLE, listener).await?;
+            let endpoint = ConnectedPoint::Listener { local_addr: dialer_address(), send_back_addr: dialer_address() };
+            let mut stream = upgrade(TcpStream(socket), endpoint, CIRCLE, listener).await?;
             let mut got = vec![0u8; expected.len()];
             stream.read_exact(&mut got).await?;
             assert_eq!(got, expected);
@@ -443,7 +575,12 @@ mod tests {
         });
         let socket = tokio::net::TcpStream::connect(address).await.unwrap();
         let dialing = async {
-            let mut stream = upgrade(TcpStream(socket), Endpoint::Dialer, CIRCLE, dialer).await?;
+            let endpoint = ConnectedPoint::Dialer {
+                address: dialer_address(),
+                role_override: Endpoint::Dialer,
+                port_use: libp2p::core::transport::PortUse::New,
+            };
+            let mut stream = upgrade(TcpStream(socket), endpoint, CIRCLE, dialer).await?;
             stream.write_all(&payload).await?;
             stream.flush().await?;
             let mut done = [0u8; 4];
@@ -455,10 +592,24 @@ mod tests {
         (dialed, listening.await.unwrap())
     }
 
+    /// Issue 14, attack 5: every invite carries the current network key,
+    /// and in v1 that key alone opened a link, served like a member's.
     #[tokio::test]
-    async fn the_current_key_links_without_a_proof() {
+    async fn the_network_key_alone_opens_no_link() {
         let (d, l) = link(access([1; 32], true, &[], &[]), access([1; 32], true, &[[0; 32]], &[])).await;
+        // Asked for a proof, the dialer has none to give and hangs up.
+        assert!(matches!(d, Err(LinkError::KeyRetired)) && l.is_err(), "{d:?} {l:?}");
+    }
+
+    #[tokio::test]
+    async fn a_member_proves_on_the_current_key_and_is_noted_as_a_member() {
+        let bo = NoiseSecret::from_bytes([21; 32]);
+        let listener = access([1; 32], true, &[], &[(2, &bo)]);
+        let (d, l) = link(with_me(access([1; 32], true, &[], &[]), 2, &bo), listener.clone()).await;
         assert!(d.is_ok() && l.is_ok(), "{d:?} {l:?}");
+        assert_eq!(listener.inbound_class(&dialer_address()), LinkClass::Member);
+        // Any other address, or none noted: a joiner's (fails closed).
+        assert_eq!(listener.inbound_class(&"/ip4/127.0.0.1/tcp/1".parse().unwrap()), LinkClass::Joiner);
     }
 
     #[tokio::test]
@@ -494,19 +645,48 @@ mod tests {
         joiner.update(|a| a.invite = Some((op, code_key.dh_scalar())));
         let listener = access([9; 32], true, &[[1; 32]], &[]);
         let public = crate::crypto::link::invite_dh_public(&code_key.public()).unwrap();
+        // Not heard of yet (its Invite still on the way): said so, not refused.
+        let (d, _) = link(joiner.clone(), listener.clone()).await;
+        assert!(matches!(d, Err(LinkError::InviteUnknown)), "{d:?}");
+        assert_eq!(joiner.take_refusal(), None);
         listener.update(|a| {
             a.invites.insert(op, (public, u64::MAX));
         });
         let (d, l) = link(joiner.clone(), listener.clone()).await;
         assert!(d.is_ok() && l.is_ok(), "{d:?} {l:?}");
-        // Expired (or used, revoked: then it is not listed at all).
+        assert_eq!(listener.inbound_class(&dialer_address()), LinkClass::Joiner);
+        // On the current key, too, it is a joiner's link.
+        let current = access([9; 32], true, &[], &[]);
+        current.update(|a| {
+            a.invites.insert(op, (public, u64::MAX));
+        });
+        let on_current = access([9; 32], true, &[], &[]);
+        on_current.update(|a| a.invite = Some((op, code_key.dh_scalar())));
+        let (d, l) = link(on_current, current.clone()).await;
+        assert!(d.is_ok() && l.is_ok(), "{d:?} {l:?}");
+        assert_eq!(current.inbound_class(&dialer_address()), LinkClass::Joiner);
+        // Expired: refused, and the holder (its proof checked) told why.
         listener.update(|a| {
             a.invites.insert(op, (public, 1));
         });
         let (d, l) = link(joiner.clone(), listener.clone()).await;
-        assert!(matches!(d, Err(LinkError::Refused)) && matches!(l, Err(LinkError::Unproven)), "{d:?} {l:?}");
-        listener.update(|a| a.invites.clear());
-        let (d, _) = link(joiner, listener).await;
+        assert!(
+            matches!(d, Err(LinkError::InviteClosed(InviteClosed::Expired))) && matches!(l, Err(LinkError::Unproven)),
+            "{d:?} {l:?}"
+        );
+        assert_eq!(joiner.take_refusal(), Some(LinkRefusal::InviteClosed(InviteClosed::Expired)));
+        // Used: the same.
+        listener.update(|a| {
+            a.invites.clear();
+            a.closed_invites.insert(op, (public, REFUSED_USED));
+        });
+        let (d, _) = link(joiner.clone(), listener.clone()).await;
+        assert!(matches!(d, Err(LinkError::InviteClosed(InviteClosed::Used))), "{d:?}");
+        // A wrong key for that invite is told nothing about it.
+        let stranger = access([1; 32], true, &[], &[]);
+        let other_key = crate::circle::InviteSecret::from_seed(&[33; 32]);
+        stranger.update(|a| a.invite = Some((op, other_key.dh_scalar())));
+        let (d, _) = link(stranger, listener).await;
         assert!(matches!(d, Err(LinkError::Refused)), "{d:?}");
     }
 

@@ -5,7 +5,9 @@
 //! yamux; QUIC is not used because the link layer cannot wrap it and it
 //! would bypass the closed network), its behaviours (gossipsub in anonymous mode with our own
 //! validation, identify with a neutral agent string, request-response for
-//! direct frames, ping, optional mDNS), and the task that runs it.
+//! direct frames, ping, optional mDNS; all but the direct protocol, ping
+//! and mDNS served only on member links, see [`gate`]), and the task that
+//! runs it.
 //!
 //! Each swarm has a fresh transport key (PeerId) unrelated to the member
 //! identity and to other circles. The task talks to the node over bounded
@@ -14,6 +16,7 @@
 //! node reports the verdict back so gossipsub can score peers.
 
 pub mod codec;
+mod gate;
 pub mod limits;
 pub mod link;
 mod swarm;

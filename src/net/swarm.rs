@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::NetError;
 use super::codec::{DIRECT_PROTOCOL, DirectCodec};
+use super::gate::MembersOnly;
 use super::limits::{ConnectionLedger, InboundLimits};
 use super::topic_hold::{Released, TopicHolds};
 use crate::circle::CircleId;
@@ -164,6 +165,9 @@ pub enum NetCommand {
     Disconnect {
         peer: PeerId,
     },
+    /// Link again to everyone we dialled, and close those connections
+    /// (after our join: our links so far proved only an invite).
+    Relink,
     /// Count `count` invalid frames against `peer` that came outside
     /// gossip (a catch-up answer or request the engine refused): scored
     /// like invalid gossip, so the same cut-off applies.
@@ -244,19 +248,22 @@ struct CircleBehaviour {
     inbound: InboundLimits,
     /// ...and per peer, and on our own dials.
     connections: connection_limits::Behaviour,
-    gossipsub: gossipsub::Behaviour,
-    identify: identify::Behaviour,
+    /// Served only on members' links (`gate.rs`), as are identify,
+    /// Kademlia, the relay (both sides) and DCUtR; a joiner's link gets
+    /// the direct protocol (the join handshake) and ping.
+    gossipsub: MembersOnly<gossipsub::Behaviour>,
+    identify: MembersOnly<identify::Behaviour>,
     direct: request_response::Behaviour<DirectCodec>,
     ping: ping::Behaviour,
     mdns: Toggle<mdns::tokio::Behaviour>,
     /// Off in Tor mode (no address records), as are relay and DCUtR.
-    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    kad: MembersOnly<Toggle<kad::Behaviour<kad::store::MemoryStore>>>,
     /// Every member can relay for the others (circuit relay v2)...
-    relay: Toggle<relay::Behaviour>,
+    relay: MembersOnly<Toggle<relay::Behaviour>>,
     /// ...and use others as relays.
-    relay_client: relay::client::Behaviour,
+    relay_client: MembersOnly<relay::client::Behaviour>,
     /// Upgrade relayed links to direct ones where NATs allow.
-    dcutr: Toggle<dcutr::Behaviour>,
+    dcutr: MembersOnly<Toggle<dcutr::Behaviour>>,
 }
 
 /// Our own dials go out from a fresh port. With libp2p's default (reuse
@@ -309,9 +316,7 @@ fn build_swarm(
             relay_client = Some(relay_behaviour);
             let relay_access = access.clone();
             let relayed = relay_transport
-                .and_then(move |socket, endpoint| {
-                    super::link::upgrade(socket, super::link::role_of(&endpoint), circle, relay_access.clone())
-                })
+                .and_then(move |socket, endpoint| super::link::upgrade(socket, endpoint, circle, relay_access.clone()))
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise::Config::new(key)?)
                 .multiplex(yamux::Config::default())
@@ -331,9 +336,7 @@ fn build_swarm(
                 None => tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)).boxed(),
             };
             let transport = base
-                .and_then(move |socket, endpoint| {
-                    super::link::upgrade(socket, super::link::role_of(&endpoint), circle, access.clone())
-                })
+                .and_then(move |socket, endpoint| super::link::upgrade(socket, endpoint, circle, access.clone()))
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
@@ -379,18 +382,22 @@ fn build_swarm(
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
                     .with_max_pending_outgoing(Some(MAX_PENDING_DIALS)),
             );
+            let access = &config.access;
             Ok(CircleBehaviour {
                 inbound: InboundLimits::new(config.ledger.clone()),
                 connections,
-                gossipsub,
-                identify,
+                gossipsub: MembersOnly::new(gossipsub, access.clone()),
+                identify: MembersOnly::new(identify, access.clone()),
                 direct,
                 ping: ping::Behaviour::default(),
                 mdns: mdns.into(),
-                kad: (!tor).then_some(kad).into(),
-                relay: (!tor).then(|| relay::Behaviour::new(peer_id, relay_config())).into(),
-                relay_client,
-                dcutr: (!tor).then(|| dcutr::Behaviour::new(peer_id)).into(),
+                kad: MembersOnly::new((!tor).then_some(kad).into(), access.clone()),
+                relay: MembersOnly::new(
+                    (!tor).then(|| relay::Behaviour::new(peer_id, relay_config())).into(),
+                    access.clone(),
+                ),
+                relay_client: MembersOnly::new(relay_client, access.clone()),
+                dcutr: MembersOnly::new((!tor).then(|| dcutr::Behaviour::new(peer_id)).into(), access.clone()),
             })
         })
         .map_err(|e| setup(&e))?
@@ -475,6 +482,7 @@ async fn run_swarm(
         banned: HashMap::new(),
         reservations: HashMap::new(),
         dialed: HashMap::new(),
+        outbound: HashMap::new(),
         links: HashMap::new(),
         deliveries: HashMap::new(),
         holds: TopicHolds::default(),
@@ -552,6 +560,8 @@ struct SwarmTask {
     reservations: HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Addresses we reached peers at (known to work from here).
     dialed: HashMap<PeerId, Multiaddr>,
+    /// Every connection we dialled, relayed ones too, and where to.
+    outbound: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
     /// Open connections per peer, direct and relayed.
     links: HashMap<PeerId, Links>,
     /// Frames handed to a peer directly, kept until it confirms them so
@@ -666,6 +676,15 @@ impl SwarmTask {
             }
             NetCommand::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            NetCommand::Relink => {
+                // Dial every peer we dialled again, then close the old
+                // connections: a joiner's links, which members serve only
+                // the join (`gate.rs`), give way to a member's.
+                for (connection, address) in std::mem::take(&mut self.outbound) {
+                    let _ = self.swarm.dial(dial_opts(address));
+                    self.swarm.close_connection(connection);
+                }
             }
             NetCommand::Strike { peer, count } => {
                 for _ in 0..count.min(16) {
@@ -813,12 +832,15 @@ impl SwarmTask {
             SwarmEvent::ConnectionEstablished { peer_id, .. } if self.banned.contains_key(&peer_id) => {
                 let _ = self.swarm.disconnect_peer_id(peer_id);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 // `is_relayed` looks at the right address for both sides: an
                 // inbound relayed connection's remote address is just the
                 // peer id; its local address carries the circuit.
                 let relayed = endpoint.is_relayed();
                 let address = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    self.outbound.insert(connection_id, address.clone());
+                }
                 if endpoint.is_dialer() && !relayed {
                     self.dialed.insert(peer_id, address.clone());
                 }
@@ -832,7 +854,8 @@ impl SwarmTask {
                     return Some(NetEventKind::LinkChanged { peer: peer_id, relayed: links.relayed_only() });
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, connection_id, .. } => {
+                self.outbound.remove(&connection_id);
                 let links = self.links.entry(peer_id).or_default();
                 let was = *links;
                 links.add(endpoint.is_relayed(), -1);

@@ -385,6 +385,7 @@ impl Node {
                     let members = self.connected_roster_peers(&circle);
                     self.send_net(&circle, NetCommand::Subscribe { topics, members });
                 }
+                Output::Access { circle, access } => self.refresh_access(&circle, Some(access)),
                 Output::Unsubscribe { circle } => {
                     if let Some(net) = self.networks.remove(&circle) {
                         let _ = net.commands.try_send(NetCommand::Shutdown);
@@ -660,6 +661,9 @@ impl Node {
             }
             Event::Membership { circle, .. } => self.refresh_access(circle, None),
             Event::Joined { circle, name } => {
+                // Our links so far are a joiner's, which members serve
+                // nothing but the join (`net::gate`): link again, as a member.
+                self.send_net(circle, NetCommand::Relink);
                 self.presence_due.insert(*circle);
                 for w in self.join_waiters.remove(circle).unwrap_or_default() {
                     let joined = crate::api::Joined { circle: crate::identity::hex(circle), name: name.clone() };

@@ -35,6 +35,8 @@ pub struct Seen {
     pub answered: usize,
     /// Where its swarm listens (direct and relayed addresses).
     pub listening: Vec<Multiaddr>,
+    /// Listen addresses peers told it (identify), per peer.
+    pub addresses: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
 pub fn now_ms() -> u64 {
@@ -100,7 +102,19 @@ impl Loop {
                     self.ensure_net(circle, access, addrs.clone());
                     self.command(NetCommand::Dial(addrs));
                 }
-                Output::Event(e) => self.seen.lock().unwrap().events.push(e),
+                Output::Event(e) => {
+                    // Like a real node: a joiner's links are served only
+                    // the join (`net::gate`), so link again as a member.
+                    if matches!(e, Event::Joined { .. }) {
+                        self.command(NetCommand::Relink);
+                    }
+                    self.seen.lock().unwrap().events.push(e)
+                }
+                Output::Access { access, .. } => {
+                    if let Some(shared) = &self.access {
+                        shared.set(access);
+                    }
+                }
                 Output::Unsubscribe { .. } | Output::Persist(_) | Output::Verdict { .. } => {}
             }
         }
@@ -184,6 +198,9 @@ impl Loop {
                 seen.disconnects += 1;
             }
             NetEventKind::Listening { address } => self.seen.lock().unwrap().listening.push(address),
+            NetEventKind::PeerAddresses { peer, addresses } => {
+                self.seen.lock().unwrap().addresses.push((peer, addresses));
+            }
             _ => {}
         }
     }

@@ -110,6 +110,14 @@ pub enum InsertOutcome {
     },
 }
 
+/// Why an invite is closed for good (its expiry aside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedInvite {
+    Used,
+    /// Revoked, or its author is no longer an organiser.
+    Revoked,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InviteStatus {
     Unknown,
@@ -345,6 +353,31 @@ impl CircleLog {
                     && self.role_of(&info.author) == Some(Role::Organiser)
             })
             .map(|(op, info)| (*op, info.public, info.expires_at_ms))
+            .collect()
+    }
+
+    /// Invites that can admit nobody any more, whatever the time: (invite
+    /// op, invite public key, why: used, or revoked / its author no longer
+    /// an organiser). The link tells their holders why (SPEC §2a), and
+    /// tells an invite it has not heard of from both.
+    pub fn closed_invites(&self) -> Vec<(OpId, [u8; 32], ClosedInvite)> {
+        let roster = self.roster();
+        let admitted: HashSet<&OpId> = self.stored_admits().collect();
+        roster
+            .invites
+            .iter()
+            .filter_map(|(op, info)| {
+                let why = if roster.revoked_invites.contains_key(op) {
+                    ClosedInvite::Revoked
+                } else if roster.used_invites.contains_key(op) || admitted.contains(op) {
+                    ClosedInvite::Used
+                } else if self.role_of(&info.author) != Some(Role::Organiser) {
+                    ClosedInvite::Revoked
+                } else {
+                    return None;
+                };
+                Some((*op, info.public, why))
+            })
             .collect()
     }
 

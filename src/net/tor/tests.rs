@@ -55,7 +55,18 @@ async fn wait_for<T>(
     }
 }
 
+/// Every link proves a member's key (SPEC §2a): nodes 10 and 11 are
+/// members of one roster (so is every other seed's node, of its own).
+fn member_access(key: [u8; 32], seed: u8) -> crate::engine::NetworkAccess {
+    use crate::identity::{MemberId, NoiseSecret};
+    let noise = |s: u8| NoiseSecret::from_bytes([s.wrapping_add(100); 32]);
+    let roster: Vec<(MemberId, [u8; 32])> =
+        [10u8, 11, seed].iter().map(|s| (MemberId([*s; 32]), noise(*s).public())).collect();
+    crate::engine::NetworkAccess::member(key, MemberId([seed; 32]), &noise(seed), &roster)
+}
+
 fn start(
+    seed: u8,
     tor: CircleTor,
     circle: [u8; 32],
     key: [u8; 32],
@@ -64,7 +75,7 @@ fn start(
     let (tx, rx) = mpsc::channel(256);
     let config = CircleNetConfig {
         circle,
-        access: crate::net::link::LinkShared::new(crate::engine::NetworkAccess::with_key(key)),
+        access: crate::net::link::LinkShared::new(member_access(key, seed)),
         listen: Vec::new(),
         dial,
         mdns: true,
@@ -96,14 +107,14 @@ fn two_members_chat_over_onions_and_an_outsider_cannot_reach_them() {
         let (ra, rb, rx) = (runtime_for(&tor_a).await, runtime_for(&tor_b).await, runtime_for(&tor_x).await);
         let (circle, key) = ([1u8; 32], [2u8; 32]);
 
-        let (a_cmd, mut a_ev) = start(circle_tor(&ra, &circle, &key, 10), circle, key, Vec::new());
+        let (a_cmd, mut a_ev) = start(10, circle_tor(&ra, &circle, &key, 10), circle, key, Vec::new());
         let onion_a = onion_of(&mut a_ev).await;
         // It listens on the onion only: the address is an onion, and it
         // was published with client authorisation.
         let (id_a, _) = onion_parts(&onion_a).expect("an onion address");
         assert!(network.is_published(&id_a));
 
-        let (b_cmd, mut b_ev) = start(circle_tor(&rb, &circle, &key, 11), circle, key, vec![onion_a.clone()]);
+        let (b_cmd, mut b_ev) = start(11, circle_tor(&rb, &circle, &key, 11), circle, key, vec![onion_a.clone()]);
         let _onion_b = onion_of(&mut b_ev).await;
         for c in [&a_cmd, &b_cmd] {
             c.send(NetCommand::Subscribe { topics: vec!["t".into()], members: Vec::new() }).await.unwrap();
@@ -141,7 +152,7 @@ fn two_members_chat_over_onions_and_an_outsider_cannot_reach_them() {
         // its tor has no client-auth key for the onion and is refused.
         let (other_circle, other_key) = ([3u8; 32], [4u8; 32]);
         let (_x_cmd, mut x_ev) =
-            start(circle_tor(&rx, &other_circle, &other_key, 12), other_circle, other_key, vec![onion_a.clone()]);
+            start(12, circle_tor(&rx, &other_circle, &other_key, 12), other_circle, other_key, vec![onion_a.clone()]);
         let failed = wait_for(&mut x_ev, |k| match k {
             NetEventKind::DialFailed { reason, .. } => Some(reason),
             NetEventKind::PeerConnected { .. } => panic!("an outsider reached a member"),
